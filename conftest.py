@@ -1,0 +1,39 @@
+"""Workspace-wide pytest fixtures.
+
+`shared_data` points at the read-only real recordings and models in ``../shared/data``
+(or ``$SE_SHARED_DATA``); tests that need it skip with a clear reason where it is absent,
+as on a user's fresh clone.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent
+
+
+def shared_data_dir() -> Path | None:
+    env = os.environ.get("SE_SHARED_DATA")
+    candidates = [Path(env)] if env else []
+    candidates.append(REPO_ROOT.parent / "shared" / "data")
+    for c in candidates:
+        if c.is_dir():
+            return c
+    return None
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    d = shared_data_dir()
+    if d is None:
+        pytest.skip("real test data not found: expected ../shared/data beside the repository "
+                    "(or set SE_SHARED_DATA=/path/to/shared/data)")
+    return d
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
