@@ -1,0 +1,167 @@
+"""Reading and writing audio files through ``soundfile``, with every sample rate checked.
+
+(torchaudio's own ``load``/``save`` need torchcodec and are not used.)
+
+* :func:`load_audio` returns ``(audio [T] float32 in [-1, 1], sample_rate_hz)``. A file at
+  another rate than the one asked for is a :class:`SampleRateError` unless ``resample=True``;
+  a multi-channel file is an :class:`AudioFileError` unless ``mono=True``; an empty, corrupt
+  or non-finite file is an :class:`AudioFileError`. Every message names the file.
+* :func:`save_audio` writes atomically (temporary file + rename), never overwrites unless
+  ``overwrite=True`` and never clips silently.
+* :func:`audio_info` reads only the header (rate, frames, channels, subtype).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from .errors import AudioFileError, SampleRateError, resample_hint
+from .resample import resample as _resample
+
+__all__ = ["AudioInfo", "audio_info", "load_audio", "save_audio"]
+
+_PCM_SUBTYPES = {"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32", "ALAW", "ULAW"}
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """Header facts of an audio file: ``sample_rate`` (Hz), ``frames`` (samples per channel),
+    ``channels``, ``subtype`` (e.g. ``"PCM_16"``) and ``duration`` (s)."""
+
+    path: Path
+    sample_rate: int
+    frames: int
+    channels: int
+    subtype: str
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def audio_info(path: str | os.PathLike) -> AudioInfo:
+    """Read the header of ``path`` (no samples). Raises :class:`AudioFileError` naming the file
+    when it is missing, not a readable audio file, or holds no samples."""
+    p = Path(path)
+    if not p.is_file():
+        raise AudioFileError(f"{p}: no such audio file")
+    try:
+        info = sf.info(str(p))
+    except Exception as e:  # soundfile raises LibsndfileError / RuntimeError / TypeError
+        raise AudioFileError(f"{p}: not a readable audio file (corrupt or unsupported format): {e}. "
+                             f"Re-create or re-download it.") from e
+    if info.frames <= 0 or info.samplerate <= 0:
+        raise AudioFileError(f"{p}: empty audio file ({info.frames} samples); re-create or remove it")
+    return AudioInfo(p, int(info.samplerate), int(info.frames), int(info.channels), str(info.subtype))
+
+
+def load_audio(path: str | os.PathLike, sr: int | None = None, *, resample: bool = False,
+               mono: bool = False) -> tuple[torch.Tensor, int]:
+    """Load a mono audio file as ``(audio [T] float32, sample_rate_hz)``.
+
+    Args:
+        path: audio file readable by soundfile (wav, flac, ogg, ...).
+        sr: the sample rate (Hz) the caller needs. ``None`` returns the file's own rate.
+            A file at another rate raises :class:`SampleRateError` unless ``resample=True``.
+        resample: resample to ``sr`` (see :func:`se_data.resample`) instead of raising.
+        mono: average the channels of a multi-channel file (mean downmix) instead of raising.
+
+    Integer PCM is scaled to [-1, 1). Raises :class:`AudioFileError` for a missing, empty or
+    corrupt file, a multi-channel file without ``mono=True``, or NaN/Inf samples.
+    """
+    if sr is not None and (isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0):
+        raise ValueError(f"sr must be a positive integer in Hz or None, got {sr!r}")
+    if resample and sr is None:
+        raise ValueError("load_audio(resample=True) needs a target rate: pass sr=...")
+    info = audio_info(path)
+    p = info.path
+    if info.channels > 1 and not mono:
+        raise AudioFileError(f"{p}: has {info.channels} channels but mono audio is expected; "
+                             f"pass mono=True to average the channels (mean downmix)")
+    if sr is not None and info.sample_rate != sr and not resample:
+        raise SampleRateError(f"{p}: sample rate is {info.sample_rate} Hz but {sr} Hz is required; "
+                              + resample_hint(int(sr)))
+    try:
+        data, file_sr = sf.read(str(p), dtype="float32", always_2d=True)
+    except Exception as e:
+        raise AudioFileError(f"{p}: could not read the samples (corrupt or truncated file): {e}. "
+                             f"Re-create or re-download it.") from e
+    if data.shape[0] == 0:
+        raise AudioFileError(f"{p}: empty audio file (0 samples); re-create or remove it")
+    if not np.isfinite(data).all():
+        bad = int((~np.isfinite(data)).sum())
+        raise AudioFileError(f"{p}: holds {bad} NaN/Inf samples; the file is broken, re-create it")
+    x = torch.from_numpy(data.mean(axis=1) if data.shape[1] > 1 else data[:, 0].copy())
+    out_sr = int(file_sr)
+    if sr is not None and out_sr != sr:
+        x = _resample(x, out_sr, int(sr)).contiguous()
+        out_sr = int(sr)
+    return x, out_sr
+
+
+def _as_numpy(audio: torch.Tensor | np.ndarray) -> np.ndarray:
+    if isinstance(audio, torch.Tensor):
+        audio = audio.detach().cpu()
+        if not audio.is_floating_point():
+            raise TypeError(f"save_audio expects floating-point audio in [-1, 1], got {audio.dtype}")
+        return audio.to(torch.float32 if audio.dtype != torch.float64 else torch.float64).numpy()
+    a = np.asarray(audio)
+    if not np.issubdtype(a.dtype, np.floating):
+        raise TypeError(f"save_audio expects floating-point audio in [-1, 1], got {a.dtype}")
+    return a
+
+
+def save_audio(path: str | os.PathLike, audio: torch.Tensor | np.ndarray, sr: int, *,
+               subtype: str = "PCM_16", overwrite: bool = False) -> Path:
+    """Write ``audio`` ([T], or [C, T] channels first) at ``sr`` Hz to ``path``.
+
+    The format follows the extension (``.wav``, ``.flac``, ...); ``subtype`` is soundfile's
+    (``"PCM_16"``, ``"PCM_24"``, ``"FLOAT"``, ...). The file is written to a temporary file
+    in the same folder and renamed, so an interrupted write never leaves a half file.
+    Parent folders are created.
+
+    Raises ``FileExistsError`` if ``path`` exists and ``overwrite`` is False, ``ValueError``
+    for NaN/Inf samples, and ``ValueError`` when an integer-PCM subtype would clip
+    (``max |x| > 1``): normalise first or save with ``subtype="FLOAT"``. Returns the path.
+    """
+    p = Path(path)
+    if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0:
+        raise ValueError(f"{p}: sr must be a positive integer in Hz, got {sr!r}")
+    if p.exists() and not overwrite:
+        raise FileExistsError(f"{p}: already exists; nothing is overwritten (pass overwrite=True "
+                              f"to replace it)")
+    a = _as_numpy(audio)
+    if a.ndim == 2:
+        a = a.T  # soundfile wants [T, C]
+    elif a.ndim != 1:
+        raise ValueError(f"{p}: save_audio expects audio [T] or [C, T], got shape {tuple(a.shape)}")
+    if a.shape[0] == 0:
+        raise ValueError(f"{p}: refusing to write an empty audio file (0 samples)")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{p}: audio holds NaN/Inf samples; refusing to write it")
+    st = subtype.upper()
+    peak = float(np.abs(a).max())
+    if st in _PCM_SUBTYPES and peak > 1.0:
+        raise ValueError(f"{p}: peak |x| = {peak:.4f} > 1 would clip in {st}; scale the audio "
+                         f"into [-1, 1] first, or save with subtype='FLOAT'")
+    fmt = p.suffix.lstrip(".").upper()
+    if fmt not in sf.available_formats():
+        raise ValueError(f"{p}: unknown audio format {p.suffix!r}; use one of "
+                         f"{sorted(k.lower() for k in sf.available_formats())}")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = str(p.parent / f".{p.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial")
+    try:
+        sf.write(tmp, a, int(sr), subtype=st, format=fmt)
+        os.replace(tmp, p)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return p
