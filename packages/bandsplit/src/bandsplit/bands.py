@@ -1,0 +1,65 @@
+"""Band tables: the BSRNN split of a 512-point STFT and the helpers every band-split layer uses.
+
+A band table is a sequence of positive integer widths (in STFT bins) of contiguous,
+non-overlapping bands that together cover every bin of a one-sided spectrum:
+``sum(widths) == n_fft // 2 + 1``.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+
+import torch
+
+#: The 31 bands of the widely used BSRNN reimplementation (sungwon23/BSRNN) for n_fft = 512
+#: at 16 kHz: 1x2, 10x3, 12x8, 7x16, 1x17 bins (sum 257; 31 bands, not 30).
+BSRNN_BAND_WIDTHS: tuple[int, ...] = (2,) + (3,) * 10 + (8,) * 12 + (16,) * 7 + (17,)
+
+
+def check_band_widths(band_widths: Sequence[int], n_freq: int | None = None) -> tuple[int, ...]:
+    """Validate a band table and return it as a tuple of ints.
+
+    Raises ``ValueError`` (naming the widths) when a width is not a positive integer or,
+    where ``n_freq`` is given, when the widths do not sum to the number of bins.
+    """
+    widths = tuple(band_widths)
+    if len(widths) == 0:
+        raise ValueError("band_widths is empty: give at least one band width (in STFT bins)")
+    try:
+        widths = tuple(operator.index(w) for w in widths)
+    except TypeError:
+        raise ValueError(f"band widths must be positive integers (STFT bins), got {list(widths)}") from None
+    if min(widths) < 1:
+        raise ValueError(f"band widths must be positive integers (STFT bins), got {list(widths)}")
+    if n_freq is not None and sum(widths) != n_freq:
+        raise ValueError(
+            f"band widths sum to {sum(widths)} bins but the spectrum has {n_freq} bins "
+            f"(n_fft // 2 + 1); widths = {list(widths)}. Give widths that cover every bin exactly "
+            f"(the BSRNN table {len(BSRNN_BAND_WIDTHS)} bands summing to {sum(BSRNN_BAND_WIDTHS)} "
+            f"fits n_fft = 512).")
+    return widths
+
+
+def band_edges(band_widths: Sequence[int]) -> list[tuple[int, int]]:
+    """``[(first_bin, end_bin_exclusive), ...]`` for each band, in order."""
+    edges, start = [], 0
+    for w in check_band_widths(band_widths):
+        edges.append((start, start + w))
+        start += w
+    return edges
+
+
+def band_centers_hz(band_widths: Sequence[int], sample_rate: int, n_fft: int) -> torch.Tensor:
+    """Centre frequency (Hz) of each band, ``[K]`` float64.
+
+    The centre is the mean of the band's bin frequencies ``bin * sample_rate / n_fft``.
+    ``sample_rate`` (Hz) and ``n_fft`` must be the STFT's; the widths must sum to
+    ``n_fft // 2 + 1``.
+    """
+    if sample_rate <= 0 or n_fft <= 0:
+        raise ValueError(f"sample_rate ({sample_rate} Hz) and n_fft ({n_fft}) must be positive")
+    widths = check_band_widths(band_widths, n_fft // 2 + 1)
+    edges = band_edges(widths)
+    centers = [(a + b - 1) / 2 * sample_rate / n_fft for a, b in edges]
+    return torch.tensor(centers, dtype=torch.float64)

@@ -1,0 +1,121 @@
+"""BSRNN: band-split RNN speech enhancement, as the widely used reimplementation builds it.
+
+Architecture (sungwon23/BSRNN, the "BSRNN(num_channel=64, num_layer=5)" of VoiceBank-DEMAND
+papers, 2,963,024 parameters): BandSplit over 31 bands -> L residual blocks over time
+(GroupNorm(1, N) -> LSTM(N, 2N) -> Linear(2N, N)) -> L residual blocks over bands
+(GroupNorm(1, N) -> BLSTM(N, 2N) -> Linear(4N, N)) -> MaskDecoder -> 3-tap complex mask
+applied over time. The reference runs all time blocks before all band blocks; the paper
+interleaves them (``interleaved=True``). The reference's norms use statistics over the whole
+utterance; ``causal=True`` uses per-frame statistics instead (the time LSTM is always
+unidirectional; the 3-tap mask keeps its one frame of look-ahead).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .band_split import BandSplit
+from .bands import BSRNN_BAND_WIDTHS, check_band_widths
+from .mask_decoder import MaskDecoder, apply_fir_mask
+
+
+def _norm_channels_last(x: torch.Tensor, norm: nn.GroupNorm, causal: bool) -> torch.Tensor:
+    """``GroupNorm(1, N)`` of ``[B, T, K, N]`` features: stats over (T, K, N), or (K, N) per frame."""
+    shape = x.shape[2:] if causal else x.shape[1:]
+    return torch.nn.functional.layer_norm(x, shape, eps=norm.eps) * norm.weight + norm.bias
+
+
+class BSRNN(nn.Module):
+    """Band-split RNN enhancer: complex STFT ``[B, F, T]`` -> enhanced complex STFT ``[B, F, T]``.
+
+    The input is the raw (uncompressed, unnormalised) complex STFT of 16 kHz audio with
+    n_fft 512, hop 128 (F = 257), as the reference trains it; the reference's forward also
+    takes a complex tensor. Its state dict has the reference's keys and shapes
+    (``band_split.norm{k}``, ``band_split.fc{k}``, ``norm_t{i}``, ``lstm_t{i}``, ``fc_t{i}``,
+    ``norm_k{i}``, ``lstm_k{i}``, ``fc_k{i}``, ``mask_decoder.norm{k}``, ``.fc1{k}``,
+    ``.fc2{k}``), so a checkpoint of that implementation loads with ``load_state_dict``.
+
+    Args:
+        num_channel: N, features per band (reference default 128; the published model 64).
+        num_layer: L, number of time blocks and of band blocks (default 6; published 5).
+        band_widths: band table in bins (default: the 31 BSRNN bands summing to 257).
+        interleaved: run time/band blocks as T1, K1, T2, K2, ... (the paper) instead of the
+            reference's T1..TL, K1..KL. Same parameters, different function.
+        causal: per-frame normalisation statistics everywhere instead of whole-utterance
+            GroupNorm statistics. The output at frame t then depends on input frames <= t + 1.
+
+    Shapes: ``forward(x)``: ``x`` complex ``[B, F, T]`` (any T >= 1) -> complex ``[B, F, T]``.
+    """
+
+    def __init__(self, num_channel: int = 128, num_layer: int = 6, band_widths: Sequence[int] | None = None,
+                 *, interleaved: bool = False, causal: bool = False) -> None:
+        super().__init__()
+        widths = check_band_widths(BSRNN_BAND_WIDTHS if band_widths is None else band_widths)
+        self.num_channel = n = int(num_channel)
+        self.num_layer = int(num_layer)
+        self.band_widths = widths
+        self.n_freq = sum(widths)
+        self.interleaved = bool(interleaved)
+        self.causal = bool(causal)
+        self.band_split = BandSplit(widths, n, causal=causal)
+        for i in range(1, self.num_layer + 1):
+            setattr(self, f"norm_t{i}", nn.GroupNorm(1, n))
+            setattr(self, f"lstm_t{i}", nn.LSTM(n, 2 * n, batch_first=True))
+            setattr(self, f"fc_t{i}", nn.Linear(2 * n, n))
+        for i in range(1, self.num_layer + 1):
+            setattr(self, f"norm_k{i}", nn.GroupNorm(1, n))
+            setattr(self, f"lstm_k{i}", nn.LSTM(n, 2 * n, batch_first=True, bidirectional=True))
+            setattr(self, f"fc_k{i}", nn.Linear(4 * n, n))
+        self.mask_decoder = MaskDecoder(widths, n, causal=causal)
+        t_blocks = [("t", i) for i in range(1, self.num_layer + 1)]
+        k_blocks = [("k", i) for i in range(1, self.num_layer + 1)]
+        self._order = ([b for pair in zip(t_blocks, k_blocks) for b in pair] if interleaved
+                       else t_blocks + k_blocks)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """The reference's init: LSTM ih xavier-uniform, hh orthogonal, biases 0; Linear xavier, bias 0."""
+        for m in self.modules():
+            if isinstance(m, nn.LSTM):
+                for name, p in m.named_parameters():
+                    if "weight_ih" in name:
+                        nn.init.xavier_uniform_(p)
+                    elif "weight_hh" in name:
+                        nn.init.orthogonal_(p)
+                    elif "bias" in name:
+                        nn.init.zeros_(p)
+            elif isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight, gain=1.0)
+                nn.init.zeros_(m.bias)
+
+    def extra_repr(self) -> str:
+        return f"interleaved={self.interleaved}, causal={self.causal}"
+
+    def _time_block(self, z: torch.Tensor, i: int) -> torch.Tensor:
+        b, t, k, n = z.shape
+        out = _norm_channels_last(z, getattr(self, f"norm_t{i}"), self.causal)
+        out = out.transpose(1, 2).reshape(b * k, t, n)
+        out, _ = getattr(self, f"lstm_t{i}")(out)
+        out = getattr(self, f"fc_t{i}")(out)
+        return z + out.view(b, k, t, n).transpose(1, 2)
+
+    def _band_block(self, z: torch.Tensor, i: int) -> torch.Tensor:
+        b, t, k, n = z.shape
+        out = _norm_channels_last(z, getattr(self, f"norm_k{i}"), self.causal)
+        out, _ = getattr(self, f"lstm_k{i}")(out.reshape(b * t, k, n))
+        out = getattr(self, f"fc_k{i}")(out)
+        return z + out.view(b, t, k, n)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: complex STFT ``[B, F, T]`` -> enhanced complex STFT ``[B, F, T]``."""
+        if not x.is_complex() or x.dim() != 3:
+            raise ValueError(f"BSRNN expects a complex STFT [B, F={self.n_freq}, T] "
+                             f"(torch.stft(..., return_complex=True)), got {x.dtype} {tuple(x.shape)}")
+        z = self.band_split(x)                                                  # [B, T, K, N]
+        for kind, i in self._order:
+            z = self._time_block(z, i) if kind == "t" else self._band_block(z, i)
+        mask = self.mask_decoder(z)                                             # [B, F, T, 3]
+        return apply_fir_mask(mask, x)
