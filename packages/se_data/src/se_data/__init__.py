@@ -10,15 +10,18 @@ __version__ = "0.1.0"
 from .audio_io import AudioInfo, audio_info, load_audio, save_audio
 from .errors import AudioFileError, SampleRateError
 from .resample import RESAMPLE_FILTER, resample, resampled_length
+from .resample_tree import ResampleReport, resample_tree
 
 __all__ = [
     "AudioFileError",
     "AudioInfo",
     "RESAMPLE_FILTER",
+    "ResampleReport",
     "SampleRateError",
     "audio_info",
     "load_audio",
     "resample",
+    "resample_tree",
     "resampled_length",
     "save_audio",
 ]

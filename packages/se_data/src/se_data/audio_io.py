@@ -151,17 +151,29 @@ def save_audio(path: str | os.PathLike, audio: torch.Tensor | np.ndarray, sr: in
     if st in _PCM_SUBTYPES and peak > 1.0:
         raise ValueError(f"{p}: peak |x| = {peak:.4f} > 1 would clip in {st}; scale the audio "
                          f"into [-1, 1] first, or save with subtype='FLOAT'")
-    fmt = p.suffix.lstrip(".").upper()
-    if fmt not in sf.available_formats():
-        raise ValueError(f"{p}: unknown audio format {p.suffix!r}; use one of "
-                         f"{sorted(k.lower() for k in sf.available_formats())}")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = str(p.parent / f".{p.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial")
-    try:
-        sf.write(tmp, a, int(sr), subtype=st, format=fmt)
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(p, a, int(sr), st)
     return p
+
+
+def partial_path(path: Path) -> Path:
+    """A unique temporary name beside ``path`` (hidden, ending in ``.partial``)."""
+    return path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial"
+
+
+def write_atomic(path: Path, data: np.ndarray, sr: int, subtype: str) -> None:
+    """Write ``data`` ([T] or [T, C]) to a temporary file beside ``path``, then rename it over
+    ``path``: an interrupted write never leaves a half file under the final name.
+    The container format follows ``path``'s extension."""
+    fmt = path.suffix.lstrip(".").upper()
+    if fmt not in sf.available_formats():
+        raise ValueError(f"{path}: unknown audio format {path.suffix!r}; use one of "
+                         f"{sorted(k.lower() for k in sf.available_formats())}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = partial_path(path)
+    try:
+        sf.write(str(tmp), data, sr, subtype=subtype, format=fmt)
+        os.replace(tmp, path)
+    except BaseException:
+        if tmp.exists():
+            tmp.unlink()
+        raise

@@ -1,0 +1,233 @@
+"""Resample a whole tree of audio files (e.g. VoiceBank-DEMAND 48 kHz -> 16 kHz) into a new
+tree with the same relative layout: parallel, resumable, atomic per file.
+
+* Audio files (``.wav``, ``.flac``) are resampled with :func:`se_data.resample` and written
+  with the source's subtype (PCM_16 stays PCM_16) and channel count; files already at the
+  target rate are copied byte for byte.
+* Every other file (e.g. VoiceBank-DEMAND's ``log_trainset_28spk.txt``) is copied.
+* Resumable: a destination file that already exists and is valid (for audio: target rate,
+  same channels, the expected ``ceil(T * new / orig)`` frames; for other files: same size)
+  is skipped. A destination file that exists but is not valid is redone and counted as
+  ``replaced``. Each file is written to a hidden ``.NAME.*.partial`` file and renamed, so an
+  interrupted run never leaves a half file; stale ``.partial`` files are removed on resume.
+* Nothing is lost silently: a PCM file whose resampled peak exceeds full scale is clipped
+  and listed in ``report.clipped``; unreadable sources are listed in ``report.failed``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import re
+import shutil
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from .audio_io import audio_info, partial_path, write_atomic
+from .resample import resample, resampled_length
+
+__all__ = ["AUDIO_EXTENSIONS", "ResampleReport", "resample_tree"]
+
+#: file extensions treated as audio (lower case); everything else is copied unchanged
+AUDIO_EXTENSIONS = (".wav", ".flac")
+_PARTIAL_RE = re.compile(r"^\..+\.\d+\.[0-9a-f]{8}\.partial$")
+_PCM = {"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32"}
+
+
+@dataclass
+class ResampleReport:
+    """What :func:`resample_tree` did; every list holds paths relative to ``src``."""
+
+    src: Path
+    dst: Path
+    sample_rate: int
+    resampled: list[str] = field(default_factory=list)
+    copied_audio: list[str] = field(default_factory=list)  # already at the target rate
+    skipped: list[str] = field(default_factory=list)  # valid in dst from an earlier run
+    replaced: list[str] = field(default_factory=list)  # existed in dst but invalid/stale: redone
+    clipped: list[str] = field(default_factory=list)  # resampled peak > full scale, clipped
+    other_copied: list[str] = field(default_factory=list)
+    other_skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # path -> error message
+    rates_seen: Counter = field(default_factory=Counter)  # source rate (Hz) -> number of files
+    stale_partials_removed: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def summary_rows(self) -> list[tuple[str, str]]:
+        rates = ", ".join(f"{r} Hz: {n}" for r, n in sorted(self.rates_seen.items())) or "-"
+        return [
+            ("audio resampled", str(len(self.resampled))),
+            (f"audio copied (already {self.sample_rate} Hz)", str(len(self.copied_audio))),
+            ("audio skipped (already done)", str(len(self.skipped))),
+            ("replaced (invalid in DST)", str(len(self.replaced))),
+            ("clipped after resampling", str(len(self.clipped))),
+            ("other files copied", str(len(self.other_copied))),
+            ("other files skipped", str(len(self.other_skipped))),
+            ("failed", str(len(self.failed))),
+            ("stale .partial files removed", str(self.stale_partials_removed)),
+            ("source rates seen", rates),
+        ]
+
+    def to_dict(self) -> dict:
+        return {"src": str(self.src), "dst": str(self.dst), "sample_rate": self.sample_rate,
+                "resampled": len(self.resampled), "copied_audio": len(self.copied_audio),
+                "skipped": len(self.skipped), "replaced": self.replaced, "clipped": self.clipped,
+                "other_copied": len(self.other_copied), "other_skipped": len(self.other_skipped),
+                "failed": self.failed, "rates_seen": {str(k): v for k, v in sorted(self.rates_seen.items())},
+                "stale_partials_removed": self.stale_partials_removed}
+
+
+def _dst_audio_valid(dst: Path, sr: int, frames: int, channels: int) -> bool:
+    try:
+        d = sf.info(str(dst))
+    except Exception:
+        return False
+    return d.samplerate == sr and d.frames == frames and d.channels == channels
+
+
+def _copy_atomic(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = partial_path(dst)
+    try:
+        shutil.copy2(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        if tmp.exists():
+            tmp.unlink()
+        raise
+
+
+def _do_audio(job: tuple[str, str, str, int]) -> tuple[str, str, int | None, bool, str]:
+    """Worker: returns (rel, status, source_rate, replaced, message)."""
+    rel, src_s, dst_s, sr = job
+    src, dst = Path(src_s), Path(dst_s)
+    try:
+        info = audio_info(src)
+        expected = resampled_length(info.frames, info.sample_rate, sr)
+        existed = dst.exists()
+        if existed and _dst_audio_valid(dst, sr, expected, info.channels):
+            return rel, "skipped", info.sample_rate, False, ""
+        if info.sample_rate == sr:
+            _copy_atomic(src, dst)
+            return rel, "copied", info.sample_rate, existed, ""
+        data, _ = sf.read(str(src), dtype="float32", always_2d=True)  # [T, C]
+        if data.shape[0] == 0:
+            raise ValueError("empty audio file (0 samples)")
+        if not np.isfinite(data).all():
+            raise ValueError("holds NaN/Inf samples")
+        y = resample(torch.from_numpy(np.ascontiguousarray(data.T)), info.sample_rate, sr).T.numpy()
+        subtype = info.subtype if info.subtype in sf.available_subtypes(dst.suffix.lstrip(".").upper()) \
+            else "PCM_16"
+        clipped = False
+        if subtype in _PCM and np.abs(y).max() > 1.0:
+            y = np.clip(y, -1.0, 1.0)
+            clipped = True
+        write_atomic(dst, y if y.shape[1] > 1 else y[:, 0], sr, subtype)
+        return rel, "clipped" if clipped else "resampled", info.sample_rate, existed, ""
+    except Exception as e:  # recorded per file; one bad file never stops the tree
+        return rel, "failed", None, False, f"{type(e).__name__}: {e}"
+
+
+def _do_other(src: Path, dst: Path) -> tuple[str, bool]:
+    if dst.exists() and dst.is_file() and dst.stat().st_size == src.stat().st_size:
+        return "skipped", False
+    existed = dst.exists()
+    _copy_atomic(src, dst)
+    return "copied", existed
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+
+
+def _is_within(a: Path, b: Path) -> bool:
+    try:
+        a.relative_to(b)
+        return True
+    except ValueError:
+        return False
+
+
+def resample_tree(src: str | os.PathLike, dst: str | os.PathLike, sample_rate: int = 16000, *,
+                  workers: int = 1, progress: bool = True) -> ResampleReport:
+    """Resample every audio file under ``src`` to ``sample_rate`` Hz into ``dst`` (same
+    relative layout), copying every other file. See the module docstring for the resume,
+    atomicity and clipping rules. ``workers`` > 1 uses a process pool (one torch thread per
+    worker). Returns a :class:`ResampleReport`; per-file failures are recorded there,
+    never raised. Raises ``ValueError`` if ``src`` is missing or the trees overlap."""
+    src_p, dst_p = Path(src).resolve(), Path(dst).resolve()
+    if not src_p.is_dir():
+        raise ValueError(f"{src}: source folder does not exist")
+    if _is_within(dst_p, src_p) or _is_within(src_p, dst_p):
+        raise ValueError(f"source {src_p} and destination {dst_p} overlap; choose a DST outside SRC")
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
+        raise ValueError(f"sample_rate must be a positive integer in Hz, got {sample_rate!r}")
+    report = ResampleReport(src_p, dst_p, sample_rate)
+
+    if dst_p.is_dir():  # leftovers of an interrupted run (ours by their name pattern)
+        for f in dst_p.rglob("*.partial"):
+            if _PARTIAL_RE.match(f.name):
+                f.unlink()
+                report.stale_partials_removed += 1
+
+    audio_jobs: list[tuple[str, str, str, int]] = []
+    others: list[str] = []
+    for f in sorted(p for p in src_p.rglob("*") if p.is_file()):
+        rel = f.relative_to(src_p).as_posix()
+        if f.suffix.lower() in AUDIO_EXTENSIONS:
+            audio_jobs.append((rel, str(f), str(dst_p / rel), sample_rate))
+        else:
+            others.append(rel)
+
+    for rel in others:
+        try:
+            status, existed = _do_other(src_p / rel, dst_p / rel)
+        except OSError as e:
+            report.failed[rel] = f"{type(e).__name__}: {e}"
+            continue
+        (report.other_copied if status == "copied" else report.other_skipped).append(rel)
+        if existed:
+            report.replaced.append(rel)
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(audio_jobs), desc=f"resample -> {sample_rate} Hz", unit="file",
+               disable=not progress)
+    if workers <= 1 or len(audio_jobs) <= 1:
+        results = map(_do_audio, audio_jobs)
+        pool = None
+    else:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                                   initializer=_worker_init)
+        results = pool.map(_do_audio, audio_jobs, chunksize=max(1, min(32, len(audio_jobs) // (4 * workers))))
+    try:
+        for rel, status, rate, existed, msg in results:
+            bar.update(1)
+            if status == "failed":
+                report.failed[rel] = msg
+                continue
+            report.rates_seen[rate] += 1
+            if existed:
+                report.replaced.append(rel)
+            if status == "skipped":
+                report.skipped.append(rel)
+            elif status == "copied":
+                report.copied_audio.append(rel)
+            else:
+                report.resampled.append(rel)
+                if status == "clipped":
+                    report.clipped.append(rel)
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return report
