@@ -8,18 +8,47 @@ __version__ = "0.1.0"
 
 # --- I/O, resampling and datasets ------------------------------------------------------
 from .audio_io import AudioInfo, audio_info, load_audio, save_audio
+from .collate import pad_collate
+from .crop import PAD_POLICIES, crop_pair, item_generator
+from .datasets import PairedAudioDataset, PairedFolders, PairEntry, match_pairs
 from .errors import AudioFileError, SampleRateError
 from .resample import RESAMPLE_FILTER, resample, resampled_length
 from .resample_tree import ResampleReport, resample_tree
+from .vbdemand import (
+    VBDEMAND_TEST_NOISE_CLASSES,
+    VBDEMAND_TEST_SPEAKERS,
+    VBDEMAND_TRAIN_NOISE_CLASSES,
+    VBDEMAND_TRAIN_SPEAKERS,
+    VBDEMAND_VALID_SPEAKERS,
+    VoiceBankDEMAND,
+    find_vbdemand_log,
+    read_vbdemand_log,
+)
 
 __all__ = [
     "AudioFileError",
     "AudioInfo",
+    "PAD_POLICIES",
+    "PairEntry",
+    "PairedAudioDataset",
+    "PairedFolders",
     "RESAMPLE_FILTER",
     "ResampleReport",
     "SampleRateError",
+    "VBDEMAND_TEST_NOISE_CLASSES",
+    "VBDEMAND_TEST_SPEAKERS",
+    "VBDEMAND_TRAIN_NOISE_CLASSES",
+    "VBDEMAND_TRAIN_SPEAKERS",
+    "VBDEMAND_VALID_SPEAKERS",
+    "VoiceBankDEMAND",
     "audio_info",
+    "crop_pair",
+    "find_vbdemand_log",
+    "item_generator",
     "load_audio",
+    "match_pairs",
+    "pad_collate",
+    "read_vbdemand_log",
     "resample",
     "resample_tree",
     "resampled_length",
