@@ -1,3 +1,40 @@
-"""aa_distill (placeholder package: API lands with its issue)."""
-__all__: list[str] = []
+"""aa_distill: alias-free distillation of Neural Amp Modeler (NAM) teachers into TCN students.
+
+Public API (everything else is private):
+
+* ``.nam`` I/O — :func:`load_nam`, :func:`save_nam`, :func:`nam_document`,
+  :func:`model_from_nam_dict`, :func:`nam_sha256`, :class:`NamFormatError`; the modules
+  :class:`NamWaveNet` (with :class:`LayerArrayConfig`) and :class:`NamLSTM`.
+"""
+
+from .errors import NamFormatError
+from .nam_base import NAM_DEFAULT_SAMPLE_RATE, NAM_WRITE_VERSION, NamModel
+from .nam_io import (
+    SUPPORTED_ARCHITECTURES,
+    load_nam,
+    model_from_nam_dict,
+    nam_document,
+    nam_sha256,
+    save_nam,
+)
+from .nam_lstm import NamLSTM, lstm_num_weights
+from .nam_wavenet import LayerArrayConfig, NamWaveNet, wavenet_num_weights
+
+__all__ = [
+    "NAM_DEFAULT_SAMPLE_RATE",
+    "NAM_WRITE_VERSION",
+    "SUPPORTED_ARCHITECTURES",
+    "LayerArrayConfig",
+    "NamFormatError",
+    "NamLSTM",
+    "NamModel",
+    "NamWaveNet",
+    "load_nam",
+    "lstm_num_weights",
+    "model_from_nam_dict",
+    "nam_document",
+    "nam_sha256",
+    "save_nam",
+    "wavenet_num_weights",
+]
 __version__ = "0.1.0"
