@@ -1,78 +1,19 @@
 """BandSplit / MaskDecoder / apply_fir_mask against straightforward per-band-loop references.
 
-The loop references below are written the way the widely used BSRNN reimplementation writes
-its layers (one GroupNorm + Linear per band, registered as ``norm{k}``/``fc{k}`` etc.), so
-they also check that our per-band state dict loads into per-band modules and back.
+The loop references (``bandsplit._loop_reference``) are written the way the widely used BSRNN
+reimplementation writes its layers (one GroupNorm + Linear per band, registered as
+``norm{k}``/``fc{k}`` etc.), so these tests also check that our per-band state dict loads into
+per-band modules and back.
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
 from bandsplit import BSRNN_BAND_WIDTHS, BandSplit, MaskDecoder, apply_fir_mask, band_centers_hz, band_edges
 from bandsplit import check_band_widths
-
-
-class LoopBandSplit(nn.Module):
-    """Per band: GroupNorm(1, 2w) over (2w x T) (or LayerNorm per frame) -> Linear(2w, N)."""
-
-    def __init__(self, widths, n, causal=False):
-        super().__init__()
-        self.widths, self.causal = list(widths), causal
-        for i, w in enumerate(widths, 1):
-            setattr(self, f"norm{i}", nn.GroupNorm(1, 2 * w))
-            setattr(self, f"fc{i}", nn.Linear(2 * w, n))
-
-    def forward(self, x):  # complex [B, F, T] -> [B, T, K, N]
-        xr = torch.view_as_real(x).transpose(1, 2)  # [B, T, F, 2]
-        outs, f0 = [], 0
-        for i, w in enumerate(self.widths, 1):
-            band = xr[:, :, f0:f0 + w, :].reshape(xr.shape[0], xr.shape[1], 2 * w)  # [B, T, 2w]
-            norm = getattr(self, f"norm{i}")
-            if self.causal:
-                band = nn.functional.layer_norm(band, (2 * w,), norm.weight, norm.bias, norm.eps)
-            else:
-                band = norm(band.transpose(1, 2)).transpose(1, 2)
-            outs.append(getattr(self, f"fc{i}")(band))
-            f0 += w
-        return torch.stack(outs, dim=2)
-
-
-class LoopMaskDecoder(nn.Module):
-    """Per band: GroupNorm(1, N) -> Linear(N, 4N) -> Tanh -> Linear(4N, 12w) -> GLU -> [w, 3, 2]."""
-
-    def __init__(self, widths, n, causal=False):
-        super().__init__()
-        self.widths, self.causal = list(widths), causal
-        for i, w in enumerate(widths, 1):
-            setattr(self, f"norm{i}", nn.GroupNorm(1, n))
-            setattr(self, f"fc1{i}", nn.Linear(n, 4 * n))
-            setattr(self, f"fc2{i}", nn.Linear(4 * n, 12 * w))
-
-    def forward(self, h):  # [B, T, K, N] -> complex [B, F, T, 3]
-        outs = []
-        for i, w in enumerate(self.widths, 1):
-            hb = h[:, :, i - 1, :]  # [B, T, N]
-            norm = getattr(self, f"norm{i}")
-            if self.causal:
-                hb = nn.functional.layer_norm(hb, (hb.shape[-1],), norm.weight, norm.bias, norm.eps)
-            else:
-                hb = norm(hb.transpose(1, 2)).transpose(1, 2)
-            out = torch.tanh(getattr(self, f"fc1{i}")(hb))
-            out = nn.functional.glu(getattr(self, f"fc2{i}")(out), dim=-1)
-            outs.append(out.reshape(out.shape[0], out.shape[1], w, 3, 2))
-        m = torch.cat(outs, dim=2).transpose(1, 2).contiguous()
-        return torch.view_as_complex(m)
-
-
-def reference_fir(m, x):
-    """The reference's own edge handling, written out frame by frame (needs T >= 2)."""
-    mid = m[:, :, 1:-1, 0] * x[:, :, :-2] + m[:, :, 1:-1, 1] * x[:, :, 1:-1] + m[:, :, 1:-1, 2] * x[:, :, 2:]
-    first = m[:, :, 0, 1] * x[:, :, 0] + m[:, :, 0, 2] * x[:, :, 1]
-    last = m[:, :, -1, 0] * x[:, :, -2] + m[:, :, -1, 1] * x[:, :, -1]
-    return torch.cat([first[:, :, None], mid, last[:, :, None]], dim=2)
+from bandsplit._loop_reference import LoopBandSplit, LoopMaskDecoder, reference_fir
 
 
 def _randomise(module, gen):

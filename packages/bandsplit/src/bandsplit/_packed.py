@@ -107,6 +107,7 @@ class PackedPerBandModule(nn.Module):
         _, shapes, offsets = self._ragged[name]
         flat = getattr(self, name)
         sizes = torch.tensor([offsets[b + 1] - offsets[b] for b in range(len(shapes))])
-        scale = torch.repeat_interleave(torch.tensor(bounds, dtype=flat.dtype), sizes).to(flat.device)
+        scale = torch.repeat_interleave(torch.tensor(bounds, dtype=flat.dtype, device=flat.device),
+                                        sizes.to(flat.device), output_size=offsets[-1])
         with torch.no_grad():
             flat.uniform_(-1.0, 1.0).mul_(scale)
