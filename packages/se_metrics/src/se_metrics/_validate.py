@@ -1,0 +1,99 @@
+"""Input checks shared by every metric: one place that turns bad input into a clear error.
+
+Every public metric takes ``(clean, enhanced, sr)``: two 1-D signals ``[T]`` (numpy arrays or
+anything with ``.detach().cpu().numpy()``, i.e. torch tensors; torch itself is never imported)
+and the sample rate in Hz. Bad input raises :class:`MetricInputError` (a ``ValueError``) whose
+message names the problem and the fix; a metric never returns a number for input it cannot
+score.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+#: Shortest signal any metric accepts, in seconds (PESQ's own limit is 1/4 s).
+MIN_DURATION_S = 0.25
+#: A reference whose RMS is below this (about -120 dBFS for audio in [-1, 1]) counts as silent.
+SILENCE_RMS = 1e-6
+
+
+class MetricInputError(ValueError):
+    """Input a metric cannot score: wrong shape, rate, length, NaN/Inf, silence, too short.
+
+    The message says what is wrong and how to fix it. Subclass of ``ValueError``.
+    """
+
+
+def as_1d_array(x: Any, name: str) -> np.ndarray:
+    """Return ``x`` as a 1-D numpy array ``[T]`` without changing its dtype.
+
+    Accepts numpy arrays, sequences and torch tensors (duck-typed via ``.detach().cpu().numpy()``).
+    Raises MetricInputError for multi-dimensional (e.g. stereo) input or non-numeric data.
+    """
+    if hasattr(x, "detach") and hasattr(x, "cpu"):
+        x = x.detach().cpu().numpy()
+    arr = np.asarray(x)
+    if arr.ndim != 1:
+        hint = ""
+        if arr.ndim == 2 and 1 in arr.shape:
+            hint = " It has a length-1 axis: pass x.reshape(-1)."
+        elif arr.ndim == 2:
+            hint = (" Looks like multi-channel audio: downmix to mono first "
+                    "(e.g. x.mean(axis=1) for a soundfile [T, C] array) or score each channel separately.")
+        raise MetricInputError(
+            f"{name} must be a 1-D signal [T], got shape {tuple(arr.shape)}.{hint}")
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise MetricInputError(f"{name} must hold real numbers, got dtype {arr.dtype}.")
+    return arr
+
+
+def check_sr(sr: Any) -> int:
+    """Return ``sr`` as an int; raise MetricInputError unless it is a positive whole number of Hz."""
+    if isinstance(sr, bool) or not isinstance(sr, (int, np.integer, float, np.floating)) \
+            or float(sr) <= 0 or float(sr) != int(sr):
+        raise MetricInputError(f"sr must be a positive whole number of Hz (e.g. 16000), got {sr!r}.")
+    return int(sr)
+
+
+def check_pair(clean: Any, enhanced: Any, sr: Any) -> tuple[np.ndarray, np.ndarray, int]:
+    """Validate a (reference, estimate) pair; return both as 1-D arrays (dtype kept) and ``sr``.
+
+    Checks, in order: 1-D shape, sample rate, equal length, duration >= 0.25 s, finite samples,
+    non-silent reference. Each failure raises MetricInputError naming the fix.
+    """
+    c = as_1d_array(clean, "clean (reference)")
+    e = as_1d_array(enhanced, "enhanced (estimate)")
+    sr = check_sr(sr)
+    if c.shape[0] != e.shape[0]:
+        raise MetricInputError(
+            f"clean and enhanced differ in length ({c.shape[0]} vs {e.shape[0]} samples at {sr} Hz). "
+            f"Metrics compare sample by sample: make them the same length first (e.g. trim both to "
+            f"the shorter one, n = min(len(clean), len(enhanced))) and check that both have the same "
+            f"sample rate.")
+    n_min = int(np.ceil(MIN_DURATION_S * sr))
+    if c.shape[0] < n_min:
+        raise MetricInputError(
+            f"audio is too short: {c.shape[0]} samples = {c.shape[0] / sr:.3f} s at {sr} Hz; "
+            f"at least {MIN_DURATION_S} s ({n_min} samples) is needed (PESQ's minimum). "
+            f"Score longer utterances or concatenate short ones.")
+    for arr, name in ((c, "clean (reference)"), (e, "enhanced (estimate)")):
+        if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
+            n_bad = int(np.count_nonzero(~np.isfinite(arr)))
+            raise MetricInputError(
+                f"{name} contains {n_bad} NaN/Inf sample(s): a metric on it would be meaningless. "
+                f"Fix the model or pipeline that produced it (e.g. check for a diverged network "
+                f"or a division by zero).")
+    rms = float(np.sqrt(np.mean(np.square(c, dtype=np.float64))))
+    if rms < SILENCE_RMS:
+        raise MetricInputError(
+            f"the clean reference is silent (RMS {rms:.3g} < {SILENCE_RMS:g}): intrusive metrics "
+            f"need speech in the reference. Check that the right file was paired and that it "
+            f"was not written as all zeros.")
+    return c, e, sr
+
+
+def as_float64(c: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both signals as contiguous float64 (for the numpy metrics; PESQ/STOI keep the given dtype)."""
+    return np.ascontiguousarray(c, dtype=np.float64), np.ascontiguousarray(e, dtype=np.float64)
