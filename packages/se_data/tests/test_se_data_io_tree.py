@@ -19,11 +19,14 @@ def test_corrupt_source_is_recorded_and_the_rest_done(tmp_path):
     _write(src / "a" / "ok.wav", np.zeros(4800, np.float32), 48000)
     (src / "a" / "broken.wav").write_bytes(b"RIFF....not a wav at all")
     _write(src / "a" / "empty.wav", np.zeros(0, np.float32), 48000)
+    (src / "a" / "._ok.wav").write_bytes(b"\x00\x05\x16\x07 macOS resource fork")  # not audio: copied
+    (src / "a" / ".ok.wav.77.0123abcd.partial").write_bytes(b"half")  # a partial file: ignored
     rep = resample_tree(src, dst, 16000, progress=False)
+    assert rep.other_copied == ["a/._ok.wav"]
     assert not rep.ok and sorted(rep.failed) == ["a/broken.wav", "a/empty.wav"]
     assert "empty" in rep.failed["a/empty.wav"]
     assert rep.resampled == ["a/ok.wav"] and sf.info(dst / "a" / "ok.wav").frames == 1600
-    assert sorted(p.name for p in (dst / "a").iterdir()) == ["ok.wav"]
+    assert sorted(p.name for p in (dst / "a").iterdir()) == ["._ok.wav", "ok.wav"]
 
 
 def test_clipping_is_reported_and_channels_subtype_kept(tmp_path):

@@ -4,7 +4,8 @@ tree with the same relative layout: parallel, resumable, atomic per file.
 * Audio files (``.wav``, ``.flac``) are resampled with :func:`se_data.resample` and written
   with the source's subtype (PCM_16 stays PCM_16) and channel count; files already at the
   target rate are copied byte for byte.
-* Every other file (e.g. VoiceBank-DEMAND's ``log_trainset_28spk.txt``) is copied.
+* Every other file (e.g. VoiceBank-DEMAND's ``log_trainset_28spk.txt``) is copied, and so
+  are hidden audio files such as macOS ``._p226_001.wav`` resource forks (not audio).
 * Resumable: a destination file that already exists and is valid (for audio: target rate,
   same channels, the expected ``ceil(T * new / orig)`` frames; for other files: same size)
   is skipped. A destination file that exists but is not valid is redone and counted as
@@ -182,8 +183,10 @@ def resample_tree(src: str | os.PathLike, dst: str | os.PathLike, sample_rate: i
     audio_jobs: list[tuple[str, str, str, int]] = []
     others: list[str] = []
     for f in sorted(p for p in src_p.rglob("*") if p.is_file()):
+        if _PARTIAL_RE.match(f.name):  # a half-written file of some earlier run: never a source
+            continue
         rel = f.relative_to(src_p).as_posix()
-        if f.suffix.lower() in AUDIO_EXTENSIONS:
+        if f.suffix.lower() in AUDIO_EXTENSIONS and not f.name.startswith("."):  # "._x.wav": macOS junk
             audio_jobs.append((rel, str(f), str(dst_p / rel), sample_rate))
         else:
             others.append(rel)
