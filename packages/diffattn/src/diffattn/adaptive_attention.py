@@ -1,0 +1,160 @@
+"""Adaptive differential attention: seed 000's gated fusion, made genuinely differential.
+
+The seed mixed the two maps convexly, ``α·A1 + (1 − α)·A2`` - a weighted average of two
+attention maps, which is ordinary attention with a different map and cancels nothing. Here the
+gate modulates λ inside the Differential Transformer's difference, per head and per query frame:
+
+    λ_eff[n, h, t] = λ · 2·g[n, h, t],        g = MultiScaleDynamicFusionGate(stats) ∈ (0, 1)
+    out_h(t)       = (1 − λ_init) · RMSNorm( Σ_s (A1[t, s] − λ_eff[t] · A2[t, s]) · V[s] )
+
+so the output is always the first map *minus* a scaled second map (differential attention with
+a data-dependent noise-cancellation strength in ``(0, 2λ)``). The gate's last layer starts at
+zero, so ``g = 0.5`` and ``λ_eff = λ`` at initialisation: a freshly built layer computes exactly
+:class:`~diffattn.DifferentialAttention`.
+
+The gate reads the 8 per-query statistics of :mod:`diffattn.attention_stats` (normalised
+entropy, peak and coefficient of variation of both maps; negative mass and peak of ``A1 − λA2``
+at the base λ), pooled over centred windows of 2, 4, 8 frames. Optional frequency adaptivity
+(seed 001): with ``num_bands`` set, the input is ``[B, K, T, dim]`` and the scale mix of each
+band comes from a :class:`~diffattn.FrequencyAdaptiveFusionGate` (statistics + band embedding)
+instead of one learned global mix.
+
+Because ``λ_eff`` is constant along a query row, ``(A1 − λ_eff A2)V = A1V − λ_eff·(A2V)``: the
+output still comes from the fused SDPA kernel; the statistics need a second pass over the
+scores, done in query chunks (:func:`~diffattn.attention_stats.differential_row_stats`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .attention_stats import NUM_STATS, STAT_NAMES, differential_row_stats, row_stats_from_maps
+from .differential_attention import DifferentialAttention, Impl, combine_masks, differential_maps, two_map_sdpa
+from .fusion_gates import FrequencyAdaptiveFusionGate, MultiScaleDynamicFusionGate
+
+
+class AdaptiveDifferentialAttention(DifferentialAttention):
+    """Differential attention whose λ is modulated per head and frame by a multi-scale gate.
+
+    Args (beyond :class:`~diffattn.DifferentialAttention`'s ``dim, num_heads, depth, causal,
+    rotary, rotary_base, norm_eps, impl``):
+        windows: gate scales in frames (default 2, 4, 8; ``(1,)`` = single-scale gate).
+        num_bands: if set, inputs are ``[B, num_bands, T, dim]`` and each band's scale weights come
+            from a :class:`~diffattn.FrequencyAdaptiveFusionGate`; else one learned global mix.
+        band_embed_dim: band-embedding size of that gate (seed: 16).
+        centres_hz: optional band centre frequencies (Hz) to initialise the band embedding.
+        detach_stats: compute the gate's statistics as observations without gradient (default).
+            Then training memory is that of the fused kernel plus ``O(N·H·T)``; with ``False``
+            the statistics backpropagate into q/k and the chunk maps are kept for backward
+            (``O(N·2H·T²)`` training memory).
+        max_chunk_elements: bound on one statistics chunk's score tensor.
+
+    Shapes: ``forward(x [..., T, dim]) -> [..., T, dim]`` (``[B, K, T, dim]`` when ``num_bands``).
+
+    Memory (inference): the fused attention's ``O(N_seq · T · dim)`` plus the chunked statistics
+    pass ``O(max_chunk_elements + N_seq · 2H · T)``; compute is about twice a plain
+    ``DifferentialAttention`` (the scores are formed once more for the statistics).
+    ``return_analysis=True`` materialises the maps: ``O(N_seq · 2H · T²)``.
+    """
+
+    def __init__(self, dim: int, num_heads: int, depth: int, causal: bool = False, *,
+                 windows: Sequence[int] = (2, 4, 8), num_bands: int | None = None,
+                 band_embed_dim: int = 16, centres_hz: Sequence[float] | None = None,
+                 detach_stats: bool = True, max_chunk_elements: int = 1 << 24,
+                 rotary: bool = False, rotary_base: float = 10000.0, norm_eps: float = 1e-5,
+                 impl: Impl = "auto") -> None:
+        super().__init__(dim, num_heads, depth, causal, rotary=rotary, rotary_base=rotary_base,
+                         norm_eps=norm_eps, impl=impl)
+        self.gate = MultiScaleDynamicFusionGate(NUM_STATS, windows)
+        self.num_bands = num_bands
+        self.band_gate = (FrequencyAdaptiveFusionGate(NUM_STATS, num_bands, len(self.gate.windows),
+                                                      band_embed_dim, centres_hz=centres_hz)
+                          if num_bands is not None else None)
+        self.detach_stats = detach_stats
+        self.max_chunk_elements = max_chunk_elements
+
+    def forward(self, x: Tensor, attn_mask: Tensor | None = None, *, return_analysis: bool = False,
+                return_diversity_loss: bool = False, impl: Impl | None = None
+                ) -> Tensor | tuple[Any, ...]:
+        """Attend along dim -2 with the gated λ.
+
+        Args:
+            x: ``[..., T, dim]`` (``[B, K, T, dim]`` when built with ``num_bands``).
+            attn_mask: optional bool/float mask ``[T, T]`` shared by all sequences (plus ``causal``).
+            return_analysis: also return a dict with ``attn1``, ``attn2`` ``[..., H, T, T]``,
+                ``diff`` (``attn1 − λ_eff·attn2``), ``lambda`` (0-d), ``lambda_eff``
+                ``[..., H, T]``, ``gate`` ``[..., H, T]``, ``stats`` ``[..., H, T, 8]``,
+                ``stat_names``, ``scale_gates`` ``[S, ..., H, T]``, ``scale_weights``
+                ``[..., H, S]`` and, with bands, ``band_scale_weights`` ``[B, K, S]``.
+            return_diversity_loss: also return the gate's scale-diversity loss (0-d).
+        Returns:
+            ``y``; with flags ``(y, diversity_loss?, analysis?)`` in that order.
+        """
+        self._check_input(x)
+        if attn_mask is not None and attn_mask.ndim > 2:
+            raise ValueError("AdaptiveDifferentialAttention takes a [T, T] mask shared by all "
+                             "sequences")
+        if self.band_gate is not None and (x.ndim != 4 or x.shape[1] != self.num_bands):
+            raise ValueError(f"AdaptiveDifferentialAttention(num_bands={self.num_bands}) expects "
+                             f"[B, {self.num_bands}, T, {self.dim}], got {tuple(x.shape)}")
+        lead, L = x.shape[:-2], x.shape[-2]
+        q, k, v = self.project(x.reshape(-1, L, self.dim))
+        lam = self.lambda_full().to(q.dtype)
+        path = self._resolve_impl(impl, return_analysis)
+        lam_obs = lam.detach() if self.detach_stats else lam
+        if path == "naive":
+            a1, a2 = differential_maps(q, k, scale=self.scaling, attn_mask=attn_mask,
+                                       causal=self.causal)
+            o1, o2 = torch.matmul(a1, v), torch.matmul(a2, v)
+            mask = combine_masks(attn_mask, self.causal, L, L, q.device)
+            valid = None if mask is None else (mask if mask.dtype == torch.bool
+                                               else torch.isfinite(mask))
+            if self.detach_stats:
+                stats = row_stats_from_maps(a1.detach(), a2.detach(), lam_obs, valid)
+            else:
+                stats = row_stats_from_maps(a1, a2, lam_obs, valid)
+        else:
+            o1, o2 = two_map_sdpa(q, k, v, scale=self.scaling, attn_mask=attn_mask,
+                                  causal=self.causal)
+            with torch.set_grad_enabled(torch.is_grad_enabled() and not self.detach_stats):
+                stats = differential_row_stats(q, k, lam_obs, scale=self.scaling,
+                                               causal=self.causal, attn_mask=attn_mask,
+                                               max_chunk_elements=self.max_chunk_elements)
+        # stats: [N, H, T, 8]
+        band_w = None
+        scale_w = None
+        if self.band_gate is not None:
+            b, kb = lead
+            band_w = self.band_gate(stats.reshape(b, kb, self.num_heads, L, NUM_STATS))
+            scale_w = band_w.reshape(b * kb, 1, -1)
+        gate_out = self.gate(stats, scale_w, return_diversity_loss=return_diversity_loss,
+                             return_analysis=return_analysis)
+        gate_out = gate_out if isinstance(gate_out, tuple) else (gate_out,)
+        g = gate_out[0]  # [N, H, T]
+        lam_eff = lam * 2.0 * g
+        o = o1 - lam_eff.unsqueeze(-1) * o2
+        y = self.finish(o).reshape(*lead, L, self.dim)
+        out: list[Any] = [y]
+        if return_diversity_loss:
+            out.append(gate_out[1])
+        if return_analysis:
+            ga = gate_out[-1]
+            h = self.num_heads
+            analysis = {
+                "attn1": a1.reshape(*lead, h, L, L), "attn2": a2.reshape(*lead, h, L, L),
+                "diff": (a1 - lam_eff.unsqueeze(-1) * a2).reshape(*lead, h, L, L),
+                "lambda": lam.detach(), "lambda_init": self.lambda_init,
+                "lambda_eff": lam_eff.detach().reshape(*lead, h, L),
+                "gate": g.detach().reshape(*lead, h, L),
+                "stats": stats.detach().reshape(*lead, h, L, NUM_STATS), "stat_names": STAT_NAMES,
+                "scale_gates": ga["scale_gates"].detach().reshape(-1, *lead, h, L),
+                "scale_weights": ga["scale_weights"].detach().reshape(*lead, h, -1),
+            }
+            if band_w is not None:
+                analysis["band_scale_weights"] = band_w.detach()
+            out.append(analysis)
+        return out[0] if len(out) == 1 else tuple(out)
