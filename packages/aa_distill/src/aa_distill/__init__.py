@@ -7,7 +7,31 @@ Public API (everything else is private):
   :class:`NamWaveNet` (with :class:`LayerArrayConfig`) and :class:`NamLSTM`.
 """
 
+from .bandlimit import (
+    CHEBYSHEV_ATTENUATION_DB,
+    Bandlimiter,
+    BandlimitResult,
+    HarmonicAnalysis,
+    bandlimit,
+    chebyshev_window,
+    harmonic_analysis,
+    synthesize_harmonics,
+)
 from .errors import NamFormatError
+from .losses import (
+    DCLoss,
+    ESRLoss,
+    HarmonicMagnitudeLoss,
+    asr,
+    curriculum_lambda,
+    dc_loss,
+    esr,
+    hesr,
+    hesr_parts,
+    lambda_weights,
+    weighted_sum,
+)
+from .lowpass import KaiserLowpass, kaiser_lowpass_taps
 from .nam_base import NAM_DEFAULT_SAMPLE_RATE, NAM_WRITE_VERSION, NamModel
 from .nam_io import (
     SUPPORTED_ARCHITECTURES,
@@ -21,6 +45,27 @@ from .nam_lstm import NamLSTM, lstm_num_weights
 from .nam_wavenet import LayerArrayConfig, NamWaveNet, wavenet_num_weights
 
 __all__ = [
+    "CHEBYSHEV_ATTENUATION_DB",
+    "BandlimitResult",
+    "Bandlimiter",
+    "DCLoss",
+    "ESRLoss",
+    "HarmonicAnalysis",
+    "HarmonicMagnitudeLoss",
+    "KaiserLowpass",
+    "asr",
+    "bandlimit",
+    "chebyshev_window",
+    "curriculum_lambda",
+    "dc_loss",
+    "esr",
+    "harmonic_analysis",
+    "hesr",
+    "hesr_parts",
+    "kaiser_lowpass_taps",
+    "lambda_weights",
+    "synthesize_harmonics",
+    "weighted_sum",
     "NAM_DEFAULT_SAMPLE_RATE",
     "NAM_WRITE_VERSION",
     "SUPPORTED_ARCHITECTURES",
