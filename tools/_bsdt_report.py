@@ -1,0 +1,148 @@
+"""Final evaluation and plots for tools/train_bsdt.py (not a public API)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+import bandsplit
+from bandsplit import SpectrogramTransform
+from se_data import load_audio, save_audio
+from se_metrics import pesq, si_sdr, stoi
+
+COLUMNS = ("PESQ-WB", "ESTOI", "SI-SDR (dB)")
+
+
+def _scores(clean: np.ndarray, test: np.ndarray, sr: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    try:
+        out["PESQ-WB"] = float(pesq(clean, test, sr, mode="wb"))
+    except Exception:  # noqa: BLE001 - an utterance without speech has no PESQ; counted as missing
+        out["PESQ-WB"] = float("nan")
+    out["ESTOI"] = float(stoi(clean, test, sr, extended=True))
+    out["SI-SDR (dB)"] = float(si_sdr(clean, test, sr))
+    return out
+
+
+def format_table(rows: dict[str, dict[str, float]], counts: dict[str, int]) -> str:
+    head = f"{'':10s}" + "".join(f"{c:>14s}" for c in COLUMNS) + f"{'files':>8s}"
+    lines = [head, "-" * len(head)]
+    for name, vals in rows.items():
+        lines.append(f"{name:10s}" + "".join(f"{vals[c]:14.3f}" for c in COLUMNS) + f"{counts[name]:8d}")
+    return "\n".join(lines)
+
+
+@torch.no_grad()
+def evaluate_test_set(model: nn.Module, stft: SpectrogramTransform, data: Any, out: Path,
+                      args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """Enhance the held-out test utterances, write them to ``out/enhanced``, print and return the table."""
+    model.eval()
+    pairs = data.test_pairs if args.test_files is None else data.test_pairs[: args.test_files]
+    enh_dir = out / "enhanced"
+    enh_dir.mkdir(exist_ok=True)
+    per_file: list[dict[str, Any]] = []
+    for name, noisy_path, clean_path in tqdm(pairs, desc="test set", leave=False, dynamic_ncols=True):
+        noisy, sr = load_audio(noisy_path, stft.sample_rate, resample=args.resample, mono=True)
+        clean, _ = load_audio(clean_path, stft.sample_rate, resample=args.resample, mono=True)
+        n = min(len(noisy), len(clean))
+        noisy, clean = noisy[:n], clean[:n]
+        enh = bandsplit.enhance_waveform(model, noisy.to(device), sr, stft, chunk_seconds=60.0).cpu()
+        target = enh_dir / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        save_audio(target, enh.clamp(-1, 1), sr, overwrite=False)
+        c, x, e = clean.numpy(), noisy.numpy(), enh.numpy()
+        per_file.append({"file": name, "noisy": _scores(c, x, sr), "enhanced": _scores(c, e, sr)})
+    rows, counts = {}, {}
+    for cond in ("noisy", "enhanced"):
+        rows[cond] = {c: float(np.nanmean([f[cond][c] for f in per_file])) for c in COLUMNS}
+        counts[cond] = len(per_file)
+    table = format_table(rows, counts)
+    print(f"\nHeld-out test set ({len(per_file)} utterances, {data.describe()['kind']}):\n{table}\n", flush=True)
+    (out / "test_table.txt").write_text(table + "\n")
+    (out / "test_per_file.json").write_text(json.dumps(per_file, indent=1))
+    return {"mean": rows, "count": len(per_file)}
+
+
+def write_plots(model: nn.Module, stft: SpectrogramTransform, data: Any, out: Path,
+                history: list[dict[str, float]], device: torch.device) -> None:
+    """Loss curves, spectrograms of one test file, fusion weights per band and the inter-band graph."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plots = out / "plots"
+    plots.mkdir(exist_ok=True)
+    # loss curves
+    if history:
+        ep = [h["epoch"] + 1 for h in history]
+        fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
+        ax[0].plot(ep, [h.get("train_loss", np.nan) for h in history], label="train")
+        ax[0].plot(ep, [h["valid_loss"] for h in history], label="valid")
+        ax[0].set(xlabel="epoch", ylabel="loss", title="loss")
+        ax[0].legend()
+        ax[1].plot(ep, [h.get("valid_pesq", np.nan) for h in history], color="C2")
+        ax[1].set(xlabel="epoch", ylabel="PESQ-WB", title="validation PESQ")
+        fig.tight_layout()
+        fig.savefig(plots / "loss_curves.png", dpi=110)
+        plt.close(fig)
+    if not data.test_pairs:
+        return
+    name, noisy_path, clean_path = data.test_pairs[0]
+    noisy, sr = load_audio(noisy_path, stft.sample_rate, resample=True, mono=True)
+    clean, _ = load_audio(clean_path, stft.sample_rate, resample=True, mono=True)
+    model.eval()
+    with torch.no_grad():
+        spec = stft.stft(noisy.unsqueeze(0).to(device))
+        analysis = None
+        if getattr(model, "supports_analysis", False):
+            est, analysis = model(spec, return_analysis=True)
+        else:
+            est = model(spec)
+    specs = {"noisy": spec[0], "enhanced": est[0], "clean": stft.stft(clean.unsqueeze(0).to(device))[0]}
+    fig, ax = plt.subplots(1, 3, figsize=(14, 3.8), sharey=True)
+    for a, (k, s) in zip(ax, specs.items()):
+        db = 20 * torch.log10(s.abs().cpu() + 1e-8)
+        im = a.imshow(db.numpy(), origin="lower", aspect="auto", vmin=float(db.max()) - 80, vmax=float(db.max()),
+                      extent=(0, db.shape[1] * stft.hop / sr, 0, sr / 2000), cmap="magma")
+        a.set(title=f"{k}: {name}", xlabel="time (s)")
+    ax[0].set_ylabel("frequency (kHz)")
+    fig.colorbar(im, ax=ax, label="dB")
+    fig.savefig(plots / "spectrograms.png", dpi=110)
+    plt.close(fig)
+    if analysis:
+        _plot_analysis(analysis, plots, plt)
+
+
+def _plot_analysis(analysis: dict[str, Any], plots: Path, plt: Any) -> None:
+    fw = analysis.get("scale_weights")  # [L, K, S] mean over batch/time
+    if fw is not None:
+        fw = fw.detach().cpu().float()
+        fig, axes = plt.subplots(1, fw.shape[0], figsize=(4.5 * fw.shape[0], 3.6), squeeze=False)
+        for i, a in enumerate(axes[0]):
+            im = a.imshow(fw[i].T.numpy(), aspect="auto", origin="lower", cmap="viridis", vmin=0, vmax=1)
+            a.set(title=f"block {i}: fusion weight per band", xlabel="band", ylabel="scale")
+            windows = analysis.get("windows")
+            if windows is not None:
+                a.set_yticks(range(len(windows)), [f"w={w}" for w in windows])
+        fig.colorbar(im, ax=axes[0].tolist())
+        fig.savefig(plots / "fusion_weights.png", dpi=110)
+        plt.close(fig)
+    graph = analysis.get("graph")
+    if graph is not None:
+        g = graph.detach().cpu().float()
+        if g.dim() == 3:
+            g = g[-1]
+        fig, a = plt.subplots(figsize=(4.8, 4.2))
+        im = a.imshow(g.numpy(), cmap="Blues", origin="lower")
+        a.set(title=f"inter-band graph ({analysis.get('graph_kind', '')})", xlabel="band", ylabel="band")
+        fig.colorbar(im)
+        fig.savefig(plots / "interband_graph.png", dpi=110)
+        plt.close(fig)

@@ -1,0 +1,202 @@
+"""Training plumbing shared by the tools (not a public API).
+
+- Checkpoints: atomic writes, everything needed for a bit-exact resume on CPU (model,
+  optimizer, scheduler, RNG states, step, history), loadable with
+  ``torch.load(..., weights_only=True)`` so a checkpoint from someone else never runs code.
+- DDP: ``setup_distributed()`` works unchanged under ``torchrun --nproc_per_node N``
+  (gloo on CPU, nccl on CUDA) and as a plain single process.
+- A NaN/Inf guard that stops every rank with a clear message.
+- A CSV logger (and TensorBoard when the ``tensorboard`` package is installed).
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.metadata
+import math
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+import torch.distributed as dist
+
+CKPT_FORMAT = "se-toolkit-checkpoint/1"
+
+
+# ----------------------------------------------------------------------------- distributed
+@dataclass
+class DistInfo:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def setup_distributed(device: torch.device) -> DistInfo:
+    """Initialise torch.distributed when launched by torchrun; a no-op otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo(0, 1, 0, device)
+    rank = int(os.environ["RANK"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+        backend = "nccl"
+    else:
+        backend = "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+    return DistInfo(rank, world, local_rank, device)
+
+
+def cleanup_distributed() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_reduce_mean(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    if info.enabled:
+        x = x.clone()
+        dist.all_reduce(x, op=dist.ReduceOp.SUM)
+        x /= info.world_size
+    return x
+
+
+# ----------------------------------------------------------------------------- NaN guard
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+def check_finite(losses: dict[str, torch.Tensor], *, step: int, epoch: int, info: DistInfo) -> None:
+    """Stop every rank with a clear message when any loss term is NaN/Inf.
+
+    Under DDP the flag is all-reduced so that no rank is left waiting in a collective.
+    """
+    bad = torch.tensor([0.0 if all(bool(torch.isfinite(v.detach()).all()) for v in losses.values()) else 1.0],
+                       device=next(iter(losses.values())).device)
+    if info.enabled:
+        dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+    if bad.item() > 0:
+        parts = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
+        raise NonFiniteLossError(
+            f"non-finite loss at epoch {epoch}, step {step} ({parts}); training stopped. "
+            "Check the data for NaN/Inf or silent clips, lower --lr, or resume from the last "
+            "good checkpoint with --resume.")
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def package_versions(names: Iterable[str]) -> dict[str, str]:
+    out = {"python": platform.python_version(), "torch": str(torch.__version__)}
+    for n in names:
+        try:
+            out[n] = importlib.metadata.version(n)
+        except importlib.metadata.PackageNotFoundError:
+            out[n] = "not installed"
+    return out
+
+
+def rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
+    """Write atomically: a temp file in the same folder, fsync, then rename over ``path``."""
+    path = Path(path)
+    payload = {"format": CKPT_FORMAT, **payload}
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        torch.save(payload, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load with ``weights_only=True`` (no code runs); checks the format tag."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - re-raised with the file named
+        raise RuntimeError(f"cannot read checkpoint {path}: {e}") from e
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CKPT_FORMAT:
+        raise RuntimeError(f"{path} is not a checkpoint written by this toolkit "
+                           f"(expected format tag {CKPT_FORMAT!r})")
+    return ckpt
+
+
+# ----------------------------------------------------------------------------- logging
+class MetricLogger:
+    """Append rows to ``DIR/<name>.csv`` (header fixed by the first row); TensorBoard optional."""
+
+    def __init__(self, out_dir: Path, name: str = "log", tensorboard: bool = False) -> None:
+        self.path = Path(out_dir) / f"{name}.csv"
+        self.fields: list[str] | None = None
+        if self.path.exists():
+            with open(self.path, newline="") as f:
+                self.fields = next(csv.reader(f), None)
+        self.tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as e:  # pragma: no cover - depends on the environment
+                raise SystemExit("error: --tensorboard needs the tensorboard package "
+                                 "(uv pip install tensorboard); CSV logs are always written") from e
+            self.tb = SummaryWriter(str(Path(out_dir) / "tensorboard"))
+
+    def log(self, row: dict[str, Any], step: int | None = None) -> None:
+        if self.fields is None:
+            self.fields = list(row)
+            with open(self.path, "w", newline="") as f:
+                csv.writer(f).writerow(self.fields)
+        with open(self.path, "a", newline="") as f:
+            csv.writer(f).writerow([_fmt(row.get(k, "")) for k in self.fields])
+        if self.tb is not None and step is not None:
+            for k, v in row.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                    self.tb.add_scalar(k, v, step)
+
+    def read(self) -> list[dict[str, str]]:
+        if not self.path.exists():
+            return []
+        with open(self.path, newline="") as f:
+            return list(csv.DictReader(f))
+
+    def truncate_after(self, key: str, value: float) -> None:
+        """Drop rows logged after a checkpoint (``row[key] > value``) so a resume does not duplicate them."""
+        rows = self.read()
+        if not rows or self.fields is None:
+            return
+        keep = [r for r in rows if r.get(key, "") == "" or float(r[key]) <= value]
+        with open(self.path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=self.fields)
+            w.writeheader()
+            w.writerows(keep)
+
+
+def _fmt(v: Any) -> Any:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return v
