@@ -5,6 +5,7 @@ tensors ``[T]`` and the sample rate in Hz. Bad input raises :class:`MetricInputE
 """
 
 from ._validate import MetricInputError
+from .batch import evaluate_dir, format_summary_table
 from .composite_measures import composite
 from .evaluate import LOWER_IS_BETTER, METRICS, evaluate_pair
 from .lpc import llr
@@ -21,7 +22,9 @@ __all__ = [
     "METRICS",
     "MetricInputError",
     "composite",
+    "evaluate_dir",
     "evaluate_pair",
+    "format_summary_table",
     "llr",
     "lsd",
     "pesq",

@@ -1,0 +1,98 @@
+"""tools/eval_dir.py end to end on real VoiceBank-DEMAND pairs (subprocess, as users run it)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+COLUMNS = ["file", "pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "snr", "ssnr", "lsd",
+           "csig", "cbak", "covl", "error"]
+
+
+def _run(repo_root, *args):
+    return subprocess.run([sys.executable, "tools/eval_dir.py", *map(str, args)], cwd=repo_root,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _rows(path):
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        assert reader.fieldnames == COLUMNS
+        return {r["file"]: r for r in reader}
+
+
+def test_help_explains_every_flag(repo_root):
+    res = _run(repo_root, "--help")
+    assert res.returncode == 0
+    for flag in ("ENHANCED_DIR", "CLEAN_DIR", "--out", "--noisy-dir", "--workers", "--sr", "--no-progress"):
+        assert flag in res.stdout
+    assert "resampled" in res.stdout and "resume" in res.stdout.lower()
+
+
+def test_eval_dir_noisy_resume_and_refusals(repo_root, shared_data, tmp_path):
+    vb = shared_data / "speech" / "voicebank16k"
+    enh, clean, noisy = tmp_path / "enh", tmp_path / "clean", tmp_path / "noisy"
+    for d in (enh, clean, noisy):
+        d.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("p287_001.wav", "p287_002.wav"):
+        shutil.copy(vb / "noisy" / name, enh / name)
+        shutil.copy(vb / "clean" / name, clean / name)
+        x, sr = sf.read(vb / "noisy" / name)
+        sf.write(noisy / name, x + 0.05 * rng.standard_normal(x.shape[0]), sr, subtype="FLOAT")
+    shutil.copy(vb / "noisy" / "p287_005.wav", enh / "lonely.wav")  # no clean partner
+    (enh / "broken.wav").write_bytes(b"not a wav file at all")
+    shutil.copy(vb / "clean" / "p287_001.wav", clean / "broken.wav")
+
+    out = tmp_path / "eval"
+    res = _run(repo_root, enh, clean, "--out", out, "--noisy-dir", noisy, "--workers", 2)
+    assert res.returncode == 0, res.stderr
+    assert "pesq_wb" in res.stdout and "delta (enh - noisy)" in res.stdout
+    assert "2/4 enhanced files scored, 2 failed" in res.stdout
+    assert "FAILED lonely.wav: missing clean partner for lonely.wav" in res.stdout
+    assert "evaluating" in res.stderr  # tqdm progress bar
+
+    rows = _rows(out / "per_file.csv")
+    assert list(rows) == ["broken.wav", "lonely.wav", "p287_001.wav", "p287_002.wav"]
+    ref = json.loads((shared_data / "reference" / "metrics_shared_pairs.json").read_text())
+    for name in ("p287_001.wav", "p287_002.wav"):
+        want = ref[f"voicebank16k/noisy/{name}"]
+        assert rows[name]["error"] == ""
+        assert float(rows[name]["pesq_wb"]) == want["pesq_wb"]
+        assert float(rows[name]["stoi"]) == pytest.approx(want["stoi"], abs=1e-12)
+        assert float(rows[name]["lsd"]) == pytest.approx(want["lsd"], abs=1e-9)
+    assert "cannot be read as audio" in rows["broken.wav"]["error"] and rows["broken.wav"]["pesq_wb"] == ""
+    noisy_rows = _rows(out / "per_file_noisy.csv")
+    assert float(noisy_rows["p287_001.wav"]["pesq_wb"]) < float(rows["p287_001.wav"]["pesq_wb"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["enhanced"]["metrics"]["pesq_wb"]["count"] == 2
+    assert {f["file"] for f in summary["enhanced"]["failures"]} == {"broken.wav", "lonely.wav"}
+    d = summary["delta"]["metrics"]["pesq_wb"]
+    assert d["count"] == 2 and d["mean"] == pytest.approx(np.mean(
+        [float(rows[f]["pesq_wb"]) - float(noisy_rows[f]["pesq_wb"]) for f in ("p287_001.wav", "p287_002.wav")]))
+
+    # resume: drop one scored row; only it is recomputed, plus the failed rows, which are retried
+    # (enhanced: p287_002, broken, lonely; noisy: broken and lonely have no partners)
+    kept = {k: v for k, v in rows.items() if k != "p287_002.wav"}
+    with open(out / "per_file.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=COLUMNS)
+        w.writeheader()
+        w.writerows(kept.values())
+    res2 = _run(repo_root, enh, clean, "--out", out, "--noisy-dir", noisy, "--workers", 1, "--no-progress")
+    assert res2.returncode == 0, res2.stderr
+    assert "resuming" in res2.stderr and "(5 file(s) computed this run)" in res2.stdout
+    assert _rows(out / "per_file.csv") == rows
+
+    # a non-empty folder that is not an evaluation is never overwritten
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "keep.txt").write_text("x")
+    res3 = _run(repo_root, enh, clean, "--out", other)
+    assert res3.returncode != 0 and "not empty" in res3.stderr and (other / "keep.txt").read_text() == "x"

@@ -1,0 +1,83 @@
+#!/usr/bin/env python
+"""Score a folder of enhanced wavs against their clean references (and optionally the noisy
+inputs): PESQ-WB/NB, STOI, ESTOI, SI-SDR, SNR, SSNR, LSD, CSIG/CBAK/COVL.
+
+Writes DIR/per_file.csv, DIR/summary.json (and DIR/per_file_noisy.csv with --noisy-dir), prints
+a table. Re-running with the same --out resumes: only files not yet scored are computed.
+
+Example:
+    uv run tools/eval_dir.py runs/enhance-X/enhanced data/vb16k/clean_testset_wav \\
+        --noisy-dir data/vb16k/noisy_testset_wav --out runs/eval-X
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from se_metrics import MetricInputError, evaluate_dir, format_summary_table
+
+# _cli (which imports torch) is imported inside the functions: the evaluator's worker
+# processes are spawned and re-import this script's top level, and must not load torch.
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from _cli import add_common_args
+
+    p = argparse.ArgumentParser(
+        prog="eval_dir.py", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Files are paired by their path relative to ENHANCED_DIR (or, failing that, by a "
+               "unique file name below CLEAN_DIR / NOISY_DIR). A file that cannot be scored "
+               "(missing partner, unreadable, too short, silent reference, NaN, length mismatch, "
+               "multi-channel) is recorded with its reason in the 'error' column and in "
+               "summary.json; it never stops the batch and never gets a number. Running again with "
+               "the same --out resumes: rows already scored are kept, failed and missing files are "
+               "(re)computed; other settings than the first run's are refused.")
+    p.add_argument("enhanced_dir", metavar="ENHANCED_DIR",
+                   help="folder of enhanced *.wav files (searched recursively); the 'file' column is "
+                        "the path relative to it")
+    p.add_argument("clean_dir", metavar="CLEAN_DIR",
+                   help="folder of clean reference *.wav files with the same relative paths or names")
+    add_common_args(p, device=False, seed=False)
+    p.add_argument("--noisy-dir", default=None, metavar="NOISY_DIR",
+                   help="folder of the unprocessed noisy inputs: also scores noisy vs clean into "
+                        "per_file_noisy.csv, and summary.json gets 'enhanced', 'noisy' and 'delta' "
+                        "(enhanced - noisy per file) sections")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, metavar="N",
+                   help="worker processes, one utterance per task, never padded "
+                        f"(default: all cores = {os.cpu_count()}); 1 runs in this process")
+    p.add_argument("--sr", type=int, default=16000, metavar="HZ",
+                   help="sample rate the metrics run at, in Hz (default 16000; wide-band PESQ and "
+                        "the composite measures need 16000). Files at another rate are resampled "
+                        "with scipy.signal.resample_poly and listed in summary.json")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from _cli import prepare_out_dir
+
+    args = build_parser().parse_args(argv)
+    if args.workers < 1:
+        sys.exit("error: --workers must be at least 1")
+    if args.out is not None and (Path(args.out) / "per_file.csv").exists():
+        out = Path(args.out)  # resume: the evaluator keeps rows already scored
+        print(f"resuming from {out / 'per_file.csv'}", file=sys.stderr)
+    else:
+        out = prepare_out_dir(args.out, "eval_dir")
+    try:
+        summary = evaluate_dir(args.enhanced_dir, args.clean_dir, out, sr=args.sr, workers=args.workers,
+                               noisy_dir=args.noisy_dir, progress=not args.no_progress)
+    except MetricInputError as err:
+        sys.exit(f"error: {err}")
+    print(format_summary_table(summary))
+    print(f"\nwrote {out / 'per_file.csv'}" + (f", {out / 'per_file_noisy.csv'}" if args.noisy_dir else "")
+          + f" and {out / 'summary.json'} ({summary['n_computed_this_run']} file(s) computed this run)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
