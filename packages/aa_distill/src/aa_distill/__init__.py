@@ -17,6 +17,7 @@ from .bandlimit import (
     harmonic_analysis,
     synthesize_harmonics,
 )
+from .distill_loss import DistillationLoss
 from .errors import NamFormatError
 from .losses import (
     DCLoss,
@@ -42,6 +43,7 @@ from .nam_io import (
     save_nam,
 )
 from .nam_lstm import NamLSTM, lstm_num_weights
+from .nmr import NMR, NMRLoss, nmr_db
 from .nam_wavenet import LayerArrayConfig, NamWaveNet, wavenet_num_weights
 
 __all__ = [
@@ -49,10 +51,14 @@ __all__ = [
     "BandlimitResult",
     "Bandlimiter",
     "DCLoss",
+    "DistillationLoss",
     "ESRLoss",
     "HarmonicAnalysis",
     "HarmonicMagnitudeLoss",
     "KaiserLowpass",
+    "NMR",
+    "NMRLoss",
+    "nmr_db",
     "asr",
     "bandlimit",
     "chebyshev_window",

@@ -56,7 +56,8 @@ class NamModel(nn.Module):
         else:
             if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float)) \
                     or not np.isfinite(sample_rate) or sample_rate <= 0:
-                raise ValueError(f"sample_rate must be a positive number of Hz, got {sample_rate!r}")
+                raise ValueError(f"sample_rate must be a positive number of Hz, "
+                                 f"got {sample_rate!r}")
             self.sample_rate = sample_rate  # kept as written (int or float) for exact re-export
             self.sample_rate_assumed = False
         self.metadata: dict | None = copy.deepcopy(metadata)

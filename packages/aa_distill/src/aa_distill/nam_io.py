@@ -131,7 +131,8 @@ def _build_lstm(config: Any, source: str, **kw: Any) -> tuple[NamLSTM, int]:
                             f"'input_size', 'hidden_size', 'num_layers')")
     if "hidden_size" not in config:
         raise _fail(source, "LSTM config needs 'hidden_size'")
-    hidden, layers, n_in = config["hidden_size"], config.get("num_layers", 1), config.get("input_size", 1)
+    hidden = config["hidden_size"]
+    layers, n_in = config.get("num_layers", 1), config.get("input_size", 1)
     try:
         model = NamLSTM(hidden, layers, n_in, **kw)
     except (TypeError, ValueError) as e:
