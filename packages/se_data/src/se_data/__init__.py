@@ -55,3 +55,33 @@ __all__ = [
     "save_audio",
 ]
 # --- end of I/O, resampling and datasets -------------------------------------------------
+
+# --- noise, mixing, OOD sets and demo corpus -------------------------------------------
+from .mixing import MixInfo, fit_to_length, mix_at_snr, si_sdr_db
+from .noise import ESC50, NoiseEntry, NoiseFolder, NoiseItem, NoiseSet, UrbanSound8K, open_noise_set
+from .speechlike import Speaker, random_speaker, synth_speech
+from .synthetic_noise import babble_noise, brown_noise, colored_noise, pink_noise, synthetic_noise, white_noise
+
+__all__ += [
+    "ESC50",
+    "MixInfo",
+    "NoiseEntry",
+    "NoiseFolder",
+    "NoiseItem",
+    "NoiseSet",
+    "Speaker",
+    "UrbanSound8K",
+    "babble_noise",
+    "brown_noise",
+    "colored_noise",
+    "fit_to_length",
+    "mix_at_snr",
+    "open_noise_set",
+    "pink_noise",
+    "random_speaker",
+    "si_sdr_db",
+    "synth_speech",
+    "synthetic_noise",
+    "white_noise",
+]
+# --- end of noise, mixing, OOD sets and demo corpus -------------------------------------
