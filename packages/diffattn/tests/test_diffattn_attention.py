@@ -7,47 +7,8 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from diffattn import DifferentialAttention, lambda_init_fn
-
-
-def reference_diffattn(m: DifferentialAttention, x: torch.Tensor, causal: bool,
-                       attn_mask: torch.Tensor | None = None, rotary: bool = False) -> torch.Tensor:
-    """Float64 naive differential attention, one layer, from the module's weights."""
-    p = {n: t.detach().double() for n, t in m.named_parameters()}
-    x = x.double()
-    b, t, dim = x.shape
-    H = m.num_heads
-    d = dim // H // 2
-    q = (x @ p["q_proj.weight"].T).view(b, t, 2 * H, d)
-    k = (x @ p["k_proj.weight"].T).view(b, t, 2 * H, d)
-    v = (x @ p["v_proj.weight"].T).view(b, t, H, 2 * d)
-    if rotary:  # pairs (2i, 2i+1) as complex numbers times exp(j·pos·10000^(-2i/d))
-        theta = 10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
-        rot = torch.polar(torch.ones(t, d // 2, dtype=torch.float64),
-                          torch.arange(t, dtype=torch.float64)[:, None] * theta)[:, None, :]
-        q = torch.view_as_real(torch.view_as_complex(q.reshape(b, t, 2 * H, d // 2, 2)) * rot).flatten(-2)
-        k = torch.view_as_real(torch.view_as_complex(k.reshape(b, t, 2 * H, d // 2, 2)) * rot).flatten(-2)
-    q = q.transpose(1, 2) * d ** -0.5
-    k = k.transpose(1, 2)
-    v = v.transpose(1, 2)
-    w = q @ k.transpose(-1, -2)
-    if causal:
-        w = w + torch.triu(torch.full((t, t), float("-inf"), dtype=torch.float64), 1)
-    if attn_mask is not None:
-        w = w.masked_fill(~attn_mask, float("-inf"))
-    w = torch.softmax(w, -1)
-    lam_init = 0.8 - 0.6 * math.exp(-0.3 * m.depth)
-    lam = (torch.exp((p["lambda_q1"] * p["lambda_k1"]).sum())
-           - torch.exp((p["lambda_q2"] * p["lambda_k2"]).sum()) + lam_init)
-    w = w.view(b, H, 2, t, t)
-    w = w[:, :, 0] - lam * w[:, :, 1]
-    a = w @ v
-    a = a * torch.rsqrt(a.pow(2).mean(-1, keepdim=True) + 1e-5) * p["subln.weight"]
-    a = a * (1 - lam_init)
-    a = a.transpose(1, 2).reshape(b, t, H * 2 * d)
-    return a @ p["out_proj.weight"].T
 
 
 def _randomise(m: DifferentialAttention, seed: int) -> None:
@@ -89,7 +50,7 @@ def test_shapes_params_and_reference_names():
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("length", [1, 2, 7, 16, 33])
 @pytest.mark.parametrize("impl", ["sdpa", "naive"])
-def test_matches_float64_reference(causal, length, impl):
+def test_matches_float64_reference(causal, length, impl, reference_diffattn):
     torch.manual_seed(length)
     m = DifferentialAttention(32, 2, depth=2, causal=causal).double()
     _randomise(m, length)
@@ -101,7 +62,7 @@ def test_matches_float64_reference(causal, length, impl):
 
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("length", [5, 31, 64])
-def test_fused_equals_naive_float32(causal, length):
+def test_fused_equals_naive_float32(causal, length, reference_diffattn):
     torch.manual_seed(1)
     m = DifferentialAttention(48, 3, depth=1, causal=causal)
     _randomise(m, 3)
@@ -115,7 +76,7 @@ def test_fused_equals_naive_float32(causal, length):
 
 
 @pytest.mark.parametrize("causal", [False, True])
-def test_rotary_matches_reference(causal):
+def test_rotary_matches_reference(causal, reference_diffattn):
     torch.manual_seed(2)
     m = DifferentialAttention(32, 2, depth=0, causal=causal, rotary=True).double()
     _randomise(m, 5)
@@ -131,7 +92,7 @@ def test_rotary_matches_reference(causal):
         torch.testing.assert_close(plain(x[:, perm]), plain(x)[:, perm])
 
 
-def test_bool_mask_and_causal_combined():
+def test_bool_mask_and_causal_combined(reference_diffattn):
     torch.manual_seed(3)
     m = DifferentialAttention(16, 1, depth=0, causal=True).double()
     x = torch.randn(2, 9, 16, dtype=torch.float64)

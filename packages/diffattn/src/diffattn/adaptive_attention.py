@@ -69,7 +69,8 @@ class AdaptiveDifferentialAttention(DifferentialAttention):
                  impl: Impl = "auto") -> None:
         super().__init__(dim, num_heads, depth, causal, rotary=rotary, rotary_base=rotary_base,
                          norm_eps=norm_eps, impl=impl)
-        self.gate = MultiScaleDynamicFusionGate(NUM_STATS, windows)
+        self.gate = MultiScaleDynamicFusionGate(NUM_STATS, windows,
+                                                learn_scale_weights=num_bands is None)
         self.num_bands = num_bands
         self.band_gate = (FrequencyAdaptiveFusionGate(NUM_STATS, num_bands, len(self.gate.windows),
                                                       band_embed_dim, centres_hz=centres_hz)

@@ -112,13 +112,16 @@ class MultiScaleDynamicFusionGate(nn.Module):
         dim: number of statistics per frame (last input dim).
         windows: temporal scales in frames (default 2, 4, 8; ``(1,)`` = a single per-frame gate).
         hidden: hidden widths of each scale's MLP.
+        learn_scale_weights: keep the learned global ``scale_logits``; set ``False`` when the caller
+            always supplies ``scale_weights`` (then there is no unused parameter, which DDP
+            without ``find_unused_parameters`` would reject).
 
     Shapes: ``forward(stats [..., T, dim]) -> gate [..., T]``; any ``T >= 1``.
     Memory: ``O(S · numel(stats) + S · numel(gate) · max(hidden))``, linear in ``T``.
     """
 
     def __init__(self, dim: int, windows: Sequence[int] = (2, 4, 8),
-                 hidden: Sequence[int] = (32, 16)) -> None:
+                 hidden: Sequence[int] = (32, 16), learn_scale_weights: bool = True) -> None:
         super().__init__()
         if dim <= 0 or len(windows) == 0:
             raise ValueError(f"MultiScaleDynamicFusionGate needs dim > 0 and >= 1 window, "
@@ -127,14 +130,20 @@ class MultiScaleDynamicFusionGate(nn.Module):
         self.windows = tuple(int(w) for w in windows)
         self.kernels = tuple(odd_kernel(w) for w in self.windows)
         self.mlp = _StackedMLP(len(self.windows), (dim, *hidden, 1))
-        self.scale_logits = nn.Parameter(torch.zeros(len(self.windows)))
+        if learn_scale_weights:
+            self.scale_logits = nn.Parameter(torch.zeros(len(self.windows)))
+        else:
+            self.register_parameter("scale_logits", None)
 
     @property
     def num_scales(self) -> int:
         return len(self.windows)
 
     def learned_scale_weights(self) -> Tensor:
-        """``softmax(scale_logits)``: ``[S]``, sums to 1."""
+        """``softmax(scale_logits)``: ``[S]``, sums to 1 (uniform if not learned)."""
+        if self.scale_logits is None:
+            return torch.full((self.num_scales,), 1.0 / self.num_scales,
+                              device=self.mlp.weights[0].device)
         return torch.softmax(self.scale_logits, dim=0)
 
     def forward(self, stats: Tensor, scale_weights: Tensor | None = None, *,
@@ -164,6 +173,9 @@ class MultiScaleDynamicFusionGate(nn.Module):
         logits = self.mlp(pooled.reshape(s, -1, self.dim))  # [S, M·T, 1]
         scale_gates = torch.sigmoid(logits).reshape(s, *lead, t)
         if scale_weights is None:
+            if self.scale_logits is None:
+                raise ValueError("this gate was built with learn_scale_weights=False: pass "
+                                 "scale_weights")
             w = self.learned_scale_weights().to(stats.dtype)
             gate = torch.einsum("s...t,s->...t", scale_gates, w)
             w_out = w.expand(*lead, s)
