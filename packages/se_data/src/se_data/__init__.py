@@ -59,6 +59,15 @@ __all__ = [
 # --- noise, mixing, OOD sets and demo corpus -------------------------------------------
 from .mixing import MixInfo, fit_to_length, mix_at_snr, si_sdr_db
 from .noise import ESC50, NoiseEntry, NoiseFolder, NoiseItem, NoiseSet, UrbanSound8K, open_noise_set
+from .noise_augment import TemporalAugment, augment_noise, mix_noises
+from .nonstationary import (
+    add_events,
+    compose_nonstationary,
+    concat_noises,
+    mix_with_snr_trajectory,
+    snr_trajectory,
+    synthetic_event,
+)
 from .speechlike import Speaker, random_speaker, synth_speech
 from .synthetic_noise import babble_noise, brown_noise, colored_noise, pink_noise, synthetic_noise, white_noise
 
@@ -70,17 +79,26 @@ __all__ += [
     "NoiseItem",
     "NoiseSet",
     "Speaker",
+    "TemporalAugment",
     "UrbanSound8K",
+    "add_events",
+    "augment_noise",
     "babble_noise",
     "brown_noise",
     "colored_noise",
+    "compose_nonstationary",
+    "concat_noises",
     "fit_to_length",
     "mix_at_snr",
+    "mix_noises",
+    "mix_with_snr_trajectory",
     "open_noise_set",
     "pink_noise",
     "random_speaker",
     "si_sdr_db",
+    "snr_trajectory",
     "synth_speech",
+    "synthetic_event",
     "synthetic_noise",
     "white_noise",
 ]
