@@ -46,7 +46,42 @@ from .nam_lstm import NamLSTM, lstm_num_weights
 from .nmr import NMR, NMRLoss, nmr_db
 from .nam_wavenet import LayerArrayConfig, NamWaveNet, wavenet_num_weights
 
+from .student import (
+    WAVENET_PRESETS,
+    check_teacher_student_pair,
+    student_from_teacher,
+    student_metadata,
+    student_wavenet,
+    teacher_record,
+)
+from .tones import (
+    MIDI_RANGE,
+    SineToneDataset,
+    ToneParams,
+    check_warmup,
+    midi_to_hz,
+    sample_tone_params,
+    synthesize_tones,
+    teacher_targets,
+    validation_tone_params,
+)
+
 __all__ = [
+    "MIDI_RANGE",
+    "SineToneDataset",
+    "ToneParams",
+    "WAVENET_PRESETS",
+    "check_teacher_student_pair",
+    "check_warmup",
+    "midi_to_hz",
+    "sample_tone_params",
+    "student_from_teacher",
+    "student_metadata",
+    "student_wavenet",
+    "synthesize_tones",
+    "teacher_record",
+    "teacher_targets",
+    "validation_tone_params",
     "CHEBYSHEV_ATTENUATION_DB",
     "BandlimitResult",
     "Bandlimiter",

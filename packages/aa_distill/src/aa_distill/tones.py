@@ -1,0 +1,227 @@
+"""Sine-tone training data and cached, bandlimited teacher targets.
+
+A training tone (Carson et al. Eqs. 4-5) is ``A sin(2 pi f0 n / fs + phi)`` for
+``duration`` seconds (1.2 s) at the teacher's rate, with
+
+* a non-integer MIDI note ``l ~ U(21, 127)``, ``f0 = 440 * 2^((l - 69) / 12)`` (27.5 Hz to
+  12.5 kHz);
+* an amplitude uniform on a linear scale, ``A ~ U(0, 1)`` (the paper; the reference's
+  ``dB_min`` setting was never used), or uniform in dB between ``db_range`` (an option that
+  gives many more quiet tones);
+* a phase ``phi ~ U(0, 2 pi)``.
+
+The last second is the analysis / loss window; everything before it is warm-up, which must
+cover the teacher's receptive field (``warmup >= receptive_field - 1`` samples) so that the
+target window holds no onset transient. Teacher targets are computed once, in float64,
+bandlimited (:func:`aa_distill.bandlimit`) and cached.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from .bandlimit import bandlimit
+from .nam_base import NamModel
+
+MIDI_RANGE: tuple[float, float] = (21.0, 127.0)
+
+
+def midi_to_hz(midi: torch.Tensor | float) -> torch.Tensor:
+    """``440 * 2^((midi - 69) / 12)`` Hz (float64)."""
+    m = torch.as_tensor(midi, dtype=torch.float64)
+    return 440.0 * torch.pow(2.0, (m - 69.0) / 12.0)
+
+
+@dataclass
+class ToneParams:
+    """Parameters of ``n`` tones (all ``[n]`` float64): MIDI note, f0 (Hz), peak amplitude
+    (linear) and phase (rad), plus the sample rate and duration (s) they are made for."""
+
+    midi: torch.Tensor
+    f0: torch.Tensor
+    amplitude: torch.Tensor
+    phase: torch.Tensor
+    sample_rate: int
+    duration: float
+
+    def __len__(self) -> int:
+        return int(self.f0.numel())
+
+    @property
+    def num_samples(self) -> int:
+        """Samples per tone, ``round(duration * sample_rate)``."""
+        return int(round(self.duration * self.sample_rate))
+
+    @property
+    def warmup(self) -> int:
+        """Samples before the one-second analysis window."""
+        return self.num_samples - int(self.sample_rate)
+
+    def subset(self, idx: torch.Tensor | slice) -> ToneParams:
+        return ToneParams(self.midi[idx], self.f0[idx], self.amplitude[idx], self.phase[idx],
+                          self.sample_rate, self.duration)
+
+
+def _check_rate_and_duration(sample_rate: int, duration: float) -> int:
+    if isinstance(sample_rate, bool) or not float(sample_rate).is_integer() or sample_rate <= 0:
+        raise ValueError(f"sample_rate must be a positive integer number of Hz, got "
+                         f"{sample_rate!r}")
+    if not duration > 1.0:
+        raise ValueError(f"duration must exceed 1 s (the last second is the analysis window; "
+                         f"the rest is warm-up), got {duration}")
+    return int(sample_rate)
+
+
+def sample_tone_params(num_tones: int, sample_rate: int, *, duration: float = 1.2,
+                       midi_range: tuple[float, float] = MIDI_RANGE, amplitude: str = "linear",
+                       db_range: tuple[float, float] = (-60.0, 0.0),
+                       generator: torch.Generator | None = None) -> ToneParams:
+    """Random tones: MIDI ``U(midi_range)``, amplitude ``U(0, 1)`` (``amplitude="linear"``, the
+    paper) or ``10^(U(db_range)/20)`` (``"db"``), phase ``U(0, 2 pi)``; seeded by
+    ``generator`` (CPU ``torch.Generator``; pass one for reproducible data)."""
+    fs = _check_rate_and_duration(sample_rate, duration)
+    if amplitude not in ("linear", "db"):
+        raise ValueError(f"amplitude must be 'linear' or 'db', got {amplitude!r}")
+    lo, hi = midi_range
+    if not lo < hi:
+        raise ValueError(f"midi_range must be increasing, got {midi_range}")
+    if midi_to_hz(hi) >= fs / 2:
+        raise ValueError(f"MIDI {hi} ({float(midi_to_hz(hi)):.0f} Hz) is not below Nyquist at "
+                         f"{fs} Hz")
+    if num_tones < 1:
+        raise ValueError(f"num_tones must be >= 1, got {num_tones}")
+    u = torch.rand(3, num_tones, generator=generator, dtype=torch.float64)
+    midi = lo + (hi - lo) * u[0]
+    if amplitude == "linear":
+        amp = u[1]
+    else:
+        amp = 10.0 ** ((db_range[0] + (db_range[1] - db_range[0]) * u[1]) / 20.0)
+    phase = 2.0 * math.pi * u[2]
+    return ToneParams(midi, midi_to_hz(midi), amp, phase, fs, float(duration))
+
+
+def validation_tone_params(sample_rate: int, *, duration: float = 1.2,
+                           midi: tuple[int, int] = (21, 108),
+                           levels_db: tuple[float, ...] = (-36.0, -18.0, -6.0)) -> ToneParams:
+    """The paper's validation grid: integer MIDI notes (21-108: the 88 piano keys) at each
+    level in ``levels_db`` (dBFS peak), phase 0; ordered level-major."""
+    fs = _check_rate_and_duration(sample_rate, duration)
+    notes = torch.arange(midi[0], midi[1] + 1, dtype=torch.float64)
+    levels = torch.as_tensor(levels_db, dtype=torch.float64)
+    m = notes.repeat(levels.numel())
+    amp = (10.0 ** (levels / 20.0)).repeat_interleave(notes.numel())
+    return ToneParams(m, midi_to_hz(m), amp, torch.zeros_like(m), fs, float(duration))
+
+
+def synthesize_tones(params: ToneParams, dtype: torch.dtype = torch.float64,
+                     device: torch.device | str | None = None) -> torch.Tensor:
+    """The tones as ``[n, round(duration * fs)]`` (phases computed in float64)."""
+    n = torch.arange(params.num_samples, dtype=torch.float64, device=device)
+    f0 = params.f0.to(device)[:, None]
+    cycles = torch.remainder(f0 * n / params.sample_rate, 1.0)
+    x = params.amplitude.to(device)[:, None] * torch.sin(
+        2.0 * math.pi * cycles + params.phase.to(device)[:, None])
+    return x.to(dtype)
+
+
+def check_warmup(params: ToneParams, receptive_field: int, source: str = "the teacher") -> None:
+    """Raise ``ValueError`` unless the warm-up covers ``receptive_field - 1`` samples."""
+    need = int(receptive_field) - 1
+    if params.warmup < need:
+        raise ValueError(f"a warm-up of {params.warmup} samples ({params.duration} s tones at "
+                         f"{params.sample_rate} Hz) does not cover the receptive field of "
+                         f"{source} ({receptive_field} samples): use duration >= "
+                         f"{1 + need / params.sample_rate:.4f} s")
+
+
+@torch.no_grad()
+def teacher_targets(teacher: torch.nn.Module, params: ToneParams, *, batch_size: int = 16,
+                    device: torch.device | str | None = None,
+                    progress: Callable[[int], None] | None = None,
+                    receptive_field: int | None = None) -> torch.Tensor:
+    """Bandlimited teacher responses to the tones: ``[n, fs]`` float64 (last second).
+
+    The teacher runs in float64 (a float64 copy is made if needed; the original is not
+    changed) from zero history (WaveNet) or its stored state (LSTM). ``progress`` is called
+    with the number of tones finished after every batch (e.g. ``tqdm.update``). A
+    :class:`NamModel` teacher must be at ``params.sample_rate`` and its receptive field must
+    fit in the warm-up; other modules may give ``receptive_field``.
+    """
+    rf = receptive_field
+    if isinstance(teacher, NamModel):
+        if teacher.sample_rate != params.sample_rate:
+            raise ValueError(f"the teacher runs at {teacher.sample_rate} Hz but the tones are "
+                             f"at {params.sample_rate} Hz; make the tones at the teacher's rate")
+        rf = teacher.receptive_field if rf is None else rf
+    if rf is not None:
+        check_warmup(params, rf)
+    model = teacher
+    if any(p.dtype != torch.float64 for p in teacher.parameters()):
+        model = copy.deepcopy(teacher).double()
+    model = model.to(device).eval()
+    fs = params.sample_rate
+    out = []
+    for start in range(0, len(params), batch_size):
+        part = params.subset(slice(start, start + batch_size))
+        x = synthesize_tones(part, torch.float64, device)
+        y = model(x)
+        if y.shape != x.shape:
+            raise ValueError(f"the teacher must map [B, T] to [B, T], got {tuple(x.shape)} -> "
+                             f"{tuple(y.shape)}")
+        out.append(bandlimit(y, part.f0.to(y.device), fs).bandlimited.cpu())
+        if progress is not None:
+            progress(len(part))
+    return torch.cat(out)
+
+
+class SineToneDataset(torch.utils.data.Dataset):
+    """Tones with cached bandlimited teacher targets.
+
+    ``dataset[i] -> (input [T], target [fs], f0)``: the full tone (float64, warm-up first),
+    the bandlimited teacher response over its last second and f0 (Hz, float64 scalar).
+    The student's prediction to compare with ``target`` is ``student(input)[..., -fs:]``.
+
+    Build with :meth:`from_teacher` (random training tones, or any :class:`ToneParams`), or
+    directly from precomputed targets. ``targets`` can be stored as float32 to halve memory
+    (``store_dtype``); they are always computed in float64.
+    """
+
+    def __init__(self, params: ToneParams, targets: torch.Tensor) -> None:
+        if targets.shape != (len(params), params.sample_rate):
+            raise ValueError(f"targets must be [{len(params)}, {params.sample_rate}], got "
+                             f"{tuple(targets.shape)}")
+        self.params, self.targets = params, targets
+
+    @classmethod
+    def from_teacher(cls, teacher: torch.nn.Module, params: ToneParams, *,
+                     batch_size: int = 16, device: torch.device | str | None = None,
+                     store_dtype: torch.dtype = torch.float64,
+                     progress: Callable[[int], None] | None = None) -> SineToneDataset:
+        t = teacher_targets(teacher, params, batch_size=batch_size, device=device,
+                            progress=progress)
+        return cls(params, t.to(store_dtype))
+
+    @property
+    def sample_rate(self) -> int:
+        return self.params.sample_rate
+
+    def __len__(self) -> int:
+        return len(self.params)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        p = self.params.subset(slice(i, i + 1))
+        return synthesize_tones(p)[0], self.targets[i], self.params.f0[i]
+
+    def batch(self, idx: torch.Tensor, device: torch.device | str | None = None,
+              dtype: torch.dtype = torch.float64
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(inputs [b, T], targets [b, fs], f0 [b])`` for the indices ``idx``, synthesised
+        directly on ``device`` (faster than a DataLoader for GPU training)."""
+        p = self.params.subset(idx)
+        return (synthesize_tones(p, dtype, device), self.targets[idx].to(device),
+                p.f0.to(device))
