@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 _ERB_SCALE = 9.265
@@ -171,6 +170,7 @@ class HarmonicAwareGroupedConv(nn.Module):
     def extra_repr(self) -> str:
         hz = self.bin_stride * self.sample_rate / self.n_fft
         edges_hz = [round(b * hz) for b in self.group_bin_edges[:-1]]
-        return (f"in_ch={self.in_ch}, out_ch={self.out_ch}, bins={self.num_freq_bins} (stride {self.bin_stride}, "
+        return (f"in_ch={self.in_ch}, out_ch={self.out_ch}, bins={self.num_freq_bins} "
+                f"(stride {self.bin_stride}, "
                 f"{self.sample_rate} Hz, n_fft {self.n_fft}), group_bins={self.group_bin_edges} "
                 f"(starting at {edges_hz} Hz), kernels={self.kernels}")

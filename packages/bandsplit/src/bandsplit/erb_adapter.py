@@ -1,0 +1,125 @@
+"""Option B of seed 000: run a network built for another STFT on BSRNN's complex ``[B, 257, T]`` input.
+
+The seed's adapter bilinearly interpolated 257 bins to 601 and back. That is wrong twice: the two
+STFTs have different bin spacings (31.25 Hz vs 13.33 Hz) *and* different hops (128 vs 100
+samples), so interpolating along frequency at fixed frame index mixes unrelated bins, misaligns
+time, and destroys phase. The exact conversion goes through the waveform:
+
+1. inverse the 257-bin frames (n_fft 512, hop 128) by windowed overlap-add over their *whole*
+   support (the centred STFT's reflect padding included): ``z``, ``512 + 128 (T - 1)`` samples;
+2. STFT ``z`` at the net's resolution (``net.n_fft``, ``net.hop``), run the net on real/imag
+   stacked ``[B, 2, F_net, T_net]``, inverse STFT: waveform ``y`` of the same length;
+3. return ``X + frame(y - z)``: the input plus what the net changed, framed again at 512/128
+   without padding (exactly T frames, aligned with the input).
+
+Step 3's residual form makes an identity net return its input exactly (to float rounding), for
+any spectrogram. It also lets step 1 stay robust: the outermost samples of the support are seen
+through a window that is nearly zero, so dividing by the overlap-added window^2 there would
+amplify rounding noise (or the inconsistency of a spectrogram that is no STFT of any signal)
+thousands of times before the net sees it; below ``edge_floor`` times the steady-state envelope
+the division is by the floor instead (those samples fade out). For the STFT of a waveform the part
+of ``X`` the net does not see this way (passed through unchanged) lies in the first and last frames
+only, with ~1e-5 of their energy (~3e-3 in amplitude) at the default floor 1e-3 (measured on noise
+and tones; floor 1e-2 gives ~2e-4 of the energy).
+All steps are differentiable.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .stft import SampleRateMismatchError, SpectrogramTransform
+
+
+def _frame_support_inverse(spec: Tensor, n_fft: int, hop: int, window: Tensor, floor: float) -> Tensor:
+    """Complex ``[B, n_fft//2+1, T]`` -> waveform ``[B, n_fft + hop (T - 1)]`` (un-centred frames).
+
+    Least-squares inverse of ``frame(x)[t] = window * x[hop t : hop t + n_fft]``: overlap-add of
+    ``window * irfft(frame)`` divided by the overlap-added ``window^2``. Samples whose envelope is
+    below ``floor`` (only the outermost samples of the support, which the window nearly zeroes)
+    are divided by ``floor`` instead, so they fade out rather than amplify noise.
+    """
+    b, _, t = spec.shape
+    length = n_fft + hop * (t - 1)
+    frames = torch.fft.irfft(spec, n=n_fft, dim=1) * window[:, None]  # [B, n_fft, T]
+    ola = F.fold(frames, output_size=(1, length), kernel_size=(1, n_fft), stride=(1, hop))
+    env = F.fold((window.square()[:, None]).expand(n_fft, t)[None], output_size=(1, length),
+                 kernel_size=(1, n_fft), stride=(1, hop))
+    return (ola / env.clamp_min(floor)).reshape(b, length)
+
+
+class ERBUNetAdapter(nn.Module):
+    """Wrap a net working on its own STFT so it maps complex ``[B, 257, T]`` to complex ``[B, 257, T]``.
+
+    Args:
+        net: module mapping real/imag stacked ``[B, 2, net.n_fft//2+1, T']`` to the same shape, with
+            attributes ``n_fft``, ``hop`` and ``sample_rate`` (e.g. :class:`bandsplit.ERBUNet`).
+        io_n_fft, io_hop: the STFT of the adapter's input/output (BSRNN's 512/128), periodic Hann,
+            centred frames (``bandsplit.stft.SpectrogramTransform``).
+        sample_rate: sample rate (Hz) of the I/O spectrograms; must equal ``net.sample_rate``
+            (converting rates is not this module's job: resample the audio instead).
+        edge_floor: floor of the window^2 envelope, relative to its steady-state value
+            ``sum(w^2) / hop``, used when inverting the I/O frames (see the module docstring).
+
+    ``forward(spec)``: complex ``[B, io_n_fft//2+1, T]`` (any T >= 1) -> complex, same shape and
+    dtype. Cost: two STFTs and two inverse STFTs besides the net; memory linear in T.
+    """
+
+    def __init__(self, net: nn.Module, io_n_fft: int = 512, io_hop: int = 128, sample_rate: int = 16000,
+                 edge_floor: float = 1e-3) -> None:
+        super().__init__()
+        for attr in ("n_fft", "hop", "sample_rate"):
+            if not hasattr(net, attr):
+                raise TypeError(f"ERBUNetAdapter needs a net with attribute '{attr}' (its STFT); "
+                                f"{type(net).__name__} has none")
+        if int(net.sample_rate) != int(sample_rate):
+            raise SampleRateMismatchError(
+                f"the net works at {net.sample_rate} Hz but the adapter's spectrograms are at "
+                f"{sample_rate} Hz; "
+                f"build both for the same rate (resample the audio, never the spectrogram)")
+        if io_hop > io_n_fft:
+            raise ValueError(f"io_hop ({io_hop}) > io_n_fft ({io_n_fft}) leaves gaps between frames")
+        self.net = net
+        self.io = SpectrogramTransform(io_n_fft, io_hop, sample_rate)
+        self.net_stft = SpectrogramTransform(int(net.n_fft), int(net.hop), int(sample_rate))
+        self.sample_rate = int(sample_rate)
+        if not 0.0 < edge_floor < 1.0:
+            raise ValueError(f"edge_floor is a fraction of the steady-state window envelope, in (0, 1); "
+                             f"got {edge_floor}")
+        self.edge_floor = float(edge_floor)
+        self._floor = edge_floor * float(self.io.window.double().square().sum()) / io_hop
+
+    @property
+    def num_bins(self) -> int:
+        return self.io.num_bins
+
+    def forward(self, spec: Tensor) -> Tensor:
+        """Complex ``[B, F_io, T]`` -> complex ``[B, F_io, T]`` through ``net`` at its own resolution."""
+        if not spec.is_complex() or spec.dim() != 3 or spec.shape[1] != self.io.num_bins or spec.shape[2] < 1:
+            raise ValueError(f"ERBUNetAdapter expects a complex spectrogram [B, {self.io.num_bins}, T] "
+                             f"(n_fft {self.io.n_fft}, hop {self.io.hop}, {self.sample_rate} Hz), got "
+                             f"{'complex' if spec.is_complex() else spec.dtype} {list(spec.shape)}")
+        n_fft, hop, t = self.io.n_fft, self.io.hop, spec.shape[2]
+        window = self.io.window.to(spec.real.dtype)
+        z_in = _frame_support_inverse(spec, n_fft, hop, window, self._floor)  # [B, L]
+        length = z_in.shape[1]
+        z = z_in
+        # The net's centred STFT reflect-pads n_fft_net // 2 samples: zero-pad very short inputs first.
+        short = max(0, self.net_stft.n_fft // 2 + 1 - length)
+        if short:
+            z = F.pad(z, (short // 2, short - short // 2))
+        spec_net = self.net_stft.stft(z)  # [B, F_net, T_net]
+        out_ri = self.net(torch.view_as_real(spec_net).permute(0, 3, 1, 2))
+        if out_ri.shape != (spec_net.shape[0], 2, *spec_net.shape[1:]):
+            raise ValueError(f"the net returned {list(out_ri.shape)}, expected real/imag stacked "
+                             f"{[spec_net.shape[0], 2, *spec_net.shape[1:]]}")
+        out_net = torch.view_as_complex(out_ri.permute(0, 2, 3, 1).contiguous())
+        y = self.net_stft.istft(out_net, length=z.shape[1])
+        if short:
+            y = y[:, short // 2: short // 2 + length]
+        delta = torch.stft(y - z_in, n_fft, hop, window=window, center=False, onesided=True,
+                           return_complex=True)
+        assert delta.shape[-1] == t, (delta.shape, t)
+        return spec + delta
