@@ -60,6 +60,7 @@ __all__ = [
 from .mixing import MixInfo, fit_to_length, mix_at_snr, si_sdr_db
 from .noise import ESC50, NoiseEntry, NoiseFolder, NoiseItem, NoiseSet, UrbanSound8K, open_noise_set
 from .noise_augment import TemporalAugment, augment_noise, mix_noises
+from .ood import OOD_TOOL_VERSION, OODRow, build_ood_set, read_ood_manifest, rebuild_ood_set, sha256_file
 from .nonstationary import (
     add_events,
     compose_nonstationary,
@@ -78,6 +79,8 @@ __all__ += [
     "NoiseFolder",
     "NoiseItem",
     "NoiseSet",
+    "OODRow",
+    "OOD_TOOL_VERSION",
     "Speaker",
     "TemporalAugment",
     "UrbanSound8K",
@@ -85,6 +88,7 @@ __all__ += [
     "augment_noise",
     "babble_noise",
     "brown_noise",
+    "build_ood_set",
     "colored_noise",
     "compose_nonstationary",
     "concat_noises",
@@ -95,6 +99,9 @@ __all__ += [
     "open_noise_set",
     "pink_noise",
     "random_speaker",
+    "read_ood_manifest",
+    "rebuild_ood_set",
+    "sha256_file",
     "si_sdr_db",
     "snr_trajectory",
     "synth_speech",
