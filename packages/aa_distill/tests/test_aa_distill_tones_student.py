@@ -180,3 +180,14 @@ def test_a_few_distillation_steps_reduce_the_loss(tiny_path):
         opt.step()
         losses.append(float(loss.detach()))
     assert math.isfinite(losses[0]) and losses[-1] < losses[0]
+
+
+def test_lstm_teacher_targets(shared_data):
+    teacher = load_nam(shared_data / "nam" / "core_lstm_tiny.nam", torch.float64)
+    p = sample_tone_params(1, 48_000, generator=torch.Generator().manual_seed(4))
+    t = teacher_targets(teacher, p)
+    with torch.no_grad():
+        y = teacher(synthesize_tones(p))
+    assert teacher.dtype == torch.float64  # used as is, not copied or converted
+    assert torch.allclose(t, bandlimit(y, p.f0, 48_000).bandlimited, rtol=0, atol=1e-13)
+    assert float(t.abs().max()) > 1e-4

@@ -30,7 +30,6 @@ from .losses import (
     hesr,
     hesr_parts,
     lambda_weights,
-    weighted_sum,
 )
 from .lowpass import KaiserLowpass, kaiser_lowpass_taps
 from .nam_base import NAM_DEFAULT_SAMPLE_RATE, NAM_WRITE_VERSION, NamModel
@@ -106,7 +105,6 @@ __all__ = [
     "kaiser_lowpass_taps",
     "lambda_weights",
     "synthesize_harmonics",
-    "weighted_sum",
     "NAM_DEFAULT_SAMPLE_RATE",
     "NAM_WRITE_VERSION",
     "SUPPORTED_ARCHITECTURES",

@@ -15,8 +15,6 @@ hot loop must not synchronise with the device): a silent target gives ``inf``/``
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-
 import torch
 
 from .bandlimit import HarmonicAnalysis, bandlimit, harmonic_analysis
@@ -184,19 +182,3 @@ def curriculum_lambda(epoch: float, max_epochs: float, start: float = 3.0,
         raise ValueError(f"start and end must be > 0, got {start} and {end}")
     return start * (end / start) ** (epoch / max_epochs)
 
-
-def weighted_sum(terms: dict[str, torch.Tensor], weights: dict[str, float],
-                 order: Sequence[str] | None = None) -> torch.Tensor:
-    """``sum_k weights[k] * terms[k]`` over the keys of ``weights`` (zero weights skipped)."""
-    keys = list(order) if order is not None else list(weights)
-    total = None
-    for key in keys:
-        w = weights.get(key, 0.0)
-        if w == 0.0:
-            continue
-        if key not in terms:
-            raise KeyError(f"no loss term named {key!r} (have {sorted(terms)})")
-        total = w * terms[key] if total is None else total + w * terms[key]
-    if total is None:
-        raise ValueError("every loss weight is zero")
-    return total

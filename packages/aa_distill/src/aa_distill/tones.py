@@ -146,8 +146,8 @@ def teacher_targets(teacher: torch.nn.Module, params: ToneParams, *, batch_size:
                     receptive_field: int | None = None) -> torch.Tensor:
     """Bandlimited teacher responses to the tones: ``[n, fs]`` float64 (last second).
 
-    The teacher runs in float64 (a float64 copy is made if needed; the original is not
-    changed) from zero history (WaveNet) or its stored state (LSTM). ``progress`` is called
+    The teacher runs in float64 on ``device`` (a copy is made where its dtype or device
+    differ; the caller's module is never moved or converted) from zero history (WaveNet) or its stored state (LSTM). ``progress`` is called
     with the number of tones finished after every batch (e.g. ``tqdm.update``). A
     :class:`NamModel` teacher must be at ``params.sample_rate`` and its receptive field must
     fit in the warm-up; other modules may give ``receptive_field``.
@@ -160,10 +160,13 @@ def teacher_targets(teacher: torch.nn.Module, params: ToneParams, *, batch_size:
         rf = teacher.receptive_field if rf is None else rf
     if rf is not None:
         check_warmup(params, rf)
+    dev = torch.device(device) if device is not None else None
     model = teacher
-    if any(p.dtype != torch.float64 for p in teacher.parameters()):
-        model = copy.deepcopy(teacher).double()
-    model = model.to(device).eval()
+    if any(p.dtype != torch.float64 or (dev is not None and p.device != dev)
+           for p in teacher.parameters()):
+        model = copy.deepcopy(teacher).to(device=dev, dtype=torch.float64)
+    was_training = model.training
+    model.eval()
     fs = params.sample_rate
     out = []
     for start in range(0, len(params), batch_size):
@@ -176,6 +179,8 @@ def teacher_targets(teacher: torch.nn.Module, params: ToneParams, *, batch_size:
         out.append(bandlimit(y, part.f0.to(y.device), fs).bandlimited.cpu())
         if progress is not None:
             progress(len(part))
+    if model is teacher and was_training:
+        teacher.train()
     return torch.cat(out)
 
 
