@@ -19,6 +19,7 @@ successfully are kept, failed and missing files are (re)computed.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import multiprocessing
@@ -28,7 +29,7 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import soundfile as sf
@@ -83,6 +84,27 @@ def _find_partner(rel: str, root: Path, index: tuple[set[str], dict[str, list[st
     return None, (f"ambiguous {role} partner for {rel}: {len(cands)} files named "
                   f"{rel.rsplit('/', 1)[-1]!r} below {root} ({', '.join(cands[:3])}...) and none "
                   f"at the same relative path; mirror ENHANCED_DIR's layout")
+
+
+#: BLAS / OpenMP thread counts forced to 1 in the worker processes (one worker per core).
+_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+               "NUMEXPR_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def _single_threaded_children() -> Iterator[None]:
+    """While active, processes started from here load BLAS with one thread: a pool of one worker
+    per core with multi-threaded BLAS in each oversubscribes the cores (measured: 2-3x slower)."""
+    old = {k: os.environ.get(k) for k in _THREAD_ENV}
+    os.environ.update({k: "1" for k in _THREAD_ENV})
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
@@ -273,8 +295,10 @@ def evaluate_dir(enhanced_dir: str | os.PathLike, clean_dir: str | os.PathLike, 
             for t in todo:
                 take(t, _score(t, sr))
         elif todo:
-            with ProcessPoolExecutor(max_workers=min(n_workers, len(todo)), mp_context=_pool_context()) as pool:
-                futures = {pool.submit(_score, t, sr): t for t in todo}
+            with _single_threaded_children():
+                pool = ProcessPoolExecutor(max_workers=min(n_workers, len(todo)), mp_context=_pool_context())
+                futures = {pool.submit(_score, t, sr): t for t in todo}  # workers start here
+            with pool:
                 for fut in as_completed(futures):
                     take(futures[fut], fut.result())
         bar.close()
