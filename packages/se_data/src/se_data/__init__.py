@@ -57,6 +57,7 @@ __all__ = [
 # --- end of I/O, resampling and datasets -------------------------------------------------
 
 # --- noise, mixing, OOD sets and demo corpus -------------------------------------------
+from .demo_corpus import DEFAULT_NOISE_WEIGHTS, DEMO_GENERATOR_VERSION, demo_corpus_dir, make_demo_corpus
 from .mixing import MixInfo, fit_to_length, mix_at_snr, si_sdr_db
 from .noise import ESC50, NoiseEntry, NoiseFolder, NoiseItem, NoiseSet, UrbanSound8K, open_noise_set
 from .noise_augment import TemporalAugment, augment_noise, mix_noises
@@ -73,6 +74,8 @@ from .speechlike import Speaker, random_speaker, synth_speech
 from .synthetic_noise import babble_noise, brown_noise, colored_noise, pink_noise, synthetic_noise, white_noise
 
 __all__ += [
+    "DEFAULT_NOISE_WEIGHTS",
+    "DEMO_GENERATOR_VERSION",
     "ESC50",
     "MixInfo",
     "NoiseEntry",
@@ -92,7 +95,9 @@ __all__ += [
     "colored_noise",
     "compose_nonstationary",
     "concat_noises",
+    "demo_corpus_dir",
     "fit_to_length",
+    "make_demo_corpus",
     "mix_at_snr",
     "mix_noises",
     "mix_with_snr_trajectory",
