@@ -106,9 +106,9 @@ class _DiffTransformerBottleneck(nn.Module):
         return x + y
 
 
-#: Keyword arguments that give ERBUNet the seed's "~15-20 M" Net2 size (17.47 M parameters at 601 bins).
+#: Keyword arguments that give ERBUNet the seed's "~15-20 M" Net2 size (16.98 M parameters at 601 bins).
 ERB_UNET_SEED_SIZE: dict[str, object] = {
-    "base_channels": 32, "channel_mults": (1, 2, 4, 4, 2), "d_model": 384, "transformer_layers": 6,
+    "base_channels": 32, "channel_mults": (1, 2, 4, 4, 2), "d_model": 384, "transformer_layers": 7,
     "num_heads": 8}
 
 
@@ -143,15 +143,18 @@ class ERBUNet(nn.Module):
       ``c_depth * F_depth`` values folded into each token;
     * decoder level l: (3, 3) transposed convolution with stride (2, 1) and the output padding that
       restores exactly ``F_l`` bins, aligned bin-for-bin with the encoder (output j <- input 2j)
-      -> GroupNorm -> PReLU, concatenated with the skip -> ``HarmonicAwareGroupedConv`` ->
-      GroupNorm -> PReLU;
+      -> GroupNorm -> PReLU, concatenated with the skip -> 1x1 convolution (2 c_l -> c_l) ->
+      ``HarmonicAwareGroupedConv`` -> GroupNorm -> PReLU (the 1x1 merge halves the cost of the
+      grouped convolution, 54 taps per channel pair, compared with feeding it 2 c_l channels);
     * head: 1x1 convolution to the 2 mask channels.
 
     The small default (base_channels 8, channels 8-8-16-16-16 over depth 4, d_model 96, 2 layers,
-    4 heads) has 428,490 parameters at 601 bins (358,482 for ERBUNet257) and trains on a CPU; its
-    cost is dominated by the grouped convolutions at the two finest levels. The seed's "~15-20 M"
-    Net2 size is reached with :data:`ERB_UNET_SEED_SIZE` (base_channels 32, channel_mults
-    (1, 2, 4, 4, 2), d_model 384, 6 layers, 8 heads): 17,473,066 parameters at 601 bins.
+    4 heads) has 395,258 parameters at 601 bins (325,250 for ERBUNet257) and trains on a CPU; its
+    cost is dominated by the grouped convolutions at the two finest levels (measured on the shared
+    2-core CPU, one thread, under load: forward + backward of 6 x 2 s takes ~4-5 s for ERBUNet257,
+    ~16 s for ERBUNet behind the adapter, whose 601 x 321 grid has 2.8 x the bins x frames).
+    The seed's "~15-20 M" Net2 size is reached with :data:`ERB_UNET_SEED_SIZE` (base_channels 32,
+    channel_mults (1, 2, 4, 4, 2), d_model 384, 7 layers, 8 heads): 16,981,402 parameters at 601 bins.
 
     Args:
         n_fft, hop, sample_rate: the STFT this net works on (Hz); ``self.transform`` is it.
@@ -213,7 +216,8 @@ class ERBUNet(nn.Module):
                                    output_padding=(sizes[lv] - (2 * sizes[lv + 1] - 1), 0)),
                 *_norm_act(ch[lv]))
             for lv in range(depth))
-        self.dec_hag = nn.ModuleList(hag(2 * ch[lv], ch[lv], lv) for lv in range(depth))
+        self.dec_merge = nn.ModuleList(nn.Conv2d(2 * ch[lv], ch[lv], 1) for lv in range(depth))
+        self.dec_hag = nn.ModuleList(hag(ch[lv], ch[lv], lv) for lv in range(depth))
         self.dec_hag_norm = nn.ModuleList(_norm_act(ch[lv]) for lv in range(depth))
         self.head = nn.Conv2d(ch[0], 2, 1)
 
@@ -235,7 +239,8 @@ class ERBUNet(nn.Module):
         h = self.bottleneck(h)
         for lv in reversed(range(len(self.dec_up))):
             h = self.dec_up[lv](h)
-            h = self.dec_hag_norm[lv](self.dec_hag[lv](torch.cat([h, skips[lv]], dim=1)))
+            h = self.dec_merge[lv](torch.cat([h, skips[lv]], dim=1))
+            h = self.dec_hag_norm[lv](self.dec_hag[lv](h))
         m = self.head(h)
         m = m + torch.tensor([1.0, 0.0], dtype=m.dtype, device=m.device)[:, None, None]
         r = torch.sqrt(m.square().sum(dim=1, keepdim=True) + 1e-12)
