@@ -160,6 +160,11 @@ def test_resume_retries_failures_and_refuses_other_settings(tree, tmp_path):
     assert s2["n_computed_this_run"] == 1 and s2["enhanced"]["failures"] == []
     with pytest.raises(sm.MetricInputError, match="other settings"):
         sm.evaluate_dir(enh, clean, out, workers=1, progress=False, noisy_dir=noisy)
+    # a CSV that is not the evaluator's is never resumed from (or overwritten)
+    (out / "per_file.csv").write_text("name,score\nx,1\n")
+    with pytest.raises(sm.MetricInputError, match="cannot be resumed"):
+        sm.evaluate_dir(enh, clean, out, workers=1, progress=False)
+    assert (out / "per_file.csv").read_text() == "name,score\nx,1\n"
 
 
 def test_noisy_dir_writes_noisy_and_delta(tree, tmp_path):

@@ -295,10 +295,9 @@ def evaluate_dir(enhanced_dir: str | os.PathLike, clean_dir: str | os.PathLike, 
             for t in todo:
                 take(t, _score(t, sr))
         elif todo:
-            with _single_threaded_children():
-                pool = ProcessPoolExecutor(max_workers=min(n_workers, len(todo)), mp_context=_pool_context())
-                futures = {pool.submit(_score, t, sr): t for t in todo}  # workers start here
-            with pool:
+            with ProcessPoolExecutor(max_workers=min(n_workers, len(todo)), mp_context=_pool_context()) as pool:
+                with _single_threaded_children():  # the workers start at the first submit
+                    futures = {pool.submit(_score, t, sr): t for t in todo}
                 for fut in as_completed(futures):
                     take(futures[fut], fut.result())
         bar.close()
