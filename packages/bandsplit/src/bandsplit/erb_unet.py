@@ -168,6 +168,9 @@ class ERBUNet(nn.Module):
         input_compression: power applied to the input magnitude for the features (None: none).
         attention: ``"diff"`` (DifferentialAttention) or ``"adaptive"`` (seed 000's adaptive variant,
             ``diffattn.AdaptiveDifferentialAttention``) in the bottleneck.
+
+    GroupNorm statistics span the whole utterance (like BSRNN's), so the net is non-causal.
+    Parameters draw from the global torch RNG: call ``torch.manual_seed`` before construction.
     """
 
     def __init__(self, n_fft: int = 1200, hop: int = 100, sample_rate: int = 16000, base_channels: int = 8,
