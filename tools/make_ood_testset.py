@@ -37,6 +37,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--allow-missing", action="store_true",
                    help="skip (with a warning) metadata rows whose audio file is absent, e.g. a partial "
                         "ESC-50 download (default: such rows are an error)")
+    p.add_argument("--keep-silence", action="store_true",
+                   help="keep each noise clip's leading/trailing near-silence (default: trimmed, since ESC-50 "
+                        "pads short clips with zeros to 5 s)")
     p.add_argument("--subtype", default="PCM_16", choices=["PCM_16", "PCM_24"], help="wav sample format")
     p.add_argument("--from-manifest", metavar="JSON", default=None,
                    help="rebuild the set described by this manifest.json into --out (byte-identical); "
@@ -83,7 +86,7 @@ def main(argv=None) -> int:
             if "categories" in filters and (Path(args.noise) / "metadata" / "UrbanSound8K.csv").is_file():
                 filters["classes"] = filters.pop("categories")
             s = build_ood_set(args.clean, args.noise, out, snrs=args.snrs, seed=args.seed, sample_rate=args.sr,
-                              noise_filters=filters, subtype=args.subtype, progress=not args.no_progress)
+                              noise_filters=filters, trim_silence=not args.keep_silence, subtype=args.subtype, progress=not args.no_progress)
     except (FileExistsError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

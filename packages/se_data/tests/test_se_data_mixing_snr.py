@@ -83,6 +83,8 @@ def test_bad_input(speech_noise):
         mix_at_snr(torch.zeros(16000), n, 0.0, seed=0)
     with pytest.raises(ValueError, match="noise segment at offset 0 .* silent"):
         mix_at_snr(s, torch.zeros(50000), 0.0, offset=0)
+    with pytest.raises(ValueError, match="silent .*-160.0 dBFS.*pick_noise_offset"):
+        mix_at_snr(s, torch.full((50000,), 1e-8, dtype=torch.float64), 0.0, offset=0)  # resampling ringing
     with pytest.raises(SampleRateError, match="resample"):
         mix_at_snr(s, n, 0.0, seed=0, speech_sr=16000, noise_sr=48000)
     bad = s.clone()

@@ -143,3 +143,18 @@ def test_corrupt_noise_file_names_the_file(tmp_path):
     s = NoiseFolder(root, 16000)
     with pytest.raises(ValueError, match="broken.wav"):
         s[0]
+
+
+def test_trim_silence_strips_padding(tmp_path):
+    from se_data.noise import load_noise
+
+    x = np.zeros(32000, np.float32)
+    x[8000:12000] = 0.5 * np.sin(np.arange(4000) * 0.3)
+    (tmp_path / "n").mkdir()
+    sf.write(tmp_path / "n" / "padded.wav", x, 16000, subtype="FLOAT")
+    assert NoiseFolder(tmp_path / "n", 16000)[0].audio.numel() == 32000
+    t = NoiseFolder(tmp_path / "n", 16000, trim_silence=True)[0].audio
+    assert t.numel() <= 4000 and t.numel() > 3900 and float(t.abs().max()) > 0.49
+    sf.write(tmp_path / "n" / "silent.wav", np.zeros(100, np.float32), 16000)
+    with pytest.raises(ValueError, match="silent.wav.*silent"):
+        load_noise(tmp_path / "n" / "silent.wav", 16000)

@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 
 from se_data import load_audio
+from se_data.noise import load_noise
 from se_data.ood import MANIFEST_COLUMNS, OOD_TOOL_VERSION, build_ood_set, read_ood_manifest, rebuild_ood_set
 
 
@@ -47,6 +48,7 @@ def test_outputs_manifest_and_exact_snr(built):
     meta = json.loads((out / "manifest.json").read_text())
     assert meta["seed"] == 7 and meta["tool_version"] == OOD_TOOL_VERSION and meta["sample_rate"] == 16000
     assert meta["settings"]["snrs"] == [0.0, 5.0, 10.0] and meta["settings"]["noise_layout"] == "esc50"
+    assert meta["settings"]["trim_silence"] is True
     for rel, digest in meta["sources"]["clean"].items():
         assert _sha(clean / rel) == digest
     for rel, digest in meta["sources"]["noise"].items():
@@ -58,7 +60,7 @@ def test_outputs_manifest_and_exact_snr(built):
         assert r.file.endswith(f"_{r.noise_class}_snr{r.snr_db:g}dB.wav")
         # rebuild the mixture from the sources and the manifest's numbers
         s, _ = load_audio(clean / r.clean_source, 16000)
-        n, _ = load_audio(esc / r.noise_source, 16000, resample=True)
+        n = load_noise(esc / r.noise_source, 16000, trim_silence=True)
         s, n = s.double().numpy(), n.double().numpy()
         seg = n[(r.noise_offset + np.arange(s.size)) % n.size]
         noisy_ref = r.clean_gain * s + r.noise_gain * seg
@@ -68,6 +70,8 @@ def test_outputs_manifest_and_exact_snr(built):
         assert sr == 16000 and sf.info(out / "noisy" / r.file).subtype == "PCM_16"
         assert np.max(np.abs(y - noisy_ref)) <= 2.0 ** -15 and np.max(np.abs(c - r.clean_gain * s)) <= 2.0 ** -15
         assert r.clean_gain <= 1.0 and np.max(np.abs(noisy_ref)) <= 0.99 + 1e-12
+        # the noise segment is not (near-)silent: within 20 dB of the clip's active level
+        assert 10 * np.log10(np.mean(seg**2) / np.mean(n[np.abs(n) > 1e-4] ** 2)) > -30
         assert meta["outputs"][f"noisy/{r.file}"] == _sha(out / "noisy" / r.file)
 
 
@@ -112,3 +116,15 @@ def test_builder_rejects_bad_settings(built, tmp_path):
         build_ood_set(clean, esc, tmp_path / "b", noise_filters={"categories": ["cat"]}, progress=False)
     with pytest.raises(FileNotFoundError):
         build_ood_set(tmp_path / "none", esc, tmp_path / "c", progress=False)
+
+
+def test_pick_noise_offset_avoids_silent_padding():
+    from se_data.ood import pick_noise_offset
+
+    rng = np.random.default_rng(0)
+    x = np.zeros(80000)
+    x[60000:64000] = rng.standard_normal(4000)  # a 0.25 s event in 5 s of padding
+    for seed in range(20):
+        off = pick_noise_offset(x, 8000, np.random.default_rng(seed))
+        seg = x[off:off + 8000]
+        assert np.mean(seg**2) >= 10 ** (-20 / 10) * np.mean(x[60000:64000] ** 2) * 0.99

@@ -59,9 +59,17 @@ __all__ = [
 # --- noise, mixing, OOD sets and demo corpus -------------------------------------------
 from .demo_corpus import DEFAULT_NOISE_WEIGHTS, DEMO_GENERATOR_VERSION, demo_corpus_dir, make_demo_corpus
 from .mixing import MixInfo, fit_to_length, mix_at_snr, si_sdr_db
-from .noise import ESC50, NoiseEntry, NoiseFolder, NoiseItem, NoiseSet, UrbanSound8K, open_noise_set
+from .noise import ESC50, NoiseEntry, NoiseFolder, NoiseItem, NoiseSet, UrbanSound8K, load_noise, open_noise_set
 from .noise_augment import TemporalAugment, augment_noise, mix_noises
-from .ood import OOD_TOOL_VERSION, OODRow, build_ood_set, read_ood_manifest, rebuild_ood_set, sha256_file
+from .ood import (
+    OOD_TOOL_VERSION,
+    OODRow,
+    build_ood_set,
+    pick_noise_offset,
+    read_ood_manifest,
+    rebuild_ood_set,
+    sha256_file,
+)
 from .nonstationary import (
     add_events,
     compose_nonstationary,
@@ -97,11 +105,13 @@ __all__ += [
     "concat_noises",
     "demo_corpus_dir",
     "fit_to_length",
+    "load_noise",
     "make_demo_corpus",
     "mix_at_snr",
     "mix_noises",
     "mix_with_snr_trajectory",
     "open_noise_set",
+    "pick_noise_offset",
     "pink_noise",
     "random_speaker",
     "read_ood_manifest",

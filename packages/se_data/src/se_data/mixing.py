@@ -23,6 +23,14 @@ from ._rng import SeedLike, as_rng, check_positive_int, energy, out_dtype, to_f6
 from .errors import SampleRateError
 
 
+#: signals with an RMS at or below this (−120 dBFS, under 16-bit resolution) count as silent
+SILENT_RMS = 1e-6
+
+
+def _dbfs(e: float, n: int) -> str:
+    return "-inf dBFS" if e == 0 else f"{10 * math.log10(e / n):.1f} dBFS"
+
+
 @dataclass(frozen=True)
 class MixInfo:
     """What :func:`mix_at_snr` did.
@@ -104,7 +112,7 @@ def mix_at_snr(speech: torch.Tensor | np.ndarray, noise: torch.Tensor | np.ndarr
 
     Returns ``(noisy [T], info)``: ``noisy = speech + g·noise_segment`` as a float32 tensor
     (float64 if either input is float64) and a :class:`MixInfo`. Silent speech or a silent
-    noise segment raises ``ValueError``.
+    noise segment (RMS ≤ :data:`SILENT_RMS`, −120 dBFS) raises ``ValueError``.
     """
     if speech_sr is not None and noise_sr is not None and int(speech_sr) != int(noise_sr):
         raise SampleRateError(f"mix_at_snr: speech is at {speech_sr} Hz but noise at {noise_sr} Hz; "
@@ -117,11 +125,14 @@ def mix_at_snr(speech: torch.Tensor | np.ndarray, noise: torch.Tensor | np.ndarr
     n_full = to_f64(noise, "noise")
     n, off = fit_array(n_full, s.size, offset=offset, seed=seed)
     es, en = energy(s), energy(n)
-    if es == 0.0:
-        raise ValueError("mix_at_snr: the speech is silent (all zeros); an SNR is undefined")
-    if en == 0.0:
+    if es <= SILENT_RMS**2 * s.size:
+        raise ValueError(f"mix_at_snr: the speech is silent (RMS {_dbfs(es, s.size)}, below {SILENT_RMS:g}); "
+                         f"an SNR is undefined")
+    if en <= SILENT_RMS**2 * n.size:
         raise ValueError(f"mix_at_snr: the noise segment at offset {off} ({s.size} samples) is silent "
-                         f"(all zeros); use another noise or offset")
+                         f"(RMS {_dbfs(en, n.size)}, below {SILENT_RMS:g}); scaling it up would only amplify "
+                         f"rounding noise. Use another noise or offset (se_data.pick_noise_offset finds a "
+                         f"non-silent one; NoiseSet(trim_silence=True) strips zero padding)")
     g = math.sqrt(es / (en * 10.0 ** (snr_db / 10.0)))
     scaled = g * n
     noisy = s + scaled

@@ -64,12 +64,16 @@ class NoiseSet(Sequence):
     ``len(s)``, ``s[i] -> NoiseItem``, ``s.entries`` (metadata only), ``s.labels`` (sorted
     distinct labels), ``s.root`` and ``s.layout`` (``"esc50"``, ``"urbansound8k"``,
     ``"folder"``). ``s.relpath(i)`` is the entry's path relative to the root (POSIX).
+    ``trim_silence=True`` strips leading and trailing near-silence (see :func:`load_noise`),
+    e.g. the zero padding of short ESC-50 clips.
     """
 
     layout = "list"
 
-    def __init__(self, entries: Iterable[NoiseEntry], sample_rate: int, root: str | os.PathLike | None = None):
+    def __init__(self, entries: Iterable[NoiseEntry], sample_rate: int, root: str | os.PathLike | None = None, *,
+                 trim_silence: bool = False):
         self.sample_rate = check_sample_rate("sample_rate", sample_rate)
+        self.trim_silence = bool(trim_silence)
         self.entries: list[NoiseEntry] = list(entries)
         self.root = Path(root) if root is not None else None
         if not self.entries:
@@ -83,7 +87,8 @@ class NoiseSet(Sequence):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
         e = self.entries[i]
-        audio, sr = load_audio(e.path, self.sample_rate, resample=True, mono=True)
+        audio = load_noise(e.path, self.sample_rate, trim_silence=self.trim_silence)
+        sr = self.sample_rate
         return NoiseItem(audio=audio, sample_rate=sr, label=e.label, source=e.path, meta=dict(e.meta))
 
     @property
@@ -149,7 +154,8 @@ class ESC50(NoiseSet):
     layout = "esc50"
 
     def __init__(self, root: str | os.PathLike, sample_rate: int, *, categories: Iterable[str] | None = None,
-                 folds: Iterable[int] | None = None, esc10_only: bool = False, missing: str = "error"):
+                 folds: Iterable[int] | None = None, esc10_only: bool = False, missing: str = "error",
+                 trim_silence: bool = False):
         root = Path(root)
         rows = _read_csv(root / "meta" / "esc50.csv", ESC50_COLUMNS)
         cats = _check_filter("categories", categories, {r["category"] for r in rows}, root)
@@ -162,7 +168,8 @@ class ESC50(NoiseSet):
                    for r in rows
                    if (cats is None or r["category"] in cats) and (fl is None or int(r["fold"]) in fl)
                    and (not esc10_only or r["esc10"].strip().lower() == "true")]
-        super().__init__(_resolve_missing(entries, missing, f"ESC-50 at {root}"), sample_rate, root)
+        super().__init__(_resolve_missing(entries, missing, f"ESC-50 at {root}"), sample_rate, root,
+                         trim_silence=trim_silence)
 
 
 class UrbanSound8K(NoiseSet):
@@ -176,7 +183,8 @@ class UrbanSound8K(NoiseSet):
     layout = "urbansound8k"
 
     def __init__(self, root: str | os.PathLike, sample_rate: int, *, classes: Iterable[str] | None = None,
-                 folds: Iterable[int] | None = None, salience: int | None = None, missing: str = "error"):
+                 folds: Iterable[int] | None = None, salience: int | None = None, missing: str = "error",
+                 trim_silence: bool = False):
         root = Path(root)
         rows = _read_csv(root / "metadata" / "UrbanSound8K.csv", US8K_COLUMNS)
         cls = _check_filter("classes", classes, {r["class"] for r in rows}, root)
@@ -191,7 +199,8 @@ class UrbanSound8K(NoiseSet):
                    for r in rows
                    if (cls is None or r["class"] in cls) and (fl is None or int(r["fold"]) in fl)
                    and (salience is None or int(r["salience"]) == salience)]
-        super().__init__(_resolve_missing(entries, missing, f"UrbanSound8K at {root}"), sample_rate, root)
+        super().__init__(_resolve_missing(entries, missing, f"UrbanSound8K at {root}"), sample_rate, root,
+                         trim_silence=trim_silence)
 
 
 class NoiseFolder(NoiseSet):
@@ -202,7 +211,7 @@ class NoiseFolder(NoiseSet):
     layout = "folder"
 
     def __init__(self, root: str | os.PathLike, sample_rate: int, *, recursive: bool = True,
-                 extensions: Sequence[str] = AUDIO_EXTENSIONS):
+                 extensions: Sequence[str] = AUDIO_EXTENSIONS, trim_silence: bool = False):
         root = Path(root)
         if not root.is_dir():
             raise FileNotFoundError(f"{root}: noise folder not found")
@@ -214,7 +223,7 @@ class NoiseFolder(NoiseSet):
                               {}) for p in files]
         if not entries:
             raise ValueError(f"{root}: no audio files ({', '.join(sorted(exts))}) found")
-        super().__init__(entries, sample_rate, root)
+        super().__init__(entries, sample_rate, root, trim_silence=trim_silence)
 
 
 def open_noise_set(path: str | os.PathLike, sample_rate: int, **filters) -> NoiseSet:
@@ -227,7 +236,29 @@ def open_noise_set(path: str | os.PathLike, sample_rate: int, **filters) -> Nois
     if (p / "metadata" / "UrbanSound8K.csv").is_file():
         return UrbanSound8K(p, sample_rate, **filters)
     filters.pop("missing", None)  # a plain folder has no metadata rows that could be missing
+    trim = bool(filters.pop("trim_silence", False))
     if filters:
         raise ValueError(f"{p}: filters {sorted(filters)} only apply to ESC-50 / UrbanSound8K roots, "
                          f"and this is a plain folder")
-    return NoiseFolder(p, sample_rate)
+    return NoiseFolder(p, sample_rate, trim_silence=trim)
+
+
+#: near-silence threshold of :func:`load_noise`'s trimming, in dB below the clip's peak
+TRIM_THRESHOLD_DB = 60.0
+
+
+def load_noise(path: str | os.PathLike, sample_rate: int, *, trim_silence: bool = False) -> torch.Tensor:
+    """One noise file as mono float32 [T] at ``sample_rate`` Hz (mean downmix, resampled).
+
+    ``trim_silence=True`` removes the leading and trailing samples quieter than
+    :data:`TRIM_THRESHOLD_DB` (60 dB) below the clip's peak, such as ESC-50's zero padding
+    to 5 s. A clip that is entirely silent raises ``ValueError`` naming the file.
+    """
+    x, _ = load_audio(path, sample_rate, resample=True, mono=True)
+    peak = float(x.abs().max())
+    if peak == 0.0:
+        raise ValueError(f"{path}: the noise file is silent (all zeros); remove it from the noise set")
+    if trim_silence:
+        loud = torch.nonzero(x.abs() > peak * 10 ** (-TRIM_THRESHOLD_DB / 20)).flatten()
+        x = x[int(loud[0]):int(loud[-1]) + 1].clone()
+    return x

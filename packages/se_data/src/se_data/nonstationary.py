@@ -71,9 +71,13 @@ def concat_noises(noises: Sequence[torch.Tensor | np.ndarray], length: int, samp
     for j in range(k):  # k is small (one segment per ~1.5 s)
         choices = [i for i in range(len(pool)) if i != prev] or [0]
         idx = int(choices[int(rng.integers(len(choices)))])
-        seg, off = fit_array(pool[idx], length, seed=rng)
-        lvl = float(rng.uniform(*level_db)) if level_db[1] > level_db[0] else float(level_db[0])
         s, e = int(bounds[j]), int(bounds[j + 1])
+        lo, hi = max(0, s - xf), min(length, e + xf)
+        for _ in range(16):  # an intermittent noise (a bark, then silence): redraw a silent piece's offset
+            seg, off = fit_array(pool[idx], length, seed=rng)
+            if np.any(seg[lo:hi] != 0):
+                break
+        lvl = float(rng.uniform(*level_db)) if level_db[1] > level_db[0] else float(level_db[0])
         # weight: 1 inside, cos/sin ramps of width xf centred on each inner boundary
         w = np.ones(length)
         if j > 0:
@@ -82,7 +86,6 @@ def concat_noises(noises: Sequence[torch.Tensor | np.ndarray], length: int, samp
         if j < k - 1:
             u = np.clip((t - (e - xf / 2)) / max(xf, 1), 0, 1)
             w *= np.cos(0.5 * np.pi * u)
-        lo, hi = max(0, s - xf), min(length, e + xf)
         piece = seg[lo:hi]
         out[lo:hi] += w[lo:hi] * _unit(piece, f"noise {idx} over samples {lo}:{hi}") * 10 ** (lvl / 20)
         segments.append({"start": s, "end": e, "index": idx, "label": labels[idx] if labels else str(idx),

@@ -12,7 +12,8 @@ writes::
 
 ``NAME`` is ``<clean path without suffix, '/' -> '__'>_<noise class>_snr<snr>dB``. Sources
 are stored relative to their roots. ``noise_offset`` is the start sample (at the output
-rate) of the noise segment (looped when the noise is shorter than the speech);
+rate, in the noise clip after trimming its leading/trailing near-silence unless
+``trim_silence=False``) of the noise segment (looped when the noise is shorter than the speech);
 ``noise_gain`` is the gain on that segment in the written noisy file and ``clean_gain`` the
 gain on the clean speech in both written files (< 1 only when the mixture would otherwise
 peak above ``peak``; it never changes the SNR).
@@ -43,7 +44,7 @@ import torch
 from ._rng import as_rng, check_sample_rate
 from .audio_io import load_audio, save_audio
 from .mixing import mix_at_snr
-from .noise import AUDIO_EXTENSIONS, NoiseSet, open_noise_set
+from .noise import AUDIO_EXTENSIONS, NoiseSet, load_noise, open_noise_set
 
 OOD_TOOL_VERSION = "1.0"
 MANIFEST_COLUMNS = ("file", "clean_source", "noise_source", "noise_class", "noise_offset", "snr_db",
@@ -97,6 +98,34 @@ def _library_versions() -> dict:
             "libsndfile": sf.__libsndfile_version__}
 
 
+#: an offset is accepted when its segment is at most this many dB below the clip's active level
+QUIET_SEGMENT_DB = 20.0
+
+
+def pick_noise_offset(noise: np.ndarray, length: int, rng: np.random.Generator) -> int:
+    """A seeded noise offset whose segment is not (near-)silent.
+
+    Candidates are the offsets :func:`se_data.fit_to_length` could draw (``[0, N − length]``,
+    or ``[0, N)`` when the noise must loop). Acceptable ones have a ``length``-sample segment
+    RMS no more than :data:`QUIET_SEGMENT_DB` below the clip's active RMS (over 20 ms frames
+    within 50 dB of the loudest); one is drawn uniformly. If none is acceptable, the loudest
+    segment's offset is returned.
+    """
+    n = noise.size
+    x2 = noise.astype(np.float64) ** 2
+    hop = 320
+    e = np.mean(x2[: n // hop * hop].reshape(-1, hop), axis=1) if n >= hop else x2.mean(keepdims=True)
+    active = float(np.mean(e[e >= e.max() * 1e-5]))
+    cand = np.arange(n - length + 1) if n >= length else np.arange(n)
+    reps = -(-(n + length) // n)
+    cs = np.concatenate([[0.0], np.cumsum(np.tile(x2, reps))])
+    seg = (cs[cand + length] - cs[cand]) / length  # mean power of each candidate segment (looped if needed)
+    ok = cand[seg >= active * 10 ** (-QUIET_SEGMENT_DB / 10)]
+    if ok.size == 0:
+        return int(cand[int(np.argmax(seg))])
+    return int(ok[int(rng.integers(ok.size))])
+
+
 def _render(clean: torch.Tensor, noise: torch.Tensor, snr_db: float, *, peak: float, seed=None,
             offset: int | None = None) -> tuple[np.ndarray, np.ndarray, float, float, dict]:
     """Mix in float64; returns (clean_out, noisy_out, clean_gain, noise_gain, mix info)."""
@@ -110,17 +139,17 @@ def _render(clean: torch.Tensor, noise: torch.Tensor, snr_db: float, *, peak: fl
 
 
 class _NoiseCache:
-    """Loads noise files at the output rate, keeping the last ``size`` in memory."""
+    """Loads noise files at the output rate (trimmed or not), keeping the last ``size`` in memory."""
 
-    def __init__(self, sample_rate: int, size: int = 32):
-        self.sample_rate, self.size = sample_rate, size
+    def __init__(self, sample_rate: int, trim_silence: bool, size: int = 32):
+        self.sample_rate, self.trim, self.size = sample_rate, trim_silence, size
         self._d: OrderedDict[Path, torch.Tensor] = OrderedDict()
 
     def get(self, path: Path) -> torch.Tensor:
         if path in self._d:
             self._d.move_to_end(path)
             return self._d[path]
-        x, _ = load_audio(path, self.sample_rate, resample=True, mono=True)
+        x = load_noise(path, self.sample_rate, trim_silence=self.trim)
         self._d[path] = x
         if len(self._d) > self.size:
             self._d.popitem(last=False)
@@ -172,8 +201,8 @@ def _summary(rows: list[OODRow], stats: list[dict], out_dir: Path) -> dict:
 
 def build_ood_set(clean_dir: str | os.PathLike, noise: str | os.PathLike | NoiseSet, out_dir: str | os.PathLike, *,
                   snrs: Sequence[float] = (0.0, 5.0, 10.0), seed: int = 0, sample_rate: int = 16000,
-                  noise_filters: dict | None = None, subtype: str = "PCM_16", peak: float = 0.99,
-                  progress: bool = True) -> dict:
+                  noise_filters: dict | None = None, trim_silence: bool = True, subtype: str = "PCM_16",
+                  peak: float = 0.99, progress: bool = True) -> dict:
     """Build an OOD test set in ``out_dir`` (must be new or empty); returns a summary dict.
 
     ``clean_dir``: folder of clean speech (searched recursively, sorted by path; files at
@@ -182,7 +211,10 @@ def build_ood_set(clean_dir: str | os.PathLike, noise: str | os.PathLike | Noise
     ``{"categories": [...], "folds": [...], "missing": "skip"}`` go to
     :func:`open_noise_set`), or a :class:`NoiseSet` with a ``root``.
     For every clean file and every SNR (dB) in ``snrs`` one noise clip is drawn uniformly
-    and its offset uniformly (seeded by ``seed``), mixed with :func:`se_data.mix_at_snr`.
+    and an offset whose segment is not near-silent (:func:`pick_noise_offset`), seeded by
+    ``seed``, then mixed with :func:`se_data.mix_at_snr`. ``trim_silence`` strips each noise
+    clip's leading/trailing near-silence first (ESC-50 pads short clips with zeros to 5 s);
+    offsets refer to the trimmed clip. A passed :class:`NoiseSet` keeps its own setting.
     """
     sr = check_sample_rate("sample_rate", sample_rate)
     snr_list = [float(s) for s in snrs]
@@ -192,14 +224,15 @@ def build_ood_set(clean_dir: str | os.PathLike, noise: str | os.PathLike | Noise
         raise ValueError(f"subtype must be PCM_16 or PCM_24 (bit-exact and header-stable), got {subtype!r}")
     clean_dir, out_dir = Path(clean_dir), Path(out_dir)
     clean_files = _list_clean(clean_dir)
-    nset = noise if isinstance(noise, NoiseSet) else open_noise_set(noise, sr, **(noise_filters or {}))
+    nset = noise if isinstance(noise, NoiseSet) else open_noise_set(
+        noise, sr, **{**(noise_filters or {}), "trim_silence": trim_silence})
     if nset.root is None:
         raise ValueError("the NoiseSet needs a root folder so the manifest can store relative paths")
     if nset.sample_rate != sr:
         raise ValueError(f"the NoiseSet delivers {nset.sample_rate} Hz but sample_rate={sr}; open it at {sr} Hz")
     _require_empty_out(out_dir)
     rng = as_rng(int(seed))
-    cache = _NoiseCache(sr)
+    cache = _NoiseCache(sr, nset.trim_silence)
     rows, stats, names = [], [], set()
     src_clean: dict[str, str] = {}
     src_noise: dict[str, str] = {}
@@ -211,7 +244,9 @@ def build_ood_set(clean_dir: str | os.PathLike, noise: str | os.PathLike | Noise
         clean, _ = load_audio(cpath, sr, resample=True)
         k = int(rng.integers(len(nset)))
         entry = nset.entries[k]
-        clean_out, noisy_out, cg, ng, info = _render(clean, cache.get(entry.path), snr, peak=peak, seed=rng)
+        noise_audio = cache.get(entry.path)
+        off = pick_noise_offset(noise_audio.numpy(), clean.numel(), rng)
+        clean_out, noisy_out, cg, ng, info = _render(clean, noise_audio, snr, peak=peak, offset=off)
         name = f"{_safe(rel_c.rsplit('.', 1)[0].replace('/', '__'))}_{_safe(entry.label)}_{_snr_tag(snr)}.wav"
         if name in names:
             raise ValueError(f"two mixtures would both be called {name}; rename the clean files")
@@ -228,7 +263,8 @@ def build_ood_set(clean_dir: str | os.PathLike, noise: str | os.PathLike | Noise
         stats.append(info)
     meta = {"tool": "make_ood_testset", "tool_version": OOD_TOOL_VERSION, "seed": int(seed), "sample_rate": sr,
             "settings": {"snrs": snr_list, "subtype": subtype.upper(), "peak": peak,
-                         "noise_layout": nset.layout, "noise_filters": noise_filters or {}},
+                         "noise_layout": nset.layout, "noise_filters": noise_filters or {},
+                         "trim_silence": nset.trim_silence},
             "clean_root": str(clean_dir.resolve()), "noise_root": str(nset.root.resolve()),
             "sources": {"clean": src_clean, "noise": src_noise}, "outputs": outputs,
             "library_versions": _library_versions(), "columns": list(MANIFEST_COLUMNS)}
@@ -272,7 +308,7 @@ def rebuild_ood_set(manifest: str | os.PathLike, out_dir: str | os.PathLike, *, 
                          + ("" if len(bad) <= 10 else f"; ... ({len(bad) - 10} more)"))
     _require_empty_out(out_dir)
     settings = meta["settings"]
-    cache = _NoiseCache(sr)
+    cache = _NoiseCache(sr, bool(settings["trim_silence"]))
     rows = [OODRow(**r) for r in meta["rows"]]
     stats = []
     for r in _progress(rows, len(rows), "rebuilding", progress):
