@@ -17,6 +17,17 @@ from .bandlimit import (
     harmonic_analysis,
     synthesize_harmonics,
 )
+from .band_metrics import (
+    ANALYSIS_BANDS_HZ,
+    analysis_tone_params,
+    asr_per_band,
+    band_label,
+    band_membership,
+    esr_per_band,
+    hesr_per_band,
+    nmr_per_band,
+    spectral_band_shares,
+)
 from .distill_loss import DistillationLoss
 from .errors import NamFormatError
 from .losses import (
@@ -53,6 +64,7 @@ from .student import (
     student_wavenet,
     teacher_record,
 )
+from .waveshaper import OversampledWaveshaper
 from .tones import (
     MIDI_RANGE,
     SineToneDataset,
@@ -66,6 +78,16 @@ from .tones import (
 )
 
 __all__ = [
+    "ANALYSIS_BANDS_HZ",
+    "OversampledWaveshaper",
+    "analysis_tone_params",
+    "asr_per_band",
+    "band_label",
+    "band_membership",
+    "esr_per_band",
+    "hesr_per_band",
+    "nmr_per_band",
+    "spectral_band_shares",
     "MIDI_RANGE",
     "SineToneDataset",
     "ToneParams",
