@@ -160,3 +160,15 @@ def test_gate_without_learned_scale_weights():
     with pytest.raises(ValueError, match="pass scale_weights"):
         gate(torch.randn(2, 5, 4))
     assert gate(torch.randn(2, 5, 4), torch.ones(2, 3) / 3).shape == (2, 5)
+
+
+def test_blocked_inference_equals_full():
+    torch.manual_seed(3)
+    gate = MultiScaleDynamicFusionGate(8)
+    _perturb_last_layer(gate, 4)
+    stats = torch.randn(3, 7, 50, 8)
+    full = gate(stats).detach()
+    gate.block_elements = 50 * 8 * 4  # 4 sequences per block
+    gate.mlp.block_rows = 64
+    with torch.no_grad():
+        torch.testing.assert_close(gate(stats), full)

@@ -13,15 +13,16 @@ zero, so ``g = 0.5`` and ``λ_eff = λ`` at initialisation: a freshly built laye
 :class:`~diffattn.DifferentialAttention`.
 
 The gate reads the 8 per-query statistics of :mod:`diffattn.attention_stats` (normalised
-entropy, peak and coefficient of variation of both maps; negative mass and peak of ``A1 − λA2``
-at the base λ), pooled over centred windows of 2, 4, 8 frames. Optional frequency adaptivity
+entropy, coefficient of variation and look-direction of both maps; their overlap; the energy
+share of ``A1 − λA2`` that survives the subtraction at the base λ), pooled over centred windows
+of 2, 4, 8 frames. Optional frequency adaptivity
 (seed 001): with ``num_bands`` set, the input is ``[B, K, T, dim]`` and the scale mix of each
 band comes from a :class:`~diffattn.FrequencyAdaptiveFusionGate` (statistics + band embedding)
 instead of one learned global mix.
 
 Because ``λ_eff`` is constant along a query row, ``(A1 − λ_eff A2)V = A1V − λ_eff·(A2V)``: the
-output still comes from the fused SDPA kernel; the statistics need a second pass over the
-scores, done in query chunks (:func:`~diffattn.attention_stats.differential_row_stats`).
+output still comes from the fused SDPA kernel, and so do the statistics
+(:func:`~diffattn.attention_stats.differential_row_stats`, two more fused calls).
 """
 
 from __future__ import annotations
@@ -33,7 +34,13 @@ import torch
 from torch import Tensor
 
 from .attention_stats import NUM_STATS, STAT_NAMES, differential_row_stats, row_stats_from_maps
-from .differential_attention import DifferentialAttention, Impl, combine_masks, differential_maps, two_map_sdpa
+from .differential_attention import (
+    DifferentialAttention,
+    Impl,
+    combine_masks,
+    differential_maps,
+    two_map_sdpa,
+)
 from .fusion_gates import FrequencyAdaptiveFusionGate, MultiScaleDynamicFusionGate
 
 
@@ -47,25 +54,23 @@ class AdaptiveDifferentialAttention(DifferentialAttention):
             from a :class:`~diffattn.FrequencyAdaptiveFusionGate`; else one learned global mix.
         band_embed_dim: band-embedding size of that gate (seed: 16).
         centres_hz: optional band centre frequencies (Hz) to initialise the band embedding.
-        detach_stats: compute the gate's statistics as observations without gradient (default).
-            Then training memory is that of the fused kernel plus ``O(N·H·T)``; with ``False``
-            the statistics backpropagate into q/k and the chunk maps are kept for backward
-            (``O(N·2H·T²)`` training memory).
-        max_chunk_elements: bound on one statistics chunk's score tensor.
+        detach_stats: compute the gate's statistics as observations without gradient (default);
+            with ``False`` they backpropagate into q/k as well.
 
     Shapes: ``forward(x [..., T, dim]) -> [..., T, dim]`` (``[B, K, T, dim]`` when ``num_bands``).
 
-    Memory (inference): the fused attention's ``O(N_seq · T · dim)`` plus the chunked statistics
-    pass ``O(max_chunk_elements + N_seq · 2H · T)``; compute is about twice a plain
-    ``DifferentialAttention`` (the scores are formed once more for the statistics).
+    Memory: ``O(N_seq · T · dim)`` (fused attention and the two fused statistics calls; no
+    ``T×T`` tensor), in inference and training alike on kernels with a memory-efficient
+    backward. Compute: about 3–4× a plain ``DifferentialAttention`` on CPU.
     ``return_analysis=True`` materialises the maps: ``O(N_seq · 2H · T²)``.
+
+    No ``attn_mask``: the statistics are defined for full (or causal) self-attention.
     """
 
     def __init__(self, dim: int, num_heads: int, depth: int, causal: bool = False, *,
                  windows: Sequence[int] = (2, 4, 8), num_bands: int | None = None,
                  band_embed_dim: int = 16, centres_hz: Sequence[float] | None = None,
-                 detach_stats: bool = True, max_chunk_elements: int = 1 << 24,
-                 rotary: bool = False, rotary_base: float = 10000.0, norm_eps: float = 1e-5,
+                 detach_stats: bool = True, rotary: bool = False, rotary_base: float = 10000.0, norm_eps: float = 1e-5,
                  impl: Impl = "auto") -> None:
         super().__init__(dim, num_heads, depth, causal, rotary=rotary, rotary_base=rotary_base,
                          norm_eps=norm_eps, impl=impl)
@@ -76,16 +81,14 @@ class AdaptiveDifferentialAttention(DifferentialAttention):
                                                       band_embed_dim, centres_hz=centres_hz)
                           if num_bands is not None else None)
         self.detach_stats = detach_stats
-        self.max_chunk_elements = max_chunk_elements
 
-    def forward(self, x: Tensor, attn_mask: Tensor | None = None, *, return_analysis: bool = False,
+    def forward(self, x: Tensor, *, return_analysis: bool = False,
                 return_diversity_loss: bool = False, impl: Impl | None = None
                 ) -> Tensor | tuple[Any, ...]:
         """Attend along dim -2 with the gated λ.
 
         Args:
             x: ``[..., T, dim]`` (``[B, K, T, dim]`` when built with ``num_bands``).
-            attn_mask: optional bool/float mask ``[T, T]`` shared by all sequences (plus ``causal``).
             return_analysis: also return a dict with ``attn1``, ``attn2`` ``[..., H, T, T]``,
                 ``diff`` (``attn1 − λ_eff·attn2``), ``lambda`` (0-d), ``lambda_eff``
                 ``[..., H, T]``, ``gate`` ``[..., H, T]``, ``stats`` ``[..., H, T, 8]``,
@@ -96,9 +99,6 @@ class AdaptiveDifferentialAttention(DifferentialAttention):
             ``y``; with flags ``(y, diversity_loss?, analysis?)`` in that order.
         """
         self._check_input(x)
-        if attn_mask is not None and attn_mask.ndim > 2:
-            raise ValueError("AdaptiveDifferentialAttention takes a [T, T] mask shared by all "
-                             "sequences")
         if self.band_gate is not None and (x.ndim != 4 or x.shape[1] != self.num_bands):
             raise ValueError(f"AdaptiveDifferentialAttention(num_bands={self.num_bands}) expects "
                              f"[B, {self.num_bands}, T, {self.dim}], got {tuple(x.shape)}")
@@ -108,23 +108,18 @@ class AdaptiveDifferentialAttention(DifferentialAttention):
         path = self._resolve_impl(impl, return_analysis)
         lam_obs = lam.detach() if self.detach_stats else lam
         if path == "naive":
-            a1, a2 = differential_maps(q, k, scale=self.scaling, attn_mask=attn_mask,
-                                       causal=self.causal)
+            a1, a2 = differential_maps(q, k, scale=self.scaling, causal=self.causal)
             o1, o2 = torch.matmul(a1, v), torch.matmul(a2, v)
-            mask = combine_masks(attn_mask, self.causal, L, L, q.device)
-            valid = None if mask is None else (mask if mask.dtype == torch.bool
-                                               else torch.isfinite(mask))
+            valid = combine_masks(None, self.causal, L, L, q.device)
             if self.detach_stats:
                 stats = row_stats_from_maps(a1.detach(), a2.detach(), lam_obs, valid)
             else:
                 stats = row_stats_from_maps(a1, a2, lam_obs, valid)
         else:
-            o1, o2 = two_map_sdpa(q, k, v, scale=self.scaling, attn_mask=attn_mask,
-                                  causal=self.causal)
+            o1, o2 = two_map_sdpa(q, k, v, scale=self.scaling, causal=self.causal)
             with torch.set_grad_enabled(torch.is_grad_enabled() and not self.detach_stats):
                 stats = differential_row_stats(q, k, lam_obs, scale=self.scaling,
-                                               causal=self.causal, attn_mask=attn_mask,
-                                               max_chunk_elements=self.max_chunk_elements)
+                                               causal=self.causal)
         # stats: [N, H, T, 8]
         band_w = None
         scale_w = None

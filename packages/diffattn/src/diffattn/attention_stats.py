@@ -1,42 +1,71 @@
-"""Per-query statistics of the two differential-attention maps that carry information.
+"""Per-query statistics of the two differential-attention maps, computed without ``T×T`` tensors.
 
-The mean of a softmax row is always ``1/L`` (the row sums to 1), so it says nothing; the seed's
-gate used it. These statistics describe *how* each query attends, independent of the length:
+The mean of a softmax row is always ``1/n`` (the row sums to 1), so it says nothing; the seed's
+gate used it. These 8 statistics describe *how* each query attends and are length-normalised.
+For one query ``i`` with ``n`` allowed keys, maps ``a1``, ``a2`` (rows) and ``D = a1 − λ a2``:
 
-====  =================  =====================================================================
- idx  name               definition for one query row ``a`` over its ``n`` allowed keys
-====  =================  =====================================================================
- 0,1  ``entropy1/2``     ``−Σ a log a / log n`` in [0, 1]: 1 = uniform, 0 = one key (0 if n=1)
- 2,3  ``max1/2``         ``max a`` in [1/n, 1]: weight of the strongest key
- 4,5  ``cv1/2``          ``std(a)/mean(a)/√(n−1) = √((nΣa² − 1)/(n − 1))`` in [0, 1]: 0 uniform,
-                         1 one-hot (normalised coefficient of variation; 0 if n=1)
- 6    ``diff_neg_mass``  ``Σ max(0, −(a1 − λ a2))``: how much the subtraction removes beyond zero
-                         (the common-mode "noise" that differential attention cancels)
- 7    ``diff_max``       ``max (a1 − λ a2)``: the strongest surviving key after cancelling
-====  =================  =====================================================================
+====  ================  =====================================================================
+ idx  name              definition
+====  ================  =====================================================================
+ 0,1  ``entropy1/2``    ``−Σ a log a / log n`` in [0, 1]: 1 = uniform, 0 = a single key
+ 2,3  ``cv1/2``         ``√((n Σa² − 1)/(n − 1))`` in [0, 1]: the coefficient of variation
+                        ``std(a)/mean(a)`` scaled to 1 for a one-hot row (0 = uniform)
+ 4    ``overlap``       ``Σ a1 a2 / √(Σa1² Σa2²)`` in [0, 1]: cosine similarity of the two maps,
+                        i.e. how much common-mode attention the subtraction cancels
+ 5    ``diff_energy``   ``‖D‖₂ / ‖a1‖₂``: the share of the first map's energy that survives
+                        the subtraction (the λ-differenced map's statistic)
+ 6,7  ``offset1/2``     ``asinh(Σ_j a_j · j − i)``: where the map looks, in frames relative to
+                        the query (negative = past), compressed for long contexts
+====  ================  =====================================================================
 
-(The differential row's *sum* is always ``1 − λ``: also uninformative, hence not used.)
+(``entropy``/``cv`` are 0 when ``n = 1``. The differential row's sum is always ``1 − λ``: also
+uninformative, hence not used.)
+
+Two implementations give the same numbers: :func:`row_stats_from_maps` from explicit maps (used
+for analysis and as the reference) and :func:`differential_row_stats`, which only calls the fused
+``scaled_dot_product_attention`` kernel. It needs each row's log-sum-exp, which SDPA does not
+return; a "sink" key supplies it: a key whose score is a known per-query value ``b`` and whose
+value is an indicator column. Its attention weight is ``w = e^b / (e^b + Σ_j e^{s_j})``, so
+``lse = b + log(1 − w) − log(w)``, and the other value columns come out scaled by ``1 − w``.
+``b`` is chosen near the true ``lse`` (``mean_j s_j + log n``, a lower bound) so that
+``w ∈ (0, 1/2]`` and nothing cancels. Then
+
+* ``Σ a s = q·(Σ a k)`` (values = keys) gives the entropy ``lse − Σ a s``; values = positions
+  give the offset;
+* ``Σ a² = exp(lse(2s) − 2 lse(s))`` (queries doubled) and
+  ``Σ a1 a2 = exp(lse(s1 + s2) − lse(s1) − lse(s2))`` (q/k of the two maps concatenated).
+
+Scores spreading by more than ~80 (``max − mean``) underflow the sink weight in float32; the
+weight is clamped to the smallest normal number there.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-from .differential_attention import combine_masks
-
-STAT_NAMES: tuple[str, ...] = ("entropy1", "entropy2", "max1", "max2", "cv1", "cv2",
-                               "diff_neg_mass", "diff_max")
+STAT_NAMES: tuple[str, ...] = ("entropy1", "entropy2", "cv1", "cv2", "overlap", "diff_energy",
+                               "offset1", "offset2")
 NUM_STATS = len(STAT_NAMES)
 
 
-def _one_map_stats(a: Tensor, n: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _finish_stats(ent1: Tensor, ent2: Tensor, sq1: Tensor, sq2: Tensor, cross: Tensor,
+                  off1: Tensor, off2: Tensor, n: Tensor, lam: Tensor | float) -> Tensor:
+    """Assemble ``[..., 8]`` from entropies (nats), Σa², Σa1a2 and offsets (frames)."""
     log_n = torch.log(n.clamp_min(2))
-    ent = -torch.special.xlogy(a, a).sum(-1) / log_n
-    mx = a.amax(-1)
-    cv = torch.sqrt(((n * a.pow(2).sum(-1) - 1) / (n - 1).clamp_min(1)).clamp_min(0) + 1e-12)
     single = n <= 1
-    return ent.masked_fill(single, 0.0), mx, cv.masked_fill(single, 0.0)
+    tiny = 1e-12
+
+    def cv(sq: Tensor) -> Tensor:
+        return torch.sqrt(((n * sq - 1) / (n - 1).clamp_min(1)).clamp_min(0) + tiny)
+
+    overlap = cross / torch.sqrt(sq1 * sq2 + tiny)
+    d_energy = torch.sqrt((sq1 - 2 * lam * cross + lam * lam * sq2).clamp_min(0) / sq1 + tiny)
+    return torch.stack([
+        (ent1 / log_n).masked_fill(single, 0.0), (ent2 / log_n).masked_fill(single, 0.0),
+        cv(sq1).masked_fill(single, 0.0), cv(sq2).masked_fill(single, 0.0),
+        overlap.clamp(0, 1), d_energy, torch.asinh(off1), torch.asinh(off2)], dim=-1)
 
 
 def row_stats_from_maps(a1: Tensor, a2: Tensor, lam: Tensor | float,
@@ -44,100 +73,110 @@ def row_stats_from_maps(a1: Tensor, a2: Tensor, lam: Tensor | float,
     """The 8 statistics (see module docstring) of explicit maps.
 
     Args:
-        a1, a2: ``[..., Lq, Lk]`` softmax rows (exactly 0 at blocked keys).
-        lam: λ, scalar or broadcastable to ``[..., Lq, 1]``.
-        valid: optional bool ``[..., Lq, Lk]`` (broadcastable) of allowed keys; default all.
+        a1, a2: ``[..., L, S]`` softmax rows of queries ``0..L−1`` over keys ``0..S−1``
+            (exactly 0 at blocked keys).
+        lam: λ, scalar or broadcastable to ``[..., L]``.
+        valid: optional bool ``[..., L, S]`` (broadcastable) of allowed keys; default all.
     Returns:
-        ``[..., Lq, 8]`` in the order of :data:`STAT_NAMES`.
+        ``[..., L, 8]`` in the order of :data:`STAT_NAMES`.
+    Memory: a few tensors of the maps' size.
     """
-    lk = a1.shape[-1]
+    L, S = a1.shape[-2:]
     if valid is None:
-        n = torch.full(a1.shape[:-1], float(lk), dtype=a1.dtype, device=a1.device)
+        n = torch.full(a1.shape[:-1], float(S), dtype=a1.dtype, device=a1.device)
     else:
         n = valid.expand(a1.shape).sum(-1).to(a1.dtype)
-    e1, m1, c1 = _one_map_stats(a1, n)
-    e2, m2, c2 = _one_map_stats(a2, n)
-    d = a1 - lam * a2
-    neg = torch.relu(-d).sum(-1)
-    dmax = (d if valid is None else d.masked_fill(~valid, float("-inf"))).amax(-1)
-    return torch.stack([e1, e2, m1, m2, c1, c2, neg, dmax], dim=-1)
+    keys = torch.arange(S, dtype=a1.dtype, device=a1.device)
+    rows = torch.arange(L, dtype=a1.dtype, device=a1.device)
+    ent1 = -torch.special.xlogy(a1, a1).sum(-1)
+    ent2 = -torch.special.xlogy(a2, a2).sum(-1)
+    return _finish_stats(ent1, ent2, a1.pow(2).sum(-1), a2.pow(2).sum(-1), (a1 * a2).sum(-1),
+                         a1 @ keys - rows, a2 @ keys - rows, n, lam)
 
 
-def _score_row_stats(s: Tensor, valid: Tensor | None, n: Tensor, lam: Tensor | float) -> Tensor:
-    """Statistics straight from masked scores ``s [N, 2H, c, S]`` (``-inf`` = blocked).
+def _sdpa_lse(q: Tensor, k: Tensor, bias: Tensor, scale: float, causal: bool,
+              values: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    """Row log-sum-exp of ``scale·q·kᵀ`` (and ``softmax·values``) from one fused SDPA call.
 
-    Same numbers as :func:`row_stats_from_maps` on ``softmax(s)`` but cheaper: no logarithm over
-    the map (``H = lse − E_p[s]``), ``max p = 1/Σexp(s − max s)``, and the differential row's
-    negative mass from its L1 norm (``Σ relu(−D) = (‖D‖₁ − Σ D)/2`` with ``Σ D = 1 − λ``).
+    Args:
+        q, k: ``[N, h, L, e]``; bias: ``[N, h, L]`` the sink score ``b`` (close to the lse);
+        values: optional ``[N, h, L, c]``.
+    Returns:
+        ``lse [N, h, L]`` and ``softmax(s) @ values [N, h, L, c]`` (or ``None``).
+    Memory: ``O(N · h · L · max(e, c))``: q/k/v are made 4-D with equal widths (CPU flash kernel).
+    Layout: keys ``[sink, k_0, …]`` and queries ``[dummy, q_0, …]``, so ``is_causal`` lets query
+    ``i`` see the sink and keys ``0..i``.
     """
-    m = s.amax(-1, keepdim=True)
-    e = torch.exp(s - m)
-    z = e.sum(-1, keepdim=True)
-    p = e / z
-    s_fin = s if valid is None else s.masked_fill(~valid, 0.0)
-    expected = torch.linalg.vecdot(p, s_fin)
-    z = z.squeeze(-1)
-    ent = (m.squeeze(-1) + torch.log(z) - expected) / torch.log(n.clamp_min(2))
-    mx = 1.0 / z
-    sq = torch.linalg.vector_norm(p, dim=-1).pow(2)
-    cv = torch.sqrt(((n * sq - 1) / (n - 1).clamp_min(1)).clamp_min(0) + 1e-12)
-    single = n <= 1
-    ent, cv = ent.masked_fill(single, 0.0), cv.masked_fill(single, 0.0)
-    pp = p.unflatten(1, (p.shape[1] // 2, 2))
-    d = pp[:, :, 0] - lam * pp[:, :, 1]
-    neg = (torch.linalg.vector_norm(d, ord=1, dim=-1) - (1 - lam)) / 2
-    dmax = (d if valid is None else d.masked_fill(~valid, float("-inf"))).amax(-1)
-    per_map = torch.stack([ent, mx, cv], dim=-1).unflatten(1, (p.shape[1] // 2, 2))  # [N,H,2,c,3]
-    per_map = per_map.permute(0, 1, 3, 4, 2).flatten(-2)  # [N, H, c, 6]: e1 e2 m1 m2 c1 c2
-    return torch.cat([per_map, neg.clamp_min(0).unsqueeze(-1), dmax.unsqueeze(-1)], dim=-1)
+    n, h, L, e = q.shape
+    c = 0 if values is None else values.shape[-1]
+    width = max(e + 1, c + 1)
+    z1 = q.new_zeros(n, h, L, 1)
+    qa = F.pad(torch.cat([q, (bias / scale).unsqueeze(-1)], -1), (0, width - e - 1))
+    ka = F.pad(torch.cat([k, z1], -1), (0, width - e - 1))
+    va = torch.cat([values, z1], -1) if values is not None else z1
+    va = F.pad(va, (0, width - c - 1))
+    sink_k = q.new_zeros(n, h, 1, width)
+    sink_k[..., e] = 1.0
+    sink_v = q.new_zeros(n, h, 1, width)
+    sink_v[..., c] = 1.0
+    qa = torch.cat([q.new_zeros(n, h, 1, width), qa], 2)
+    ka = torch.cat([sink_k, ka], 2)
+    va = torch.cat([sink_v, va], 2)
+    o = F.scaled_dot_product_attention(qa, ka, va, is_causal=causal, scale=scale)[:, :, 1:]
+    w = o[..., c].clamp(torch.finfo(o.dtype).tiny, 1.0)
+    lse = bias + torch.log1p(-w.clamp(max=1 - torch.finfo(o.dtype).eps)) - torch.log(w)
+    ev = o[..., :c] / (1 - w).clamp_min(torch.finfo(o.dtype).eps).unsqueeze(-1) if c else None
+    return lse, ev
 
 
 def differential_row_stats(q: Tensor, k: Tensor, lam: Tensor | float, *, scale: float,
-                           causal: bool = False, attn_mask: Tensor | None = None,
-                           max_chunk_elements: int = 1 << 22) -> Tensor:
-    """The 8 per-query statistics computed in query chunks, never holding a full ``L×L`` map.
+                           causal: bool = False) -> Tensor:
+    """The 8 per-query statistics with three fused SDPA calls and no ``L×L`` tensor.
 
     Args:
-        q: ``[N, 2H, L, d]``, k: ``[N, 2H, S, d]`` (sub-heads ``2h``/``2h+1`` are the two maps of
-            head ``h``, as in :class:`~diffattn.DifferentialAttention`).
+        q, k: ``[N, 2H, L, d]`` (sub-heads ``2h``/``2h+1`` are the two maps of head ``h``, as in
+            :class:`~diffattn.DifferentialAttention`); self-attention (same length L).
         lam: λ (scalar tensor or float).
         scale: score scale (``1/√d``).
         causal: query ``i`` sees keys ``<= i``.
-        attn_mask: optional bool/float mask broadcastable to ``[L, S]`` (not per sequence).
-        max_chunk_elements: bound on the elements of one chunk's score tensor
-            (``N · 2H · chunk · S``); the chunk has at least one query row.
     Returns:
-        ``[N, H, L, 8]`` in the dtype of ``q``. Runs under the caller's grad mode (wrap in
-        ``torch.no_grad()`` to use the statistics as detached observations).
-    Memory: ``O(max(max_chunk_elements, N · 2H · S))`` temporaries plus the ``O(N·H·L)`` output.
-    Compute: ``O(N · 2H · L · S)`` elementwise work in ~12 passes over each chunk (several times
-    the fused attention kernel's time on CPU).
+        ``[N, H, L, 8]`` in the order of :data:`STAT_NAMES`, differentiable w.r.t. ``q``/``k``
+        (wrap in ``torch.no_grad()`` to use them as detached observations).
+    Memory: ``O(N · H · L · d)``. Compute: about 2–3× the differential attention itself.
     """
-    n, h2, L, _ = q.shape
-    s_len = k.shape[-2]
-    if attn_mask is not None and attn_mask.ndim > 2:
-        raise ValueError("differential_row_stats takes a [L, S] mask shared by all sequences")
-    rows = max(1, min(L, max_chunk_elements // max(1, n * h2 * s_len)))
-    kt = k.transpose(-1, -2)
-    sdt = q.dtype if q.dtype in (torch.float32, torch.float64) else torch.float32
-    lam_c = lam.to(sdt) if isinstance(lam, Tensor) else lam
-    out = []
-    for start in range(0, L, rows):
-        stop = min(L, start + rows)
-        s = torch.matmul(q[:, :, start:stop].to(sdt) * scale, kt.to(sdt))  # [N, 2H, c, S]
-        mask = attn_mask[start:stop] if attn_mask is not None and attn_mask.shape[0] == L \
-            else attn_mask
-        mask = combine_masks(mask, causal, stop - start, s_len, q.device, q_offset=start)
-        valid = None
-        if mask is None:
-            cnt = torch.full((stop - start,), float(s_len), dtype=sdt, device=q.device)
-        else:
-            if mask.dtype == torch.bool:
-                valid = mask
-                s = s.masked_fill(~mask, float("-inf"))
-            else:
-                valid = torch.isfinite(mask)
-                s = s + mask.to(sdt)
-            cnt = valid.expand(stop - start, s_len).sum(-1).to(sdt)
-        out.append(_score_row_stats(s, valid, cnt.expand(n, h2, -1), lam_c).to(q.dtype))
-    return torch.cat(out, dim=2)
+    if q.shape != k.shape:
+        raise ValueError(f"differential_row_stats needs q and k of one shape [N, 2H, L, d], got "
+                         f"{tuple(q.shape)} and {tuple(k.shape)}")
+    n_seq, h2, L, d = q.shape
+    dt = q.dtype if q.dtype in (torch.float32, torch.float64) else torch.float32
+    q, k = q.to(dt), k.to(dt)
+    pos = torch.arange(L, dtype=dt, device=q.device)
+    if causal:
+        n = pos + 1
+        kbar = torch.cumsum(k, dim=2) / n[:, None]
+    else:
+        n = torch.full((L,), float(L), dtype=dt, device=q.device)
+        kbar = k.mean(2, keepdim=True)
+    log_n = torch.log(n)
+    # call 1: lse, Σ a·k (-> expected score) and Σ a·j (-> centroid) for all 2H maps
+    b1 = scale * (q * kbar).sum(-1) + log_n
+    vals = torch.cat([k, pos.expand(n_seq, h2, L).unsqueeze(-1)], -1)
+    lse, ev = _sdpa_lse(q, k, b1, scale, causal, vals)
+    assert ev is not None
+    entropy = lse - scale * (q * ev[..., :d]).sum(-1)
+    centroid = ev[..., d]
+    # call 2: lse of 2s per map (-> Σa²) and of s1 + s2 per head (-> Σ a1 a2), stacked on heads
+    zd = torch.zeros_like(q)
+    q1, q2, k1, k2 = q[:, 0::2], q[:, 1::2], k[:, 0::2], k[:, 1::2]
+    lse1, lse2 = lse[:, 0::2], lse[:, 1::2]
+    qs = torch.cat([torch.cat([2 * q, zd], -1), torch.cat([q1, q2], -1)], 1)
+    ks = torch.cat([torch.cat([k, zd], -1), torch.cat([k1, k2], -1)], 1)
+    bs = torch.cat([2 * lse - log_n, lse1 + lse2 - log_n], 1)
+    lse_s, _ = _sdpa_lse(qs, ks, bs, scale, causal)
+    sq = torch.exp(lse_s[:, :h2] - 2 * lse)
+    cross = torch.exp(lse_s[:, h2:] - lse1 - lse2)
+    lam_t = lam.to(dt) if isinstance(lam, Tensor) else lam
+    nn_ = n.expand(n_seq, h2 // 2, L)
+    return _finish_stats(entropy[:, 0::2], entropy[:, 1::2], sq[:, 0::2], sq[:, 1::2], cross,
+                         centroid[:, 0::2] - pos, centroid[:, 1::2] - pos, nn_, lam_t)
+

@@ -17,10 +17,12 @@ so :class:`NoInterBand` (``y = x``) is the exact "no inter-band" ablation. The g
 both softmax maps of the differential attention as a mask (fixed harmonic, learned top-k) or
 not at all (dense).
 
-Memory: ``O(B · T · K · N)`` activations (the same as the input) in inference; the attention over
-K is done by the fused kernel (no ``[B·T, 2H, K, K]`` tensor) except where the mask needs a
-gradient (the learned graph while training: ``O(B · T · 2H · K²)``, e.g. 31 bands -> 961 per
-(position, sub-head)), or when ``return_analysis=True``.
+Memory. Inference (no autograd): frames are independent here, so they are processed in blocks
+of ~``block_elements`` input values; beyond the output (the input's size) the temporaries are
+bounded, however long the utterance. Training: ``O(B · T · K · N)`` activations, plus
+``O(B · T · 2H · K²)`` where the mask needs a gradient (the learned graph: the math kernel keeps
+the maps, 961 values per (position, sub-head) for 31 bands). ``return_analysis=True``
+materialises the maps: ``O(B · T · 2H · K²)``.
 """
 
 from __future__ import annotations
@@ -109,6 +111,8 @@ class _BandAttention(nn.Module):
         """The graph for analysis: ``[K, K]`` float (edge weights, 0 = no edge)."""
         raise NotImplementedError
 
+    block_elements = 1 << 18  # inference: input values per block of frames
+
     def forward(self, x: Tensor, *, return_analysis: bool = False
                 ) -> Tensor | tuple[Tensor, dict[str, Any]]:
         """``x [B, K, T, N] -> [B, K, T, N]``; with ``return_analysis=True`` also
@@ -117,6 +121,19 @@ class _BandAttention(nn.Module):
         if x.ndim != 4 or x.shape[1] != self.num_bands or x.shape[-1] != self.dim:
             raise ValueError(f"{type(self).__name__} expects [B, {self.num_bands}, T, {self.dim}] "
                              f"(batch, bands, frames, features), got {tuple(x.shape)}")
+        b, k, t, n = x.shape
+        frames = max(1, self.block_elements // (b * k * n))
+        inference = not (torch.is_grad_enabled() and (
+            x.requires_grad or any(p.requires_grad for p in self.parameters())))
+        if not return_analysis and inference and t > frames:
+            out = torch.empty_like(x)
+            for start in range(0, t, frames):
+                out[:, :, start:start + frames] = self._block(x[:, :, start:start + frames])
+            return out
+        return self._block(x, return_analysis)
+
+    def _block(self, x: Tensor, return_analysis: bool = False
+               ) -> Tensor | tuple[Tensor, dict[str, Any]]:
         h = self.norm(x)
         if self.band_pos is not None:
             h = h + self.band_pos[:, None, :].to(h.dtype)

@@ -71,7 +71,13 @@ def scale_diversity_loss(scale_gates: Tensor, eps: float = 1e-8) -> Tensor:
 
 
 class _StackedMLP(nn.Module):
-    """``S`` independent MLPs evaluated in one batched matmul per layer: ``[S, M, in] -> [S, M, out]``."""
+    """``S`` independent MLPs evaluated in one batched matmul per layer: ``[S, M, in] -> [S, M, out]``.
+
+    Without autograd (inference) the rows are processed in blocks of ``block_rows`` so the hidden
+    activations stay bounded (``S · block_rows · max(hidden)``) however long the input is.
+    """
+
+    block_rows = 1 << 13
 
     def __init__(self, num: int, sizes: Sequence[int], act: type[nn.Module] = nn.ReLU,
                  zero_last: bool = True) -> None:
@@ -90,6 +96,13 @@ class _StackedMLP(nn.Module):
         self.act = act()
 
     def forward(self, x: Tensor) -> Tensor:
+        needs_grad = torch.is_grad_enabled() and (
+            x.requires_grad or any(w.requires_grad for w in self.weights))
+        if not needs_grad and x.shape[1] > self.block_rows:
+            return torch.cat([self._run(blk) for blk in x.split(self.block_rows, dim=1)], dim=1)
+        return self._run(x)
+
+    def _run(self, x: Tensor) -> Tensor:
         n_layers = len(self.weights)
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             x = torch.baddbmm(b, x, w)
@@ -117,7 +130,9 @@ class MultiScaleDynamicFusionGate(nn.Module):
             without ``find_unused_parameters`` would reject).
 
     Shapes: ``forward(stats [..., T, dim]) -> gate [..., T]``; any ``T >= 1``.
-    Memory: ``O(S · numel(stats) + S · numel(gate) · max(hidden))``, linear in ``T``.
+    Memory: training ``O(S · numel(stats) + S · numel(gate) · max(hidden))``; inference (no
+    autograd) processes whole sequences in blocks of ~``block_elements`` statistics, so only the
+    output gate ``O(numel(gate))`` grows with the input.
     """
 
     def __init__(self, dim: int, windows: Sequence[int] = (2, 4, 8),
@@ -134,6 +149,15 @@ class MultiScaleDynamicFusionGate(nn.Module):
             self.scale_logits = nn.Parameter(torch.zeros(len(self.windows)))
         else:
             self.register_parameter("scale_logits", None)
+
+    block_elements = 1 << 18  # inference: statistics processed per block of whole sequences
+
+    def _scale_gates(self, flat: Tensor) -> Tensor:
+        """``[M, T, dim] -> [S, M, T]`` per-scale sigmoid gates."""
+        m, t, _ = flat.shape
+        pooled = torch.stack([sliding_mean(flat, k) for k in self.kernels])  # [S, M, T, D]
+        logits = self.mlp(pooled.reshape(self.num_scales, m * t, self.dim))
+        return torch.sigmoid(logits).reshape(self.num_scales, m, t)
 
     @property
     def num_scales(self) -> int:
@@ -168,10 +192,17 @@ class MultiScaleDynamicFusionGate(nn.Module):
         lead, t = stats.shape[:-2], stats.shape[-2]
         if t < 1:
             raise ValueError("MultiScaleDynamicFusionGate needs at least one frame (T >= 1)")
-        pooled = torch.stack([sliding_mean(stats, k) for k in self.kernels])  # [S, ..., T, D]
         s = self.num_scales
-        logits = self.mlp(pooled.reshape(s, -1, self.dim))  # [S, M·T, 1]
-        scale_gates = torch.sigmoid(logits).reshape(s, *lead, t)
+        flat = stats.reshape(-1, t, self.dim)
+        inference = not (torch.is_grad_enabled() and (
+            stats.requires_grad or any(p.requires_grad for p in self.parameters())))
+        block = max(1, self.block_elements // (t * self.dim))
+        if inference and flat.shape[0] > block:
+            # bounded temporaries: whole sequences in blocks (gates are per sequence)
+            scale_gates = torch.cat([self._scale_gates(b) for b in flat.split(block)], dim=1)
+        else:
+            scale_gates = self._scale_gates(flat)
+        scale_gates = scale_gates.reshape(s, *lead, t)
         if scale_weights is None:
             if self.scale_logits is None:
                 raise ValueError("this gate was built with learn_scale_weights=False: pass "
