@@ -122,7 +122,7 @@ def write_plots(model: nn.Module, stft: SpectrogramTransform, data: Any, out: Pa
 
 
 def _plot_analysis(analysis: dict[str, Any], plots: Path, plt: Any) -> None:
-    fw = analysis.get("scale_weights")  # [L, K, S] mean over batch/time
+    fw = analysis.get("fusion_weights")  # [L, K, S], mean over the batch
     if fw is not None:
         fw = fw.detach().cpu().float()
         fig, axes = plt.subplots(1, fw.shape[0], figsize=(4.5 * fw.shape[0], 3.6), squeeze=False)
@@ -138,11 +138,13 @@ def _plot_analysis(analysis: dict[str, Any], plots: Path, plt: Any) -> None:
     graph = analysis.get("graph")
     if graph is not None:
         g = graph.detach().cpu().float()
-        if g.dim() == 3:
-            g = g[-1]
-        fig, a = plt.subplots(figsize=(4.8, 4.2))
-        im = a.imshow(g.numpy(), cmap="Blues", origin="lower")
-        a.set(title=f"inter-band graph ({analysis.get('graph_kind', '')})", xlabel="band", ylabel="band")
-        fig.colorbar(im)
+        if g.dim() == 2:
+            g = g[None]
+        fig, axes = plt.subplots(1, g.shape[0], figsize=(4.6 * g.shape[0], 4.0), squeeze=False)
+        for i, a in enumerate(axes[0]):
+            im = a.imshow(g[i].numpy(), cmap="Blues", origin="lower", vmin=0)
+            a.set(title=f"block {i}: {analysis.get('graph_kind', '')} inter-band graph", xlabel="band",
+                  ylabel="band")
+        fig.colorbar(im, ax=axes[0].tolist())
         fig.savefig(plots / "interband_graph.png", dpi=110)
         plt.close(fig)

@@ -10,7 +10,10 @@ from typing import Any, Callable
 
 from torch import nn
 
+from .bsdt import BSDT
 from .bsrnn import BSRNN
+from .erb_adapter import ERBUNetAdapter
+from .erb_unet import ERBUNet, ERBUNet257
 
 __all__ = ["MODEL_NAMES", "build_model"]
 
@@ -19,7 +22,31 @@ def _bsrnn(cfg: dict[str, Any]) -> nn.Module:
     return BSRNN(**cfg)
 
 
-_BUILDERS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {"bsrnn": _bsrnn}
+def _bsdt(cfg: dict[str, Any]) -> nn.Module:
+    return BSDT(**{"graph": "learned", **cfg})
+
+
+def _bsdt_v1(cfg: dict[str, Any]) -> nn.Module:
+    return BSDT(**{"graph": "fixed", **cfg})
+
+
+def _erb_unet(cfg: dict[str, Any]) -> nn.Module:
+    # seed 000 option B: the net at its own resolution (601 bins, n_fft 1200, hop 100) behind the exact
+    # waveform-domain adapter to 257 complex bins
+    return ERBUNetAdapter(ERBUNet(**cfg), sample_rate=cfg.get("sample_rate", 16000))
+
+
+def _erb_unet_257(cfg: dict[str, Any]) -> nn.Module:
+    return ERBUNet257(**cfg)  # option C: the 257-bin redesign
+
+
+_BUILDERS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
+    "bsrnn": _bsrnn,
+    "bsdt": _bsdt,        # v2: learnable top-k inter-band graph
+    "bsdt-v1": _bsdt_v1,  # v1: fixed harmonic graph
+    "erb-unet": _erb_unet,
+    "erb-unet-257": _erb_unet_257,
+}
 MODEL_NAMES: tuple[str, ...] = tuple(_BUILDERS)
 
 
