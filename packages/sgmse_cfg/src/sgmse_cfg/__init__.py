@@ -1,3 +1,19 @@
-"""sgmse_cfg (placeholder package: API lands with its issue)."""
-__all__: list[str] = []
+"""sgmse_cfg: score-based diffusion for speech enhancement (SGMSE+), with hooks for
+noise-aware conditioning and guidance.
+
+Diffusion core: SGMSE+'s compressed complex STFT bound to a sample rate, the OUVE and
+Schroedinger-bridge SDEs, samplers, the NCSN++ backbone (SGMSE+ state-dict compatible)
+and a small UNet, and the ``ScoreModel`` wrapper with the DSM loss.
+"""
+
 __version__ = "0.1.0"
+
+from .errors import BadAudioError, SampleRateError
+from .spec_transform import SpecTransform, normalize_by_noisy
+
+__all__ = [
+    "BadAudioError",
+    "SampleRateError",
+    "SpecTransform",
+    "normalize_by_noisy",
+]
