@@ -110,22 +110,21 @@ def _sdpa_lse(q: Tensor, k: Tensor, bias: Tensor, scale: float, causal: bool,
     n, h, L, e = q.shape
     c = 0 if values is None else values.shape[-1]
     width = max(e + 1, c + 1)
-    z1 = q.new_zeros(n, h, L, 1)
-    qa = F.pad(torch.cat([q, (bias / scale).unsqueeze(-1)], -1), (0, width - e - 1))
-    ka = F.pad(torch.cat([k, z1], -1), (0, width - e - 1))
-    va = torch.cat([values, z1], -1) if values is not None else z1
-    va = F.pad(va, (0, width - c - 1))
-    sink_k = q.new_zeros(n, h, 1, width)
-    sink_k[..., e] = 1.0
-    sink_v = q.new_zeros(n, h, 1, width)
-    sink_v[..., c] = 1.0
-    qa = torch.cat([q.new_zeros(n, h, 1, width), qa], 2)
-    ka = torch.cat([sink_k, ka], 2)
-    va = torch.cat([sink_v, va], 2)
+    qa = q.new_zeros(n, h, L + 1, width)
+    qa[:, :, 1:, :e] = q
+    qa[:, :, 1:, e] = bias / scale
+    ka = q.new_zeros(n, h, L + 1, width)
+    ka[:, :, 1:, :e] = k
+    ka[:, :, 0, e] = 1.0
+    va = q.new_zeros(n, h, L + 1, width)
+    if values is not None:
+        va[:, :, 1:, :c] = values
+    va[:, :, 0, c] = 1.0
     o = F.scaled_dot_product_attention(qa, ka, va, is_causal=causal, scale=scale)[:, :, 1:]
-    w = o[..., c].clamp(torch.finfo(o.dtype).tiny, 1.0)
-    lse = bias + torch.log1p(-w.clamp(max=1 - torch.finfo(o.dtype).eps)) - torch.log(w)
-    ev = o[..., :c] / (1 - w).clamp_min(torch.finfo(o.dtype).eps).unsqueeze(-1) if c else None
+    fin = torch.finfo(o.dtype)
+    w = o[..., c].clamp(fin.tiny, 1.0 - fin.eps)
+    lse = bias + torch.log1p(-w) - torch.log(w)
+    ev = o[..., :c] / (1 - w).unsqueeze(-1) if c else None
     return lse, ev
 
 
@@ -165,16 +164,16 @@ def differential_row_stats(q: Tensor, k: Tensor, lam: Tensor | float, *, scale: 
     assert ev is not None
     entropy = lse - scale * (q * ev[..., :d]).sum(-1)
     centroid = ev[..., d]
-    # call 2: lse of 2s per map (-> Σa²) and of s1 + s2 per head (-> Σ a1 a2), stacked on heads
-    zd = torch.zeros_like(q)
-    q1, q2, k1, k2 = q[:, 0::2], q[:, 1::2], k[:, 0::2], k[:, 1::2]
+    # call 2: lse of 2s per map (-> Σa² = exp(lse(2s) − 2 lse(s)))
+    lse_2s, _ = _sdpa_lse(2 * q, k, 2 * lse - log_n, scale, causal)
+    sq = torch.exp(lse_2s - 2 * lse)
+    # call 3: lse of s1 + s2 per head (q/k of the two maps side by side -> Σ a1 a2)
+    pair = (n_seq, h2 // 2, L, 2 * d)
     lse1, lse2 = lse[:, 0::2], lse[:, 1::2]
-    qs = torch.cat([torch.cat([2 * q, zd], -1), torch.cat([q1, q2], -1)], 1)
-    ks = torch.cat([torch.cat([k, zd], -1), torch.cat([k1, k2], -1)], 1)
-    bs = torch.cat([2 * lse - log_n, lse1 + lse2 - log_n], 1)
-    lse_s, _ = _sdpa_lse(qs, ks, bs, scale, causal)
-    sq = torch.exp(lse_s[:, :h2] - 2 * lse)
-    cross = torch.exp(lse_s[:, h2:] - lse1 - lse2)
+    lse_x, _ = _sdpa_lse(q.view(n_seq, h2 // 2, 2, L, d).transpose(2, 3).reshape(pair),
+                         k.view(n_seq, h2 // 2, 2, L, d).transpose(2, 3).reshape(pair),
+                         lse1 + lse2 - log_n, scale, causal)
+    cross = torch.exp(lse_x - lse1 - lse2)
     lam_t = lam.to(dt) if isinstance(lam, Tensor) else lam
     nn_ = n.expand(n_seq, h2 // 2, L)
     return _finish_stats(entropy[:, 0::2], entropy[:, 1::2], sq[:, 0::2], sq[:, 1::2], cross,
