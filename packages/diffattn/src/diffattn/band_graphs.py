@@ -73,7 +73,7 @@ def harmonic_band_mask(centres_hz: Sequence[float] | Tensor, tol: float = 0.05,
     With BSRNN's 31 bands (16 kHz, n_fft 512) and the defaults the graph has 105 undirected
     edges plus 31 self-loops.
     """
-    c = torch.as_tensor(centres_hz, dtype=torch.float64)
+    c = torch.as_tensor(centres_hz, dtype=torch.float64).detach().cpu()
     if c.ndim != 1 or c.numel() == 0 or not torch.all(torch.isfinite(c)) or torch.any(c < 0):
         raise ValueError("centres_hz must be a non-empty 1-D list of finite frequencies >= 0 Hz")
     if not 0 < tol < 0.5 or max_harmonic < 2:
@@ -174,7 +174,8 @@ class HarmonicBandGraph(_BandAttention):
         mask = harmonic_band_mask(centres_hz, tol=tol, max_harmonic=max_harmonic, min_hz=min_hz)
         super().__init__(dim, num_heads, mask.shape[0], depth, band_position)
         self.register_buffer("mask", mask, persistent=False)
-        self.register_buffer("centres_hz", torch.as_tensor(centres_hz, dtype=torch.float64),
+        self.register_buffer("centres_hz",
+                             torch.as_tensor(centres_hz, dtype=torch.float64).detach().cpu(),
                              persistent=False)
 
     def graph_mask(self) -> Tensor:
