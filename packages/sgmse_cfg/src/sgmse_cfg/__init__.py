@@ -9,11 +9,17 @@ and a small UNet, and the ``ScoreModel`` wrapper with the DSM loss.
 __version__ = "0.1.0"
 
 from .errors import BadAudioError, SampleRateError
+from .sdes import SDE, OUVESDE, SBVESDE, batch_view, sde_from_dict
 from .spec_transform import SpecTransform, normalize_by_noisy
 
 __all__ = [
     "BadAudioError",
+    "OUVESDE",
+    "SBVESDE",
+    "SDE",
     "SampleRateError",
     "SpecTransform",
+    "batch_view",
     "normalize_by_noisy",
+    "sde_from_dict",
 ]
