@@ -63,3 +63,48 @@ def band_centers_hz(band_widths: Sequence[int], sample_rate: int, n_fft: int) ->
     edges = band_edges(widths)
     centers = [(a + b - 1) / 2 * sample_rate / n_fft for a, b in edges]
     return torch.tensor(centers, dtype=torch.float64)
+
+
+def width_groups(band_widths: Sequence[int], max_groups: int = 4, tolerance: float = 0.1) -> list[tuple[int, list[int]]]:
+    """Group bands into at most ``max_groups`` width classes for grouped (batched) matmuls.
+
+    Each group is ``(cap, band_indices)``: its bands are zero-padded to ``cap`` bins (the widest
+    band in the group), so one batched matmul handles the whole group. Groups are contiguous
+    ranges of the sorted distinct widths, chosen to minimise the padded size (dynamic
+    programming); the fewest groups whose padded size is within ``1 + tolerance`` of the
+    exact size win. The BSRNN table gives 3 groups, {2, 3}, {8}, {16, 17}: 265 padded bins
+    for 257 (one group would compute 527).
+    """
+    widths = check_band_widths(band_widths)
+    distinct = sorted(set(widths))
+    count = {w: widths.count(w) for w in distinct}
+    exact, m = sum(widths), len(distinct)
+
+    def seg_cost(i: int, j: int) -> int:  # widths distinct[i..j] padded to distinct[j]
+        return distinct[j] * sum(count[w] for w in distinct[i:j + 1])
+
+    inf = float("inf")
+    # best[g][j]: min padded size covering distinct[0..j] with g groups; cut[g][j]: start of last group
+    best = [[inf] * m for _ in range(max_groups + 1)]
+    cut = [[0] * m for _ in range(max_groups + 1)]
+    for j in range(m):
+        best[1][j] = seg_cost(0, j)
+    for g in range(2, max_groups + 1):
+        for j in range(m):
+            for i in range(1, j + 1):
+                c = best[g - 1][i - 1] + seg_cost(i, j)
+                if c < best[g][j]:
+                    best[g][j], cut[g][j] = c, i
+    feasible = [g for g in range(1, max_groups + 1) if best[g][m - 1] < inf]
+    good = [g for g in feasible if best[g][m - 1] <= (1 + tolerance) * exact]
+    g = good[0] if good else min(feasible, key=lambda gg: (best[gg][m - 1], gg))
+    ranges, j = [], m - 1
+    while g >= 1:
+        i = cut[g][j] if g > 1 else 0
+        ranges.append((i, j))
+        j, g = i - 1, g - 1
+    groups = []
+    for i, j in reversed(ranges):
+        members = set(distinct[i:j + 1])
+        groups.append((distinct[j], [b for b, w in enumerate(widths) if w in members]))
+    return groups

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ._packed import PackedPerBandModule
-from .bands import check_band_widths
+from .bands import check_band_widths, width_groups
 
 
 class MaskDecoder(PackedPerBandModule):
@@ -20,8 +20,9 @@ class MaskDecoder(PackedPerBandModule):
     ``GroupNorm(1, N)`` over the band's N x T features of each utterance, or, with
     ``causal=True``, over the N features of each frame.
 
-    All bands are computed together (stacked first layer, zero-padded second layer, batched
-    matmuls), with no Python loop over bands. The state dict keeps the per-band keys of the
+    The bands are computed as grouped batched matmuls, with no Python loop over bands: one
+    pass per width class (bands zero-padded to the widest band of their class; at most 4
+    classes, 3 for the BSRNN table: {2, 3}, {8}, {16, 17} bins). The state dict keeps the per-band keys of the
     widely used BSRNN reimplementation's ``mask_decoder``: ``norm{k}.weight/bias [N]``,
     ``fc1{k}.weight [4N, N]``, ``fc1{k}.bias [4N]``, ``fc2{k}.weight [12w, 4N]``,
     ``fc2{k}.bias [12w]`` (k from 1).
@@ -46,18 +47,28 @@ class MaskDecoder(PackedPerBandModule):
         self._add_ragged("fc2_weight", "fc2{}.weight", [(12 * w, 4 * n) for w in widths])
         self._add_ragged("fc2_bias", "fc2{}.bias", [(12 * w,) for w in widths])
 
-        # fc2 rows in the padded layout [K, 2, 6 * wmax]: GLU's value half, then its gate half.
-        wmax = max(widths)
-        starts = torch.tensor([0] + list(widths[:-1])).cumsum(0)
-        wt = torch.tensor(widths)
-        p = torch.arange(12 * wmax)
-        half, r = p // (6 * wmax), p % (6 * wmax)
-        rows = 12 * starts[:, None] + half[None, :] * 6 * wt[:, None] + r[None, :]
-        rows = torch.where(r[None, :] < 6 * wt[:, None], rows, 12 * self.n_freq)  # pad -> zero row
-        self.register_buffer("_fc2_rows", rows, persistent=False)                 # [K, 12 wmax]
-        out_idx = torch.cat([torch.arange(w) + b * wmax for b, w in enumerate(widths)])  # built once
-        self.register_buffer("_out_idx", out_idx, persistent=False)               # [F]
-        self._wmax = wmax
+        # Grouped second layer: bands grouped by width class (at most 4 groups, 3 for the BSRNN
+        # table), each group's weights zero-padded to its widest band, one batched matmul per
+        # group. Inside the decoder the bands are ordered group by group (``_perm``).
+        groups = width_groups(widths)
+        self._groups = [(len(members), cap) for cap, members in groups]
+        perm = [k for _, members in groups for k in members]
+        self.register_buffer("_perm", torch.tensor(perm), persistent=False)             # [K]
+        starts = [0]
+        for w in widths[:-1]:
+            starts.append(starts[-1] + w)
+        rows, out_idx, base = [], [0] * self.n_freq, 0
+        for cap, members in groups:
+            for pos, kk in enumerate(members):
+                w = widths[kk]
+                for p in range(12 * cap):  # [GLU value half | gate half], each padded to 6 * cap
+                    half, r = divmod(p, 6 * cap)
+                    rows.append(12 * starts[kk] + half * 6 * w + r if r < 6 * w else 12 * self.n_freq)
+                for j in range(w):
+                    out_idx[starts[kk] + j] = base + pos * cap + j
+            base += len(members) * cap
+        self.register_buffer("_fc2_rows", torch.tensor(rows), persistent=False)        # [sum Kg * 12 cap]
+        self.register_buffer("_out_idx", torch.tensor(out_idx), persistent=False)      # [F]
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -75,29 +86,41 @@ class MaskDecoder(PackedPerBandModule):
         return (f"num_bands={self.num_bands}, n_freq={self.n_freq}, num_channel={self.num_channel}, "
                 f"causal={self.causal}")
 
-    def padded_fc2(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """fc2 weights ``[K, 12 wmax, 4N]`` and biases ``[K, 12 wmax]``, zero-padded per GLU half."""
-        w = nn.functional.pad(self.fc2_weight.view(12 * self.n_freq, 4 * self.num_channel), (0, 0, 0, 1))
-        b = nn.functional.pad(self.fc2_bias, (0, 1))
-        return w[self._fc2_rows], b[self._fc2_rows]
-
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         """``h``: band features ``[B, T, K, N]`` -> complex mask ``[B, F, T, 3]``."""
         if h.dim() != 4 or h.shape[2] != self.num_bands or h.shape[3] != self.num_channel:
             raise ValueError(f"MaskDecoder expects [B, T, K={self.num_bands}, N={self.num_channel}], "
                              f"got shape {tuple(h.shape)}")
         b, t, k, n = h.shape
-        dims = (3,) if self.causal else (1, 3)
-        var, mean = torch.var_mean(h, dim=dims, unbiased=False, keepdim=True)
-        hn = (h - mean) * torch.rsqrt(var + self.eps)
-        hn = hn * self.norm_weight.view(k, n) + self.norm_bias.view(k, n)
-        y = torch.einsum("btkn,kmn->btkm", hn, self.fc1_weight.view(k, 4 * n, n))
-        y = torch.tanh(y + self.fc1_bias.view(k, 4 * n))
-        w2, b2 = self.padded_fc2()
-        z = torch.einsum("btkm,kpm->btkp", y, w2) + b2                          # [B, T, K, 12 wmax]
-        g = nn.functional.glu(z, dim=-1)                                        # [B, T, K, 6 wmax]
-        g = g.reshape(b, t, k * self._wmax, 3, 2).index_select(2, self._out_idx)  # [B, T, F, 3, 2]
-        return torch.view_as_complex(g.permute(0, 2, 1, 3, 4))
+        perm = self._perm
+        hk = h.permute(2, 0, 1, 3).index_select(0, perm)                          # [K, B, T, N]
+        stats_shape = (n,) if self.causal else (t, n)   # per (band, frame) or per (band, utterance)
+        scale = self.norm_weight.view(k, n).index_select(0, perm)[:, None, None, :]
+        shift = self.norm_bias.view(k, n).index_select(0, perm)[:, None, None, :]
+        w1 = self.fc1_weight.view(k, 4 * n, n).index_select(0, perm)
+        b1 = self.fc1_bias.view(k, 4 * n).index_select(0, perm)[:, None, :]
+        rows = self._fc2_rows
+        w2 = nn.functional.pad(self.fc2_weight.view(12 * self.n_freq, 4 * n), (0, 0, 0, 1))[rows]
+        b2 = nn.functional.pad(self.fc2_bias, (0, 1))[rows]
+        kgs = [kg for kg, _ in self._groups]
+        nrows = [kg * 12 * cap for kg, cap in self._groups]
+        # One pass per width group (<= 4, independent of the band count): the group's bands go
+        # through norm -> fc1 -> tanh -> fc2 -> GLU as batched matmuls. Working group by group
+        # keeps the [Kg, BT, 4N] temporaries small (on CPU, large fresh buffers cost page
+        # faults). ``split`` (not slicing): its backward concatenates instead of zero-filling.
+        parts = zip(self._groups, hk.split(kgs), scale.split(kgs), shift.split(kgs), w1.split(kgs),
+                    b1.split(kgs), w2.split(nrows), b2.split(nrows))
+        outs = []
+        for (kg, cap), hg, sg, tg, w1g, b1g, w2g, b2g in parts:
+            hn = torch.addcmul(tg, nn.functional.layer_norm(hg, stats_shape, eps=self.eps), sg)
+            y = torch.tanh(torch.baddbmm(b1g, hn.view(kg, b * t, n), w1g.transpose(1, 2)))  # [Kg, BT, 4N]
+            z = torch.baddbmm(b2g.view(kg, 1, 12 * cap), y,
+                              w2g.view(kg, 12 * cap, 4 * n).transpose(1, 2))      # [Kg, BT, 12 cap]
+            g = nn.functional.glu(z, dim=-1)                                       # [Kg, BT, 6 cap]
+            outs.append(g.view(kg, b * t, cap, 6).transpose(0, 1).reshape(b * t, kg * cap, 6))
+        g = torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]                  # [BT, sum Kg cap, 6]
+        g = g.index_select(1, self._out_idx).view(b, t, self.n_freq, 3, 2)        # [B, T, F, 3, 2]
+        return torch.view_as_complex(g.transpose(1, 2))
 
 
 def apply_fir_mask(mask: torch.Tensor, x: torch.Tensor, lookahead: int | None = None) -> torch.Tensor:

@@ -1,0 +1,334 @@
+"""Speed and memory of the vectorised band-split models against their per-band-loop form.
+
+For each model configuration in ``MODEL_FACTORIES`` it builds the vectorised model and the
+straightforward per-band-loop form of the same model (the reference's computation), loads the
+same weights into both, checks they give the same output, and measures
+
+- forward + backward time of one training batch (default 6 x 2 s at 16 kHz; STFT 512/128,
+  T = 251 frames) and of the band layers alone (BandSplit + MaskDecoder);
+- the inference real-time factor (STFT + model + iSTFT on one 10 s utterance, no grad);
+- peak memory of inference on a 60 s utterance (T = 7,501 frames): on CPU the peak resident
+  set size during the forward pass above the resident size before it, measured in a fresh
+  subprocess per model (Linux: VmHWM reset through /proc/self/clear_refs; elsewhere the
+  growth of ``ru_maxrss``, a lower bound); on CUDA ``torch.cuda.max_memory_allocated`` above the
+  pre-forward level.
+
+The loop form of BSRNN is first checked against the reference parity fixture
+(``../shared/data/reference/bsrnn_reference_parity_N16_L2.pt``) when it is there, so the
+baseline is the reference's computation.
+
+    uv run bench/bandsplit_speed.py               # CPU (or --device cuda), BSRNN N=64 L=5
+    uv run bench/bandsplit_speed.py --quick       # < 1 min on a 2-core CPU
+    uv run bench/bandsplit_speed.py --batch 32 --device cuda
+
+To add a configuration (e.g. BSDT), add a factory to ``MODEL_FACTORIES``: it takes the parsed
+arguments and returns ``(vectorised_model, loop_model_or_None, band_layers)`` where
+``band_layers`` maps "vectorised"/"loop" to ``(split, decoder)`` module pairs or is ``None``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from bandsplit import BSRNN
+from bandsplit._loop_reference import LoopBSRNN
+
+SAMPLE_RATE = 16_000
+N_FFT, HOP = 512, 128
+REPO = Path(__file__).resolve().parents[1]
+PARITY = REPO.parent / "shared" / "data" / "reference" / "bsrnn_reference_parity_N16_L2.pt"
+
+Factory = Callable[[argparse.Namespace], tuple[nn.Module, nn.Module | None, dict | None]]
+
+
+def _bsrnn(args: argparse.Namespace) -> tuple[nn.Module, nn.Module | None, dict | None]:
+    kw = dict(num_channel=args.num_channel, num_layer=args.num_layer,
+              interleaved=args.interleaved, causal=args.causal)
+    fast = BSRNN(**kw)
+    loop = LoopBSRNN(**kw)
+    loop.load_state_dict(fast.state_dict(), strict=True)
+    layers = {"vectorised": (fast.band_split, fast.mask_decoder),
+              "loop": (loop.band_split, loop.mask_decoder)}
+    return fast, loop, layers
+
+
+#: name -> factory. The lead adds BSDT configurations here.
+MODEL_FACTORIES: dict[str, Factory] = {
+    "bsrnn": _bsrnn,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+def stft(wave: torch.Tensor) -> torch.Tensor:
+    """``[B, L]`` 16 kHz waveform -> complex ``[B, 257, T]`` (n_fft 512, hop 128, Hann, centred)."""
+    window = torch.hann_window(N_FFT, device=wave.device)
+    return torch.stft(wave, N_FFT, HOP, window=window, onesided=True, return_complex=True)
+
+
+def istft(spec: torch.Tensor, length: int) -> torch.Tensor:
+    window = torch.hann_window(N_FFT, device=spec.device)
+    return torch.istft(spec, N_FFT, HOP, window=window, onesided=True, length=length)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> float:
+    """Median wall time of ``fn`` in seconds."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
+def check_loop_against_fixture() -> str:
+    """The loop form must reproduce the reference's stored output (the baseline is the reference)."""
+    if not PARITY.is_file():
+        return f"parity fixture not found at {PARITY}: loop form checked against the vectorised model only"
+    ref = torch.load(PARITY, weights_only=True)
+    loop = LoopBSRNN(**ref["config"]).eval()
+    loop.load_state_dict(ref["state_dict"], strict=True)
+    with torch.no_grad():
+        y = loop(ref["input"])
+    torch.testing.assert_close(y, ref["output"], rtol=1e-5, atol=1e-5)
+    fast = BSRNN(**ref["config"]).eval()
+    fast.load_state_dict(ref["state_dict"], strict=True)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(ref["input"]), ref["output"], rtol=1e-5, atol=1e-5)
+    return "loop and vectorised BSRNN reproduce the reference parity fixture (rtol 1e-5, atol 1e-5)"
+
+
+def check_same_output(fast: nn.Module, loop: nn.Module, device: torch.device) -> float:
+    gen = torch.Generator().manual_seed(0)
+    x = stft(torch.randn(2, SAMPLE_RATE // 2, generator=gen)).to(device)
+    with torch.no_grad():
+        a, b = fast.eval()(x), loop.eval()(x)
+    err = ((a - b).abs().max() / b.abs().max()).item()
+    if err > 1e-4:
+        raise SystemExit(f"vectorised and loop models disagree: max relative error {err:.2e}")
+    return err
+
+
+def train_step_time(model: nn.Module, x: torch.Tensor, target: torch.Tensor, device: torch.device,
+                    warmup: int, repeats: int) -> float:
+    model.train()
+
+    def step() -> None:
+        model.zero_grad(set_to_none=True)
+        loss = (model(x) - target).abs().mean()
+        loss.backward()
+
+    return _timed(step, device, warmup, repeats)
+
+
+def band_layers_time(split: nn.Module, decoder: nn.Module, x: torch.Tensor, n: int, device: torch.device,
+                     warmup: int, repeats: int) -> float:
+    """Forward + backward of BandSplit + MaskDecoder alone (the part the loops slow down)."""
+    def step() -> None:
+        split.zero_grad(set_to_none=True)
+        decoder.zero_grad(set_to_none=True)
+        feats = split(x)                                     # [B, T, K, N]
+        mask = decoder(feats)                                # [B, F, T, 3]
+        torch.view_as_real(mask).square().mean().backward()
+
+    return _timed(step, device, warmup, repeats)
+
+
+def inference_rtf(model: nn.Module, seconds: float, device: torch.device, warmup: int, repeats: int) -> float:
+    model.eval()
+    wave = torch.randn(1, int(seconds * SAMPLE_RATE), generator=torch.Generator().manual_seed(1)).to(device)
+
+    def run() -> None:
+        with torch.no_grad():
+            istft(model(stft(wave)), wave.shape[-1])
+
+    return _timed(run, device, warmup, repeats) / seconds
+
+
+def peak_memory_mib(model: nn.Module, seconds: float, device: torch.device) -> float:
+    """Peak memory above the pre-forward level of one no-grad forward on ``seconds`` of audio."""
+    model.eval()
+    wave = torch.randn(1, int(seconds * SAMPLE_RATE), generator=torch.Generator().manual_seed(2)).to(device)
+    spec = stft(wave)
+    if device.type == "cuda":
+        _sync(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        with torch.no_grad():
+            model(spec)
+        _sync(device)
+        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    if _reset_peak_rss():
+        before = _proc_status_kib("VmRSS")
+        with torch.no_grad():
+            model(spec)
+        return (_proc_status_kib("VmHWM") - before) / 1024
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss   # fallback: high-water mark growth
+    with torch.no_grad():
+        model(spec)
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024   # KiB -> MiB (Linux)
+
+
+def _reset_peak_rss() -> bool:
+    """Reset this process's peak RSS (VmHWM) on Linux; False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return _proc_status_kib("VmHWM") > 0
+    except OSError:
+        return False
+
+
+def _proc_status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def peak_memory_cpu_subprocess(args: argparse.Namespace, name: str, impl: str) -> float:
+    """CPU peak RSS is a process-wide high-water mark: measure each model in a fresh process."""
+    cmd = [sys.executable, __file__, "--_memory-child", f"{name}:{impl}", "--memory-seconds",
+           str(args.memory_seconds), "--num-channel", str(args.num_channel), "--num-layer", str(args.num_layer)]
+    cmd += ["--interleaved"] * args.interleaved + ["--causal"] * args.causal
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"memory measurement for {name}/{impl} failed:\n{out.stderr[-2000:]}")
+    return float(json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"])
+
+
+def _memory_child(args: argparse.Namespace) -> None:
+    name, impl = args._memory_child.split(":")
+    fast, loop, _ = MODEL_FACTORIES[name](args)
+    model = fast if impl == "vectorised" else loop
+    # warm up allocator and kernels on a short input so one-off costs do not count
+    with torch.no_grad():
+        model.eval()(stft(torch.randn(1, SAMPLE_RATE)))
+    print(json.dumps({"peak_mib": peak_memory_mib(model, args.memory_seconds, torch.device("cpu"))}))
+
+
+# ---------------------------------------------------------------------------------------------
+def _fmt_table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths))
+    sep = "  ".join("-" * w for w in widths)
+    body = ["  ".join(str(c).rjust(w) if i > 1 else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+            for r in rows]
+    return "\n".join([line, sep, *body])
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, or auto (cuda when available)")
+    p.add_argument("--models", default=",".join(MODEL_FACTORIES),
+                   help=f"comma-separated configurations from {sorted(MODEL_FACTORIES)}")
+    p.add_argument("--num-channel", type=int, default=64, help="BSRNN N (the published model: 64)")
+    p.add_argument("--num-layer", type=int, default=5, help="BSRNN L (the published model: 5)")
+    p.add_argument("--interleaved", action="store_true", help="BSRNN with interleaved time/band blocks")
+    p.add_argument("--causal", action="store_true", help="BSRNN with per-frame (causal) norms")
+    p.add_argument("--batch", type=int, default=6, help="training batch size (utterances)")
+    p.add_argument("--crop-seconds", type=float, default=2.0, help="training crop length in seconds at 16 kHz")
+    p.add_argument("--rtf-seconds", type=float, default=10.0, help="utterance length for the real-time factor")
+    p.add_argument("--memory-seconds", type=float, default=60.0, help="utterance length for peak memory")
+    p.add_argument("--warmup", type=int, default=1, help="untimed warm-up runs per measurement")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (median reported)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    p.add_argument("--quick", action="store_true",
+                   help="small run (< 1 min on a 2-core CPU): batch 2 x 1 s, RTF on 4 s, memory on 10 s, 1 repeat")
+    p.add_argument("--seed", type=int, default=0, help="seed for weights and inputs")
+    p.add_argument("--_memory-child", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.batch, args.crop_seconds, args.rtf_seconds = 2, 1.0, 4.0
+        args.memory_seconds, args.warmup, args.repeats = 10.0, 1, 1
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    if args._memory_child:
+        _memory_child(args)
+        return
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))
+    names = [n for n in args.models.split(",") if n]
+    unknown = sorted(set(names) - set(MODEL_FACTORIES))
+    if unknown:
+        raise SystemExit(f"unknown --models {unknown}; choose from {sorted(MODEL_FACTORIES)}")
+
+    print(check_loop_against_fixture())
+    dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    print(f"device: {dev_name}; torch {torch.__version__}")
+    gen = torch.Generator().manual_seed(args.seed)
+    n_samples = int(args.crop_seconds * SAMPLE_RATE)
+    x = stft(torch.randn(args.batch, n_samples, generator=gen)).to(device)
+    target = stft(torch.randn(args.batch, n_samples, generator=gen)).to(device)
+    print(f"train batch: {args.batch} x {args.crop_seconds:g} s -> STFT [{args.batch}, 257, {x.shape[-1]}]")
+
+    rows = []
+    for name in names:
+        fast, loop, layers = MODEL_FACTORIES[name](args)
+        fast, loop = fast.to(device), (loop.to(device) if loop is not None else None)
+        n_params = sum(p.numel() for p in fast.parameters())
+        impls = [("loop", loop), ("vectorised", fast)] if loop is not None else [("vectorised", fast)]
+        if loop is not None:
+            err = check_same_output(fast, loop, device)
+            print(f"{name}: loop vs vectorised max relative difference {err:.1e}")
+        res: dict[str, dict[str, float]] = {}
+        for impl, model in impls:
+            r = res.setdefault(impl, {})
+            r["train_ms"] = 1e3 * train_step_time(model, x, target, device, args.warmup, args.repeats)
+            if layers is not None:
+                split, dec = layers[impl]
+                r["layers_ms"] = 1e3 * band_layers_time(split, dec, x, args.num_channel, device,
+                                                        args.warmup, max(args.repeats, 3))
+            r["rtf"] = inference_rtf(model, args.rtf_seconds, device, args.warmup, args.repeats)
+            if not args.no_memory:
+                r["mem"] = (peak_memory_mib(model, args.memory_seconds, device) if device.type == "cuda"
+                            else peak_memory_cpu_subprocess(args, name, impl))
+        for impl, _ in impls:
+            r = res[impl]
+            rows.append([name, impl, f"{n_params / 1e6:.3f}M", f"{r['train_ms']:.1f}",
+                         f"{r['layers_ms']:.1f}" if "layers_ms" in r else "-", f"{r['rtf']:.4f}",
+                         f"{r['mem']:.0f}" if "mem" in r else "-"])
+        if "loop" in res:
+            lo, ve = res["loop"], res["vectorised"]
+            rows.append([name, "loop / vectorised", "", f"{lo['train_ms'] / ve['train_ms']:.2f}x",
+                         f"{lo['layers_ms'] / ve['layers_ms']:.2f}x" if "layers_ms" in ve else "-",
+                         f"{lo['rtf'] / ve['rtf']:.2f}x",
+                         f"{lo['mem'] / ve['mem']:.2f}x" if "mem" in ve and ve["mem"] > 0 else "-"])
+    header = ["model", "impl", "params", f"train step ms ({args.batch}x{args.crop_seconds:g}s)",
+              "split+mask fwd+bwd ms", f"RTF ({args.rtf_seconds:g}s)",
+              f"peak MiB ({args.memory_seconds:g}s)"]
+    print()
+    print(_fmt_table(rows, header))
+    print("\nratios > 1x: the vectorised model is faster / uses less memory than the per-band-loop form")
+
+
+if __name__ == "__main__":
+    main()
