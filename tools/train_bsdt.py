@@ -37,6 +37,7 @@ from _bsdt_data import build_datasets, iterate_batches  # noqa: E402
 from _bsdt_report import evaluate_test_set, write_plots  # noqa: E402
 
 import bandsplit  # noqa: E402
+from se_data import AudioFileError, SampleRateError  # noqa: E402
 from bandsplit import BSRNNLoss, MetricDiscriminator, SpectrogramTransform, compress_magnitude, pesq_to_target  # noqa: E402
 
 SAMPLE_RATE = 16000
@@ -87,7 +88,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="training epochs (default: 12 on the demo corpus, 120 otherwise)")
     g.add_argument("--steps-per-epoch", type=int, default=None,
                    help="cap on optimizer steps per epoch (default: a full pass over the training set)")
-    g.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    g.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
+    g.add_argument("--optimizer", choices=["adam", "sgd"], default="adam",
+                   help="adam: the recipe's Adam; sgd: plain SGD (for controlled comparisons; default adam)")
     g.add_argument("--lr-step", type=int, default=10, help="StepLR step size in epochs (default 10)")
     g.add_argument("--lr-gamma", type=float, default=0.98, help="StepLR decay factor (default 0.98)")
     g.add_argument("--clip", type=float, default=5.0, help="gradient-norm clipping (default 5)")
@@ -178,8 +181,11 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
     out = Path(_broadcast(str(out) if out else None, info))
     log = (lambda *a: tqdm.write(" ".join(str(x) for x in a))) if info.is_main else (lambda *a: None)
 
-    data = build_datasets(args, sample_rate=SAMPLE_RATE, is_main=info.is_main, barrier=(
-        dist.barrier if info.enabled else (lambda: None)))
+    try:
+        data = build_datasets(args, sample_rate=SAMPLE_RATE, is_main=info.is_main, barrier=(
+            dist.barrier if info.enabled else (lambda: None)))
+    except (SampleRateError, AudioFileError) as e:
+        raise SystemExit(f"error: {e}") from e
     epochs = args.epochs if args.epochs is not None else (12 if data.is_demo else 120)
 
     torch.manual_seed(args.seed)
@@ -187,7 +193,8 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
     model = bandsplit.build_model(mcfg).to(device)
     stft = SpectrogramTransform(512, 128, SAMPLE_RATE).to(device)
     criterion = BSRNNLoss() if args.loss == "recipe" else spectral_l1
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    opt = (torch.optim.Adam(model.parameters(), lr=args.lr) if args.optimizer == "adam"
+           else torch.optim.SGD(model.parameters(), lr=args.lr))
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=args.lr_step, gamma=args.lr_gamma)
     disc = opt_d = None
     if args.gan:
@@ -261,7 +268,7 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
             for k, v in {"loss": loss, **parts}.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm)
-            bar.set_postfix(loss=f"{float(loss):.4f}")
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
         sched.step()
         train_row = {f"train_{k}": v / max(n_batches, 1) for k, v in sums.items()}
         valid_row = _validate(model, stft, criterion, data, args, device, info)

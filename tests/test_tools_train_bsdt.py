@@ -1,0 +1,183 @@
+"""tools/train_bsdt.py and tools/enhance.py end to end: learning, exact resume, NaN stop, DDP, enhancement."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+import torch
+
+import se_data
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--model", "bsdt", "--num-channel", "8", "--num-layer", "1", "--num-heads", "2"]
+
+
+def _run(args: list[str], *, torchrun: int = 0, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable]
+    if torchrun:
+        cmd += ["-m", "torch.distributed.run", "--nproc_per_node", str(torchrun), "--master_port", "29533"]
+    cmd += ["tools/train_bsdt.py", "--threads", "1", *args]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """A small demo corpus (same generator as the default run, fewer and shorter files)."""
+    root = tmp_path_factory.mktemp("demo") / "corpus"
+    se_data.make_demo_corpus(root, n_train=48, n_valid=6, n_test=8, seconds=(2.0, 3.0), seed=0)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(corpus: Path, tmp_path_factory) -> Path:
+    """A shortened default run: the default BSDT and recipe, fewer steps."""
+    out = tmp_path_factory.mktemp("run") / "bsdt"
+    _run(["--data", str(corpus), "--epochs", "6", "--steps-per-epoch", "8", "--batch-size", "6",
+          "--valid-pesq-files", "3", "--out", str(out)])
+    return out
+
+
+def test_short_default_run_beats_noisy_on_every_metric(trained: Path) -> None:
+    res = json.loads((trained / "results.json").read_text())
+    mean = res["test"]["mean"]
+    for metric in ("PESQ-WB", "ESTOI", "SI-SDR (dB)"):
+        assert mean["enhanced"][metric] > mean["noisy"][metric], (metric, mean)
+    assert res["test"]["count"] == 8
+    # outputs a user expects
+    for rel in ("best.pt", "last.pt", "log.csv", "config.json", "test_table.txt", "plots/loss_curves.png",
+                "plots/spectrograms.png", "plots/fusion_weights.png", "plots/interband_graph.png"):
+        assert (trained / rel).is_file(), rel
+    assert len(list((trained / "enhanced").glob("*.wav"))) == 8
+    table = (trained / "test_table.txt").read_text().splitlines()
+    assert table[0].split()[:3] == ["PESQ-WB", "ESTOI", "SI-SDR"]
+    assert table[2].startswith("noisy") and table[3].startswith("enhanced")
+
+
+def test_checkpoint_is_weights_only_and_selected_on_validation(trained: Path) -> None:
+    ck = torch.load(trained / "best.pt", map_location="cpu", weights_only=True)
+    assert ck["sample_rate"] == 16000 and ck["stft"] == {"n_fft": 512, "hop": 128}
+    assert ck["best"]["key"] == "valid_pesq"
+    hist = ck["history"]
+    best_val = max(h["valid_pesq"] for h in hist)
+    assert ck["best"]["value"] == pytest.approx(best_val)
+    for k in ("optimizer", "scheduler", "rng", "versions", "model_config", "config"):
+        assert k in ck
+
+
+def test_enhance_tool_matches_training_output(trained: Path, corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "enh"
+    proc = subprocess.run([sys.executable, "tools/enhance.py", "--ckpt", str(trained / "best.pt"),
+                           str(corpus / "test" / "noisy"), str(out), "--device", "cpu"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for f in sorted((trained / "enhanced").glob("*.wav"))[:3]:
+        a, sr = sf.read(f)
+        b, sr2 = sf.read(out / f.name)
+        assert sr == sr2 == 16000 and a.shape == b.shape
+        assert abs(a - b).max() <= 2 / 32768  # same model, same computation (PCM_16 rounding)
+    # a second run never overwrites
+    proc = subprocess.run([sys.executable, "tools/enhance.py", "--ckpt", str(trained / "best.pt"),
+                           str(corpus / "test" / "noisy"), str(out), "--device", "cpu"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert "skipped" in proc.stdout and " 8 (already" in proc.stdout
+
+
+def test_enhance_refuses_wrong_rate_and_handles_long_files(trained: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    sf.write(src / "at48k.wav", 0.1 * rng.standard_normal(48000), 48000)
+    sf.write(src / "long.wav", 0.1 * rng.standard_normal(16000 * 9), 16000)
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "tools/enhance.py", "--ckpt", str(trained / "best.pt"), str(src),
+                           str(out), "--chunk-seconds", "4", "--device", "cpu"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1  # one failure
+    assert "at48k.wav" in proc.stdout and "resample" in proc.stdout
+    y, sr = sf.read(out / "long.wav")
+    assert sr == 16000 and len(y) == 16000 * 9
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
+
+
+def test_resume_is_bit_exact(corpus: Path, tmp_path: Path) -> None:
+    def common(epochs: int) -> list[str]:
+        return [*TINY, "--data", str(corpus), "--epochs", str(epochs), "--steps-per-epoch", "2", "--batch-size", "2",
+                "--valid-pesq-files", "0", "--no-test"]
+
+    straight = tmp_path / "straight"
+    _run([*common(2), "--out", str(straight)])
+    resumed = tmp_path / "resumed"
+    _run([*common(1), "--out", str(resumed)])
+    assert torch.load(resumed / "last.pt", weights_only=True)["epoch"] == 0
+    _run([*common(2), "--out", str(resumed), "--resume"])
+    a, b = _weights(straight / "last.pt"), _weights(resumed / "last.pt")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    # the CSV log has one row per epoch, no duplicates after the resume
+    rows = (resumed / "log.csv").read_text().strip().splitlines()
+    assert len(rows) == 3
+
+
+def test_existing_out_is_never_overwritten(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep")
+    proc = _run([*TINY, "--data", str(corpus), "--epochs", "1", "--out", str(out)], check=False)
+    assert proc.returncode != 0 and "not empty" in proc.stderr
+    assert (out / "precious.txt").read_text() == "keep"
+
+
+def test_non_finite_loss_stops_with_a_clear_message(corpus: Path, tmp_path: Path) -> None:
+    proc = _run([*TINY, "--data", str(corpus), "--epochs", "1", "--steps-per-epoch", "8", "--batch-size", "2",
+                 "--lr", "1e30", "--valid-pesq-files", "0", "--no-test", "--out", str(tmp_path / "nan")],
+                check=False)
+    assert proc.returncode != 0
+    assert "non-finite loss" in proc.stderr and "training stopped" in proc.stderr
+
+
+def test_48k_data_is_refused_without_resample(tmp_path: Path) -> None:
+    import numpy as np
+
+    root = tmp_path / "tree"
+    rng = np.random.default_rng(0)
+    for split in ("train", "valid", "test"):
+        for kind in ("clean", "noisy"):
+            (root / split / kind).mkdir(parents=True)
+            sf.write(root / split / kind / "a.wav", 0.1 * rng.standard_normal(48000 * 2), 48000)
+    proc = _run([*TINY, "--data", str(root), "--epochs", "1", "--out", str(tmp_path / "o")], check=False)
+    assert proc.returncode != 0
+    assert "48000" in proc.stderr and "resample" in proc.stderr
+
+
+def test_ddp_two_processes_equal_one_process_with_the_global_batch(corpus: Path, tmp_path: Path) -> None:
+    # SGD: Adam's first steps are ±lr whatever the gradient's size, so they would hide or invent differences
+    common = [*TINY, "--data", str(corpus), "--epochs", "1", "--steps-per-epoch", "2", "--valid-pesq-files", "0",
+              "--no-test", "--device", "cpu", "--optimizer", "sgd", "--lr", "0.5"]
+    single = tmp_path / "single"
+    _run([*common, "--batch-size", "4", "--out", str(single)])
+    ddp = tmp_path / "ddp"
+    _run([*common, "--batch-size", "2", "--out", str(ddp)], torchrun=2)
+    a, b = _weights(single / "last.pt"), _weights(ddp / "last.pt")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-6, msg=k)
+    # not vacuous: one process on one rank's share of the data ends elsewhere
+    half = tmp_path / "half"
+    _run([*common, "--batch-size", "2", "--out", str(half)])
+    c = _weights(half / "last.pt")
+    assert max(float((a[k] - c[k]).abs().max()) for k in a) > 1e-3
