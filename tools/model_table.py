@@ -1,0 +1,64 @@
+#!/usr/bin/env python
+"""Print a parameter table for BSRNN, every BSDT configuration and the ERB-UNet variants.
+
+Each row is built with ``bandsplit.build_model`` exactly as ``tools/train_bsdt.py`` builds it,
+so the numbers are those of the models you train. ``--num-channel`` / ``--num-layer`` set the
+BSDT and BSRNN sizes of the comparison rows (the published BSRNN, N=64 L=5, is always listed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import bandsplit
+
+
+def rows(num_channel: int, num_layer: int, num_heads: int) -> list[tuple[str, dict]]:
+    nl = {"num_channel": num_channel, "num_layer": num_layer}
+    bsdt = {**nl, "num_heads": num_heads}
+    return [
+        ("BSRNN published (N=64, L=5)", {"name": "bsrnn", "num_channel": 64, "num_layer": 5}),
+        ("BSRNN class defaults (N=128, L=6)", {"name": "bsrnn"}),
+        (f"BSRNN (N={num_channel}, L={num_layer})", {"name": "bsrnn", **nl}),
+        ("BSDT v2: learned graph", {"name": "bsdt", **bsdt}),
+        ("BSDT v1: fixed harmonic graph", {"name": "bsdt-v1", **bsdt}),
+        ("BSDT dense inter-band", {"name": "bsdt", **bsdt, "graph": "dense"}),
+        ("BSDT w/o inter-band", {"name": "bsdt", **bsdt, "use_inter_band": False}),
+        ("BSDT w/o multi-scale", {"name": "bsdt", **bsdt, "use_multiscale": False}),
+        ("BSDT w/o both", {"name": "bsdt", **bsdt, "use_inter_band": False, "use_multiscale": False}),
+        ("ERB-UNet + adapter (option B)", {"name": "erb-unet"}),
+        ("ERB-UNet 257 bins (option C)", {"name": "erb-unet-257"}),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="model_table.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--num-channel", type=int, default=64, help="N of the BSDT/BSRNN comparison rows (default 64)")
+    p.add_argument("--num-layer", type=int, default=5, help="L of the BSDT/BSRNN comparison rows (default 5)")
+    p.add_argument("--num-heads", type=int, default=4, help="differential heads of the BSDT rows (default 4)")
+    p.add_argument("--json", metavar="FILE", default=None, help="also write the table as JSON to FILE (new file)")
+    args = p.parse_args(argv)
+    table = []
+    for label, cfg in rows(args.num_channel, args.num_layer, args.num_heads):
+        model = bandsplit.build_model(cfg)
+        table.append({"model": label, "config": cfg, "parameters": sum(t.numel() for t in model.parameters())})
+    ref = table[0]["parameters"]
+    width = max(len(r["model"]) for r in table)
+    print(f"{'model':{width}s} {'parameters':>12s} {'vs BSRNN N=64 L=5':>18s}")
+    print("-" * (width + 32))
+    for r in table:
+        print(f"{r['model']:{width}s} {r['parameters']:12,d} {r['parameters'] / ref:17.2f}x")
+    if args.json:
+        path = Path(args.json)
+        if path.exists():
+            sys.exit(f"error: {path} exists; nothing is overwritten")
+        path.write_text(json.dumps(table, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
