@@ -41,8 +41,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from bandsplit import BSRNN
-from bandsplit._loop_reference import LoopBSRNN
+import copy
+
+from bandsplit import BSDT, BSRNN
+from bandsplit._loop_reference import LoopBandSplit, LoopBSRNN, LoopMaskDecoder
 
 SAMPLE_RATE = 16_000
 N_FFT, HOP = 512, 128
@@ -63,9 +65,31 @@ def _bsrnn(args: argparse.Namespace) -> tuple[nn.Module, nn.Module | None, dict 
     return fast, loop, layers
 
 
-#: name -> factory. The lead adds BSDT configurations here.
+def _bsdt_factory(**overrides: object) -> Factory:
+    """BSDT at the bench's N and L; its loop form swaps in the per-band-loop BandSplit/MaskDecoder."""
+
+    def make(args: argparse.Namespace) -> tuple[nn.Module, nn.Module | None, dict | None]:
+        fast = BSDT(num_channel=args.num_channel, num_layer=args.num_layer, num_heads=args.num_heads,
+                    **overrides)
+        loop = copy.deepcopy(fast)
+        loop.band_split = LoopBandSplit(fast.band_widths, fast.num_channel)
+        loop.mask_decoder = LoopMaskDecoder(fast.band_widths, fast.num_channel)
+        loop.load_state_dict(fast.state_dict(), strict=True)
+        layers = {"vectorised": (fast.band_split, fast.mask_decoder),
+                  "loop": (loop.band_split, loop.mask_decoder)}
+        return fast, loop, layers
+
+    return make
+
+
+#: name -> factory
 MODEL_FACTORIES: dict[str, Factory] = {
     "bsrnn": _bsrnn,
+    "bsdt": _bsdt_factory(graph="learned"),
+    "bsdt-v1": _bsdt_factory(graph="fixed"),
+    "bsdt-dense": _bsdt_factory(graph="dense"),
+    "bsdt-no-interband": _bsdt_factory(use_inter_band=False),
+    "bsdt-no-multiscale": _bsdt_factory(use_multiscale=False),
 }
 
 
@@ -243,8 +267,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, or auto (cuda when available)")
     p.add_argument("--models", default=",".join(MODEL_FACTORIES),
                    help=f"comma-separated configurations from {sorted(MODEL_FACTORIES)}")
-    p.add_argument("--num-channel", type=int, default=64, help="BSRNN N (the published model: 64)")
-    p.add_argument("--num-layer", type=int, default=5, help="BSRNN L (the published model: 5)")
+    p.add_argument("--num-channel", type=int, default=64, help="N of BSRNN and BSDT (the published BSRNN: 64)")
+    p.add_argument("--num-layer", type=int, default=5, help="L of BSRNN and BSDT (the published BSRNN: 5)")
+    p.add_argument("--num-heads", type=int, default=4, help="BSDT differential heads")
     p.add_argument("--interleaved", action="store_true", help="BSRNN with interleaved time/band blocks")
     p.add_argument("--causal", action="store_true", help="BSRNN with per-frame (causal) norms")
     p.add_argument("--batch", type=int, default=6, help="training batch size (utterances)")
