@@ -9,17 +9,35 @@ and a small UNet, and the ``ScoreModel`` wrapper with the DSM loss.
 __version__ = "0.1.0"
 
 from .errors import BadAudioError, SampleRateError
+from .sampling import (
+    CORRECTORS,
+    PREDICTORS,
+    ald_step,
+    euler_maruyama_step,
+    ode_sampler,
+    pc_sampler,
+    reverse_diffusion_step,
+    sb_sampler,
+)
 from .sdes import SDE, OUVESDE, SBVESDE, batch_view, sde_from_dict
 from .spec_transform import SpecTransform, normalize_by_noisy
 
 __all__ = [
     "BadAudioError",
+    "CORRECTORS",
     "OUVESDE",
+    "PREDICTORS",
     "SBVESDE",
     "SDE",
     "SampleRateError",
     "SpecTransform",
+    "ald_step",
     "batch_view",
+    "euler_maruyama_step",
     "normalize_by_noisy",
+    "ode_sampler",
+    "pc_sampler",
+    "reverse_diffusion_step",
+    "sb_sampler",
     "sde_from_dict",
 ]
