@@ -186,3 +186,21 @@ def test_waveshaper_oversampling_reduces_aliasing():
         OversampledWaveshaper(FS, shape="fuzz")
     with pytest.raises(ValueError, match="sample_rate"):
         OversampledWaveshaper(44_100.5)
+
+
+@pytest.mark.parametrize("factor", [2, 3, 8])
+def test_waveshaper_polyphase_equals_the_direct_form(factor):
+    """The polyphase filters equal the textbook form: zero-stuff, filter with r h, shape,
+    filter with h, keep every r-th sample (all causal)."""
+    w = OversampledWaveshaper(FS, gain=3.0, factor=factor)
+    gen = torch.Generator().manual_seed(factor)
+    x = 0.3 * torch.randn(2, 1001, generator=gen, dtype=torch.float64)
+    h, r, t = w.taps, factor, x.shape[-1]
+    stuffed = torch.zeros(2, r * t, dtype=torch.float64)
+    stuffed[:, ::r] = x
+    u = torch.nn.functional.conv1d(torch.nn.functional.pad(stuffed[:, None], (h.numel() - 1, 0)),
+                                   (r * h).flip(0).view(1, 1, -1))[:, 0]
+    y = torch.tanh(3.0 * u)
+    v = torch.nn.functional.conv1d(torch.nn.functional.pad(y[:, None], (h.numel() - 1, 0)),
+                                   h.flip(0).view(1, 1, -1))[:, 0]
+    torch.testing.assert_close(w(x), v[:, ::r], rtol=0, atol=1e-14)

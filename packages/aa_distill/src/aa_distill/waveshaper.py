@@ -3,11 +3,12 @@
 ``OversampledWaveshaper`` maps ``[B, T] -> [B, T]`` at ``sample_rate`` Hz like a ``.nam``
 model, so the distillation tools can run anywhere without a capture file:
 
-1. upsample by ``factor`` (zero-stuffing and a linear-phase Kaiser FIR interpolation
-   filter, evaluated polyphase with a strided transposed convolution),
+1. upsample by ``factor``: zero-stuffing and a linear-phase Kaiser FIR interpolation
+   filter, evaluated polyphase (one ``ceil(L / factor)``-tap sub-filter per output phase, so
+   no multiplication by the stuffed zeros),
 2. ``y = tanh(gain * u)`` (or ``hardclip``: ``clamp(gain * u, -1, 1)``),
-3. lowpass with the same FIR and keep every ``factor``-th sample (a strided convolution,
-   i.e. polyphase decimation).
+3. lowpass with the same FIR and keep every ``factor``-th sample, again polyphase (the
+   ``factor`` input phases each meet one sub-filter; only the kept samples are computed).
 
 The FIR (:func:`aa_distill.kaiser_lowpass_taps` at ``factor * sample_rate``) passes
 ``5/12 fs`` (20 kHz at 48 kHz) and stops from ``fs / 2`` with ``attenuation_db``. Both
@@ -96,6 +97,19 @@ class OversampledWaveshaper(nn.Module):
         v = self.gain * u
         return torch.tanh(v) if self.shape == "tanh" else v.clamp(-1.0, 1.0)
 
+    def _polyphase(self, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Interpolation weights ``[r, 1, K]`` and decimation weights ``[1, r, K]`` (``K =
+        ceil(L / r)`` taps per phase, time-reversed for ``conv1d``)."""
+        r, n = self.factor, self.num_taps
+        k = -(-n // r)
+        h = F.pad(self.taps, (0, r * k - n))  # zero-padded to r K taps
+        j = torch.arange(k, device=h.device)
+        q = torch.arange(r, device=h.device)
+        up = r * h.view(k, r).T.flip(1)  # up[p, j] = r h[(K-1-j) r + p]
+        down = h[r * (k - 1 - j)[None, :] + (r - 1 - q)[:, None]]  # down[q, j] = h[r(K-1-j) + r-1-q]
+        return (up[:, None, :].to(device=device, dtype=dtype),
+                down[None].to(device=device, dtype=dtype))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 2:
             raise ValueError(f"expected audio of shape [B, T], got {tuple(x.shape)}")
@@ -103,14 +117,16 @@ class OversampledWaveshaper(nn.Module):
             raise ValueError(f"expected float32 or float64 audio, got {x.dtype}")
         if self.factor == 1:
             return self._shape(x)
-        r, t = self.factor, x.shape[-1]
-        h = self.taps.to(dtype=x.dtype, device=x.device)
-        # causal interpolation: u[j] = r * sum_n x[n] h[j - r n], first r T samples
-        u = F.conv_transpose1d(x[:, None, :], (r * h).view(1, 1, -1), stride=r)[..., :r * t]
-        y = self._shape(u)
-        # causal decimation: out[m] = sum_k h[k] y[r m - k]
-        y = F.pad(y, (self.num_taps - 1, 0))
-        return F.conv1d(y, h.flip(0).view(1, 1, -1), stride=r)[:, 0, :t]
+        r, (b, t) = self.factor, x.shape
+        up, down = self._polyphase(x.dtype, x.device)
+        k = up.shape[-1]
+        # interpolation, phase p of u[r n + p] = r sum_k h[r k + p] x[n - k] (causal)
+        u = F.conv1d(F.pad(x[:, None, :], (k - 1, 0)), up)  # [B, r, T]
+        y = self._shape(u.transpose(1, 2).reshape(b, r * t))
+        # decimation out[m] = sum_j h[j] y[r m - j]: with y'[i] = y[i - (r - 1)], phase q of
+        # y'[r n + q] meets taps h[r k + r - 1 - q] at n = m - k
+        yp = F.pad(y, (r - 1, 1)).view(b, t + 1, r).transpose(1, 2)  # [B, r, T + 1]
+        return F.conv1d(F.pad(yp, (k - 1, 0)), down)[:, 0, :t]
 
     def extra_repr(self) -> str:
         return (f"sample_rate={self.sample_rate}, gain={self.gain}, factor={self.factor}, "
