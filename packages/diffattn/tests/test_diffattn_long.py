@@ -17,6 +17,15 @@ import diffattn as D
 torch.manual_seed(0)
 torch.set_num_threads(2)
 T = int(sys.argv[1])
+if len(sys.argv) > 2:  # control, in its own fresh process so earlier peaks cannot hide it:
+    # the naive path at T = 3000 does materialise [2, 2, T, T] maps; the probe must see them
+    ctrl = D.DifferentialAttention(8, 1, 0).eval()
+    with torch.no_grad():
+        ctrl(torch.randn(1, 2, 16, 8), impl="naive")
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        ctrl(torch.randn(1, 2, 3000, 8), impl="naive")
+    print(json.dumps({"control_naive_T3000_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024}))
+    sys.exit(0)
 widths = [2] + [3] * 10 + [8] * 12 + [16] * 7 + [17]
 centres = D.band_centres_hz(widths, 16000, 512)
 dim, K = 8, 31
@@ -45,12 +54,6 @@ with torch.no_grad():
         out["runs"][n] = {"shape": list(y.shape), "finite": bool(torch.isfinite(y).all()),
                           "seconds": time.perf_counter() - t0,
                           "peak_delta_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024}
-# control: the naive path at T = 3000 does materialise [2, 2, T, T] maps; the probe must see it
-ctrl = D.DifferentialAttention(dim, 1, 0)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-with torch.no_grad():
-    ctrl(torch.randn(1, 2, 3000, dim), impl="naive")
-out["control_naive_T3000_mb"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
 print(json.dumps(out))
 """
 
@@ -75,4 +78,8 @@ def test_sixty_second_utterance_runs_without_txt_maps():
     assert peak < one_map_mb / 3, json.dumps(runs, indent=1)
     # ... and the probe does see quadratic memory: the naive path at T = 3000 (maps 4·T²·4 B
     # = 137 MiB each, several alive at once)
-    assert res["control_naive_T3000_mb"] > 2 * (one_map_mb / 3), res["control_naive_T3000_mb"]
+    ctrl = subprocess.run([sys.executable, "-c", SCRIPT, str(T), "control"], capture_output=True, text=True,
+                          timeout=120)
+    assert ctrl.returncode == 0, ctrl.stderr[-2000:]
+    control_mb = json.loads(ctrl.stdout.strip().splitlines()[-1])["control_naive_T3000_mb"]
+    assert control_mb > 2 * (one_map_mb / 3), control_mb
