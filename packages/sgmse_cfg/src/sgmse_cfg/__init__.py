@@ -8,7 +8,9 @@ and a small UNet, and the ``ScoreModel`` wrapper with the DSM loss.
 
 __version__ = "0.1.0"
 
+from .conditioning import BackboneCond
 from .errors import BadAudioError, SampleRateError
+from .ncsnpp import NCSNPP_PRESETS, NCSNpp, count_parameters
 from .sampling import (
     CORRECTORS,
     PREDICTORS,
@@ -23,8 +25,11 @@ from .sdes import SDE, OUVESDE, SBVESDE, batch_view, sde_from_dict
 from .spec_transform import SpecTransform, normalize_by_noisy
 
 __all__ = [
+    "BackboneCond",
     "BadAudioError",
     "CORRECTORS",
+    "NCSNPP_PRESETS",
+    "NCSNpp",
     "OUVESDE",
     "PREDICTORS",
     "SBVESDE",
@@ -33,6 +38,7 @@ __all__ = [
     "SpecTransform",
     "ald_step",
     "batch_view",
+    "count_parameters",
     "euler_maruyama_step",
     "normalize_by_noisy",
     "ode_sampler",
