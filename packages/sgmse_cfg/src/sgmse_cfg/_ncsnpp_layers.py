@@ -214,6 +214,8 @@ class CrossAttnBlock(nn.Module):
         B, C, H, W = x.shape
         nh = self.heads
         q = self.to_q(self.norm(x)).reshape(B, nh, C // nh, H * W).transpose(-1, -2)
+        if context.shape[0] == 1 and B > 1:  # one condition shared by a batch of chunks
+            context = context.expand(B, -1, -1)
         k, v = self.to_kv(context).reshape(B, -1, 2, nh, C // nh).permute(2, 0, 3, 1, 4)
         out = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype))  # [B, nh, HW, d]
         return x + self.proj(out.transpose(-1, -2).reshape(B, C, H, W))
