@@ -22,6 +22,7 @@ def _randomised(seed: int = 0) -> SmallUNet:
     with torch.no_grad():
         for blk in list(m.down_blocks) + list(m.up_blocks) + [m.mid]:
             torch.nn.init.normal_(blk.conv1.weight, std=0.05)  # zero-initialised by default
+        torch.nn.init.normal_(m.conv_out.weight, std=0.05)
     return m.eval()
 
 
@@ -38,6 +39,7 @@ def test_size_and_interface():
     x, t = _inputs()
     out = m(x, t)
     assert out.shape == (2, 1, 64, 32) and out.dtype == torch.complex64
+    assert torch.count_nonzero(out) == 0  # zero-initialised output layer: score 0 at init
     out256 = m(torch.zeros(1, 2, 256, 64, dtype=torch.complex64), torch.tensor([0.5]))
     assert out256.shape == (1, 1, 256, 64)
 

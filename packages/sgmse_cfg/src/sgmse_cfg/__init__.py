@@ -21,10 +21,13 @@ from .sampling import (
     reverse_diffusion_step,
     sb_sampler,
 )
+from .score_model import BACKBONES, SAMPLERS, ScoreModel
+from .small_unet import SmallUNet
 from .sdes import SDE, OUVESDE, SBVESDE, batch_view, sde_from_dict
 from .spec_transform import SpecTransform, normalize_by_noisy
 
 __all__ = [
+    "BACKBONES",
     "BackboneCond",
     "BadAudioError",
     "CORRECTORS",
@@ -32,9 +35,12 @@ __all__ = [
     "NCSNpp",
     "OUVESDE",
     "PREDICTORS",
+    "SAMPLERS",
     "SBVESDE",
     "SDE",
     "SampleRateError",
+    "ScoreModel",
+    "SmallUNet",
     "SpecTransform",
     "ald_step",
     "batch_view",

@@ -94,6 +94,8 @@ class SmallUNet(nn.Module):
                 self.upsamplers.append(nn.Conv2d(c[i], c[i], 3, padding=1))
         self.norm_out = _gn(c[0])
         self.conv_out = nn.Conv2d(c[0], 2, 3, padding=1)
+        nn.init.zeros_(self.conv_out.weight)  # score 0 at init: DSM loss starts at 0.5 per bin
+        nn.init.zeros_(self.conv_out.bias)
 
     @property
     def downsampling_factor(self) -> int:

@@ -1,0 +1,238 @@
+"""``ScoreModel``: an SDE, a backbone and the STFT transform tied together, with SGMSE+'s
+denoising score-matching loss and a file-level ``enhance``.
+
+Output scaling (how the backbone output ``F`` becomes a score ``s``):
+
+* ``"none"`` -- SGMSE+'s ``ncsnpp`` ("paper" code path): ``s = -F``, where NCSN++ has already
+  divided its last feature map by ``t`` (``scale_by_sigma``). Needed to run SGMSE+
+  checkpoints; :class:`NCSNpp`'s default.
+* ``"sigma"`` -- ``s = -F / std(t)``: the network predicts the normalised noise ``z``
+  (the DSM target is ``s = -z / std``); :class:`SmallUNet`'s default.
+* ``"data"`` -- the network predicts the clean ``x0`` (sgmse ``data_prediction``, used for the
+  Schroedinger bridge): ``s = -(x_t - a x0_hat - b y) / std^2``.
+
+Everything here works on complex spectrograms ``[B, 1, F, T]`` in the compressed domain of
+``transform`` (SGMSE+'s 510/128 STFT at 16 kHz by default).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from .conditioning import BackboneCond
+from .errors import BadAudioError
+from .ncsnpp import NCSNpp
+from .sampling import DenoiseFn, ScoreFn, ode_sampler, pc_sampler, sb_sampler
+from .sdes import SDE, OUVESDE, SBVESDE, batch_view, sde_from_dict
+from .small_unet import SmallUNet
+from .spec_transform import SpecTransform, normalize_by_noisy
+
+__all__ = ["ScoreModel", "BACKBONES", "OutputScaling", "SAMPLERS"]
+
+OutputScaling = Literal["none", "sigma", "data"]
+#: Backbone classes ``ScoreModel.from_config`` can rebuild by name.
+BACKBONES: dict[str, type[nn.Module]] = {"NCSNpp": NCSNpp, "SmallUNet": SmallUNet}
+SAMPLERS = ("pc", "ode", "sb_ode", "sb_sde")
+
+
+class ScoreModel(nn.Module):
+    """Score model ``s(x_t, y, t, cond)`` for complex spectrograms ``[B, 1, F, T]``.
+
+    Args:
+        backbone: module ``backbone(x [B, 2, F, T] complex, t [B], cond) -> [B, 1, F, T]``
+            with a ``config`` dict and a ``downsampling_factor`` (NCSNpp, SmallUNet).
+        sde: forward SDE (default: SGMSE+'s OUVE).
+        transform: STFT representation and sample rate (default: SGMSE+'s at 16 kHz).
+        output_scaling: ``"none"`` | ``"sigma"`` | ``"data"`` (default: the backbone's
+            ``default_output_scaling``; see the module docstring).
+        t_eps: smallest training time (SGMSE+: 0.03); also the samplers' default ``eps``
+            for the OUVE SDE.
+    """
+
+    def __init__(self, backbone: nn.Module, sde: SDE | None = None,
+                 transform: SpecTransform | None = None,
+                 output_scaling: OutputScaling | None = None, t_eps: float = 0.03) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.sde = sde if sde is not None else OUVESDE()
+        self.transform = transform if transform is not None else SpecTransform()
+        scaling = output_scaling or getattr(backbone, "default_output_scaling", "sigma")
+        if scaling not in ("none", "sigma", "data"):
+            raise ValueError(f"output_scaling must be 'none', 'sigma' or 'data', got {scaling!r}")
+        self.output_scaling: str = scaling
+        self.t_eps = float(t_eps)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.transform.sample_rate
+
+    # ---- config / checkpoints -------------------------------------------------------------
+    def to_config(self) -> dict[str, Any]:
+        """Plain-data description (rebuild with :meth:`from_config`; safe for
+        ``torch.load(weights_only=True)``)."""
+        name = type(self.backbone).__name__
+        if name not in BACKBONES:
+            raise ValueError(f"backbone {name} is not in BACKBONES; register it to save configs")
+        return {"backbone": name, "backbone_config": dict(self.backbone.config),
+                "sde": self.sde.to_dict(), "transform": self.transform.to_dict(),
+                "output_scaling": self.output_scaling, "t_eps": self.t_eps}
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> ScoreModel:
+        backbone = BACKBONES[cfg["backbone"]](**cfg["backbone_config"])
+        return cls(backbone, sde_from_dict(cfg["sde"]), SpecTransform.from_dict(cfg["transform"]),
+                   output_scaling=cfg["output_scaling"], t_eps=cfg["t_eps"])
+
+    # ---- score / data estimate ---------------------------------------------------------------
+    def _coeffs(self, t: Tensor, like: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        a, b = self.sde.mean_coeffs(t)
+        return batch_view(a, like), batch_view(b, like), batch_view(self.sde.std(t), like)
+
+    def backbone_output(self, x_t: Tensor, y: Tensor, t: Tensor,
+                        cond: BackboneCond | None = None) -> Tensor:
+        """Raw backbone output for ``(x_t, y)`` stacked as ``[B, 2, F, T]``."""
+        return self.backbone(torch.cat([x_t, y], dim=1), t, cond)
+
+    def forward(self, x_t: Tensor, y: Tensor, t: Tensor, cond: BackboneCond | None = None) -> Tensor:
+        """Score ``[B, 1, F, T]`` at ``x_t`` given ``y`` (both ``[B, 1, F, T]`` complex),
+        ``t [B]`` and an optional condition."""
+        out = self.backbone_output(x_t, y, t, cond)
+        if self.output_scaling == "none":
+            return -out
+        if self.output_scaling == "sigma":
+            return -out / batch_view(self.sde.std(t), out)
+        a, b, std = self._coeffs(t, out)
+        return -(x_t - a * out - b * y) / std ** 2
+
+    def denoise(self, x_t: Tensor, y: Tensor, t: Tensor, cond: BackboneCond | None = None) -> Tensor:
+        """Estimate of ``x0``: the output itself for ``"data"``, else Tweedie's formula
+        ``(x_t + std^2 s - b y) / a``."""
+        if self.output_scaling == "data":
+            return self.backbone_output(x_t, y, t, cond)
+        s = self.forward(x_t, y, t, cond)
+        a, b, std = self._coeffs(t, x_t)
+        return (x_t + std ** 2 * s - b * y) / a
+
+    def score_fn(self, cond: BackboneCond | None = None) -> ScoreFn:
+        """``(x, y, t) -> score`` with ``cond`` bound (computed once per utterance)."""
+        return lambda x, y, t: self.forward(x, y, t, cond)
+
+    def denoise_fn(self, cond: BackboneCond | None = None) -> DenoiseFn:
+        return lambda x, y, t: self.denoise(x, y, t, cond)
+
+    # ---- training -------------------------------------------------------------------------
+    def loss(self, x0: Tensor, y: Tensor, generator: torch.Generator | None = None,
+             cond: BackboneCond | None = None) -> Tensor:
+        """Training loss on clean / noisy spectrograms ``[B, 1, F, T]``.
+
+        ``t ~ U[t_eps, T]``, ``x_t = mean + std z`` with ``z ~ CN(0, 1)``. For score outputs
+        (``"none"``, ``"sigma"``) SGMSE+'s DSM loss with sigma^2 weighting,
+        ``mean_batch(0.5 * sum_bins |std s + z|^2)`` (a sum over bins, so values are in the
+        hundreds for 256 x 256 spectrograms); for ``"data"`` the data-prediction MSE
+        ``mean_batch(mean_bins |x0_hat - x0|^2)``.
+        """
+        B = x0.shape[0]
+        dev, rdtype = x0.device, x0.real.dtype
+        u = torch.rand(B, device=dev, dtype=rdtype, generator=generator)
+        t = u * (self.sde.T - self.t_eps) + self.t_eps
+        x_t, z, std = self.sde.perturb(x0, y, t, generator)
+        if self.output_scaling == "data":
+            err = self.backbone_output(x_t, y, t, cond) - x0
+            return err.abs().pow(2).reshape(B, -1).mean(dim=1).mean()
+        score = self.forward(x_t, y, t, cond)
+        res = batch_view(std, score) * score + z
+        return 0.5 * res.abs().pow(2).reshape(B, -1).sum(dim=1).mean()
+
+    # ---- inference ------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, y: Tensor, *, sampler: str = "pc", N: int = 30,
+               cond: BackboneCond | None = None, generator: torch.Generator | None = None,
+               eps: float | None = None, **kwargs: Any) -> tuple[Tensor, int]:
+        """Run a sampler on compressed noisy spectrograms ``y [B, 1, F, T]`` (``F``, ``T``
+        multiples of the backbone's downsampling factor). ``sampler``: ``"pc"`` (kwargs
+        ``predictor``, ``corrector``, ``snr``, ``corrector_steps``), ``"ode"`` (``method``),
+        ``"sb_ode"``, ``"sb_sde"``. Returns ``(x0_estimate, nfe)``."""
+        if sampler in ("pc", "ode"):
+            eps = self.t_eps if eps is None else eps
+            fn = pc_sampler if sampler == "pc" else ode_sampler
+            return fn(self.sde, self.score_fn(cond), y, N=N, eps=eps, generator=generator, **kwargs)
+        if sampler in ("sb_ode", "sb_sde"):
+            if not isinstance(self.sde, SBVESDE):
+                raise ValueError(f"sampler {sampler!r} needs the SBVESDE, this model uses "
+                                 f"{type(self.sde).__name__}")
+            return sb_sampler(self.sde, self.denoise_fn(cond), y, N=N, kind=sampler[3:],  # type: ignore[arg-type]
+                              eps=1e-4 if eps is None else eps, generator=generator)
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+
+    @torch.no_grad()
+    def enhance(self, y_wave: Tensor, sr: int, *, sampler: str = "pc", N: int = 30,
+                cond: BackboneCond | None = None, generator: torch.Generator | None = None,
+                chunk_seconds: float | None = None, overlap_seconds: float = 0.5,
+                max_chunk_seconds: float = 8.0, max_batch: int = 8, pad_mode: str = "zero",
+                **sampler_kwargs: Any) -> Tensor:
+        """Enhance one noisy waveform ``y_wave [L]`` at ``sr`` Hz; returns ``[L]`` at ``sr``.
+
+        As SGMSE+'s ``enhancement.py``: normalise by ``max|y|``, compressed STFT, pad the
+        frames to the backbone's multiple (zero padding), sample, inverse STFT to ``L``
+        samples, undo the normalisation. A wrong ``sr`` is a :class:`SampleRateError` naming
+        the fix. Long files: if ``chunk_seconds`` is given, or the file is longer than
+        ``max_chunk_seconds``, the spectrogram is cut into chunks of ``chunk_seconds``
+        (default: ``max_chunk_seconds / 2``) overlapping by ``overlap_seconds``, enhanced in
+        batches of ``max_batch`` chunks and cross-faded back linearly, so memory stays
+        bounded. ``cond`` must have batch 1 (it is shared by all chunks).
+        """
+        self.transform.check_sample_rate(sr, "noisy waveform")
+        if y_wave.ndim == 2 and y_wave.shape[0] == 1:
+            y_wave = y_wave[0]
+        if y_wave.ndim != 1:
+            raise BadAudioError(f"enhance takes one mono waveform [L], got shape {tuple(y_wave.shape)}")
+        tr = self.transform
+        if y_wave.shape[0] < tr.n_fft:
+            raise BadAudioError(f"waveform too short: {y_wave.shape[0]} samples < n_fft={tr.n_fft}")
+        device = next(iter(self.parameters()), torch.empty(0)).device
+        L = y_wave.shape[0]
+        y_norm, normfac = normalize_by_noisy(y_wave.to(device=device, dtype=torch.float32))
+        Y = tr.wave_to_spec(y_norm, sr)  # [F, T]
+        T = Y.shape[-1]
+        f = int(getattr(self.backbone, "downsampling_factor", 1))
+        hop_s = tr.hop_length / tr.sample_rate
+        if chunk_seconds is None and T * hop_s <= max_chunk_seconds:
+            chunk = T
+        else:
+            chunk = int(round((chunk_seconds or max_chunk_seconds / 2) / hop_s))
+        chunk = max(f, math.ceil(chunk / f) * f)
+        overlap = min(int(round(overlap_seconds / hop_s)), chunk // 2)
+        if T <= chunk:
+            spec, _ = SpecTransform.pad_frames(Y[None, None], f, mode=pad_mode)
+            X, _ = self.sample(spec, sampler=sampler, N=N, cond=cond, generator=generator,
+                               **sampler_kwargs)
+            Xh = X[0, 0, :, :T]
+        else:
+            hop = chunk - overlap
+            starts = list(range(0, T - chunk, hop)) + [T - chunk]
+            weights = torch.ones(len(starts), chunk, device=device)
+            if overlap > 0:
+                ramp = (torch.arange(overlap, device=device) + 0.5) / overlap
+                weights[1:, :overlap] = ramp
+                weights[:-1, -overlap:] = ramp.flip(0)
+            acc = torch.zeros_like(Y)
+            wsum = torch.zeros(T, device=device)
+            for g0 in range(0, len(starts), max_batch):
+                group = starts[g0:g0 + max_batch]
+                ys = torch.stack([Y[:, s:s + chunk] for s in group])[:, None]
+                X, _ = self.sample(ys, sampler=sampler, N=N, cond=cond, generator=generator,
+                                   **sampler_kwargs)
+                for j, s in enumerate(group):
+                    w = weights[g0 + j]
+                    acc[:, s:s + chunk] += X[j, 0] * w
+                    wsum[s:s + chunk] += w
+            Xh = acc / wsum
+        x = tr.spec_to_wave(Xh, length=L) * normfac
+        out_dtype = y_wave.dtype if y_wave.is_floating_point() else torch.float32
+        return x.to(device=y_wave.device, dtype=out_dtype)
+
