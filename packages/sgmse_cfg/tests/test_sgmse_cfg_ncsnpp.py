@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sgmse_cfg import NCSNpp, BackboneCond, count_parameters
+from sgmse_cfg import BackboneCond, NCSNpp, count_parameters, sgmse_backbone_state_dict
 from sgmse_cfg._ncsnpp_layers import AttnBlockpp, fir_downsample, fir_upsample
 
 FIXTURE = "reference/ncsnpp_reference_parity_tiny.pt"
@@ -210,3 +210,21 @@ def test_cross_attention_starts_as_identity_and_keeps_sgmse_keys(parity):
     assert (a - b).abs().max() > 0
     with pytest.raises(ValueError, match="context"):
         model(parity["x"], parity["t"])
+
+
+@pytest.mark.parametrize("ema_over", ["all", "trainable"])
+def test_weights_from_an_sgmse_lightning_checkpoint_layout(ema_over):
+    """SGMSE+ checkpoints: 'dnn.'-prefixed state_dict plus a torch_ema shadow list."""
+    src = _randomised_tiny(seed=3)
+    live = {f"dnn.{k}": v.clone() for k, v in src.state_dict().items()}
+    params = [p for p in src.parameters() if ema_over == "all" or p.requires_grad]
+    shadow = [p.detach() * 0.5 for p in params]
+    ckpt = {"state_dict": live, "ema": {"decay": 0.999, "num_updates": 10, "shadow_params": shadow}}
+    dst = NCSNpp.preset("tiny")
+    dst.load_state_dict(sgmse_backbone_state_dict(ckpt, dst), strict=True)
+    assert torch.equal(dst.output_layer.weight, 0.5 * src.output_layer.weight)
+    assert torch.equal(dst.all_modules[4].Conv_0.weight, 0.5 * src.all_modules[4].Conv_0.weight)
+    dst.load_state_dict(sgmse_backbone_state_dict(ckpt, dst, use_ema=False), strict=True)
+    assert torch.equal(dst.all_modules[4].Conv_0.weight, src.all_modules[4].Conv_0.weight)
+    with pytest.raises(ValueError, match="EMA holds"):
+        sgmse_backbone_state_dict(ckpt, NCSNpp.preset("tiny", num_res_blocks=2))

@@ -24,6 +24,7 @@ from .sampling import (
 from .score_model import BACKBONES, SAMPLERS, ScoreModel
 from .small_unet import SmallUNet
 from .sdes import SDE, OUVESDE, SBVESDE, batch_view, sde_from_dict
+from .sgmse_checkpoint import sgmse_backbone_state_dict
 from .spec_transform import SpecTransform, normalize_by_noisy
 
 __all__ = [
@@ -52,4 +53,5 @@ __all__ = [
     "reverse_diffusion_step",
     "sb_sampler",
     "sde_from_dict",
+    "sgmse_backbone_state_dict",
 ]
