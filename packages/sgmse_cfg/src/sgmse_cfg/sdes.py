@@ -104,13 +104,6 @@ class SDE(abc.ABC):
         z = _randn_like(x0, generator)
         return mean + batch_view(std, x0) * z, z, std
 
-    def discretize(self, x: Tensor, y: Tensor, t: Tensor, dt: Tensor | float
-                   ) -> tuple[Tensor, Tensor]:
-        """Euler-Maruyama increment of the forward SDE over ``dt``: ``(f dt, g sqrt(dt))``."""
-        drift, g = self.sde(x, y, t)
-        dt_t = _as_time(dt, x)
-        return drift * batch_view(dt_t, x), g * torch.sqrt(dt_t)
-
     def __repr__(self) -> str:
         d = self.to_dict()
         name = d.pop("name")
