@@ -1,0 +1,214 @@
+"""tools/train_aa.py end to end (subprocess, as users run it), at toy sizes: exact resume,
+curriculum λ and the harmonic term in the log, .nam export with the teacher's record on a real
+WaveNet teacher, the NaN/Inf stop, and refusals."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from aa_distill import load_nam, nam_sha256
+
+# a toy student (89 weights, receptive field 21) and toy data: every run takes seconds
+TOY = ["--num-tones", "4", "--batch-size", "2", "--valid-notes", "2", "--valid-levels-db", "-6",
+       "--channels", "2", "1", "--dilations1", "1", "2", "4", "--dilations2", "1", "2", "--no-progress",
+       "--threads", "1", "--builtin-oversample", "2"]
+
+
+def _env():
+    """The subprocesses' environment. Where PYTHONDONTWRITEBYTECODE is set every run recompiles
+    torch's sources (~10 s); cache the bytecode under the temp folder instead (never in the venv)."""
+    env = dict(os.environ)
+    if env.pop("PYTHONDONTWRITEBYTECODE", None) is not None:
+        env["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir()) / "se-toolkit-tests-pycache")
+    return env
+
+
+def _run(repo_root, *args, tool="tools/train_aa.py", timeout=300):
+    return subprocess.run([sys.executable, tool, *map(str, args)], cwd=repo_root, capture_output=True,
+                          text=True, timeout=timeout, env=_env())
+
+
+def _run_parallel(repo_root, *arg_lists, timeout=300):
+    """Start the single-threaded runs together (each one mostly pays torch's import)."""
+    procs = [subprocess.Popen([sys.executable, "tools/train_aa.py", *map(str, a)], cwd=repo_root,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+             for a in arg_lists]
+    out = []
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=timeout)
+        out.append(subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr))
+    return out
+
+
+@pytest.fixture(scope="module")
+def train_aa(repo_root):
+    """The tool's module, imported in-process for cheap argument / refusal checks (importing it
+    puts tools/ on sys.path, as running it does)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_aa_tool", repo_root / "tools" / "train_aa.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_resume_is_bit_exact_with_curriculum_and_harmonic_loss(repo_root, tmp_path):
+    """2 epochs straight == 1 epoch + --resume to 2 (bit-identical weights and .nam), with the
+    curriculum λ and the harmonic-magnitude term on."""
+    extra = ["--curriculum", "--harmonic-weight", "0.3", "--seed", "3"]
+    a, b = tmp_path / "straight", tmp_path / "resumed"
+    for r in _run_parallel(repo_root, [*TOY, *extra, "--epochs", "2", "--out", a],
+                           [*TOY, *extra, "--epochs", "1", "--out", b]):
+        assert r.returncode == 0, r.stderr
+    r = _run(repo_root, *TOY, *extra, "--epochs", "2", "--out", b, "--resume")
+    assert r.returncode == 0, r.stderr
+    assert "resumed" in r.stdout and "summary" in r.stdout
+
+    ka = torch.load(a / "last.pt", weights_only=True)
+    kb = torch.load(b / "last.pt", weights_only=True)
+    assert ka["epoch"] == kb["epoch"] == 1 and ka["step"] == kb["step"] == 4
+    assert ka["model"].keys() == kb["model"].keys()
+    for k in ka["model"]:
+        assert torch.equal(ka["model"][k], kb["model"][k]), k
+    assert (a / "student.nam").read_bytes() == (b / "student.nam").read_bytes()
+
+    rows = _rows(b / "log.csv")
+    assert [int(x["epoch"]) for x in rows] == [0, 1]  # the resume neither lost nor repeated a row
+    lam = [float(x["lambda"]) for x in rows]
+    assert lam[0] == pytest.approx(3.0) and lam[1] == pytest.approx(3.0 * 0.1 ** 0.5, rel=1e-5)
+    for x in rows:
+        for key in ("train_loss", "train_esr", "train_nmr", "train_dc", "train_harmonic", "valid_loss",
+                    "valid_nmr_s_db", "valid_asr_db"):
+            assert key in x and float(x[key]) == float(x[key]), key  # present and not NaN
+    assert float(rows[0]["train_harmonic"]) > 0
+    cfg = json.loads((a / "config.json").read_text())
+    assert cfg["sample_rate"] == 48_000 and cfg["teacher"]["teacher_builtin"]["shape"] == "hardclip"
+
+    # the exported student records the built-in teacher and runs at its rate
+    s = load_nam(a / "student.nam")
+    rec = s.metadata["aa_distill"]
+    assert rec["teacher_builtin"] == cfg["teacher"]["teacher_builtin"] and rec["teacher_sample_rate"] == 48_000
+    assert rec["curriculum"] == [3.0, 0.3] and rec["harmonic_weight"] == 0.3
+    assert s.sample_rate == 48_000 and s.receptive_field == 21
+
+
+
+def test_resume_refuses_other_settings(train_aa, tmp_path):
+    ck = {"config": vars(train_aa.parse_args([*TOY, "--curriculum", "--out", str(tmp_path)]))}
+    same = train_aa.parse_args([*TOY, "--curriculum", "--out", str(tmp_path), "--resume", "--epochs", "9"])
+    train_aa._check_resume_args(ck, same, tmp_path)  # --epochs may grow
+    other = train_aa.parse_args([*TOY, "--out", str(tmp_path), "--resume", "--lambda", "0.3"])
+    with pytest.raises(SystemExit, match=r"other settings \(curriculum: True -> False, lam: 1.0 -> 0.3\)"):
+        train_aa._check_resume_args(ck, other, tmp_path)
+
+
+def test_fine_tunes_a_real_wavenet_and_exports_it(repo_root, shared_data, tmp_path):
+    teacher = shared_data / "nam" / "core_wavenet_tiny.nam"
+    out = tmp_path / "run"
+    r = _run(repo_root, "--teacher", teacher, "--num-tones", "2", "--batch-size", "2", "--valid-notes", "1",
+             "--valid-levels-db", "-18", "--epochs", "1", "--lambda", "0.3", "--no-progress", "--threads", "1",
+             "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert "student: teacher WaveNet" in r.stdout  # auto: fine-tune the WaveNet teacher
+    t = load_nam(teacher)
+    s = load_nam(out / "student.nam")
+    rec = s.metadata["aa_distill"]
+    assert rec["teacher_sha256"] == nam_sha256(teacher) and rec["teacher_file"] == teacher.name
+    assert rec["teacher_sample_rate"] == t.sample_rate == s.sample_rate
+    assert rec["lambda"] == 0.3 and rec["epoch"] == 0
+    assert s.nam_config() == t.nam_config()  # same architecture, fine-tuned weights
+    w_t, w_s = t.export_weights(), s.export_weights()
+    assert w_t.shape == w_s.shape and (w_t != w_s).any()
+    assert abs(w_t - w_s).max() < 0.05  # one step of Adam at lr 5e-4 moves each weight by ~5e-4
+    assert json.loads((out / "results.json").read_text())["best"]["epoch"] == 0
+
+
+
+def test_student_choice(train_aa, shared_data):
+    import _aa_common
+
+    lstm = shared_data / "nam" / "core_lstm_tiny.nam"
+    args = train_aa.parse_args(["--teacher", str(lstm), "--student", "teacher"])
+    teacher = _aa_common.load_teacher(args)
+    with pytest.raises(SystemExit, match="not one"):  # only a WaveNet teacher can be fine-tuned
+        train_aa.build_student(args, teacher)
+    args = train_aa.parse_args(["--teacher", str(lstm)])  # auto: a fresh nano WaveNet
+    student, kind = train_aa.build_student(args, teacher)
+    assert kind == "nano" and student.sample_rate == teacher.sample_rate == 48_000
+    assert student.receptive_field == 4093 and student.num_weights == 842
+    args = train_aa.parse_args(["--student", "feather", "--channels", "6", "3", "--dilations2", "1", "2"])
+    student, kind = train_aa.build_student(args, _aa_common.load_teacher(args))
+    assert student.nam_config()["layers"][1]["dilations"] == [1, 2]
+    assert [la["channels"] for la in student.nam_config()["layers"]] == [6, 3]
+
+
+def test_stops_on_non_finite_loss(repo_root, tmp_path):
+    r = _run(repo_root, *TOY, "--epochs", "1", "--lr", "1e30", "--out", tmp_path / "nan")
+    assert r.returncode != 0
+    assert "non-finite loss at epoch 0, step 1" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "nan" / "student.nam").exists()
+
+
+def test_refuses_bad_input(train_aa, tmp_path):
+    import _aa_common
+
+    bad = tmp_path / "bad.nam"
+    bad.write_text("{not json")
+    with pytest.raises(SystemExit, match="malformed JSON") as e:
+        _aa_common.load_teacher(train_aa.parse_args(["--teacher", str(bad)]))
+    assert str(bad) in str(e.value)
+    with pytest.raises(SystemExit, match="no such file"):
+        _aa_common.load_teacher(train_aa.parse_args(["--teacher", str(tmp_path / "missing.nam")]))
+    with pytest.raises(SystemExit):  # argparse: --resume needs --out
+        train_aa.parse_args(["--resume"])
+
+
+def test_refuses_a_warmup_shorter_than_the_student(repo_root, tmp_path):
+    """Checked before any teacher target is computed (nano: 4093 samples > 0.05 s at 48 kHz)."""
+    r = _run(repo_root, "--num-tones", "2", "--duration", "1.05", "--student", "nano", "--out",
+             tmp_path / "short", "--no-progress", "--threads", "1")
+    assert r.returncode != 0 and "receptive field of the student" in r.stderr
+    assert not (tmp_path / "short" / "targets.pt").exists()
+
+
+def test_help_explains_every_flag(train_aa, capsys):
+    with pytest.raises(SystemExit) as e:
+        train_aa.parse_args(["--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--teacher", "--builtin-gain", "--student", "--lambda", "--curriculum", "--harmonic-weight",
+                 "--float64", "--resume", "--num-tones", "--valid-notes", "--lowpass-hz", "--seed", "--device",
+                 "--out", "--clip", "--nmr-dtype"):
+        assert flag in text, flag
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None and not os.path.exists(
+    os.path.join(os.path.dirname(sys.executable), "torchrun")), reason="torchrun not installed")
+def test_runs_under_torchrun_with_two_processes(repo_root, tmp_path):
+    """DDP on CPU (gloo): two processes share the tones (2 steps per epoch instead of 4) and the
+    exported student loads."""
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    out = tmp_path / "ddp"
+    r = subprocess.run([torchrun, "--nproc_per_node", "2", "--master-port", "29541", "tools/train_aa.py", *TOY,
+                        "--epochs", "1", "--out", str(out)], cwd=repo_root, capture_output=True, text=True,
+                       timeout=300, env=_env())
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "2 process(es)" in r.stdout
+    rows = _rows(out / "log.csv")
+    assert len(rows) == 1 and int(rows[0]["step"]) == 1  # 4 tones / 2 ranks / batch 2 = 1 step
+    assert load_nam(out / "student.nam").receptive_field == 21
