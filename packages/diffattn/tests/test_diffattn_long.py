@@ -20,10 +20,10 @@ T = int(sys.argv[1])
 if len(sys.argv) > 2:  # control, in its own fresh process so earlier peaks cannot hide it:
     # the naive path at T = 3000 does materialise [2, 2, T, T] maps; the probe must see them
     ctrl = D.DifferentialAttention(8, 1, 0).eval()
-    with torch.no_grad():
-        ctrl(torch.randn(1, 2, 16, 8), impl="naive")
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        ctrl(torch.randn(1, 2, 3000, 8), impl="naive")
+    ctrl(torch.randn(1, 2, 16, 8), impl="naive").sum().backward()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    y = ctrl(torch.randn(1, 2, 3000, 8), impl="naive")  # with autograd the maps stay alive
+    y.sum().backward()
     print(json.dumps({"control_naive_T3000_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024}))
     sys.exit(0)
 widths = [2] + [3] * 10 + [8] * 12 + [16] * 7 + [17]
