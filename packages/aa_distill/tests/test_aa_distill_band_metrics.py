@@ -18,6 +18,7 @@ from aa_distill import (
     band_label,
     band_membership,
     esr_per_band,
+    group_nmr_band_ratios,
     harmonic_analysis,
     hesr,
     hesr_per_band,
@@ -71,6 +72,10 @@ def test_nmr_per_band_regroups_the_total():
                                rtol=1e-12, atol=0)
     above = nmr_per_band(nmr, x, ref, [(18_500.0, 20_000.0)])  # no NMR band up there
     assert bool(above.isnan().all())
+    ratios = nmr.band_ratios(x, ref)
+    assert torch.equal(group_nmr_band_ratios(ratios, nmr.band_centres_hz), per)
+    with pytest.raises(ValueError, match="centre frequency per NMR band"):
+        group_nmr_band_ratios(ratios, nmr.band_centres_hz[:-1])
 
 
 def test_hesr_per_band_isolates_the_changed_harmonic():

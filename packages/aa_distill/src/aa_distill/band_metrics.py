@@ -65,16 +65,26 @@ def _safe_ratio(num: torch.Tensor, den: torch.Tensor, defined: torch.Tensor) -> 
     return torch.where(defined, out, torch.full_like(out, math.nan))
 
 
+def group_nmr_band_ratios(ratios: torch.Tensor, band_centres_hz: torch.Tensor | Sequence[float],
+                          bands: Sequence[tuple[float, float]] = ANALYSIS_BANDS_HZ) -> torch.Tensor:
+    """Group :meth:`aa_distill.NMR.band_ratios` output ``[B, frames, 109]`` into analysis bands:
+    ``[B, num_bands]`` linear, the mean over frames and the NMR bands whose centre (Hz) lies in
+    the band (``nan`` for a band that holds none)."""
+    r = ratios.mean(dim=-2)  # [B, 109]
+    centres = torch.as_tensor(band_centres_hz, dtype=torch.float64, device=r.device)
+    if centres.shape != r.shape[-1:]:
+        raise ValueError(f"need one centre frequency per NMR band ({r.shape[-1]}), got {tuple(centres.shape)}")
+    m = band_membership(centres, bands).to(r.dtype)  # [109, nb]
+    count = m.sum(0).expand(r.shape[0], -1)
+    return _safe_ratio(r @ m, count, count > 0)
+
+
 def nmr_per_band(nmr: NMR, x: torch.Tensor, ref: torch.Tensor,
                  bands: Sequence[tuple[float, float]] = ANALYSIS_BANDS_HZ) -> torch.Tensor:
     """NMR of ``x`` against ``ref`` (``[B, T]``) per analysis band: ``[B, num_bands]`` linear
     (mean over frames and the NMR bands whose centre lies in the band; ``nan`` for a band that
     holds no NMR band)."""
-    r = nmr.band_ratios(x, ref).mean(dim=-2)  # [B, 109]
-    centres = torch.as_tensor(nmr.band_centres_hz, dtype=torch.float64, device=r.device)
-    m = band_membership(centres, bands).to(r.dtype)  # [109, nb]
-    count = m.sum(0)
-    return _safe_ratio(r @ m, count.expand(r.shape[0], -1), (count > 0).expand(r.shape[0], -1))
+    return group_nmr_band_ratios(nmr.band_ratios(x, ref), nmr.band_centres_hz, bands)
 
 
 def hesr_per_band(pred: HarmonicAnalysis, target: HarmonicAnalysis,

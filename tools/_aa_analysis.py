@@ -1,0 +1,165 @@
+"""Seed 003's phase-1 analysis of a teacher and its student (not a public API; used by
+tools/analyze_aa.py and bench/aa_speed.py).
+
+For every tone, with ``y`` a model's output over the last second, ``~y`` its bandlimited
+(alias-free) version and ``~y_T`` the bandlimited teacher:
+
+=========  ====================================  =========================================
+metric     definition                            per band: grouped parts
+=========  ====================================  =========================================
+NMR-S      NMR(y, ~y)     aliasing audibility    masking-model bands by centre frequency
+NMR-T      NMR(y, ~y_T)                          masking-model bands by centre frequency
+ESR-T      ESR(y, ~y_T)                          error energy by frequency / total ~y_T energy
+HESR-T     ESR of harmonic magnitudes |~Y|, |~Y_T|  harmonics m f0 by frequency
+ASR        sum (y - ~y)^2 / sum ~y^2  (ESR-S)    alias energy by frequency / total ~y energy
+=========  ====================================  =========================================
+
+The teacher is its own reference (there is no analog reference), so HESR-T here is seed
+003's HESR-R, the teacher's HESR-T is exactly 0 (-inf dB) and its NMR-T / ESR-T equal its
+NMR-S / ASR. Tone-level values are 10 log10 of the linear ratios; aggregates over tones are the
+mean of the per-tone dB values (the paper's Table 1 convention), skipping tones for which a
+band holds nothing (nan).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from aa_distill import (
+    ANALYSIS_BANDS_HZ,
+    NMR,
+    ToneParams,
+    band_label,
+    bandlimit,
+    esr,
+    esr_per_band,
+    group_nmr_band_ratios,
+    harmonic_analysis,
+    hesr_per_band,
+    spectral_band_shares,
+    synthesize_tones,
+)
+from aa_distill.losses import hesr_parts
+
+METRICS: dict[str, str] = {"nmr_s": "NMR-S", "nmr_t": "NMR-T", "esr_t": "ESR-T", "hesr_t": "HESR-T",
+                           "asr": "ASR"}
+TARGETS_DB = {"nmr_s": -10.0, "hesr_t": -15.0}  # seed 003's success criteria, every band
+
+
+@dataclass
+class ModelMetrics:
+    """Linear metrics of one model: ``per_tone[name]`` ``[n]`` and ``per_band[name]``
+    ``[n, num_bands]``."""
+
+    per_tone: dict[str, torch.Tensor]
+    per_band: dict[str, torch.Tensor]
+
+
+@torch.no_grad()
+def model_outputs(model: torch.nn.Module, params: ToneParams, *, batch_size: int = 16,
+                  device: torch.device | str = "cpu", dtype: torch.dtype = torch.float64,
+                  progress: Callable[[int], None] | None = None) -> torch.Tensor:
+    """The model's response to every tone from zero history, last second only: ``[n, fs]``
+    float64 on the CPU (the model runs in ``dtype`` on ``device``)."""
+    fs = params.sample_rate
+    model = model.to(device=device, dtype=dtype).eval()
+    out = []
+    for start in range(0, len(params), batch_size):
+        part = params.subset(slice(start, start + batch_size))
+        y = model(synthesize_tones(part, dtype, device))
+        out.append(y[:, -fs:].to("cpu", torch.float64))
+        if progress is not None:
+            progress(len(part))
+    return torch.cat(out)
+
+
+def _db(v: torch.Tensor) -> torch.Tensor:
+    return 10.0 * torch.log10(v.to(torch.float64))
+
+
+def analyse_outputs(outputs: dict[str, torch.Tensor], f0: torch.Tensor, sample_rate: int, *,
+                    teacher_key: str = "teacher",
+                    bands: Sequence[tuple[float, float]] = ANALYSIS_BANDS_HZ, batch_size: int = 16,
+                    device: torch.device | str = "cpu",
+                    progress: Callable[[int], None] | None = None) -> dict[str, ModelMetrics]:
+    """Metrics of every model in ``outputs`` (name -> ``[n, fs]`` last seconds, float64) against
+    the bandlimited ``outputs[teacher_key]``; ``f0`` ``[n]`` float64 Hz."""
+    fs = int(sample_rate)
+    nmr = NMR(fs, dtype=torch.float64).to(device)
+    centres = nmr.band_centres_hz
+    parts: dict[str, dict[str, list[torch.Tensor]]] = {k: {} for k in outputs}
+    n = f0.numel()
+    for start in range(0, n, batch_size):
+        sl = slice(start, start + batch_size)
+        f = f0[sl].to(device)
+        yt = outputs[teacher_key][sl].to(device)
+        rt = bandlimit(yt, f, fs)
+        for key, y_all in outputs.items():
+            y = y_all[sl].to(device)
+            r = rt if key == teacher_key else bandlimit(y, f, fs)
+            an = rt.analysis if key == teacher_key else harmonic_analysis(y, f, fs)
+            ratios_s = nmr.band_ratios(y, r.bandlimited)
+            ratios_t = ratios_s if key == teacher_key else nmr.band_ratios(y, rt.bandlimited)
+            err, ref, _ = hesr_parts(an, rt.analysis)
+            alias_energy = r.aliases.pow(2).sum(-1)
+            asr_total = alias_energy / r.bandlimited.pow(2).sum(-1)
+            vals = {
+                "nmr_s": (ratios_s.mean(dim=(-2, -1)), group_nmr_band_ratios(ratios_s, centres, bands)),
+                "nmr_t": (ratios_t.mean(dim=(-2, -1)), group_nmr_band_ratios(ratios_t, centres, bands)),
+                "esr_t": (esr(y, rt.bandlimited, "none"), esr_per_band(y, rt.bandlimited, fs, bands)),
+                "hesr_t": (err.sum(-1) / ref.sum(-1), hesr_per_band(an, rt.analysis, bands)),
+                "asr": (asr_total, spectral_band_shares(r.aliases, fs, bands) * asr_total[:, None]),
+            }
+            for name, (tone, band) in vals.items():
+                parts[key].setdefault(name, []).append(tone.cpu())
+                parts[key].setdefault(name + "/band", []).append(band.cpu())
+        if progress is not None:
+            progress(yt.shape[0])
+    return {k: ModelMetrics({m: torch.cat(p[m]) for m in METRICS},
+                            {m: torch.cat(p[m + "/band"]) for m in METRICS}) for k, p in parts.items()}
+
+
+def mean_db(values: torch.Tensor) -> float:
+    """Mean of the per-tone dB values of linear ``values`` ``[n]``, ignoring nan (a band that
+    holds nothing for that tone); ``-inf`` if any value is exactly 0; nan if none is defined."""
+    d = _db(values)
+    d = d[~torch.isnan(d)]
+    if d.numel() == 0:
+        return math.nan
+    return float(d.mean())
+
+
+def per_tone_rows(params: ToneParams, levels_db: torch.Tensor, metrics: dict[str, ModelMetrics]
+                  ) -> list[dict[str, object]]:
+    rows = []
+    for model, mm in metrics.items():
+        db = {m: _db(mm.per_tone[m]) for m in METRICS}
+        for i in range(len(params)):
+            rows.append({"model": model, "f0_hz": float(params.f0[i]), "level_db": float(levels_db[i]),
+                         **{f"{m}_db": float(db[m][i]) for m in METRICS}})
+    return rows
+
+
+def per_band_rows(levels_db: torch.Tensor, metrics: dict[str, ModelMetrics],
+                  bands: Sequence[tuple[float, float]] = ANALYSIS_BANDS_HZ) -> list[dict[str, object]]:
+    """One row per model, band and level (``level_db`` = the level, or ``"all"`` for every tone)."""
+    rows = []
+    groups: list[tuple[object, torch.Tensor]] = [("all", torch.ones_like(levels_db, dtype=torch.bool))]
+    if levels_db.unique().numel() > 1:
+        groups += [(float(v), levels_db == v) for v in levels_db.unique()]
+    for model, mm in metrics.items():
+        for level, mask in groups:
+            for b, band in enumerate(bands):
+                rows.append({"model": model, "band": band_label(band), "band_lo_hz": band[0], "band_hi_hz": band[1],
+                             "level_db": level, "num_tones": int(mask.sum()),
+                             **{f"{m}_db": mean_db(mm.per_band[m][mask, b]) for m in METRICS}})
+    return rows
+
+
+def overall_rows(metrics: dict[str, ModelMetrics]) -> list[dict[str, object]]:
+    """Broadband metrics, mean of per-tone dB over every tone (Table 1 style)."""
+    return [{"model": k, **{f"{m}_db": mean_db(mm.per_tone[m]) for m in METRICS}} for k, mm in metrics.items()]
