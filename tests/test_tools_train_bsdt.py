@@ -42,8 +42,8 @@ def corpus(tmp_path_factory) -> Path:
 def trained(corpus: Path, tmp_path_factory) -> Path:
     """A shortened default run: the default BSDT and recipe, fewer steps."""
     out = tmp_path_factory.mktemp("run") / "bsdt"
-    _run(["--data", str(corpus), "--epochs", "6", "--steps-per-epoch", "8", "--batch-size", "6",
-          "--valid-pesq-files", "3", "--out", str(out)])
+    _run(["--data", str(corpus), "--epochs", "8", "--batch-size", "4", "--valid-pesq-files", "3",
+          "--out", str(out)])  # 96 steps
     return out
 
 
