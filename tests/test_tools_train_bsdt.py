@@ -181,3 +181,43 @@ def test_ddp_two_processes_equal_one_process_with_the_global_batch(corpus: Path,
     _run([*common, "--batch-size", "2", "--out", str(half)])
     c = _weights(half / "last.pt")
     assert max(float((a[k] - c[k]).abs().max()) for k in a) > 1e-3
+
+
+def test_voicebank_tree_at_48k_with_resample_bsrnn_and_gan(tmp_path: Path) -> None:
+    """A VoiceBank-DEMAND layout at 48 kHz trains with --resample; validation comes from the
+    held-out training speakers; the MetricGAN discriminator and generator terms are logged."""
+    import numpy as np
+
+    root = tmp_path / "vb"
+    rng = np.random.default_rng(0)
+    names = {"trainset_28spk": ["p226_001", "p226_002", "p287_001", "p230_001", "p230_002", "p230_003",
+                                "p230_004", "p231_001", "p231_002"],
+             "testset": ["p232_001", "p257_001"]}
+    t = np.arange(int(48000 * 1.2)) / 48000
+    for part, files in names.items():
+        for kind in ("clean", "noisy"):
+            (root / f"{kind}_{part}_wav").mkdir(parents=True)
+        for i, name in enumerate(files):
+            f0 = 120 + 15 * i
+            clean = 0.3 * np.sin(2 * np.pi * f0 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))
+            clean += 0.1 * np.sin(2 * np.pi * 2.7 * f0 * t)
+            noisy = clean + 0.05 * rng.standard_normal(t.size)
+            sf.write(root / f"clean_{part}_wav" / f"{name}.wav", clean, 48000)
+            sf.write(root / f"noisy_{part}_wav" / f"{name}.wav", noisy, 48000)
+    out = tmp_path / "run"
+    _run(["--model", "bsrnn", "--num-channel", "8", "--num-layer", "1", "--data", str(root), "--resample",
+          "--segment", "1.0", "--batch-size", "2", "--epochs", "2", "--steps-per-epoch", "2", "--gan",
+          "--gan-start", "0.5", "--valid-pesq-files", "1", "--out", str(out)])
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["data"]["kind"] == "VoiceBank-DEMAND"
+    assert cfg["data"]["valid"] == 3 and cfg["data"]["train"] == 6 and cfg["data"]["test"] == 2
+    rows = (out / "log.csv").read_text().strip().splitlines()
+    header = rows[0].split(",")
+    assert "train_d_loss" in header and "train_g_adv" in header
+    first, second = (dict(zip(header, r.split(","))) for r in rows[1:3])
+    assert first["train_g_adv"] == "" and float(second["train_g_adv"]) > 0  # generator term from epoch 2 on
+    assert float(first["train_d_loss"]) > 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["test"]["count"] == 2
+    y, sr = sf.read(out / "enhanced" / "p232_001.wav")
+    assert sr == 16000 and len(y) == int(16000 * 1.2)

@@ -171,6 +171,13 @@ class MetricLogger:
             self.fields = list(row)
             with open(self.path, "w", newline="") as f:
                 csv.writer(f).writerow(self.fields)
+        elif any(k not in self.fields for k in row):  # a new column (e.g. a loss term that starts later)
+            old = self.read()
+            self.fields += [k for k in row if k not in self.fields]
+            with open(self.path, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=self.fields)
+                w.writeheader()
+                w.writerows(old)
         with open(self.path, "a", newline="") as f:
             csv.writer(f).writerow([_fmt(row.get(k, "")) for k in self.fields])
         if self.tb is not None and step is not None:
