@@ -37,3 +37,20 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Every test runs torch with one intra-op thread (restored afterwards): the tests use small
+    tensors, for which a second OpenMP thread only adds hand-off cost, and on a busy 2-core
+    machine spinning threads made some tests 10-40x slower. Tools run in subprocesses set their
+    own threads."""
+    try:
+        import torch
+    except ImportError:  # a package installed without torch (se_metrics)
+        yield
+        return
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -30,14 +30,6 @@ from aa_distill import (
 FS = 48_000
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _harmonic_series(f0: float, amps: torch.Tensor, n: int = FS) -> torch.Tensor:
     t = torch.arange(n, dtype=torch.float64) / FS
     m = torch.arange(1, amps.numel() + 1, dtype=torch.float64)

@@ -25,16 +25,6 @@ from aa_distill import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small FFTs/convs on a busy 2-core machine pay ~20 ms of thread hand-off per call with
-    2 intra-op threads; one thread keeps these short tests fast. Restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _loudness_db(y: torch.Tensor) -> float:
     return 20.0 * math.log10(float(y.double().pow(2).mean().sqrt()))
 

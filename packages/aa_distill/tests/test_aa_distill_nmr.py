@@ -17,16 +17,6 @@ from aa_distill import NMR, NMRLoss, bandlimit, esr
 from aa_distill._peaq_bands import BAND_CENTRE_HZ, BAND_STEP_BARK
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small FFTs on a busy 2-core machine pay ~20 ms of thread hand-off per call with two
-    intra-op threads; one thread keeps these short tests fast. Restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _tanh_tones(f0s, fs):
     t = torch.arange(int(1.2 * fs), dtype=torch.float64) / fs
     f0 = torch.tensor(f0s, dtype=torch.float64)

@@ -26,16 +26,6 @@ from aa_distill import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small FFTs/convs on a busy 2-core machine pay ~20 ms of thread hand-off per call with
-    2 intra-op threads; one thread keeps these short tests fast. Restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _harmonic_series(f0: float, fs: int, seconds: float, rng: np.random.Generator,
                      dc: float = 0.05) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """DC + harmonics m f0 kept >= 30 Hz below Nyquist, amplitudes ~ U(0,1)/m."""

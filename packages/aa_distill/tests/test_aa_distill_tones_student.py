@@ -28,16 +28,6 @@ from aa_distill import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small FFTs/convs on a busy 2-core machine pay ~20 ms of thread hand-off per call with
-    two intra-op threads; one thread keeps these short tests fast. Restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def tiny_path(shared_data):
     return shared_data / "nam" / "core_wavenet_tiny.nam"

@@ -12,14 +12,6 @@ from diffattn import HarmonicBandGraph, LearnableBandGraph, NoInterBand, harmoni
 K = len(BSRNN_BAND_WIDTHS)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _spec(b: int, t: int, seed: int = 0, dtype=torch.complex64) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return torch.randn(b, 257, t, dtype=dtype, generator=g)

@@ -12,15 +12,6 @@ from bandsplit import BSRNN
 from bandsplit._loop_reference import LoopBSRNN
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Small tensors: one intra-op thread is faster and immune to a busy machine's contention."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _n_params(m):
     return sum(p.numel() for p in m.parameters())
 

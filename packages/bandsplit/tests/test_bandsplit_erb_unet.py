@@ -14,15 +14,6 @@ from bandsplit.stft import SpectrogramTransform
 SMALL = dict(base_channels=4, depth=2, d_model=32, transformer_layers=2, num_heads=2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: a second OpenMP thread only adds contention on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _count(m: torch.nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
 

@@ -15,14 +15,6 @@ from bandsplit.stft import SampleRateMismatchError, SpectrogramTransform
 SMALL = dict(base_channels=4, depth=2, d_model=32, transformer_layers=1, num_heads=2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class _Identity(nn.Module):
     """A 'net' at 1200/100 that returns its input."""
 

@@ -17,15 +17,6 @@ from bandsplit.bands import width_groups
 from bandsplit._loop_reference import LoopBandSplit, LoopMaskDecoder, reference_fir
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Small tensors: one intra-op thread is faster and immune to a busy machine's contention."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _randomise(module, gen):
     with torch.no_grad():
         for p in module.parameters():

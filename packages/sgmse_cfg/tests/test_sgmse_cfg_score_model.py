@@ -23,14 +23,6 @@ from sgmse_cfg import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class _Const(nn.Module):
     """Backbone returning a fixed tensor (to check the output scalings)."""
 

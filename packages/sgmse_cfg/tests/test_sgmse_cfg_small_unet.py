@@ -8,14 +8,6 @@ import torch
 from sgmse_cfg import BackboneCond, SmallUNet, count_parameters
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _randomised(seed: int = 0) -> SmallUNet:
     torch.manual_seed(seed)
     m = SmallUNet()
