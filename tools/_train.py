@@ -66,6 +66,15 @@ def cleanup_distributed() -> None:
         dist.destroy_process_group()
 
 
+def broadcast_object(obj: Any, info: DistInfo) -> Any:
+    """Rank 0's ``obj`` on every rank (a no-op without DDP)."""
+    if not info.enabled:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def all_reduce_mean(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
     if info.enabled:
         x = x.clone()

@@ -166,19 +166,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         _train.cleanup_distributed()
 
 
-def _broadcast(obj: Any, info: _train.DistInfo) -> Any:
-    if not info.enabled:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) -> dict[str, Any]:
     out = None
     if info.is_main:
         out = _cli.prepare_out_dir(args.out, "train_bsdt", allow_existing=args.resume)
-    out = Path(_broadcast(str(out) if out else None, info))
+    out = Path(_train.broadcast_object(str(out) if out else None, info))
     log = (lambda *a: tqdm.write(" ".join(str(x) for x in a))) if info.is_main else (lambda *a: None)
 
     try:
