@@ -11,6 +11,7 @@ import operator
 from collections.abc import Sequence
 
 import torch
+from diffattn import band_centres_hz
 
 #: The 31 bands of the widely used BSRNN reimplementation (sungwon23/BSRNN) for n_fft = 512
 #: at 16 kHz: 1x2, 10x3, 12x8, 7x16, 1x17 bins (sum 257; 31 bands, not 30).
@@ -59,10 +60,7 @@ def band_centers_hz(band_widths: Sequence[int], sample_rate: int, n_fft: int) ->
     """
     if sample_rate <= 0 or n_fft <= 0:
         raise ValueError(f"sample_rate ({sample_rate} Hz) and n_fft ({n_fft}) must be positive")
-    widths = check_band_widths(band_widths, n_fft // 2 + 1)
-    edges = band_edges(widths)
-    centers = [(a + b - 1) / 2 * sample_rate / n_fft for a, b in edges]
-    return torch.tensor(centers, dtype=torch.float64)
+    return band_centres_hz(check_band_widths(band_widths, n_fft // 2 + 1), sample_rate, n_fft)
 
 
 def width_groups(band_widths: Sequence[int], max_groups: int = 4, tolerance: float = 0.1) -> list[tuple[int, list[int]]]:
