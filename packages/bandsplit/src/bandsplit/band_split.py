@@ -120,5 +120,7 @@ class BandSplit(PackedPerBandModule):
         gamma = nn.functional.pad(self.norm_weight, (0, 1))[self._in_idx]       # [K, J], 0 at pad
         beta = nn.functional.pad(self.norm_bias, (0, 1))[self._in_idx]
         xn = cen * torch.rsqrt(var + self.eps) * gamma + beta                    # [B, T, K, J]
-        out = torch.einsum("btkj,knj->btkn", xn, self.padded_weight())
-        return out + self.fc_bias.view(self.num_bands, self.num_channel)
+        k, n = self.num_bands, self.num_channel
+        out = torch.baddbmm(self.fc_bias.view(k, 1, n), xn.view(b * t, k, -1).transpose(0, 1),
+                            self.padded_weight().transpose(1, 2))                   # [K, BT, N]
+        return out.transpose(0, 1).contiguous().view(b, t, k, n)
