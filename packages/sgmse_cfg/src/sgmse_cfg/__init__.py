@@ -1,6 +1,11 @@
 """sgmse_cfg: score-based diffusion for speech enhancement (SGMSE+), with hooks for
 noise-aware conditioning and guidance.
 
+Noise-aware conditioning (NASE) and guidance: noise-reference encoders (CNN, sequence
+tokens for cross-attention, an adapter for a pretrained encoder from a local file), an NC
+head, input-addition / FiLM / cross-attention injection, classifier-free guidance in one
+batched forward and uncertainty-adaptive guidance scales (``NoiseCondScoreModel``).
+
 Diffusion core: SGMSE+'s compressed complex STFT bound to a sample rate, the OUVE and
 Schroedinger-bridge SDEs, samplers, the NCSN++ backbone (SGMSE+ state-dict compatible)
 and a small UNet, and the ``ScoreModel`` wrapper with the DSM loss.
@@ -9,6 +14,31 @@ and a small UNet, and the ``ScoreModel`` wrapper with the DSM loss.
 __version__ = "0.1.0"
 
 from .conditioning import BackboneCond
+from .guidance import (
+    ADAPTIVE_MODES,
+    GUIDANCE_MODES,
+    EmbeddingBank,
+    GuidedCond,
+    expand_cond,
+    guidance_weights,
+    guided_score,
+    nc_certainty,
+)
+from .injection import INJECTIONS, NoiseInjector
+from .nc_head import IGNORE_LABEL, NC_WEIGHT, NoiseClassifier, nc_loss
+from .noise_cond_model import NOISE_ENCODERS, NoiseCondScoreModel, score_model_from_config
+from .noise_encoders import SPEC_FEATURES, CNNNoiseEncoder, NoiseEncoding, SequenceNoiseEncoder, spec_features
+from .pretrained_encoder import (
+    AUDIO_ENCODER_ARCHS,
+    AudioEncoder,
+    PretrainedNoiseEncoder,
+    TransformerAudioEncoder,
+    load_audio_encoder,
+    log_mel_filterbank,
+    register_audio_encoder,
+    resample_sinc,
+    save_audio_encoder,
+)
 from .errors import BadAudioError, SampleRateError
 from .ncsnpp import NCSNPP_PRESETS, NCSNpp, count_parameters
 from .sampling import (
@@ -28,6 +58,37 @@ from .sgmse_checkpoint import sgmse_backbone_state_dict
 from .spec_transform import SpecTransform, normalize_by_noisy
 
 __all__ = [
+    "ADAPTIVE_MODES",
+    "AUDIO_ENCODER_ARCHS",
+    "AudioEncoder",
+    "CNNNoiseEncoder",
+    "EmbeddingBank",
+    "GUIDANCE_MODES",
+    "GuidedCond",
+    "IGNORE_LABEL",
+    "INJECTIONS",
+    "NC_WEIGHT",
+    "NOISE_ENCODERS",
+    "NoiseClassifier",
+    "NoiseCondScoreModel",
+    "NoiseEncoding",
+    "NoiseInjector",
+    "PretrainedNoiseEncoder",
+    "SPEC_FEATURES",
+    "SequenceNoiseEncoder",
+    "TransformerAudioEncoder",
+    "expand_cond",
+    "guidance_weights",
+    "guided_score",
+    "load_audio_encoder",
+    "log_mel_filterbank",
+    "nc_certainty",
+    "nc_loss",
+    "register_audio_encoder",
+    "resample_sinc",
+    "save_audio_encoder",
+    "score_model_from_config",
+    "spec_features",
     "BACKBONES",
     "BackboneCond",
     "BadAudioError",
