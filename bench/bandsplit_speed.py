@@ -235,6 +235,8 @@ def peak_memory_cpu_subprocess(args: argparse.Namespace, name: str, impl: str) -
     cmd = [sys.executable, __file__, "--_memory-child", f"{name}:{impl}", "--memory-seconds",
            str(args.memory_seconds), "--num-channel", str(args.num_channel), "--num-layer", str(args.num_layer)]
     cmd += ["--interleaved"] * args.interleaved + ["--causal"] * args.causal
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
     if getattr(args, "num_heads", None) is not None:
         cmd += ["--num-heads", str(args.num_heads)]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, check=False)

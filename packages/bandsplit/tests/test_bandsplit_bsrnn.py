@@ -123,6 +123,21 @@ def test_causal_output_depends_only_on_past_and_one_frame_of_look_ahead():
     assert (default(x)[..., :7] - default(x2)[..., :7]).abs().max() > 0   # whole-utterance norms
 
 
+@pytest.mark.parametrize("interleaved,causal", [(False, False), (True, True)])
+def test_chunked_long_input_inference_equals_the_whole_pass(interleaved, causal):
+    """No-grad inference runs the LSTMs over chunks of frames (bounded memory); same output."""
+    torch.manual_seed(3)
+    m = BSRNN(num_channel=8, num_layer=2, interleaved=interleaved, causal=causal).double().eval()
+    x = torch.randn(2, 257, 37, dtype=torch.complex128)
+    with torch.no_grad():
+        m.inference_chunk = 0
+        whole = m(x)
+        m.inference_chunk = 8                     # 37 frames -> chunks of 8, 8, 8, 8, 5
+        chunked = m(x)
+    torch.testing.assert_close(chunked, whole, rtol=1e-12, atol=1e-12)
+    assert m(x).requires_grad                     # with grad enabled: the whole pass, trainable
+
+
 def test_rejects_a_real_or_misshaped_input():
     m = BSRNN(num_channel=8, num_layer=1)
     with pytest.raises(ValueError, match="complex STFT"):

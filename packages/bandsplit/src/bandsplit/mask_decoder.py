@@ -113,7 +113,7 @@ class MaskDecoder(PackedPerBandModule):
         outs = []
         for (kg, cap), hg, sg, tg, w1g, b1g, w2g, b2g in parts:
             hn = torch.addcmul(tg, nn.functional.layer_norm(hg, stats_shape, eps=self.eps), sg)
-            y = torch.tanh(torch.baddbmm(b1g, hn.view(kg, b * t, n), w1g.transpose(1, 2)))  # [Kg, BT, 4N]
+            y = torch.baddbmm(b1g, hn.view(kg, b * t, n), w1g.transpose(1, 2)).tanh_()  # [Kg, BT, 4N]
             z = torch.baddbmm(b2g.view(kg, 1, 12 * cap), y,
                               w2g.view(kg, 12 * cap, 4 * n).transpose(1, 2))      # [Kg, BT, 12 cap]
             g = nn.functional.glu(z, dim=-1)                                       # [Kg, BT, 6 cap]
