@@ -122,9 +122,12 @@ def test_fine_tunes_a_real_wavenet_and_exports_it(repo_root, shared_data, tmp_pa
     out = tmp_path / "run"
     r = _run(repo_root, "--teacher", teacher, "--num-tones", "2", "--batch-size", "2", "--valid-notes", "1",
              "--valid-levels-db", "-18", "--epochs", "1", "--lambda", "0.3", "--no-progress", "--threads", "1",
-             "--out", out)
+             "--float64", "--out", out)
     assert r.returncode == 0, r.stderr
-    assert "student: teacher WaveNet" in r.stdout  # auto: fine-tune the WaveNet teacher
+    assert "student: teacher WaveNet" in r.stdout and "float64" in r.stdout  # auto: fine-tune the teacher
+    ck = torch.load(out / "best.pt", weights_only=True)
+    assert all(v.dtype == torch.float64 for v in ck["model"].values())
+    assert torch.load(out / "targets.pt", weights_only=True)["train"]["targets"].dtype == torch.float64
     t = load_nam(teacher)
     s = load_nam(out / "student.nam")
     rec = s.metadata["aa_distill"]

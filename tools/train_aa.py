@@ -234,43 +234,49 @@ def data_fingerprint(args: argparse.Namespace, teacher: _aa_common.Teacher) -> d
     return {"teacher": teacher.record, **{k: getattr(args, k) for k in keys}}
 
 
-def build_data(args: argparse.Namespace, teacher: _aa_common.Teacher, out: Path, device: torch.device,
-               info: _train.DistInfo) -> tuple[SineToneDataset, SineToneDataset]:
+def tone_params(args: argparse.Namespace, teacher: _aa_common.Teacher) -> tuple[ToneParams, ToneParams]:
+    """The training tones (seeded by --seed) and the validation grid; every rank builds them (cheap)
+    and checks them before any target is computed, so that a bad setting stops all ranks alike."""
+    fs = teacher.sample_rate
+    try:
+        train_p = sample_tone_params(args.num_tones, fs, duration=args.duration, midi_range=tuple(args.midi_range),
+                                     amplitude=args.amplitude, db_range=tuple(args.db_range),
+                                     generator=torch.Generator().manual_seed(args.seed))
+        check_warmup(train_p, teacher.receptive_field, f"the teacher {teacher.name}")
+        return train_p, valid_params(args, fs)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
+
+
+def build_data(args: argparse.Namespace, teacher: _aa_common.Teacher, params: tuple[ToneParams, ToneParams],
+               out: Path, device: torch.device, info: _train.DistInfo) -> tuple[SineToneDataset, SineToneDataset]:
     """Training and validation tones with cached bandlimited float64 teacher targets.
 
     Rank 0 computes them once (or reuses OUT/targets.pt when it matches) and saves them
     atomically; the other ranks then load the file."""
-    fs = teacher.sample_rate
     store = torch.float64 if args.float64 else torch.float32
     fp = data_fingerprint(args, teacher)
     cache = out / "targets.pt"
+    data, err = None, None
     if info.is_main:
-        data = None
         if cache.exists():
             ck = _train.load_checkpoint(cache)
             if ck["fingerprint"] != fp:
-                raise SystemExit(f"error: {cache} holds targets for other settings ({ck['fingerprint']}); "
-                                 f"use a new --out")
+                err = f"error: {cache} holds targets for other settings ({ck['fingerprint']}); use a new --out"
             data = ck
         else:
-            try:
-                train_p = sample_tone_params(args.num_tones, fs, duration=args.duration,
-                                             midi_range=tuple(args.midi_range), amplitude=args.amplitude,
-                                             db_range=tuple(args.db_range),
-                                             generator=torch.Generator().manual_seed(args.seed))
-                val_p = valid_params(args, fs)
-                check_warmup(train_p, teacher.receptive_field, f"the teacher {teacher.name}")
-            except ValueError as e:
-                raise SystemExit(f"error: {e}") from None
             data = {"fingerprint": fp}
-            for name, params in (("train", train_p), ("valid", val_p)):
-                with tqdm(total=len(params), desc=f"teacher targets ({name})", unit="tone", leave=False,
+            for name, p in zip(("train", "valid"), params):
+                with tqdm(total=len(p), desc=f"teacher targets ({name})", unit="tone", leave=False,
                           disable=args.no_progress, dynamic_ncols=True) as bar:
-                    t = SineToneDataset.from_teacher(teacher.module, params, batch_size=args.batch_size,
+                    t = SineToneDataset.from_teacher(teacher.module, p, batch_size=args.batch_size,
                                                      device=device, store_dtype=store,
                                                      progress=bar.update).targets
-                data[name] = {**_params_dict(params), "targets": t}
+                data[name] = {**_params_dict(p), "targets": t}
             _train.save_checkpoint(cache, data)
+    err = _broadcast(err, info)
+    if err:
+        raise SystemExit(err)
     if info.enabled:
         dist.barrier()
         if not info.is_main:
@@ -407,12 +413,12 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
     student, kind = build_student(args, teacher)
     student = student.to(device=device, dtype=dtype)
     scfg = student_config(student, kind)
+    params = tone_params(args, teacher)
     try:  # before any teacher target is computed
-        probe = sample_tone_params(1, fs, duration=args.duration, generator=torch.Generator().manual_seed(0))
-        check_warmup(probe, student.receptive_field, "the student")
+        check_warmup(params[0], student.receptive_field, "the student")
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
-    train_data, valid_data = build_data(args, teacher, out, device, info)
+    train_data, valid_data = build_data(args, teacher, params, out, device, info)
     loss_fn = make_loss(args, fs, device)
     lr = args.lr if args.lr is not None else (5e-4 if kind == "teacher" else 4e-3)
     opt = torch.optim.Adam(student.parameters(), lr=lr)
