@@ -331,10 +331,12 @@ def validate(student: NamWaveNet, loss_fn: DistillationLoss, data: SineToneDatas
         ns = nmr(pred, r.bandlimited).to(torch.float64)
         a = r.aliases.double().pow(2).sum(-1) / r.bandlimited.double().pow(2).sum(-1)  # ASR (ESR-S)
         db = lambda v: 10 * torch.log10(v.double().clamp_min(1e-30)).sum()  # noqa: E731
-        sums += torch.stack([total, db(e), db(n), db(d), db(ns), db(a), torch.tensor(float(len(b)),
-                                                                                     dtype=torch.float64)]).cpu()
-    if info.enabled:
+        count = torch.tensor(float(len(b)), dtype=torch.float64, device=total.device)
+        sums += torch.stack([total, db(e), db(n), db(d), db(ns), db(a), count]).cpu()
+    if info.enabled:  # nccl reduces device tensors only
+        sums = sums.to(device)
         dist.all_reduce(sums)
+        sums = sums.cpu()
     student.train()
     return {f"valid_{k}": float(sums[i] / sums[-1]) for i, k in enumerate(names)}
 
@@ -475,7 +477,8 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
         train_row = {f"train_{k}": v / n_b for k, v in sums.items()}
         if info.enabled:
             keys = list(train_row)
-            vals = _train.all_reduce_mean(torch.tensor([train_row[k] for k in keys], dtype=torch.float64), info)
+            vals = _train.all_reduce_mean(torch.tensor([train_row[k] for k in keys], dtype=torch.float64,
+                                                       device=device), info).cpu()
             train_row = dict(zip(keys, vals.tolist()))
         valid_row = validate(student, loss_fn, valid_data, valid_lam, args, device, dtype, info)
         v = valid_row["valid_loss"]
