@@ -436,6 +436,9 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
         start_epoch, step, best, history = ck["epoch"] + 1, ck["step"], ck["best"], ck["history"]
         _train.set_rng_state(ck["rng"])
         log(f"resumed {out}/last.pt after epoch {start_epoch} (step {step})")
+        if args.curriculum and ck["config"]["epochs"] != args.epochs:
+            _aa_common.warn(f"--epochs changed from {ck['config']['epochs']} to {args.epochs}: the curriculum λ "
+                            f"of the remaining epochs follows the new length")
     elif info.is_main:
         (out / "config.json").write_text(json.dumps(
             {"args": vars(args), "teacher": teacher.record, "student": scfg, "sample_rate": fs}, indent=2))
