@@ -1,0 +1,150 @@
+"""tools/train_sgmse.py and tools/enhance_sgmse.py end to end (tiny settings): outputs and the
+weights-only checkpoints with the k-NN bank inside, bit-exact resume on CPU, the sample-rate
+guard, DDP under torchrun, and enhancing a folder (long file chunked, adaptive guidance)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import se_data
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--frames", "32", "--batch-size", "4", "--unet-channels", "4,8", "--encoder-channels", "4,8",
+        "--embed-dim", "8", "--threads", "1", "--test-files", "1", "--test-N", "2", "--steps-per-epoch", "2"]
+
+
+def _run(script: str, args: list[str], *, torchrun: int = 0, check: bool = True, timeout: int = 300
+         ) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable]
+    if torchrun:
+        cmd += ["-m", "torch.distributed.run", "--nproc_per_node", str(torchrun), "--master_port", "29541"]
+    cmd += [f"tools/{script}", *map(str, args)]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("sgdemo") / "corpus"
+    se_data.make_demo_corpus(root, n_train=16, n_valid=4, n_test=2, seconds=(1.2, 1.8), seed=0)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(corpus: Path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "sgmse"
+    _run("train_sgmse.py", ["--data", corpus, "--epochs", "2", *TINY, "--out", out])
+    return out
+
+
+def test_outputs_and_checkpoints(trained: Path) -> None:
+    for rel in ("last.pt", "best.pt", "model.pt", "log.csv", "config.json", "results.json", "test_table.txt"):
+        assert (trained / rel).is_file(), rel
+    ck = torch.load(trained / "model.pt", map_location="cpu", weights_only=True)
+    nc = ck["model_config"]["noise_cond"]
+    assert ck["sample_rate"] == 16000 and ck["tool"] == "train_sgmse"
+    assert nc["inject"] == "input_add" and nc["p_uncond"] == 0.1 and nc["nc_weight"] == 0.3
+    assert ck["class_names"] == ["babble", "brown", "nonstationary", "pink", "white"] == nc["class_names"]
+    assert ck["ema"]["bank.embeddings"].shape == (16, 8)  # the bank travels in the model
+    assert float(ck["ema"]["bank.tau"]) > 0
+    last = torch.load(trained / "last.pt", map_location="cpu", weights_only=True)
+    for k in ("model", "ema", "optimizer", "rng", "versions", "history", "config"):
+        assert k in last
+    assert last["step"] == 4 and len(last["history"]) == 2
+    # selection on validation, never on the test set
+    assert last["best"]["key"] == "valid_dsm"
+    assert last["best"]["value"] == pytest.approx(min(h["valid_dsm"] for h in last["history"]))
+    rows = list(csv.DictReader(open(trained / "log.csv")))
+    assert len(rows) == 2 and all(np.isfinite(float(r["train_loss"])) for r in rows)
+    assert {"train_dsm", "train_nc", "valid_dsm", "valid_nc_acc"} <= set(rows[0])
+    res = json.loads((trained / "results.json").read_text())
+    assert set(res["test"]["mean"]) == {"noisy", "enhanced"} and res["test"]["count"] == 1
+    assert res["bank"]["size"] == 16
+
+
+def test_resume_is_bit_exact(trained: Path, corpus: Path, tmp_path: Path) -> None:
+    straight = tmp_path / "straight"
+    _run("train_sgmse.py", ["--data", corpus, "--epochs", "3", *TINY, "--test-files", "0", "--out", straight])
+    resumed = tmp_path / "resumed"
+    shutil.copytree(trained, resumed)
+    _run("train_sgmse.py", ["--data", corpus, "--epochs", "3", *TINY, "--test-files", "0", "--out", resumed,
+                            "--resume"])
+    a = torch.load(straight / "last.pt", map_location="cpu", weights_only=True)
+    b = torch.load(resumed / "last.pt", map_location="cpu", weights_only=True)
+    assert a["step"] == b["step"] == 6
+    for part in ("model", "ema"):  # bit-exact (the unfitted bank's tau is NaN in both)
+        for k in a[part]:
+            torch.testing.assert_close(a[part][k], b[part][k], rtol=0, atol=0, equal_nan=True, msg=f"{part} {k}")
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert [h["train_loss"] for h in a["history"]] == [h["train_loss"] for h in b["history"]]
+    # a mismatched configuration is refused
+    bad = _run("train_sgmse.py", ["--data", corpus, "--epochs", "4", *TINY, "--embed-dim", "16", "--out", resumed,
+                                  "--resume"], check=False)
+    assert bad.returncode != 0 and "another model configuration" in bad.stderr + bad.stdout
+
+
+def test_wrong_sample_rate_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "d48"
+    rng = np.random.default_rng(0)
+    for split in ("train", "valid", "test"):
+        for kind in ("clean", "noisy"):
+            (root / split / kind).mkdir(parents=True)
+            sf.write(root / split / kind / "a.wav", 0.1 * rng.standard_normal(24000), 48000)
+    proc = _run("train_sgmse.py", ["--data", root, *TINY, "--out", tmp_path / "o"], check=False)
+    assert proc.returncode != 0
+    msg = proc.stderr + proc.stdout
+    assert "48000 Hz" in msg and "resample" in msg
+
+
+def test_ddp_under_torchrun(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ddp"
+    _run("train_sgmse.py", ["--data", corpus, "--epochs", "1", *TINY, "--batch-size", "2", "--test-files", "0",
+                            "--out", out], torchrun=2)
+    ck = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
+    assert ck["step"] == 2 and np.isfinite(ck["history"][0]["train_loss"])
+    assert (out / "model.pt").is_file()
+
+
+def test_enhance_folder_long_file_and_guidance(trained: Path, corpus: Path, tmp_path: Path) -> None:
+    noisy = tmp_path / "noisy"
+    (noisy / "sub").mkdir(parents=True)
+    short, sr = sf.read(corpus / "test" / "noisy" / "demo_test_00000.wav", dtype="float32")
+    long = np.concatenate([short] * 3)  # > --max-chunk-seconds: enhanced in chunks
+    sf.write(noisy / "short.wav", short, sr)
+    sf.write(noisy / "sub" / "long.wav", long, sr)
+    out = tmp_path / "enh"
+    proc = _run("enhance_sgmse.py", [noisy, "--ckpt", trained / "model.pt", "--out", out, "--N", "2",
+                                     "--guidance", "mix", "--w", "1.5", "--max-chunk-seconds", "1.0",
+                                     "--threads", "1"])
+    assert "enhanced 2 of 2 files" in proc.stdout and "real-time factor" in proc.stdout
+    for rel, ref in (("short.wav", short), ("sub/long.wav", long)):
+        y, r = sf.read(out / "enhanced" / rel, dtype="float32")
+        assert r == sr and len(y) == len(ref) and np.isfinite(y).all()
+    rows = {r["file"]: r for r in csv.DictReader(open(out / "enhance.csv"))}
+    assert set(rows) == {"short.wav", "sub/long.wav"}
+    for r in rows.values():
+        w = float(r["w"])
+        assert 0.0 <= w <= 1.5 and float(r["rtf"]) > 0 and r["forwards_per_eval"] == "2"
+        assert r["nc_class_name"] in ("babble", "brown", "nonstationary", "pink", "white")
+    # refusing the wrong rate unless --resample
+    d48 = tmp_path / "n48"
+    d48.mkdir()
+    sf.write(d48 / "x.wav", 0.1 * np.random.default_rng(0).standard_normal(24000), 48000)
+    bad = _run("enhance_sgmse.py", [d48, "--ckpt", trained / "model.pt", "--out", tmp_path / "e48", "--N", "1"],
+               check=False)
+    assert bad.returncode == 1 and "48000 Hz" in bad.stdout

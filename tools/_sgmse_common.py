@@ -1,0 +1,318 @@
+"""Plumbing shared by tools/train_sgmse.py, enhance_sgmse.py and eval_ood.py (not a public API).
+
+* data: the demo corpus (default), a VoiceBank-DEMAND tree or a paired-folder tree, all at the
+  model's rate (another rate is an error unless ``--resample``), with NC labels where the data
+  has them (VoiceBank-DEMAND's training log; the demo corpus' manifest);
+* batches that depend only on ``(seed, epoch)`` (exact resume, DDP shards);
+* checkpoints -> models (EMA or live weights), and one-file enhancement with timing;
+* per-file metrics (PESQ-WB, ESTOI, SI-SDR) and a plain-text table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+
+import se_data
+from se_data import PairedFolders, VoiceBankDEMAND, load_audio
+from sgmse_cfg import NoiseCondScoreModel, ScoreModel, score_model_from_config
+
+#: the demo corpus' noise kinds in class-index order (its manifest names one per file)
+DEMO_NOISE_CLASSES: tuple[str, ...] = tuple(sorted(se_data.DEFAULT_NOISE_WEIGHTS))
+METRIC_COLUMNS = ("PESQ-WB", "ESTOI", "SI-SDR (dB)")
+
+
+# ----------------------------------------------------------------------------- data
+@dataclass
+class SgmseData:
+    kind: str
+    root: Path
+    train: Any
+    valid: Any
+    test_pairs: list[tuple[str, Path, Path]]
+    class_names: tuple[str, ...] | None
+    labels: dict[str, int] | None  # item name -> class index (None: the data has no labels)
+    is_demo: bool
+    resample: bool
+    _valid_cache: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "root": str(self.root), "train": len(self.train), "valid": len(self.valid),
+                "test": len(self.test_pairs), "sample_rate": self.train.sample_rate,
+                "nc_classes": list(self.class_names) if self.class_names else None}
+
+
+def _is_vbdemand(root: Path) -> bool:
+    return (root / "clean_trainset_28spk_wav").is_dir() or (root / "noisy_trainset_28spk_wav").is_dir()
+
+
+def _is_paired_tree(root: Path) -> bool:
+    return all((root / s / k).is_dir() for s in ("train", "valid", "test") for k in ("clean", "noisy"))
+
+
+def _demo_labels(root: Path) -> dict[str, int] | None:
+    """``{split/name-without-extension: class}`` from a demo corpus' manifest (None if absent)."""
+    mpath = root / "manifest.json"
+    if not mpath.is_file():
+        return None
+    m = json.loads(mpath.read_text())
+    if m.get("generator") != "se_data.demo_corpus":
+        return None
+    return {Path(f["name"]).stem: DEMO_NOISE_CLASSES.index(f["noise"]) for f in m["files"]
+            if f["noise"] in DEMO_NOISE_CLASSES}
+
+
+def build_data(args: argparse.Namespace, *, sample_rate: int, segment_seconds: float, is_main: bool,
+               barrier: Callable[[], None]) -> SgmseData:
+    is_demo = args.data is None
+    if is_demo:
+        root = Path(args.demo_dir)
+        if is_main:
+            se_data.make_demo_corpus(root, seed=0, sample_rate=sample_rate)
+        barrier()
+    else:
+        root = Path(args.data)
+        if not root.is_dir():
+            raise SystemExit(f"error: --data {root} is not a folder")
+    common = dict(sample_rate=sample_rate, resample=args.resample, seed=args.seed)
+    class_names: tuple[str, ...] | None = None
+    labels: dict[str, int] | None = None
+    if not is_demo and _is_vbdemand(root):
+        kind = "VoiceBank-DEMAND"
+        vkw = {} if args.valid_speakers is None else {"valid_speakers": tuple(args.valid_speakers)}
+        train = VoiceBankDEMAND(root, "train", segment=segment_seconds, **vkw, **common)
+        valid = VoiceBankDEMAND(root, "valid", segment=segment_seconds, **vkw, **common)
+        test = VoiceBankDEMAND(root, "test", segment=None, **common)
+        if all(e.noise_class is not None for e in train.entries):
+            class_names = se_data.VBDEMAND_TRAIN_NOISE_CLASSES
+            labels = {e.name: int(e.noise_class) for ds in (train, valid) for e in ds.entries}
+    elif _is_paired_tree(root):
+        demo_labels = _demo_labels(root)
+        kind = "demo corpus" if demo_labels is not None else "paired folders"
+        train = PairedFolders(root / "train" / "clean", root / "train" / "noisy", segment=segment_seconds, **common)
+        valid = PairedFolders(root / "valid" / "clean", root / "valid" / "noisy", segment=segment_seconds, **common)
+        test = PairedFolders(root / "test" / "clean", root / "test" / "noisy", segment=None, **common)
+        if demo_labels is not None:
+            class_names, labels = DEMO_NOISE_CLASSES, demo_labels
+    else:
+        raise SystemExit(
+            f"error: --data {root} is neither a VoiceBank-DEMAND tree ({{clean,noisy}}_{{trainset_28spk,testset}}_wav) "
+            f"nor a paired-folder tree ({{train,valid,test}}/{{clean,noisy}})")
+    test_pairs = [(e.name + ".wav", e.noisy, e.clean) for e in test.entries]
+    return SgmseData(kind, root, train, valid, test_pairs, class_names, labels, is_demo, args.resample)
+
+
+def iterate_batches(ds: Any, labels: dict[str, int] | None, *, epoch: int, seed: int, batch_size: int,
+                    rank: int = 0, world_size: int = 1, max_batches: int | None = None, shuffle: bool = True
+                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """``(noisy [B, L], clean [B, L], labels [B])`` crops of one epoch on one rank.
+
+    The order depends only on ``(seed, epoch)`` and each crop on ``(seed, epoch, index)``, so
+    a resumed run and a DDP run see exactly the data of an uninterrupted single run. Training
+    drops the last incomplete global batch so that every rank takes the same number of steps.
+    Labels are ``-1`` where the data has none.
+    """
+    ds.set_epoch(epoch if shuffle else 0)
+    n = len(ds)
+    if shuffle:
+        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        order = torch.randperm(n, generator=g).tolist()
+        usable = (n // (batch_size * world_size)) * batch_size * world_size
+        if usable == 0:
+            raise SystemExit(f"error: {n} training utterances are fewer than one global batch "
+                             f"({batch_size} x {world_size} processes); lower --batch-size")
+        order = order[:usable]
+    else:
+        order = list(range(n))
+    shard = order[rank::world_size]
+    n_batches = (len(shard) + batch_size - 1) // batch_size
+    if max_batches is not None:
+        n_batches = min(n_batches, max_batches)
+    for b in range(n_batches):
+        items = [ds[i] for i in shard[b * batch_size:(b + 1) * batch_size]]
+        lab = [labels.get(it["name"], -1) if labels else -1 for it in items]
+        yield (torch.stack([it["noisy"] for it in items]), torch.stack([it["clean"] for it in items]),
+               torch.tensor(lab, dtype=torch.long))
+
+
+def to_specs(model: ScoreModel, noisy: torch.Tensor, clean: torch.Tensor, sr: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Waveform crops ``[B, L]`` -> compressed spectrograms ``(x0, y) [B, 1, F, T]``, normalised
+    by max|noisy| per utterance (SGMSE+'s ``normalize="noisy"``; silent crops are left at 0)."""
+    normfac = noisy.abs().amax(dim=-1, keepdim=True).clamp_min(1e-8)
+    tr = model.transform
+    return tr.wave_to_spec(clean / normfac, sr)[:, None], tr.wave_to_spec(noisy / normfac, sr)[:, None]
+
+
+# ----------------------------------------------------------------------------- models
+def load_model(path: str | Path, weights: str = "ema", map_location: str | torch.device = "cpu"
+               ) -> tuple[ScoreModel, dict[str, Any]]:
+    """A model from a train_sgmse checkpoint (``model.pt``, ``best.pt`` or ``last.pt``)."""
+    import _train  # noqa: PLC0415 - tools/ is on sys.path when the tools run
+
+    ck = _train.load_checkpoint(path, map_location=map_location)
+    if ck.get("tool") != "train_sgmse":
+        raise SystemExit(f"error: {path} was not written by tools/train_sgmse.py (tool={ck.get('tool')!r})")
+    model = score_model_from_config(ck["model_config"])
+    if weights == "ema":
+        sd = ck.get("ema")
+        if sd is None:
+            raise SystemExit(f"error: {path} holds no EMA weights; use --weights live")
+    else:
+        sd = ck.get("model")
+        if sd is None:
+            raise SystemExit(f"error: {path} holds only the EMA weights (a final model.pt); use --weights ema")
+    model.load_state_dict(sd)
+    return model.eval(), ck
+
+
+@dataclass
+class EnhanceOptions:
+    sampler: str = "pc"
+    N: int = 30
+    guidance: str = "cond"
+    w: float = 1.0
+    alpha: float = 0.5
+    sampler_kwargs: dict[str, Any] = field(default_factory=dict)
+    max_chunk_seconds: float = 8.0
+    chunk_seconds: float | None = None
+    overlap_seconds: float = 0.5
+    amp: bool = False
+
+
+def enhance_wave(model: ScoreModel, wave: torch.Tensor, sr: int, opts: EnhanceOptions, seed: int
+                 ) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Enhance one waveform ``[L]``; returns ``(enhanced [L] on CPU, info)`` with the guidance
+    scale, uncertainty diagnostics, NFE, wall time and real-time factor."""
+    device = next(model.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    info: dict[str, Any] = {"seconds": wave.shape[-1] / sr}
+    common = dict(sampler=opts.sampler, N=opts.N, generator=gen, max_chunk_seconds=opts.max_chunk_seconds,
+                  chunk_seconds=opts.chunk_seconds, overlap_seconds=opts.overlap_seconds, **opts.sampler_kwargs)
+    ctx = torch.autocast(device.type, dtype=torch.bfloat16) if opts.amp else _null_ctx()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    with torch.no_grad(), ctx:
+        if isinstance(model, NoiseCondScoreModel):
+            gc, enc = model.prepare(wave, sr, guidance=opts.guidance, w=opts.w, alpha=opts.alpha)
+            out = model.enhance(wave, sr, cond=gc, **common)
+            info["w"] = float(gc.w.float().mean())
+            for k, v in model.uncertainty(enc).items():
+                info[k] = int(v[0]) if k == "nc_class" else float(v[0])
+            if "nc_class" in info and model.class_names:
+                info["nc_class_name"] = model.class_names[int(info["nc_class"])]
+            info["forwards_per_eval"] = gc.forwards_per_eval
+        else:
+            if opts.guidance not in ("cond",):
+                raise SystemExit(f"error: guidance {opts.guidance!r} needs a noise-conditioned model; this "
+                                 f"checkpoint has no noise encoder (use --guidance cond)")
+            out = model.enhance(wave, sr, **common)
+            info["forwards_per_eval"] = 1
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    info["wall_s"] = time.perf_counter() - t0
+    info["rtf"] = info["wall_s"] / info["seconds"]
+    return out.float().cpu(), info
+
+
+class _null_ctx:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *a: Any) -> None:
+        return None
+
+
+def add_sampler_args(p: argparse.ArgumentParser, *, default_N: int = 30) -> None:
+    g = p.add_argument_group("sampling and guidance")
+    g.add_argument("--sampler", choices=["pc", "ode", "sb_ode", "sb_sde"], default="pc",
+                   help="pc: predictor-corrector (SGMSE+'s default); ode: probability-flow ODE (Heun); "
+                        "sb_ode / sb_sde: Schroedinger-bridge samplers (models trained with --sde sbve) (default pc)")
+    g.add_argument("--N", type=int, default=default_N, help=f"sampler steps (default {default_N}; PC: 2N score evaluations)")
+    g.add_argument("--predictor", choices=["reverse_diffusion", "euler_maruyama", "none"], default="reverse_diffusion",
+                   help="PC predictor (default reverse_diffusion)")
+    g.add_argument("--corrector", choices=["ald", "none"], default="ald", help="PC corrector (default ald)")
+    g.add_argument("--snr", type=float, default=0.5, help="annealed-Langevin corrector snr (default 0.5)")
+    g.add_argument("--corrector-steps", type=int, default=1, help="corrector steps per PC step (default 1)")
+    g.add_argument("--ode-method", choices=["heun", "euler"], default="heun", help="ODE solver (default heun)")
+    g.add_argument("--guidance", choices=["cond", "uncond", "static", "nc", "knn", "mix"], default="cond",
+                   help="cond: conditional score (NASE, no CFG); uncond: null condition; static: CFG with a fixed "
+                        "--w; nc / knn / mix: per-utterance w = --w x reliability from NC confidence, k-NN "
+                        "distance to the training bank, or alpha-mix of both (default cond)")
+    g.add_argument("--w", type=float, default=1.0,
+                   help="guidance scale (static) or its maximum (adaptive); s = s_u + w (s_c - s_u) (default 1)")
+    g.add_argument("--alpha", type=float, default=0.5, help="mix: weight of the NC term (default 0.5)")
+    g.add_argument("--max-chunk-seconds", type=float, default=8.0,
+                   help="files longer than this are enhanced in overlapping chunks (default 8)")
+    g.add_argument("--chunk-seconds", type=float, default=None,
+                   help="chunk length for long files (default: half of --max-chunk-seconds)")
+    g.add_argument("--overlap-seconds", type=float, default=0.5, help="chunk cross-fade (default 0.5)")
+    g.add_argument("--amp", action="store_true",
+                   help="bf16 autocast for the backbone (complex I/O stays float32); GPU speed option")
+
+
+def options_from_args(args: argparse.Namespace) -> EnhanceOptions:
+    kw: dict[str, Any] = {}
+    if args.sampler == "pc":
+        kw = dict(predictor=args.predictor, corrector=args.corrector, snr=args.snr,
+                  corrector_steps=args.corrector_steps)
+    elif args.sampler == "ode":
+        kw = dict(method=args.ode_method)
+    return EnhanceOptions(sampler=args.sampler, N=args.N, guidance=args.guidance, w=args.w, alpha=args.alpha,
+                          sampler_kwargs=kw, max_chunk_seconds=args.max_chunk_seconds,
+                          chunk_seconds=args.chunk_seconds, overlap_seconds=args.overlap_seconds, amp=args.amp)
+
+
+# ----------------------------------------------------------------------------- metrics
+def scores(clean: np.ndarray, test: np.ndarray, sr: int) -> dict[str, float]:
+    """PESQ-WB, ESTOI, SI-SDR of ``test`` against ``clean`` (NaN where a metric is undefined)."""
+    from se_metrics import pesq, si_sdr, stoi
+
+    out: dict[str, float] = {}
+    for name, fn in (("PESQ-WB", lambda: pesq(clean, test, sr, mode="wb")),
+                     ("ESTOI", lambda: stoi(clean, test, sr, extended=True)),
+                     ("SI-SDR (dB)", lambda: si_sdr(clean, test, sr))):
+        try:
+            out[name] = float(fn())
+        except Exception:  # noqa: BLE001 - e.g. no speech for PESQ; counted as missing
+            out[name] = float("nan")
+    return out
+
+
+def format_table(rows: list[tuple[str, dict[str, float]]], extra: tuple[str, ...] = ()) -> str:
+    """Rows ``(label, {column: value})`` -> aligned text; columns: the metrics, then ``extra``."""
+    cols = METRIC_COLUMNS + extra
+    w0 = max([len(r[0]) for r in rows] + [10])
+    head = f"{'':{w0}s}" + "".join(f"{c:>13s}" for c in cols)
+    lines = [head, "-" * len(head)]
+    for label, vals in rows:
+        cells = []
+        for c in cols:
+            v = vals.get(c, float("nan"))
+            cells.append(f"{v:13d}" if isinstance(v, int) else f"{v:13.3f}")
+        lines.append(f"{label:{w0}s}" + "".join(cells))
+    return "\n".join(lines)
+
+
+def nanmean(values: list[float]) -> float:
+    vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def list_wavs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in (".wav", ".flac"))
+
+
+def load_pair(noisy: Path, clean: Path, sr: int, resample: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    y, _ = load_audio(noisy, sr, resample=resample, mono=True)
+    x, _ = load_audio(clean, sr, resample=resample, mono=True)
+    n = min(len(y), len(x))
+    return y[:n], x[:n]
