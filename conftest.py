@@ -54,3 +54,22 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _subprocess_bytecode_cache():
+    """Tool tests start Python subprocesses. Where PYTHONDONTWRITEBYTECODE is set, each of them
+    recompiles torch's sources (~10 s); for the test session, cache bytecode under the temp
+    folder instead (never inside the virtual environment). Restored afterwards."""
+    import tempfile
+
+    saved = {k: os.environ.get(k) for k in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
+    if saved["PYTHONDONTWRITEBYTECODE"] is not None:
+        del os.environ["PYTHONDONTWRITEBYTECODE"]
+        os.environ["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir()) / "se-toolkit-tests-pycache")
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v

@@ -9,7 +9,6 @@ import math
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -23,17 +22,11 @@ BAND_COLUMNS = ["model", "band", "band_lo_hz", "band_hi_hz", "level_db", "num_to
 FAST = ["--no-progress", "--threads", "1"]
 
 
-def _env():
-    """Cache bytecode under the temp folder where PYTHONDONTWRITEBYTECODE is set (never in the venv)."""
-    env = dict(os.environ)
-    if env.pop("PYTHONDONTWRITEBYTECODE", None) is not None:
-        env["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir()) / "se-toolkit-tests-pycache")
-    return env
 
 
 def _start(repo_root, *args):
     return subprocess.Popen([sys.executable, "tools/analyze_aa.py", *map(str, args)], cwd=repo_root,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
 
 
 def _finish(p, timeout=300):

@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -24,24 +23,17 @@ TOY = ["--num-tones", "4", "--batch-size", "2", "--valid-notes", "2", "--valid-l
        "--threads", "1", "--builtin-oversample", "2"]
 
 
-def _env():
-    """The subprocesses' environment. Where PYTHONDONTWRITEBYTECODE is set every run recompiles
-    torch's sources (~10 s); cache the bytecode under the temp folder instead (never in the venv)."""
-    env = dict(os.environ)
-    if env.pop("PYTHONDONTWRITEBYTECODE", None) is not None:
-        env["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir()) / "se-toolkit-tests-pycache")
-    return env
 
 
 def _run(repo_root, *args, tool="tools/train_aa.py", timeout=300):
     return subprocess.run([sys.executable, tool, *map(str, args)], cwd=repo_root, capture_output=True,
-                          text=True, timeout=timeout, env=_env())
+                          text=True, timeout=timeout, env=dict(os.environ))
 
 
 def _run_parallel(repo_root, *arg_lists, timeout=300):
     """Start the single-threaded runs together (each one mostly pays torch's import)."""
     procs = [subprocess.Popen([sys.executable, "tools/train_aa.py", *map(str, a)], cwd=repo_root,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
              for a in arg_lists]
     out = []
     for p in procs:
@@ -209,7 +201,7 @@ def test_runs_under_torchrun_with_two_processes(repo_root, tmp_path):
     out = tmp_path / "ddp"
     r = subprocess.run([torchrun, "--nproc_per_node", "2", "--master-port", "29541", "tools/train_aa.py", *TOY,
                         "--epochs", "1", "--out", str(out)], cwd=repo_root, capture_output=True, text=True,
-                       timeout=300, env=_env())
+                       timeout=300, env=dict(os.environ))
     assert r.returncode == 0, r.stderr[-3000:]
     assert "2 process(es)" in r.stdout
     rows = _rows(out / "log.csv")

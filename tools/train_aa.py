@@ -274,7 +274,7 @@ def build_data(args: argparse.Namespace, teacher: _aa_common.Teacher, params: tu
                                                      progress=bar.update).targets
                 data[name] = {**_params_dict(p), "targets": t}
             _train.save_checkpoint(cache, data)
-    err = _broadcast(err, info)
+    err = _train.broadcast_object(err, info)
     if err:
         raise SystemExit(err)
     if info.enabled:
@@ -375,14 +375,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         _train.cleanup_distributed()
 
 
-def _broadcast(obj: Any, info: _train.DistInfo) -> Any:
-    if not info.enabled:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 def _check_resume_args(ck: dict[str, Any], args: argparse.Namespace, out: Path) -> None:
     old, new = ck["config"], vars(args)
     diff = {k: (old.get(k), new.get(k)) for k in set(old) | set(new)
@@ -395,7 +387,7 @@ def _check_resume_args(ck: dict[str, Any], args: argparse.Namespace, out: Path) 
 
 def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) -> dict[str, Any]:
     out = _cli.prepare_out_dir(args.out, TOOL, allow_existing=args.resume) if info.is_main else None
-    out = Path(_broadcast(str(out) if out else None, info))
+    out = Path(_train.broadcast_object(str(out) if out else None, info))
     log = (lambda *a: tqdm.write(" ".join(str(x) for x in a))) if info.is_main else (lambda *a: None)
     teacher = _aa_common.load_teacher(args)
     fs = teacher.sample_rate
