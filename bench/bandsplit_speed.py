@@ -21,6 +21,10 @@ baseline is the reference's computation.
     uv run bench/bandsplit_speed.py --quick       # < 1 min on a 2-core CPU
     uv run bench/bandsplit_speed.py --batch 32 --device cuda
 
+On a shared (oversubscribed) CPU machine, multi-threaded timings collapse (OpenMP threads
+spin-wait on each other, worst for the larger vectorised kernels): use ``--threads 1`` or run
+with ``OMP_WAIT_POLICY=PASSIVE`` there, and compare forms only within one run.
+
 To add a configuration (e.g. BSDT), add a factory to ``MODEL_FACTORIES``: it takes the parsed
 arguments and returns ``(vectorised_model, loop_model_or_None, band_layers)`` where
 ``band_layers`` maps "vectorised"/"loop" to ``(split, decoder)`` module pairs or is ``None``.
@@ -110,18 +114,23 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _timed(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> float:
-    """Median wall time of ``fn`` in seconds."""
+def _timed(fns: dict[str, Callable[[], object]], device: torch.device, warmup: int,
+           repeats: int) -> dict[str, float]:
+    """Median wall time (s) of each function. Runs alternate between the functions (the order
+    flips every round), so a machine whose load changes during the bench favours none."""
     for _ in range(warmup):
-        fn()
+        for fn in fns.values():
+            fn()
     _sync(device)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    names = list(fns)
+    for r in range(repeats):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            t0 = time.perf_counter()
+            fns[name]()
+            _sync(device)
+            times[name].append(time.perf_counter() - t0)
+    return {name: sorted(v)[len(v) // 2] for name, v in times.items()}
 
 
 def check_loop_against_fixture() -> str:
@@ -152,20 +161,18 @@ def check_same_output(fast: nn.Module, loop: nn.Module, device: torch.device) ->
     return err
 
 
-def train_step_time(model: nn.Module, x: torch.Tensor, target: torch.Tensor, device: torch.device,
-                    warmup: int, repeats: int) -> float:
-    model.train()
-
+def train_step_fn(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> Callable[[], None]:
+    """One training step's forward + backward (L1 on the complex output)."""
     def step() -> None:
+        model.train()
         model.zero_grad(set_to_none=True)
         loss = (model(x) - target).abs().mean()
         loss.backward()
 
-    return _timed(step, device, warmup, repeats)
+    return step
 
 
-def band_layers_time(split: nn.Module, decoder: nn.Module, x: torch.Tensor, n: int, device: torch.device,
-                     warmup: int, repeats: int) -> float:
+def band_layers_fn(split: nn.Module, decoder: nn.Module, x: torch.Tensor) -> Callable[[], None]:
     """Forward + backward of BandSplit + MaskDecoder alone (the part the loops slow down)."""
     def step() -> None:
         split.zero_grad(set_to_none=True)
@@ -174,18 +181,19 @@ def band_layers_time(split: nn.Module, decoder: nn.Module, x: torch.Tensor, n: i
         mask = decoder(feats)                                # [B, F, T, 3]
         torch.view_as_real(mask).square().mean().backward()
 
-    return _timed(step, device, warmup, repeats)
+    return step
 
 
-def inference_rtf(model: nn.Module, seconds: float, device: torch.device, warmup: int, repeats: int) -> float:
-    model.eval()
+def inference_fn(model: nn.Module, seconds: float, device: torch.device) -> Callable[[], None]:
+    """STFT + no-grad model + iSTFT on one utterance of ``seconds`` at 16 kHz."""
     wave = torch.randn(1, int(seconds * SAMPLE_RATE), generator=torch.Generator().manual_seed(1)).to(device)
 
     def run() -> None:
+        model.eval()
         with torch.no_grad():
             istft(model(stft(wave)), wave.shape[-1])
 
-    return _timed(run, device, warmup, repeats) / seconds
+    return run
 
 
 def peak_memory_mib(model: nn.Module, seconds: float, device: torch.device) -> float:
@@ -347,18 +355,22 @@ def main(argv: list[str] | None = None) -> None:
         if loop is not None:
             err = check_same_output(fast, loop, device)
             print(f"{name}: loop vs vectorised max relative difference {err:.1e}")
-        res: dict[str, dict[str, float]] = {}
+        res: dict[str, dict[str, float]] = {impl: {} for impl, _ in impls}
+        t = _timed({impl: train_step_fn(m, x, target) for impl, m in impls}, device, args.warmup, args.repeats)
+        for impl, _ in impls:
+            res[impl]["train_ms"] = 1e3 * t[impl]
+        if layers is not None:
+            t = _timed({impl: band_layers_fn(*layers[impl], x) for impl, _ in impls}, device, args.warmup,
+                       max(args.repeats, 3))
+            for impl, _ in impls:
+                res[impl]["layers_ms"] = 1e3 * t[impl]
+        t = _timed({impl: inference_fn(m, args.rtf_seconds, device) for impl, m in impls}, device,
+                   args.warmup, args.repeats)
         for impl, model in impls:
-            r = res.setdefault(impl, {})
-            r["train_ms"] = 1e3 * train_step_time(model, x, target, device, args.warmup, args.repeats)
-            if layers is not None:
-                split, dec = layers[impl]
-                r["layers_ms"] = 1e3 * band_layers_time(split, dec, x, args.num_channel, device,
-                                                        args.warmup, max(args.repeats, 3))
-            r["rtf"] = inference_rtf(model, args.rtf_seconds, device, args.warmup, args.repeats)
+            res[impl]["rtf"] = t[impl] / args.rtf_seconds
             if not args.no_memory:
-                r["mem"] = (peak_memory_mib(model, args.memory_seconds, device) if device.type == "cuda"
-                            else peak_memory_cpu_subprocess(args, name, impl))
+                res[impl]["mem"] = (peak_memory_mib(model, args.memory_seconds, device) if device.type == "cuda"
+                                    else peak_memory_cpu_subprocess(args, name, impl))
         for impl, _ in impls:
             r = res[impl]
             rows.append([name, impl, f"{n_params / 1e6:.3f}M", f"{r['train_ms']:.1f}",

@@ -66,11 +66,11 @@ class BandSplit(PackedPerBandModule):
         in_idx = torch.where(valid, 2 * starts[:, None] + j[None, :], pad_in)
         self.register_buffer("_in_idx", in_idx, persistent=False)                  # [K, J]
         self.register_buffer("_valid", valid, persistent=False)
-        # fc weight: flat chunks [N, 2w] row-major, band offsets
+        # fc weight: flat chunks [N, 2w] row-major at each band's offset
         _, _, offs = self._ragged["fc_weight"]
         off = torch.tensor(offs[:-1])
-        nn_ = torch.arange(n)
-        w_idx = off[:, None, None] + nn_[None, :, None] * width2[:, :, None] + j[None, None, :]
+        out_row = torch.arange(n)
+        w_idx = off[:, None, None] + out_row[None, :, None] * width2[:, :, None] + j[None, None, :]
         w_idx = torch.where(valid[:, None, :], w_idx, offs[-1])                      # [K, N, J]
         self.register_buffer("_w_idx", w_idx, persistent=False)
         self.reset_parameters()
