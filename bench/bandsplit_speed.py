@@ -310,13 +310,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "temporary page-faults each step (about a third of a BSRNN CPU step on a 2-core "
                         "VM); it speeds up both forms alike")
     p.add_argument("--quick", action="store_true",
-                   help="small run (< 1 min on a 2-core CPU): batch 2 x 1 s, RTF on 4 s, memory on 10 s, 1 repeat")
+                   help="small run (< 1 min on a 2-core CPU): batch 2 x 1 s, RTF on 4 s, memory on 10 s, "
+                        "1 repeat, one CPU thread unless --threads is given (robust on a shared machine)")
     p.add_argument("--seed", type=int, default=0, help="seed for weights and inputs")
     p.add_argument("--_memory-child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
         args.batch, args.crop_seconds, args.rtf_seconds = 2, 1.0, 4.0
         args.memory_seconds, args.warmup, args.repeats = 10.0, 1, 1
+        if args.threads is None and args.device in ("cpu", "auto"):
+            args.threads = 1
     return args
 
 
