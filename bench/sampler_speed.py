@@ -1,0 +1,204 @@
+"""Per-utterance enhancement time, NFE and real-time factor of every sampler and N, with and
+without classifier-free guidance; batched guidance (one forward of batch 2) against two
+forwards (same outputs); and our PC sampler against SGMSE+'s (``sgmse`` 0.1.2) on the same
+NCSN++ weights when that package is importable.
+
+    uv run bench/sampler_speed.py                                  # SmallUNet, CPU
+    uv run bench/sampler_speed.py --backbone ncsnpp --N 5          # SGMSE+'s 65.6 M NCSN++
+    uv run bench/sampler_speed.py --backbone ncsnpp --device cuda --amp
+    CUDA_VISIBLE_DEVICES= uv run --isolated --with sgmse==0.1.2 --with 'torch==2.11.*' \\
+        --with 'torchaudio==2.11.*' python bench/sampler_speed.py --backbone ncsnpp --N 5 --peer
+
+The model is a NoiseCondScoreModel (CNN noise encoder, FiLM injection, NC head, a fitted k-NN
+bank) with random weights moved off their init, so the conditional and unconditional scores
+differ; timings do not depend on the weights. Time = ``model.enhance`` of one utterance of
+``--seconds`` (normalisation, STFT, noise embedding once, padding, sampler, iSTFT), after one
+warm-up run; on CUDA with ``torch.cuda.synchronize`` around it. RTF = time / audio length.
+``fwd`` = backbone forwards x batch per utterance. CPU by default, GPU when present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "packages" / "sgmse_cfg" / "src"))
+
+from sgmse_cfg import (  # noqa: E402
+    NCSNPP_PRESETS,
+    SBVESDE,
+    CNNNoiseEncoder,
+    GuidedCond,
+    NCSNpp,
+    NoiseCondScoreModel,
+    SmallUNet,
+    expand_cond,
+    pc_sampler,
+)
+
+
+class TwoForwardCFG(GuidedCond):
+    """The same guided score as GuidedCond("cfg"), from two separate forwards of batch B."""
+
+    def score(self, forward, x, y, t):  # type: ignore[override]
+        B = x.shape[0]
+        s_c = forward(x, y, t, expand_cond(self.cond, B))
+        s_u = forward(x, y, t, expand_cond(self.null, B))
+        w = self.w.to(s_c.real.dtype).reshape(-1, 1, 1, 1)
+        return s_u + w * (s_c - s_u)
+
+
+def build(backbone: str, sde: str, device: torch.device, seed: int) -> NoiseCondScoreModel:
+    torch.manual_seed(seed)
+    if backbone == "smallunet":
+        bb = SmallUNet()
+    else:
+        preset = backbone.split(":", 1)[1] if ":" in backbone else "sgmse"
+        bb = NCSNpp.preset(preset)
+    kw = {"sde": SBVESDE(), "output_scaling": "data"} if sde == "sbve" else {}
+    m = NoiseCondScoreModel(bb, CNNNoiseEncoder(channels=(16, 32, 64, 64), dim=128), inject="film",
+                            n_classes=10, p_uncond=0.1, **kw)
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.02 * torch.randn(p.shape, generator=g))
+    m.fit_bank(torch.randn(256, 128, generator=g))
+    return m.to(device).eval()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_enhance(model: NoiseCondScoreModel, wave: torch.Tensor, kind: str, sampler: str, N: int, w: float,
+                 amp: bool, seed: int, device: torch.device) -> tuple[float, torch.Tensor, GuidedCond]:
+    def run() -> tuple[torch.Tensor, GuidedCond]:
+        gen = torch.Generator(device=device).manual_seed(seed)
+        ctx = torch.autocast(device.type, dtype=torch.bfloat16) if amp else torch.autocast(device.type, enabled=False)
+        with torch.no_grad(), ctx:
+            gc, _ = model.prepare(wave, 16000, guidance="cond" if kind == "cond" else "static", w=w)
+            if kind == "cfg-2fwd":
+                gc = TwoForwardCFG(gc.cond, gc.null, gc.w, "cfg")
+            return model.enhance(wave, 16000, cond=gc, sampler=sampler, N=N, generator=gen,
+                                 max_chunk_seconds=60.0), gc
+
+    run()  # warm-up (kernel selection, allocator)
+    _sync(device)
+    t0 = time.perf_counter()
+    out, gc = run()
+    _sync(device)
+    return time.perf_counter() - t0, out, gc
+
+
+def nfe_of(sampler: str, N: int) -> int:
+    return {"pc": 2 * N, "ode": 2 * N + 1, "sb_ode": N, "sb_sde": N}[sampler]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--backbone", default="smallunet",
+                   help=f"smallunet, ncsnpp (SGMSE+'s 65.6 M) or ncsnpp:PRESET ({', '.join(NCSNPP_PRESETS)}) "
+                        f"(default smallunet)")
+    p.add_argument("--samplers", nargs="+", default=["pc", "ode", "sb_ode"],
+                   choices=["pc", "ode", "sb_ode", "sb_sde"], help="samplers (default: pc ode sb_ode)")
+    p.add_argument("--N", type=int, nargs="+", default=[5, 10, 30], help="step counts (default 5 10 30)")
+    p.add_argument("--w", type=float, default=2.0, help="static guidance scale for the CFG rows (default 2)")
+    p.add_argument("--seconds", type=float, default=2.0, help="utterance length in s at 16 kHz (default 2)")
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda (default auto)")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast (complex parts stay float32)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--no-two-forwards", action="store_true", help="skip the two-forward CFG rows")
+    p.add_argument("--peer", action="store_true",
+                   help="also time SGMSE+'s own PC sampler (sgmse 0.1.2, isolated env) on the same NCSN++ weights")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))
+    wave = 0.1 * torch.randn(int(args.seconds * 16000), generator=torch.Generator().manual_seed(args.seed))
+    wave = wave.to(device)
+    models = {"ouve": build(args.backbone, "ouve", device, args.seed)}
+    if any(s.startswith("sb_") for s in args.samplers):
+        models["sbve"] = build(args.backbone, "sbve", device, args.seed)
+    n_par = sum(p.numel() for p in models["ouve"].backbone.parameters())
+    dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"backbone {args.backbone} ({n_par:,} params), {args.seconds} s utterance, device {dev_name}"
+          f"{', bf16 autocast' if args.amp else ''}")
+    head = f"{'sampler':8s} {'N':>4s} {'guidance':16s} {'NFE':>5s} {'fwd x batch':>12s} {'s/utt':>9s} {'RTF':>8s}  note"
+    print(head + "\n" + "-" * len(head))
+    kinds = ["cond", "cfg"] + ([] if args.no_two_forwards else ["cfg-2fwd"])
+    for sampler in args.samplers:
+        model = models["sbve" if sampler.startswith("sb_") else "ouve"]
+        for N in args.N:
+            ref = None
+            for kind in kinds:
+                sec, out, gc = time_enhance(model, wave, kind, sampler, N, args.w, args.amp, args.seed, device)
+                nfe = nfe_of(sampler, N)
+                fwd = f"{nfe} x 1" if kind == "cond" else (f"{nfe} x 2" if kind == "cfg" else f"{2 * nfe} x 1")
+                note = ""
+                if kind == "cfg":
+                    ref = out
+                elif kind == "cfg-2fwd" and ref is not None:
+                    d = float((out - ref).abs().max()) / max(float(ref.abs().max()), 1e-12)
+                    note = f"same output as batched: max rel. diff {d:.1e}"
+                label = {"cond": "none (cond)", "cfg": f"CFG w={args.w:g} batched", "cfg-2fwd": f"CFG w={args.w:g} 2 fwd"}[kind]
+                print(f"{sampler:8s} {N:4d} {label:16s} {nfe:5d} {fwd:>12s} {sec:9.3f} {sec / args.seconds:8.3f}  {note}",
+                      flush=True)
+    if args.peer:
+        _peer(args, models["ouve"], wave, device)
+    return 0
+
+
+def _peer(args: argparse.Namespace, model: NoiseCondScoreModel, wave: torch.Tensor, device: torch.device) -> None:
+    """Our pc_sampler vs sgmse's get_pc_sampler on the same NCSN++ (no conditioning)."""
+    try:
+        from sgmse.backbones.ncsnpp import NCSNpp as PeerNCSNpp
+        from sgmse.sampling import get_pc_sampler
+        from sgmse.sdes import OUVESDE as PeerOUVESDE
+    except ImportError as e:
+        print(f"\n--peer: cannot import sgmse ({e}); run in the isolated environment shown in --help")
+        return
+    if not isinstance(model.backbone, NCSNpp):
+        print("\n--peer needs --backbone ncsnpp[:PRESET]")
+        return
+    peer = PeerNCSNpp(**{k: v for k, v in model.backbone.config.items() if k != "context_dim"}).to(device).eval()
+    peer.load_state_dict({k: v for k, v in model.backbone.state_dict().items()})
+    y_norm = wave / wave.abs().max()
+    Y = model.transform.wave_to_spec(y_norm, 16000)[None, None]
+    Y, _ = model.transform.pad_frames(Y, model.backbone.downsampling_factor)
+
+    def their_score(x, y, t):
+        return -peer(torch.cat([x, y], 1), t)
+
+    def our_score(x, y, t):
+        return -model.backbone(torch.cat([x, y], 1), t)
+
+    print(f"\nours vs SGMSE+'s PC sampler (reverse diffusion + ALD, snr 0.5) on the same NCSN++ weights, "
+          f"{tuple(Y.shape)} spectrogram, same torch.manual_seed:")
+    for N in args.N:
+        sde = PeerOUVESDE(theta=1.5, sigma_min=0.05, sigma_max=0.5, N=N)
+        res = {}
+        for name, fn in (("sgmse", lambda: get_pc_sampler("reverse_diffusion", "ald", sde, their_score, Y, snr=0.5,
+                                                           eps=0.03)()),
+                         ("ours", lambda: pc_sampler(model.sde, our_score, Y, N=N, snr=0.5, eps=0.03))):
+            with torch.no_grad():
+                torch.manual_seed(args.seed)
+                _sync(device)
+                t0 = time.perf_counter()
+                out, nfe = fn()
+                _sync(device)
+                res[name] = (time.perf_counter() - t0, out, nfe)
+        d = float((res["ours"][1] - res["sgmse"][1]).abs().max()) / float(res["sgmse"][1].abs().max())
+        print(f"  N={N:3d}: sgmse {res['sgmse'][0]:8.3f} s ({res['sgmse'][2]} NFE), ours {res['ours'][0]:8.3f} s "
+              f"({res['ours'][2]} NFE); max rel. diff {d:.1e}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
