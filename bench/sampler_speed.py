@@ -13,7 +13,7 @@ The model is a NoiseCondScoreModel (CNN noise encoder, FiLM injection, NC head, 
 bank) with random weights moved off their init, so the conditional and unconditional scores
 differ; timings do not depend on the weights. Time = ``model.enhance`` of one utterance of
 ``--seconds`` (normalisation, STFT, noise embedding once, padding, sampler, iSTFT), after one
-warm-up run; on CUDA with ``torch.cuda.synchronize`` around it. RTF = time / audio length.
+one-step warm-up run; on CUDA with ``torch.cuda.synchronize`` around it. RTF = time / audio length.
 ``fwd`` = backbone forwards x batch per utterance. CPU by default, GPU when present.
 """
 
@@ -37,20 +37,8 @@ from sgmse_cfg import (  # noqa: E402
     NCSNpp,
     NoiseCondScoreModel,
     SmallUNet,
-    expand_cond,
     pc_sampler,
 )
-
-
-class TwoForwardCFG(GuidedCond):
-    """The same guided score as GuidedCond("cfg"), from two separate forwards of batch B."""
-
-    def score(self, forward, x, y, t):  # type: ignore[override]
-        B = x.shape[0]
-        s_c = forward(x, y, t, expand_cond(self.cond, B))
-        s_u = forward(x, y, t, expand_cond(self.null, B))
-        w = self.w.to(s_c.real.dtype).reshape(-1, 1, 1, 1)
-        return s_u + w * (s_c - s_u)
 
 
 def build(backbone: str, sde: str, device: torch.device, seed: int) -> NoiseCondScoreModel:
@@ -78,17 +66,17 @@ def _sync(device: torch.device) -> None:
 
 def time_enhance(model: NoiseCondScoreModel, wave: torch.Tensor, kind: str, sampler: str, N: int, w: float,
                  amp: bool, seed: int, device: torch.device) -> tuple[float, torch.Tensor, GuidedCond]:
-    def run() -> tuple[torch.Tensor, GuidedCond]:
+    def run(n_steps: int = N) -> tuple[torch.Tensor, GuidedCond]:
         gen = torch.Generator(device=device).manual_seed(seed)
         ctx = torch.autocast(device.type, dtype=torch.bfloat16) if amp else torch.autocast(device.type, enabled=False)
         with torch.no_grad(), ctx:
             gc, _ = model.prepare(wave, 16000, guidance="cond" if kind == "cond" else "static", w=w)
             if kind == "cfg-2fwd":
-                gc = TwoForwardCFG(gc.cond, gc.null, gc.w, "cfg")
-            return model.enhance(wave, 16000, cond=gc, sampler=sampler, N=N, generator=gen,
+                gc = GuidedCond(gc.cond, gc.null, gc.w, "cfg", batched=False)
+            return model.enhance(wave, 16000, cond=gc, sampler=sampler, N=n_steps, generator=gen,
                                  max_chunk_seconds=60.0), gc
 
-    run()  # warm-up (kernel selection, allocator)
+    run(1)  # warm-up (kernel selection, allocator) with the same shapes
     _sync(device)
     t0 = time.perf_counter()
     out, gc = run()

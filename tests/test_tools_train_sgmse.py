@@ -148,3 +148,32 @@ def test_enhance_folder_long_file_and_guidance(trained: Path, corpus: Path, tmp_
     bad = _run("enhance_sgmse.py", [d48, "--ckpt", trained / "model.pt", "--out", tmp_path / "e48", "--N", "1"],
                check=False)
     assert bad.returncode == 1 and "48000 Hz" in bad.stdout
+
+
+@pytest.mark.parametrize("variant", ["pretrained-xattn", "plain"])
+def test_other_model_variants(variant: str, corpus: Path, tmp_path: Path) -> None:
+    """A pretrained-encoder adapter (tiny stand-in from a local file) read through cross-attention
+    in NCSN++, and the plain SGMSE+ model without a noise encoder."""
+    out = tmp_path / variant
+    if variant == "plain":
+        extra = ["--encoder", "none"]
+    else:
+        from sgmse_cfg import TransformerAudioEncoder, save_audio_encoder
+
+        torch.manual_seed(0)
+        save_audio_encoder(TransformerAudioEncoder(n_mels=32, embed_dim=16, depth=1, heads=2), tmp_path / "enc.pt")
+        extra = ["--encoder", "pretrained", "--encoder-ckpt", tmp_path / "enc.pt", "--inject", "xattn",
+                 "--backbone", "ncsnpp", "--ncsnpp-preset", "storm_6m", "--num-tokens", "4"]
+    _run("train_sgmse.py", ["--data", corpus, "--epochs", "1", *TINY, "--steps-per-epoch", "1", "--out", out, *extra])
+    ck = torch.load(out / "model.pt", map_location="cpu", weights_only=True)
+    if variant == "plain":
+        assert "noise_cond" not in ck["model_config"] and ck["model_config"]["backbone"] == "SmallUNet"
+    else:
+        nc = ck["model_config"]["noise_cond"]
+        assert nc["encoder"] == "pretrained" and nc["inject"] == "xattn" and nc["encoder_config"]["freeze"]
+        assert ck["model_config"]["backbone_config"]["context_dim"] == 8
+        # the frozen encoder's weights are the file's
+        ref = torch.load(tmp_path / "enc.pt", weights_only=True)["model"]
+        assert torch.equal(ck["ema"]["encoder.encoder.patch_embed.weight"], ref["patch_embed.weight"])
+    res = json.loads((out / "results.json").read_text())
+    assert res["test"]["count"] == 1

@@ -82,6 +82,13 @@ def test_guided_score_identities_and_batching(inject: str) -> None:
     c1 = expand_cond(m.condition(m.encode(y[:1])), B)
     want1 = m(x, y, t, expand_cond(null, B)) + 2.5 * (m(x, y, t, c1) - m(x, y, t, expand_cond(null, B)))
     torch.testing.assert_close(one, want1, **tol)
+    # the two-forward form gives the same score (for CPUs, where batch 2 costs more than 2 x 1)
+    calls.clear()
+    h = m.backbone.register_forward_hook(lambda mod, inp, out: calls.append(inp[0].shape[0]))
+    two = m.score_fn(GuidedCond(gc.cond, null, gc.w, batched=False))(x, y, t)
+    assert calls == [B, B]
+    h.remove()
+    torch.testing.assert_close(two, one, **tol)
 
 
 @torch.no_grad()

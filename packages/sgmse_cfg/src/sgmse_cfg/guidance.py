@@ -91,13 +91,16 @@ class GuidedCond:
     ``mode``: ``"cond"`` (``cond`` only), ``"uncond"`` (``null`` only) or ``"cfg"``
     (:func:`guided_score` with ``w [B]`` or ``[1]``). ``cond`` / ``null`` may have batch 1
     (shared by all items, e.g. the chunks of one long file). ``w`` is kept for reporting in
-    the un-guided modes (1 or 0).
+    the un-guided modes (1 or 0). ``batched=False`` computes the two CFG halves with two
+    forwards of batch ``B`` instead of one of ``2B`` (same result; on a CPU a batch of 2 costs
+    more than two of 1, see ``bench/sampler_speed.py``; on a GPU the batched form is cheaper).
     """
 
     cond: BackboneCond
     null: BackboneCond
     w: Tensor
     mode: str = "cfg"
+    batched: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in ("cond", "uncond", "cfg"):
@@ -111,11 +114,16 @@ class GuidedCond:
         w = self.w
         if w.numel() == 1 and x.shape[0] != 1:
             w = w.reshape(1).expand(x.shape[0])
+        if not self.batched:
+            B = x.shape[0]
+            s_c = forward(x, y, t, expand_cond(self.cond, B))
+            s_u = forward(x, y, t, expand_cond(self.null, B))
+            return s_u + w.to(device=s_c.device, dtype=s_c.real.dtype).reshape(-1, *([1] * (s_c.ndim - 1))) * (s_c - s_u)
         return guided_score(forward, x, y, t, self.cond, self.null, w)
 
     @property
     def forwards_per_eval(self) -> int:
-        """Backbone batch multiplier: 2 for CFG, else 1."""
+        """Backbone work per score evaluation in batch-B forwards: 2 for CFG, else 1."""
         return 2 if self.mode == "cfg" else 1
 
 

@@ -170,13 +170,14 @@ class NoiseCondScoreModel(ScoreModel):
         return self.injector(null_p[None], null_t[None])
 
     def guided_cond(self, enc: NoiseEncoding, guidance: str = "cond", w: float = 1.0,
-                    alpha: float = 0.5) -> GuidedCond:
+                    alpha: float = 0.5, batched: bool = True) -> GuidedCond:
         """Bind an encoding and a guidance choice for a sampler (see :mod:`.guidance`).
 
         ``guidance``: ``"cond"`` (conditional score, 1 forward per evaluation), ``"uncond"``,
         ``"static"`` (``w``), ``"nc"`` / ``"knn"`` / ``"mix"`` (``w * u`` per utterance).
         ``"static"`` with ``w = 1`` (``0``) runs as ``"cond"`` (``"uncond"``): the same score
-        with one forward instead of two.
+        with one forward instead of two. ``batched``: CFG halves in one forward of batch 2B
+        (default) or two of batch B.
         """
         if guidance not in GUIDANCE_MODES:
             raise ValueError(f"guidance must be one of {GUIDANCE_MODES}, got {guidance!r}")
@@ -186,7 +187,7 @@ class NoiseCondScoreModel(ScoreModel):
         mode = {"cond": "cond", "uncond": "uncond"}.get(guidance, "cfg")
         if guidance == "static" and float(w) in (0.0, 1.0):
             mode = "cond" if float(w) == 1.0 else "uncond"
-        return GuidedCond(self.condition(enc), self.null_condition(), weights, mode)
+        return GuidedCond(self.condition(enc), self.null_condition(), weights, mode, batched)
 
     @torch.no_grad()
     def uncertainty(self, enc: NoiseEncoding) -> dict[str, Tensor]:
