@@ -204,11 +204,25 @@ def test_condition_dropout_uses_the_learned_null(inject: str) -> None:
     torch.testing.assert_close(ev, ScoreModel.loss(m, x0, y, torch.Generator().manual_seed(11), m.condition(m.encode(y))))
 
 
-def test_dropout_rate() -> None:
-    m = _model(p_uncond=0.2).train()
+def test_dropout_rate_in_training_only() -> None:
+    """loss_terms drops about p_uncond of the items (seeded) in train mode and none in eval."""
+    m = _model(p_uncond=0.2)
+    masks = []
+    orig = m.condition
+    m.condition = lambda enc, drop=None: (masks.append(drop), orig(enc, drop))[1]  # type: ignore[method-assign]
+    x0 = _spec(16, 8, 1)
     g = torch.Generator().manual_seed(0)
-    draws = torch.cat([torch.rand(64, generator=g) < 0.2 for _ in range(50)])
-    assert abs(float(draws.float().mean()) - 0.2) < 0.02
+    m.train()
+    with torch.no_grad():
+        for _ in range(20):
+            m.loss_terms(x0, x0, g)
+    frac = float(torch.cat(masks).float().mean())
+    assert abs(frac - 0.2) < 0.05, frac  # 320 Bernoulli(0.2) draws
+    masks.clear()
+    m.eval()
+    with torch.no_grad():
+        m.loss_terms(x0, x0, g)
+    assert masks == [None]
 
 
 # ---- the embedding is computed once per utterance ---------------------------------------------------
