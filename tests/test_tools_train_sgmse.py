@@ -177,3 +177,31 @@ def test_other_model_variants(variant: str, corpus: Path, tmp_path: Path) -> Non
         assert torch.equal(ck["ema"]["encoder.encoder.patch_embed.weight"], ref["patch_embed.weight"])
     res = json.loads((out / "results.json").read_text())
     assert res["test"]["count"] == 1
+
+
+def test_voicebank_demand_layout_gives_10_nc_classes(tmp_path: Path) -> None:
+    """A miniature VoiceBank-DEMAND tree (16 kHz, with log_trainset_28spk.txt): NC labels from the
+    log over the 10 training noise classes; validation speakers p226/p287 held out of training."""
+    root = tmp_path / "vb"
+    rng = np.random.default_rng(0)
+    names = {"train": [f"{s}_{i:03d}" for s in ("p236", "p239", "p226", "p287") for i in range(1, 5)],
+             "test": ["p232_001", "p257_001"]}
+    noises = ["babble", "cafeteria", "car", "kitchen", "meeting", "metro", "restaurant", "ssn", "station", "traffic"]
+    log = []
+    for part, folder in (("train", "trainset_28spk"), ("test", "testset")):
+        for kind in ("clean", "noisy"):
+            (root / f"{kind}_{folder}_wav").mkdir(parents=True)
+        for j, n in enumerate(names[part]):
+            clean = 0.1 * rng.standard_normal(12000)
+            sf.write(root / f"clean_{folder}_wav" / f"{n}.wav", clean, 16000)
+            sf.write(root / f"noisy_{folder}_wav" / f"{n}.wav", clean + 0.05 * rng.standard_normal(12000), 16000)
+            if part == "train":
+                log.append(f"{n} {noises[j % 10]} 15")
+    (root / "log_trainset_28spk.txt").write_text("\n".join(log) + "\n")
+    out = tmp_path / "run"
+    proc = _run("train_sgmse.py", ["--data", root, "--epochs", "1", *TINY, "--steps-per-epoch", "1",
+                                   "--test-files", "0", "--out", out])
+    assert "VoiceBank-DEMAND (8 train / 8 valid / 2 test)" in proc.stdout + proc.stderr
+    ck = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
+    assert ck["class_names"] == noises and ck["model_config"]["noise_cond"]["n_classes"] == 10
+    assert ck["history"][0]["train_nc"] > 0 and "valid_nc_acc" in ck["history"][0]
