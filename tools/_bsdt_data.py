@@ -16,6 +16,8 @@ from typing import Any, Callable, Iterator
 
 import torch
 
+import _train
+
 import se_data
 from se_data import PairedFolders, VoiceBankDEMAND, load_audio
 
@@ -98,21 +100,7 @@ def iterate_batches(ds: Any, *, epoch: int, seed: int, batch_size: int, rank: in
     the same number of steps.
     """
     ds.set_epoch(epoch if shuffle else 0)
-    n = len(ds)
-    if shuffle:
-        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-        order = torch.randperm(n, generator=g).tolist()
-        usable = (n // (batch_size * world_size)) * batch_size * world_size
-        if usable == 0:
-            raise SystemExit(f"error: {n} training utterances are fewer than one global batch "
-                             f"({batch_size} x {world_size} processes); lower --batch-size")
-        order = order[:usable]
-    else:
-        order = list(range(n))
-    shard = order[rank::world_size]
-    n_batches = (len(shard) + batch_size - 1) // batch_size
-    if max_batches is not None:
-        n_batches = min(n_batches, max_batches)
-    for b in range(n_batches):
-        items = [ds[i] for i in shard[b * batch_size:(b + 1) * batch_size]]
+    for idx in _train.epoch_batches(len(ds), epoch=epoch, seed=seed, batch_size=batch_size, rank=rank,
+                                    world_size=world_size, max_batches=max_batches, shuffle=shuffle):
+        items = [ds[i] for i in idx]
         yield torch.stack([it["noisy"] for it in items]), torch.stack([it["clean"] for it in items])

@@ -83,6 +83,30 @@ def all_reduce_mean(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return x
 
 
+# ----------------------------------------------------------------------------- data order
+def epoch_batches(n: int, *, epoch: int, seed: int, batch_size: int, rank: int = 0, world_size: int = 1,
+                  max_batches: int | None = None, shuffle: bool = True) -> list[list[int]]:
+    """Index batches of one epoch on one rank.
+
+    The order depends only on ``(seed, epoch)``, so a resumed run and a DDP run see exactly the
+    data of an uninterrupted single run split across ranks. With ``shuffle`` (training) the last
+    incomplete global batch is dropped so that every rank takes the same number of steps.
+    """
+    if shuffle:
+        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        order = torch.randperm(n, generator=g).tolist()
+        usable = (n // (batch_size * world_size)) * batch_size * world_size
+        if usable == 0:
+            raise SystemExit(f"error: {n} training utterances are fewer than one global batch "
+                             f"({batch_size} x {world_size} processes); lower --batch-size")
+        order = order[:usable]
+    else:
+        order = list(range(n))
+    shard = order[rank::world_size]
+    batches = [shard[i:i + batch_size] for i in range(0, len(shard), batch_size)]
+    return batches if max_batches is None else batches[:max_batches]
+
+
 # ----------------------------------------------------------------------------- NaN guard
 class NonFiniteLossError(RuntimeError):
     pass
