@@ -218,6 +218,7 @@ def _scatter(out: Path, per_file: list[dict[str, Any]], unc: dict[str, list[floa
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     (out / "plots").mkdir(exist_ok=True)
     sets = np.array([r["set"] for r in per_file])
@@ -229,6 +230,7 @@ def _scatter(out: Path, per_file: list[dict[str, Any]], unc: dict[str, list[floa
                 m = sets == s
                 ax.scatter(np.asarray(uv)[m], np.asarray(qv)[m], s=14, c=color, label=s, alpha=0.8)
             ax.set(xlabel=un, ylabel=qn)
+            ax.xaxis.set_major_locator(MaxNLocator(4))  # readable ticks on narrow ranges
             ax.axhline(0.0, color="0.6", lw=0.8)
             ax.legend(fontsize=8)
     fig.tight_layout()

@@ -39,7 +39,7 @@ import _cli  # noqa: E402
 import _sgmse_common as common  # noqa: E402
 import _train  # noqa: E402
 
-from se_data import AudioFileError, SampleRateError  # noqa: E402
+from se_data import AudioFileError, SampleRateError, load_audio  # noqa: E402
 from sgmse_cfg import (  # noqa: E402
     NCSNPP_PRESETS,
     OUVESDE,
@@ -396,15 +396,20 @@ def _finalise(out: Path, data: common.SgmseData, args: argparse.Namespace, devic
     model.to(device)
     res: dict[str, Any] = {}
     if isinstance(model, NoiseCondScoreModel):
-        embs = []
+        # embed whole training utterances exactly as enhancement does (model.prepare), so that
+        # bank and queries are computed the same way (not crops vs whole files)
         n = min(len(data.train), args.bank_size)
-        for noisy, clean, _ in common.iterate_batches(data.train, None, epoch=0, seed=args.seed, batch_size=16,
-                                                      shuffle=False, max_batches=(n + 15) // 16):
-            _, y = common.to_specs(model, noisy.to(device), clean.to(device), SAMPLE_RATE)
-            embs.append(model.encode(y).pooled)
-        model.fit_bank(torch.cat(embs)[:n], generator=torch.Generator().manual_seed(args.seed))
+        order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(args.seed))[:n].sort().values
+        embs = []
+        for i in tqdm(order.tolist(), desc="k-NN bank", leave=False, dynamic_ncols=True):
+            e = data.train.entries[i]
+            noisy, _ = load_audio(e.noisy, SAMPLE_RATE, resample=args.resample, mono=True)
+            if noisy.abs().max() == 0 or noisy.shape[0] < model.transform.n_fft:
+                continue  # silent or too short: no embedding
+            embs.append(model.prepare(noisy.to(device), SAMPLE_RATE)[1].pooled)
+        model.fit_bank(torch.cat(embs), generator=torch.Generator().manual_seed(args.seed))
         res["bank"] = {"size": len(model.bank), "tau": float(model.bank.tau)}
-        tqdm.write(f"k-NN bank: {len(model.bank)} training embeddings, tau = {float(model.bank.tau):.4f}")
+        tqdm.write(f"k-NN bank: {len(model.bank)} training utterances embedded, tau = {float(model.bank.tau):.4f}")
     final = {k: ck[k] for k in ("tool", "config", "model_config", "sample_rate", "frames", "class_names",
                                 "versions", "epoch", "step", "best")}
     final["ema"] = {k: v.cpu() for k, v in model.state_dict().items()}
