@@ -104,8 +104,16 @@ def main() -> int:
     p.add_argument("--no-two-forwards", action="store_true", help="skip the two-forward CFG rows")
     p.add_argument("--peer", action="store_true",
                    help="also time SGMSE+'s own PC sampler (sgmse 0.1.2, isolated env) on the same NCSN++ weights")
+    p.add_argument("--check-sync", action="store_true",
+                   help="CUDA only: run each sampler (CFG, batched) under torch.cuda.set_sync_debug_mode('error'), "
+                        "so any host synchronisation inside the sampler loop raises, and report the result")
+    p.add_argument("--tf32", action="store_true",
+                   help="allow TF32 in float32 convolutions and matmuls on CUDA (default: off, so float32 rows "
+                        "are float32 and the batched / two-forward outputs are comparable)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
+    torch.backends.cudnn.allow_tf32 = args.tf32
+    torch.backends.cuda.matmul.allow_tf32 = args.tf32
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
@@ -118,7 +126,7 @@ def main() -> int:
     n_par = sum(p.numel() for p in models["ouve"].backbone.parameters())
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"backbone {args.backbone} ({n_par:,} params), {args.seconds} s utterance, device {dev_name}"
-          f"{', bf16 autocast' if args.amp else ''}")
+          f"{', bf16 autocast' if args.amp else ''}{', TF32 allowed' if args.tf32 and device.type == 'cuda' else ''}")
     head = f"{'sampler':8s} {'N':>4s} {'guidance':16s} {'NFE':>5s} {'fwd x batch':>12s} {'s/utt':>9s} {'RTF':>8s}  note"
     print(head + "\n" + "-" * len(head))
     kinds = ["cond", "cfg"] + ([] if args.no_two_forwards else ["cfg-2fwd"])
@@ -139,9 +147,43 @@ def main() -> int:
                 label = {"cond": "none (cond)", "cfg": f"CFG w={args.w:g} batched", "cfg-2fwd": f"CFG w={args.w:g} 2 fwd"}[kind]
                 print(f"{sampler:8s} {N:4d} {label:16s} {nfe:5d} {fwd:>12s} {sec:9.3f} {sec / args.seconds:8.3f}  {note}",
                       flush=True)
+    if args.check_sync:
+        _check_sync(args, models, wave, device)
     if args.peer:
         _peer(args, models["ouve"], wave, device)
     return 0
+
+
+def _check_sync(args: argparse.Namespace, models: dict[str, NoiseCondScoreModel], wave: torch.Tensor,
+                device: torch.device) -> None:
+    """Each sampler's loop, CFG batched, under sync-debug mode 'error': a host synchronisation
+    (``.item()``, ``float(tensor)``, a value-dependent branch, a pageable copy) raises."""
+    if device.type != "cuda":
+        print("\n--check-sync needs a CUDA device; skipped")
+        return
+    print("\nhost synchronisation inside the sampler loop (torch.cuda.set_sync_debug_mode('error')):")
+    for sampler in args.samplers:
+        model = models["sbve" if sampler.startswith("sb_") else "ouve"]
+        with torch.no_grad():
+            gc, _ = model.prepare(wave, 16000, guidance="static", w=args.w)
+            y_norm = wave / wave.abs().max()
+            Y = model.transform.wave_to_spec(y_norm, 16000)[None, None]
+            Y, _ = model.transform.pad_frames(Y, int(getattr(model.backbone, "downsampling_factor", 1)))
+            gen = torch.Generator(device=device).manual_seed(args.seed)
+            torch.cuda.synchronize()
+            torch.cuda.set_sync_debug_mode("error")
+            try:
+                model.sample(Y, sampler=sampler, N=min(args.N), cond=gc, generator=gen)
+                verdict = "none (passed under 'error' mode)"
+            except RuntimeError as e:
+                import traceback
+                frames = [f for f in traceback.extract_tb(e.__traceback__) if "sgmse_cfg" in f.filename]
+                where = (f" at {Path(frames[-1].filename).name}:{frames[-1].lineno} `{frames[-1].line}`"
+                         if frames else "")
+                verdict = f"SYNC FOUND{where}: {str(e).splitlines()[0][:120]}"
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        print(f"  {sampler:8s} N={min(args.N):3d} CFG batched: {verdict}", flush=True)
 
 
 def _peer(args: argparse.Namespace, model: NoiseCondScoreModel, wave: torch.Tensor, device: torch.device) -> None:
