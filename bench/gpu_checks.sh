@@ -54,7 +54,7 @@ else
     SG_F32=(--backbone ncsnpp --samplers pc sb_ode --N 30)
     SG_SMALL=(--backbone smallunet --samplers pc sb_ode --N 5 30)
     TR=(--epochs 2 --steps-per-epoch 40 --test-files 16)
-    SG_SYNC=(--backbone smallunet --samplers pc ode sb_ode --N 5 --no-two-forwards)
+    SG_SYNC=(--backbone ncsnpp --samplers pc ode sb_ode --N 5 --no-two-forwards)
     PR_B32=(--batch 32 --inference-seconds 60)
     PR_B6=(--batch 6 --inference-seconds 10)
 fi
@@ -68,6 +68,7 @@ step sampler_ncsnpp_bf16 150 bench/sampler_speed.py --device "$DEV" --amp --chec
 step sampler_ncsnpp_fp32 60 bench/sampler_speed.py --device "$DEV" "${SG_F32[@]}"
 step sampler_smallunet 45 bench/sampler_speed.py --device "$DEV" "${SG_SMALL[@]}"
 step sampler_sync 60 bench/sampler_speed.py --device "$DEV" --check-sync "${SG_SYNC[@]}"
+step sampler_sync_bf16 60 bench/sampler_speed.py --device "$DEV" --check-sync --amp "${SG_SYNC[@]}"
 step profile_bsrnn_b32 90 bench/profile_step.py --device "$DEV" "${PR_B32[@]}"
 step profile_bsrnn_b6 90 bench/profile_step.py --device "$DEV" "${PR_B6[@]}"
 step train_bsdt 120 tools/train_bsdt.py --device "$DEV" --out "${TRAIN_OUT:-$OUT/train_bsdt}" "${TR[@]}"

@@ -170,6 +170,7 @@ def _check_sync(args: argparse.Namespace, models: dict[str, NoiseCondScoreModel]
             Y = model.transform.wave_to_spec(y_norm, 16000)[None, None]
             Y, _ = model.transform.pad_frames(Y, int(getattr(model.backbone, "downsampling_factor", 1)))
             gen = torch.Generator(device=device).manual_seed(args.seed)
+            model.sample(Y, sampler=sampler, N=1, cond=gc, generator=gen)  # warm-up: one-off caches
             torch.cuda.synchronize()
             torch.cuda.set_sync_debug_mode("error")
             try:

@@ -25,12 +25,17 @@ from .mask_decoder import MaskDecoder, apply_fir_mask
 def _norm_channels_last(x: torch.Tensor, norm: nn.GroupNorm, causal: bool) -> torch.Tensor:
     """``GroupNorm(1, N)`` of ``[B, T, K, N]`` features: stats over (T, K, N), or (K, N) per frame.
 
-    One fused ``layer_norm`` over the normalised dims with the per-channel affine broadcast to
-    them (cheaper forward and backward than normalising and then scaling; and, unlike
-    ``group_norm`` on a channels-last view, no layout copies in the backward pass).
+    Whole-utterance statistics: ``group_norm`` on the ``[B, N, T, K]`` view (forward +
+    backward 2.2x faster than a ``layer_norm`` over (T, K, N) with the affine expanded to
+    those dims on an H100 and 3.5x on a CPU: ``bench/profile_step.py``). Per-frame
+    statistics: one fused ``layer_norm`` over (K, N) with the per-channel affine.
     """
-    shape = x.shape[2:] if causal else x.shape[1:]
-    return torch.nn.functional.layer_norm(x, shape, norm.weight.expand(shape), norm.bias.expand(shape), norm.eps)
+    if causal:
+        shape = x.shape[2:]
+        return torch.nn.functional.layer_norm(x, shape, norm.weight.expand(shape), norm.bias.expand(shape),
+                                              norm.eps)
+    return torch.nn.functional.group_norm(x.permute(0, 3, 1, 2), 1, norm.weight, norm.bias,
+                                          norm.eps).permute(0, 2, 3, 1)
 
 
 class BSRNN(nn.Module):

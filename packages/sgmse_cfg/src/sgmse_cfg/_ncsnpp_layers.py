@@ -55,12 +55,22 @@ def group_norm(ch: int) -> nn.GroupNorm:
 
 
 # ---- FIR resampling (StyleGAN2 / score_sde upfirdn2d with kernel [1, 3, 3, 1]) ---------------
+#: (taps, gain, device, dtype) -> 2-D kernel. Built once per device: building it in every
+#: forward meant a host-to-device copy per resampling layer, a host synchronisation inside
+#: every sampler step on CUDA (found by ``bench/sampler_speed.py --check-sync``).
+_FIR_KERNELS: dict[tuple, Tensor] = {}
+
+
 def _fir_kernel(taps: Sequence[float], x: Tensor, gain: float) -> Tensor:
-    k = torch.tensor(list(taps), dtype=torch.float64)
-    k2 = torch.outer(k, k)
-    k2 = k2 / k2.sum() * gain
     dtype = x.dtype if x.dtype.is_floating_point else torch.float32
-    return k2.to(device=x.device, dtype=dtype)[None, None].expand(x.shape[1], 1, *k2.shape)
+    key = (tuple(float(v) for v in taps), float(gain), x.device, dtype)
+    k2 = _FIR_KERNELS.get(key)
+    if k2 is None:
+        k = torch.tensor(list(taps), dtype=torch.float64)
+        k2 = torch.outer(k, k)
+        k2 = (k2 / k2.sum() * gain).to(device=x.device, dtype=dtype)
+        _FIR_KERNELS[key] = k2
+    return k2[None, None].expand(x.shape[1], 1, *k2.shape)
 
 
 def fir_downsample(x: Tensor, taps: Sequence[float]) -> Tensor:
