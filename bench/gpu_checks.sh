@@ -71,6 +71,7 @@ step sampler_sync 60 bench/sampler_speed.py --device "$DEV" --check-sync "${SG_S
 step sampler_sync_bf16 60 bench/sampler_speed.py --device "$DEV" --check-sync --amp "${SG_SYNC[@]}"
 step profile_bsrnn_b32 90 bench/profile_step.py --device "$DEV" "${PR_B32[@]}"
 step profile_bsrnn_b6 90 bench/profile_step.py --device "$DEV" "${PR_B6[@]}"
+step profile_bsdt_b6 90 bench/profile_step.py --device "$DEV" --model bsdt --num-heads 4 "${PR_B6[@]}"
 step train_bsdt 120 tools/train_bsdt.py --device "$DEV" --out "${TRAIN_OUT:-$OUT/train_bsdt}" "${TR[@]}"
 echo "=== failed steps: $failed"
 exit "$failed"

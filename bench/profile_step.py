@@ -77,6 +77,7 @@ def main() -> None:
     p.add_argument("--model", default="bsrnn", choices=["bsrnn", "bsdt"], help="model (default bsrnn)")
     p.add_argument("--num-channel", type=int, default=64, help="N (default 64, the published BSRNN)")
     p.add_argument("--num-layer", type=int, default=5, help="L (default 5)")
+    p.add_argument("--num-heads", type=int, default=4, help="BSDT heads (default 4, as bench/bandsplit_speed.py)")
     p.add_argument("--batch", type=int, default=6, help="utterances of --seconds (default 6)")
     p.add_argument("--seconds", type=float, default=2.0, help="crop length at 16 kHz (default 2)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -88,8 +89,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     torch.manual_seed(0)
-    model = (BSRNN if args.model == "bsrnn" else BSDT)(num_channel=args.num_channel,
-                                                       num_layer=args.num_layer).to(dev).train()
+    kw = {} if args.model == "bsrnn" else {"num_heads": args.num_heads}
+    model = (BSRNN if args.model == "bsrnn" else BSDT)(num_channel=args.num_channel, num_layer=args.num_layer,
+                                                       **kw).to(dev).train()
     wave = torch.randn(args.batch, int(args.seconds * 16000), generator=torch.Generator().manual_seed(1)).to(dev)
     x = torch.stft(wave, N_FFT, HOP, window=torch.hann_window(N_FFT, device=dev), return_complex=True)
     target = x * 0.5
