@@ -11,19 +11,21 @@ The workload (issue 5, "Speed"), per batch of 40 tones of 1.2 s at 48 kHz:
   bands) and against our own float64 path, with the largest per-item difference in dB between
   float32 and float64 on the same signals (must stay within 0.01 dB);
 - a standard-WaveNet student training step (float32: forward over fs + rf - 1 samples, MSE,
-  backward, Adam): ours vs a NAM-style module (neural-amp-modeler 0.12.3's layer code: nn.Conv1d
-  layers, input mixer over the whole condition then cropped) with the same weights;
+  backward, Adam): ours vs NAM's own WaveNet (neural-amp-modeler 0.12.3, built from our .nam
+  document) with the same weights;
 - the float64 teacher forward (the real standard capture when ../shared/data is present);
 - a full-loss epoch of 1,600 tones (40 batches; ESR + NMR + DC after the 12/16 kHz lowpass):
   ours with the teacher targets computed once and cached vs the reference way (teacher forward
   and N x H bandlimiter every batch, float64 NMR); measured on a few batches and extrapolated;
   the one-off cost of our cached targets is shown separately.
 
-Then inference speed (samples per second, batch 1, float32, 10 s) of our WaveNet against the
-NAM-style module on the real standard and feather captures, with the largest output difference,
-and the time of the 50-tone analysis sweep (tools/analyze_aa.py's computation, teacher + student).
-The neural-amp-modeler package itself is an optional peer that is not a dependency; where it is
-not installed the NAM-style module stands in and the table says so.
+Then inference speed (samples per second, batch 1, float32, 10 s) of our WaveNet against NAM's
+on the real standard and feather captures, with the largest output difference, and the time of
+the 50-tone analysis sweep (tools/analyze_aa.py's computation, teacher + student).
+The neural-amp-modeler package is the optional peer, in the workspace's ``nam-peer`` dependency
+group (``uv sync --all-packages --group nam-peer``), never imported at run time; where it is not
+installed a NAM-style rewrite of its layer code (nn.Conv1d layers, the input mixer over the whole
+condition then cropped) stands in, and the table says so.
 
     uv run bench/aa_speed.py --quick           # < 2 min on a 2-core CPU (1 measured batch)
     uv run bench/aa_speed.py                   # CPU, 3 measured batches, full inference/sweep
@@ -49,6 +51,7 @@ from torch import nn
 from aa_distill import (
     NMR,
     DistillationLoss,
+    nam_document,
     NamWaveNet,
     NMRLoss,
     bandlimit,
@@ -181,6 +184,19 @@ class NamStyleWaveNet(nn.Module):
 
 
 # ----------------------------------------------------------------------------- timing
+def peer_model(module: nn.Module) -> nn.Module:
+    """The baseline for one of our NAM WaveNets, same weights: NAM's own module
+    (``neural-amp-modeler``, built from our ``.nam`` document with ``init_from_nam``) when that
+    package is installed (``uv sync --all-packages --group nam-peer``), else the NAM-style
+    rewrite above. Both take ``(x [B, T], pad_start=...)``."""
+    if importlib.util.find_spec("nam") is None:
+        return NamStyleWaveNet(module)
+    from nam.models import init_from_nam
+
+    p = next(module.parameters())
+    return init_from_nam(nam_document(module)).to(device=p.device, dtype=p.dtype)
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -357,7 +373,7 @@ def main(argv: list[str] | None = None) -> dict:
         return run
 
     ours_model = copy.deepcopy(student)
-    base_model = NamStyleWaveNet(copy.deepcopy(student))
+    base_model = peer_model(copy.deepcopy(student))
     with torch.no_grad():
         same = float((ours_model(seg32[:2], pad_start=False) - base_model(seg32[:2], pad_start=False)).abs().max())
     s_ours, s_base = student_step(ours_model), student_step(base_model)
@@ -378,7 +394,7 @@ def main(argv: list[str] | None = None) -> dict:
                            for i in range(0, len(ep_tones), mb)])
     loss_ours = DistillationLoss(FS, nmr_dtype=torch.float32).to(dev)
     loss_ref = DistillationLoss(FS, nmr_dtype=torch.float64).to(dev)
-    m_ours, m_ref = copy.deepcopy(student), NamStyleWaveNet(copy.deepcopy(student))
+    m_ours, m_ref = copy.deepcopy(student), peer_model(copy.deepcopy(student))
     o_ours = torch.optim.Adam(m_ours.parameters(), lr=5e-4)
     o_ref = torch.optim.Adam(m_ref.parameters(), lr=5e-4)
 
@@ -420,7 +436,7 @@ def main(argv: list[str] | None = None) -> dict:
                 inf_rows.append([fname, "-", "-", "-", "not found (../shared/data absent)"])
                 continue
             ours_m = load_nam(path, device=dev)
-            base_m = NamStyleWaveNet(ours_m)
+            base_m = peer_model(ours_m)
             audio = torch.randn(1, int(seconds * FS), generator=torch.Generator().manual_seed(1)).to(dev) * 0.3
             with torch.no_grad():
                 ours_m(audio[:, :4800]), base_m(audio[:, :4800])
