@@ -125,6 +125,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--lr", type=float, default=None,
                    help="Adam learning rate (default: SGMSE+'s 1e-4; 1e-3 on the demo corpus, where 400 steps must "
                         "show learning in a few CPU minutes)")
+    g.add_argument("--optimizer", choices=["adam", "sgd"], default="adam",
+                   help="adam: the recipe's Adam; sgd: plain SGD (for controlled comparisons, e.g. DDP against "
+                        "one process; default adam)")
     g.add_argument("--ema", type=float, default=0.999, help="EMA decay of the weights (SGMSE+: 0.999)")
     g.add_argument("--no-ema-warmup", action="store_true",
                    help="use the EMA decay from the first step (SGMSE+'s torch_ema). Default: decay "
@@ -194,11 +197,13 @@ class _LossModule(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x0: torch.Tensor, y: torch.Tensor, labels: torch.Tensor, seed: int) -> dict[str, torch.Tensor]:
+    def forward(self, x0: torch.Tensor, y: torch.Tensor, labels: torch.Tensor, seed: int,
+                share: tuple[int, int] | None = None) -> dict[str, torch.Tensor]:
         g = torch.Generator(device=x0.device).manual_seed(seed)
         if isinstance(self.model, NoiseCondScoreModel):
-            return self.model.loss_terms(x0, y, g, labels=labels if self.model.nc_head is not None else None)
-        loss = self.model.loss(x0, y, g)
+            return self.model.loss_terms(x0, y, g, labels=labels if self.model.nc_head is not None else None,
+                                         share=share)
+        loss = self.model.loss(x0, y, g, share=share)
         return {"loss": loss, "dsm": loss}
 
 
@@ -267,7 +272,7 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
         model.null_embedding.requires_grad_(False)  # never used in training: keep DDP happy
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=lr)
+    opt = torch.optim.Adam(params, lr=lr) if args.optimizer == "adam" else torch.optim.SGD(params, lr=lr)
     mcfg = model.to_config()
 
     start_epoch, step, best = 0, 0, {"epoch": -1, "value": None, "key": "valid_dsm"}
@@ -312,7 +317,10 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
                    dynamic_ncols=True, total=steps_cap)
         for noisy, clean, labels in bar:
             x0, y = common.to_specs(model, noisy.to(device), clean.to(device), SAMPLE_RATE)
-            terms = ddp(x0, y, labels.to(device), _step_seed(args.seed, step, info.rank))
+            # the same seed on every rank: each draws the global batch's t / z / dropout and keeps
+            # its own items (share), so N processes train exactly as one with the global batch
+            terms = ddp(x0, y, labels.to(device), _step_seed(args.seed, step, 0),
+                        (info.rank, info.world_size) if info.enabled else None)
             _train.check_finite(terms, step=step, epoch=epoch, info=info)
             opt.zero_grad(set_to_none=True)
             terms["loss"].backward()

@@ -29,7 +29,7 @@ from .injection import INJECTIONS, NoiseInjector
 from .nc_head import NC_WEIGHT, NoiseClassifier, nc_loss
 from .noise_encoders import CNNNoiseEncoder, NoiseEncoding, SequenceNoiseEncoder
 from .pretrained_encoder import PretrainedNoiseEncoder
-from .score_model import BACKBONES, OutputScaling, ScoreModel
+from .score_model import BACKBONES, OutputScaling, ScoreModel, share_rand
 from .sdes import SDE, sde_from_dict
 from .spec_transform import SpecTransform, normalize_by_noisy
 
@@ -210,19 +210,21 @@ class NoiseCondScoreModel(ScoreModel):
 
     # ---- training ------------------------------------------------------------------------
     def loss_terms(self, x0: Tensor, y: Tensor, generator: torch.Generator | None = None, *,
-                   labels: Tensor | None = None, noise_ref: Tensor | None = None) -> dict[str, Tensor]:
+                   labels: Tensor | None = None, noise_ref: Tensor | None = None,
+                   share: tuple[int, int] | None = None) -> dict[str, Tensor]:
         """``{"loss", "dsm", ["nc", "nc_acc"]}``: ``loss = dsm + nc_weight * nc``.
 
         The embedding is encoded from ``y`` (or ``noise_ref``); in training mode each item's
         embedding is replaced by the null embedding with probability ``p_uncond`` (drawn
         from ``generator`` before the DSM noise). The NC term uses the un-dropped embedding
-        and ``labels [B]`` (``-1`` = no label).
+        and ``labels [B]`` (``-1`` = no label). ``share``: see :meth:`ScoreModel.loss` (the
+        dropout draws are shared the same way; the NC head's own dropout is not).
         """
         enc = self.encode(y, noise_ref)
         drop = None
         if self.training and self.p_uncond > 0:
-            drop = torch.rand(x0.shape[0], device=x0.device, generator=generator) < self.p_uncond
-        dsm = super().loss(x0, y, generator, self.condition(enc, drop))
+            drop = share_rand(x0.shape[0], generator, x0.device, torch.float32, share) < self.p_uncond
+        dsm = super().loss(x0, y, generator, self.condition(enc, drop), share=share)
         terms = {"dsm": dsm}
         total = dsm
         if self.nc_head is not None and labels is not None and self.nc_weight > 0:

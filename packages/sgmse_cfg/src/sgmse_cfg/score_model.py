@@ -40,6 +40,18 @@ BACKBONES: dict[str, type[nn.Module]] = {"NCSNpp": NCSNpp, "SmallUNet": SmallUNe
 SAMPLERS = ("pc", "ode", "sb_ode", "sb_sde")
 
 
+
+def share_rand(n: int, generator: torch.Generator | None, device: torch.device, dtype: torch.dtype,
+               share: tuple[int, int] | None = None) -> Tensor:
+    """``U[0, 1)`` numbers for ``n`` items; with ``share=(rank, world)`` drawn for the global
+    batch of ``n · world`` items and this rank's items ``rank::world`` taken."""
+    if share is None:
+        return torch.rand(n, device=device, dtype=dtype, generator=generator)
+    rank, world = share
+    if not (world >= 1 and 0 <= rank < world):
+        raise ValueError(f"share must be (rank, world) with 0 <= rank < world, got {share}")
+    return torch.rand(n * world, device=device, dtype=dtype, generator=generator)[rank::world]
+
 class ScoreModel(nn.Module):
     """Score model ``s(x_t, y, t, cond)`` for complex spectrograms ``[B, 1, F, T]``.
 
@@ -127,7 +139,7 @@ class ScoreModel(nn.Module):
 
     # ---- training -------------------------------------------------------------------------
     def loss(self, x0: Tensor, y: Tensor, generator: torch.Generator | None = None,
-             cond: BackboneCond | None = None) -> Tensor:
+             cond: BackboneCond | None = None, *, share: tuple[int, int] | None = None) -> Tensor:
         """Training loss on clean / noisy spectrograms ``[B, 1, F, T]``.
 
         ``t ~ U[t_eps, T]``, ``x_t = mean + std z`` with ``z ~ CN(0, 1)``. For score outputs
@@ -135,12 +147,17 @@ class ScoreModel(nn.Module):
         ``mean_batch(0.5 * sum_bins |std s + z|^2)`` (a sum over bins, so values are in the
         hundreds for 256 x 256 spectrograms); for ``"data"`` the data-prediction MSE
         ``mean_batch(mean_bins |x0_hat - x0|^2)``.
+
+        ``share=(rank, world)`` (data-parallel training): this batch holds items ``rank,
+        rank + world, ...`` of a global batch; ``t`` and ``z`` are drawn for the global batch
+        from ``generator`` (seeded alike on every rank) and this rank's items taken, so the
+        ranks together draw exactly what one process with the global batch draws.
         """
         B = x0.shape[0]
         dev, rdtype = x0.device, x0.real.dtype
-        u = torch.rand(B, device=dev, dtype=rdtype, generator=generator)
+        u = share_rand(B, generator, dev, rdtype, share)
         t = u * (self.sde.T - self.t_eps) + self.t_eps
-        x_t, z, std = self.sde.perturb(x0, y, t, generator)
+        x_t, z, std = self.sde.perturb(x0, y, t, generator, share)
         if self.output_scaling == "data":
             err = self.backbone_output(x_t, y, t, cond) - x0
             return err.abs().pow(2).reshape(B, -1).mean(dim=1).mean()

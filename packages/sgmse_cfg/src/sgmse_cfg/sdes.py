@@ -45,9 +45,17 @@ def _as_time(t: Tensor | float, ref: Tensor | None = None) -> Tensor:
     return torch.tensor(float(t), device=ref.device if ref is not None else None)
 
 
-def _randn_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    """Standard (circular complex) normal noise with ``x``'s shape, dtype and device."""
-    return torch.randn(x.shape, dtype=x.dtype, device=x.device, generator=generator)
+def _randn_like(x: Tensor, generator: torch.Generator | None, share: tuple[int, int] | None = None) -> Tensor:
+    """Standard (circular complex) normal noise with ``x``'s shape, dtype and device.
+
+    ``share=(rank, world)``: ``x`` holds items ``rank, rank + world, ...`` of a global batch of
+    ``world · B`` items; the noise is drawn for the whole global batch and those items taken,
+    so every item gets the numbers it would get in one process with the global batch."""
+    if share is None:
+        return torch.randn(x.shape, dtype=x.dtype, device=x.device, generator=generator)
+    rank, world = share
+    full = torch.randn((x.shape[0] * world, *x.shape[1:]), dtype=x.dtype, device=x.device, generator=generator)
+    return full[rank::world]
 
 
 class SDE(abc.ABC):
@@ -97,11 +105,12 @@ class SDE(abc.ABC):
         t = _as_time(t, x0)
         return self.mean(x0, y, t), self.std(t)
 
-    def perturb(self, x0: Tensor, y: Tensor, t: Tensor, generator: torch.Generator | None = None
-                ) -> tuple[Tensor, Tensor, Tensor]:
-        """Sample ``x_t = mean + std * z``; returns ``(x_t, z, std)``."""
+    def perturb(self, x0: Tensor, y: Tensor, t: Tensor, generator: torch.Generator | None = None,
+                share: tuple[int, int] | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """Sample ``x_t = mean + std * z``; returns ``(x_t, z, std)``. ``share``: see
+        :meth:`ScoreModel.loss` (the noise of this rank's items of a global batch)."""
         mean, std = self.marginal_prob(x0, y, t)
-        z = _randn_like(x0, generator)
+        z = _randn_like(x0, generator, share)
         return mean + batch_view(std, x0) * z, z, std
 
     def __repr__(self) -> str:
