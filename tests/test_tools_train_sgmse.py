@@ -196,6 +196,25 @@ def test_other_model_variants(variant: str, corpus: Path, tmp_path: Path) -> Non
     assert res["test"]["count"] == 1
 
 
+def test_bridge_model_trains_and_enhances_with_the_bridge_sampler(corpus: Path, tmp_path: Path) -> None:
+    """``--sde sbve`` (the built-in demo's default): the test table uses the bridge ODE, and
+    enhance_sgmse picks sb_ode by itself and refuses the PC sampler with the fix named."""
+    out = tmp_path / "sb"
+    _run("train_sgmse.py", ["--data", corpus, "--epochs", "1", *TINY, "--sde", "sbve", "--out", out])
+    ck = torch.load(out / "model.pt", map_location="cpu", weights_only=True)
+    assert ck["model_config"]["sde"]["name"] == "sbve"
+    res = json.loads((out / "results.json").read_text())
+    assert res["test"]["count"] == 1 and np.isfinite(res["test"]["mean"]["enhanced"]["SI-SDR (dB)"])
+    noisy_dir = corpus / "test" / "noisy"
+    ok = _run("enhance_sgmse.py", [noisy_dir, "--ckpt", out / "model.pt", "--out", tmp_path / "e", "--N", "2",
+                                   "--limit", "1"])
+    settings = json.loads((tmp_path / "e" / "settings.json").read_text())
+    assert settings["args"]["sampler"] == "sb_ode" and "enhanced 1 of 1 files" in ok.stdout
+    bad = _run("enhance_sgmse.py", [noisy_dir, "--ckpt", out / "model.pt", "--out", tmp_path / "e2", "--sampler",
+                                    "pc"], check=False)
+    assert bad.returncode != 0 and "sb_ode" in (bad.stdout + bad.stderr)
+
+
 def test_voicebank_demand_layout_gives_10_nc_classes(tmp_path: Path) -> None:
     """A miniature VoiceBank-DEMAND tree (16 kHz, with log_trainset_28spk.txt): NC labels from the
     log over the 10 training noise classes; validation speakers p226/p287 held out of training."""

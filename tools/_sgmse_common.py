@@ -23,7 +23,7 @@ import torch
 
 import se_data
 from se_data import PairedFolders, VoiceBankDEMAND, load_audio
-from sgmse_cfg import NoiseCondScoreModel, ScoreModel, score_model_from_config
+from sgmse_cfg import SBVESDE, NoiseCondScoreModel, ScoreModel, score_model_from_config
 
 #: the demo corpus' noise kinds in class-index order (its manifest names one per file)
 DEMO_NOISE_CLASSES: tuple[str, ...] = tuple(sorted(se_data.DEFAULT_NOISE_WEIGHTS))
@@ -223,10 +223,13 @@ class _null_ctx:
 
 def add_sampler_args(p: argparse.ArgumentParser, *, default_N: int = 30) -> None:
     g = p.add_argument_group("sampling and guidance")
-    g.add_argument("--sampler", choices=["pc", "ode", "sb_ode", "sb_sde"], default="pc",
+    g.add_argument("--sampler", choices=["pc", "ode", "sb_ode", "sb_sde"], default=None,
                    help="pc: predictor-corrector (SGMSE+'s default); ode: probability-flow ODE (Heun); "
-                        "sb_ode / sb_sde: Schroedinger-bridge samplers (models trained with --sde sbve) (default pc)")
-    g.add_argument("--N", type=int, default=default_N, help=f"sampler steps (default {default_N}; PC: 2N score evaluations)")
+                        "sb_ode / sb_sde: Schroedinger-bridge samplers (models trained with --sde sbve) "
+                        "(default: sb_ode for a bridge model, pc otherwise)")
+    g.add_argument("--N", type=int, default=None,
+                   help=f"sampler steps (default {default_N} for pc / ode, 10 for the bridge samplers; PC: 2N score "
+                        f"evaluations)")
     g.add_argument("--predictor", choices=["reverse_diffusion", "euler_maruyama", "none"], default="reverse_diffusion",
                    help="PC predictor (default reverse_diffusion)")
     g.add_argument("--corrector", choices=["ald", "none"], default="ald", help="PC corrector (default ald)")
@@ -252,7 +255,18 @@ def add_sampler_args(p: argparse.ArgumentParser, *, default_N: int = 30) -> None
                         "output; faster on a CPU, slower on a GPU)")
 
 
-def options_from_args(args: argparse.Namespace) -> EnhanceOptions:
+def options_from_args(args: argparse.Namespace, model: ScoreModel, default_N: int = 30) -> EnhanceOptions:
+    """Sampling options from the command line; ``--sampler`` / ``--N`` left out follow the
+    model's SDE (the bridge samplers for a bridge model, PC otherwise)."""
+    bridge = isinstance(model.sde, SBVESDE)
+    if args.sampler is None:
+        args.sampler = "sb_ode" if bridge else "pc"
+    if bridge != args.sampler.startswith("sb_"):
+        raise SystemExit(f"error: --sampler {args.sampler} does not fit this model, trained with the "
+                         f"{'Schroedinger-bridge' if bridge else type(model.sde).__name__} SDE: use "
+                         f"{'sb_ode or sb_sde' if bridge else 'pc or ode'} (or leave --sampler out)")
+    if args.N is None:
+        args.N = 10 if bridge else default_N
     kw: dict[str, Any] = {}
     if args.sampler == "pc":
         kw = dict(predictor=args.predictor, corrector=args.corrector, snr=args.snr,

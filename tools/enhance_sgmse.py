@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     model, ck = common.load_model(args.ckpt, args.weights)
     model.to(device)
     sr = model.sample_rate
-    opts = common.options_from_args(args)
+    opts = common.options_from_args(args, model)
     out = _cli.prepare_out_dir(args.out, "enhance_sgmse")
     (out / "settings.json").write_text(json.dumps({"args": vars(args), "model_config": ck["model_config"],
                                                    "class_names": ck.get("class_names")}, indent=2, default=str))

@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     sr = model.sample_rate
     sets = {"ID": set_pairs(Path(args.id_dir), args.files), "OOD": set_pairs(Path(args.ood_dir), args.files)}
     out = _cli.prepare_out_dir(args.out, "eval_ood")
-    base = common.options_from_args(args)
+    base = common.options_from_args(args, model)
     per_file: list[dict[str, Any]] = []
     total = sum(len(v) for v in sets.values()) * len(conds)
     bar = tqdm(total=total, desc="enhancing", dynamic_ncols=True)
