@@ -223,6 +223,7 @@ class _null_ctx:
 
 def add_sampler_args(p: argparse.ArgumentParser, *, default_N: int = 30) -> None:
     g = p.add_argument_group("sampling and guidance")
+    p.set_defaults(default_N=default_N)  # --N for pc / ode when left out (options_from_args)
     g.add_argument("--sampler", choices=["pc", "ode", "sb_ode", "sb_sde"], default=None,
                    help="pc: predictor-corrector (SGMSE+'s default); ode: probability-flow ODE (Heun); "
                         "sb_ode / sb_sde: Schroedinger-bridge samplers (models trained with --sde sbve) "
@@ -255,7 +256,7 @@ def add_sampler_args(p: argparse.ArgumentParser, *, default_N: int = 30) -> None
                         "output; faster on a CPU, slower on a GPU)")
 
 
-def options_from_args(args: argparse.Namespace, model: ScoreModel, default_N: int = 30) -> EnhanceOptions:
+def options_from_args(args: argparse.Namespace, model: ScoreModel) -> EnhanceOptions:
     """Sampling options from the command line; ``--sampler`` / ``--N`` left out follow the
     model's SDE (the bridge samplers for a bridge model, PC otherwise)."""
     bridge = isinstance(model.sde, SBVESDE)
@@ -266,7 +267,7 @@ def options_from_args(args: argparse.Namespace, model: ScoreModel, default_N: in
                          f"{'Schroedinger-bridge' if bridge else type(model.sde).__name__} SDE: use "
                          f"{'sb_ode or sb_sde' if bridge else 'pc or ode'} (or leave --sampler out)")
     if args.N is None:
-        args.N = 10 if bridge else default_N
+        args.N = 10 if bridge else args.default_N
     kw: dict[str, Any] = {}
     if args.sampler == "pc":
         kw = dict(predictor=args.predictor, corrector=args.corrector, snr=args.snr,

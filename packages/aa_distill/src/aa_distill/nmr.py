@@ -104,17 +104,16 @@ class NMR(torch.nn.Module):
         many bits first with a straight-through gradient (the MATLAB original; the
         reference's 64 bits is a no-op).
     f_test : calibration frequency (1019.5 Hz).
-    dtype : compute dtype (``torch.float32`` or ``torch.float64``); ``None`` (default) uses
-        the inputs' (promoted) dtype. ``x - ref`` and ``x + ref`` are always formed in the
-        inputs' precision first, so float64 inputs with ``dtype=torch.float32`` keep the
-        float64 accuracy of the (possibly tiny) difference and run the band / spreading work
-        in float32.
+    dtype : compute dtype of the band and spreading work (``torch.float32`` or
+        ``torch.float64``); ``None`` (default) uses the inputs' (promoted) dtype.
     stft_float64 : run the two STFTs and the magnitude difference in float64 whatever
         ``dtype`` is (default True). A float32 STFT has a rounding floor about 140 dB below
         the strongest bin; in the quiet high bands of a lowpassed low tone the noise pattern
         sits near that floor, and a float32 STFT moved such a tone's NMR by up to 0.05 dB
         (1 in 40 random tones). With the float64 STFT the float32 path stays within 0.01 dB
-        of float64 (``bench/aa_speed.py`` prints the worst case on 40 tones).
+        of float64 (``bench/aa_speed.py`` prints the worst case on 40 tones). With
+        ``stft_float64=False`` the STFTs of ``x - ref`` and ``x + ref`` (formed in the inputs'
+        precision) run in ``dtype``, and ``|X| - |R|`` comes from them without cancellation.
     upper_form : how the upper frequency spreading is evaluated: ``"matrix"`` (a ``[109,
         109]`` power matrix per frame; fastest on GPUs), ``"loop"`` (108 vector steps over
         band distances; fastest on CPUs) or ``"auto"`` (default: matrix on CUDA tensors,
@@ -186,8 +185,8 @@ class NMR(torch.nn.Module):
         dz, ex = BAND_STEP_BARK, _SPREAD_EXPONENT
         log_a_uce = self._buf("log_a_uc", e) + (0.2 * dz) * torch.log(e)  # [..., m]
         a_uce = torch.exp(log_a_uce)
-        # sum_{j < remaining} a_uce^j = (1 - a^r) / (1 - a), as expm1 ratios: no cancellation
-        # when a_uce is close to 1 (float32 lost ~0.05 dB of NMR there with 1 - exp(.))
+        # sum_{j < remaining} a_uce^j = (1 - a^r) / (1 - a), as expm1 ratios (no cancellation
+        # when a_uce is close to 1)
         g_iu = torch.expm1(self._buf("remaining", e) * log_a_uce) / torch.expm1(log_a_uce)
         en = e / (self._buf("g_il", e) + g_iu - 1.0)
         ene = en.pow(ex)
