@@ -112,12 +112,12 @@ def test_wrong_sample_rate_is_refused(tmp_path: Path) -> None:
 
 
 def test_ddp_two_processes_equal_one_process_with_the_global_batch(corpus: Path, tmp_path: Path) -> None:
-    """Each rank draws t, z and the condition dropout for the whole global batch from a seed
+    """Each rank draws t, z and the dropouts for the whole global batch from a seed
     shared by the ranks and keeps its own items, so 2 x 2 under torchrun trains exactly as one
-    process with batch 4 (to ~1e-8). SGD (Adam's first steps are +-lr whatever the gradient) and no NC
-    head (its dropout uses the global RNG); condition dropout 0.5 so the dropout draws count."""
+    process with batch 4 (to ~1e-8), NC head included. SGD (Adam's first steps are +-lr whatever the
+    gradient); condition dropout 0.5 so the dropout draws count."""
     common = ["--data", corpus, "--epochs", "1", *TINY, "--test-files", "0", "--optimizer", "sgd", "--lr", "1e-5",
-              "--nc-weight", "0", "--p-uncond", "0.5", "--valid-batches", "1"]
+              "--p-uncond", "0.5", "--valid-batches", "1"]
 
     def weights(out: Path) -> dict[str, torch.Tensor]:
         ck = torch.load(out / "last.pt", map_location="cpu", weights_only=True)

@@ -184,13 +184,16 @@ def test_condition_dropout_uses_the_learned_null(inject: str) -> None:
     got, want_c, want_n = (getattr(v, field) for v in (c, full, null))
     torch.testing.assert_close(got[drop], want_n[drop])
     torch.testing.assert_close(got[~drop], want_c[~drop])
-    # in training, loss_terms draws the mask first from the generator; with the same draw
-    # done by hand, the loss is ScoreModel's loss under that condition
+    # in training, loss_terms draws the NC head's dropout, then the condition mask, from the
+    # generator; with the same draws done by hand, the loss is ScoreModel's loss under that
+    # condition
     m.train()
     x0 = _spec(4, 16, 6)
     g1 = torch.Generator().manual_seed(11)
     got_loss = m.loss_terms(x0, y, g1)["dsm"]
     g2 = torch.Generator().manual_seed(11)
+    if m.nc_head is not None:
+        torch.rand((4, m.encoder.dim), generator=g2)
     mask = torch.rand(4, generator=g2) < 0.5
     want = ScoreModel.loss(m, x0, y, g2, m.condition(m.encode(y), mask))
     torch.testing.assert_close(got_loss, want)

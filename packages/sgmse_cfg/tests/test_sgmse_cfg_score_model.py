@@ -200,20 +200,24 @@ def test_enhance_rejects_bad_input():
 
 
 def test_data_parallel_shares_reassemble_the_global_batch_loss():
-    """``share=(rank, world)``: every rank draws t / z / condition dropout for the global batch
+    """``share=(rank, world)``: every rank draws t / z / both dropouts for the global batch
     from the same seed and keeps items rank::world; the mean of the ranks' losses is then the
     one-process loss on the global batch (the DDP gradient), to float rounding."""
     from sgmse_cfg import CNNNoiseEncoder, NoiseCondScoreModel, SmallUNet
 
     torch.manual_seed(0)
     model = NoiseCondScoreModel(SmallUNet(channels=(4, 8)), CNNNoiseEncoder(channels=(4, 8), dim=8),
-                                inject="input_add", n_classes=0, p_uncond=0.5).train()
+                                inject="input_add", n_classes=3, p_uncond=0.5).train()
+    model.nc_head.dropout.p = 0.5  # make the NC head's dropout matter
+    labels = torch.tensor([0, 1, 2, 1])
     g = torch.Generator().manual_seed(1)
     x0 = torch.randn(4, 1, 256, 32, dtype=torch.complex64, generator=g)
     y = x0 + 0.5 * torch.randn(4, 1, 256, 32, dtype=torch.complex64, generator=g)
 
     def loss(idx, share):
-        return model.loss_terms(x0[idx], y[idx], torch.Generator().manual_seed(7), share=share)["loss"]
+        terms = model.loss_terms(x0[idx], y[idx], torch.Generator().manual_seed(7), labels=labels[idx], share=share)
+        assert "nc" in terms
+        return terms["loss"]
 
     whole = loss(slice(None), None)
     ranks = [loss(slice(r, None, 2), (r, 2)) for r in range(2)]

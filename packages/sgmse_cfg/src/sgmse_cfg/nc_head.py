@@ -16,6 +16,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._batch_random import share_rand
+
 __all__ = ["NoiseClassifier", "nc_loss", "NC_WEIGHT", "IGNORE_LABEL"]
 
 #: NASE's weight of the cross-entropy term
@@ -35,7 +37,15 @@ class NoiseClassifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.linear = nn.Linear(dim, n_classes)
 
-    def forward(self, pooled: Tensor) -> Tensor:
+    def forward(self, pooled: Tensor, generator: torch.Generator | None = None,
+                share: tuple[int, int] | None = None) -> Tensor:
+        """In training with a ``generator`` the dropout mask is drawn from it (``share``: one rank's
+        items of a data-parallel global batch), so seeded and data-parallel runs repeat exactly; without one,
+        ``nn.Dropout`` (the global RNG)."""
+        p = self.dropout.p
+        if self.training and p > 0 and generator is not None:
+            keep = share_rand(tuple(pooled.shape), generator, pooled.device, pooled.dtype, share) >= p
+            return self.linear(pooled * keep / (1.0 - p))
         return self.linear(self.dropout(pooled))
 
 

@@ -29,7 +29,8 @@ from .injection import INJECTIONS, NoiseInjector
 from .nc_head import NC_WEIGHT, NoiseClassifier, nc_loss
 from .noise_encoders import CNNNoiseEncoder, NoiseEncoding, SequenceNoiseEncoder
 from .pretrained_encoder import PretrainedNoiseEncoder
-from .score_model import BACKBONES, OutputScaling, ScoreModel, share_rand
+from ._batch_random import share_rand
+from .score_model import BACKBONES, OutputScaling, ScoreModel
 from .sdes import SDE, sde_from_dict
 from .spec_transform import SpecTransform, normalize_by_noisy
 
@@ -128,10 +129,11 @@ class NoiseCondScoreModel(ScoreModel):
                    output_scaling=cfg["output_scaling"], t_eps=cfg["t_eps"])
 
     # ---- embeddings and conditions ---------------------------------------------------------------
-    def encode(self, y: Tensor, noise_ref: Tensor | None = None) -> NoiseEncoding:
+    def encode(self, y: Tensor, noise_ref: Tensor | None = None, *, generator: torch.Generator | None = None,
+               share: tuple[int, int] | None = None) -> NoiseEncoding:
         """Noise embedding of the noisy spectrogram ``y [B, 1, F, T]`` (or of ``noise_ref``:
         a ``[B, 1, F, T]`` spectrogram, or ``[B, L]`` waveform for a waveform encoder), with
-        NC logits when the model has a head."""
+        NC logits when the model has a head (its training dropout drawn from ``generator``)."""
         ref = y if noise_ref is None else noise_ref
         if self.encoder.input_kind == "wave":
             if ref.is_complex():
@@ -141,7 +143,7 @@ class NoiseCondScoreModel(ScoreModel):
                              f"got a real tensor {tuple(ref.shape)}")
         enc = self.encoder(ref)
         if self.nc_head is not None:
-            enc.logits = self.nc_head(enc.pooled)
+            enc.logits = self.nc_head(enc.pooled, generator, share)
         return enc
 
     def _null(self) -> tuple[Tensor, Tensor]:
@@ -218,9 +220,9 @@ class NoiseCondScoreModel(ScoreModel):
         embedding is replaced by the null embedding with probability ``p_uncond`` (drawn
         from ``generator`` before the DSM noise). The NC term uses the un-dropped embedding
         and ``labels [B]`` (``-1`` = no label). ``share``: see :meth:`ScoreModel.loss` (the
-        dropout draws are shared the same way; the NC head's own dropout is not).
+        NC head's dropout and the condition dropout are drawn from ``generator`` the same way).
         """
-        enc = self.encode(y, noise_ref)
+        enc = self.encode(y, noise_ref, generator=generator, share=share)
         drop = None
         if self.training and self.p_uncond > 0:
             drop = share_rand(x0.shape[0], generator, x0.device, torch.float32, share) < self.p_uncond

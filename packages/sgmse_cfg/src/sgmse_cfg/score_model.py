@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from ._batch_random import share_rand
 from .conditioning import BackboneCond
 from .errors import BadAudioError
 from .ncsnpp import NCSNpp
@@ -41,16 +42,6 @@ SAMPLERS = ("pc", "ode", "sb_ode", "sb_sde")
 
 
 
-def share_rand(n: int, generator: torch.Generator | None, device: torch.device, dtype: torch.dtype,
-               share: tuple[int, int] | None = None) -> Tensor:
-    """``U[0, 1)`` numbers for ``n`` items; with ``share=(rank, world)`` drawn for the global
-    batch of ``n · world`` items and this rank's items ``rank::world`` taken."""
-    if share is None:
-        return torch.rand(n, device=device, dtype=dtype, generator=generator)
-    rank, world = share
-    if not (world >= 1 and 0 <= rank < world):
-        raise ValueError(f"share must be (rank, world) with 0 <= rank < world, got {share}")
-    return torch.rand(n * world, device=device, dtype=dtype, generator=generator)[rank::world]
 
 class ScoreModel(nn.Module):
     """Score model ``s(x_t, y, t, cond)`` for complex spectrograms ``[B, 1, F, T]``.
