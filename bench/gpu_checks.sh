@@ -6,7 +6,7 @@
 #   sgmse_cfg (issue 4):  RTF of every sampler / N / guidance on SGMSE+'s NCSN++ (bf16 autocast and
 #                        float32) and on SmallUNet, and no host synchronisation inside the samplers;
 #   profiles:             where BSRNN's training step spends its time (bench/profile_step.py);
-#   the main job:         a short tools/train_bsdt.py run on CUDA (end to end: train, test table).
+#   the tools on CUDA:    short tools/train_bsdt.py, train_sgmse.py and train_aa.py runs (end to end).
 #
 #   bash bench/gpu_checks.sh [OUT_DIR]          # PYTHON defaults to "uv run python"
 #   SMOKE=1 DEVICE=cpu bash bench/gpu_checks.sh  # tiny sizes: checks the script itself on a CPU
@@ -43,6 +43,9 @@ if [ "${SMOKE:-0}" = 1 ]; then
     SG_F32=(--backbone ncsnpp:storm_6m --samplers pc --N 2 --seconds 1 --no-two-forwards)
     SG_SMALL=(--backbone smallunet --samplers pc --N 2 --seconds 1 --no-two-forwards)
     TR=(--epochs 1 --steps-per-epoch 2 --valid-pesq-files 1 --test-files 2 --batch-size 2)
+    TS=(--epochs 1 --steps-per-epoch 2 --test-files 1 --test-N 2 --frames 32 --unet-channels 4,8 --valid-batches 1)
+    TA=(--num-tones 4 --batch-size 2 --valid-notes 2 --valid-levels-db -6 --channels 2 1 --dilations1 1 2 4
+        --dilations2 1 2 --no-progress --epochs 1)
     SG_SYNC=(--backbone smallunet --samplers pc sb_ode --N 2 --seconds 1 --no-two-forwards)
     PR_B32=(--batch 2 --num-layer 1 --rows 5 --inference-seconds 2)
     PR_B6=(--batch 1 --num-layer 1 --rows 5 --inference-seconds 2)
@@ -54,6 +57,8 @@ else
     SG_F32=(--backbone ncsnpp --samplers pc sb_ode --N 30)
     SG_SMALL=(--backbone smallunet --samplers pc sb_ode --N 5 30)
     TR=(--epochs 2 --steps-per-epoch 40 --test-files 16)
+    TS=(--epochs 2 --steps-per-epoch 40 --test-files 4)
+    TA=(--teacher ../shared/data/nam/core_wavenet_standard.nam --epochs 2 --num-tones 400 --no-progress)
     SG_SYNC=(--backbone ncsnpp --samplers pc ode sb_ode --N 5 --no-two-forwards)
     PR_B32=(--batch 32 --inference-seconds 60)
     PR_B6=(--batch 6 --inference-seconds 10)
@@ -73,5 +78,7 @@ step profile_bsrnn_b32 90 bench/profile_step.py --device "$DEV" "${PR_B32[@]}"
 step profile_bsrnn_b6 90 bench/profile_step.py --device "$DEV" "${PR_B6[@]}"
 step profile_bsdt_b6 90 bench/profile_step.py --device "$DEV" --model bsdt --num-heads 4 "${PR_B6[@]}"
 step train_bsdt 120 tools/train_bsdt.py --device "$DEV" --out "${TRAIN_OUT:-$OUT/train_bsdt}" "${TR[@]}"
+step train_sgmse 120 tools/train_sgmse.py --device "$DEV" --out "${TRAIN_OUT:-$OUT/train_bsdt}-sgmse" "${TS[@]}"
+step train_aa 120 tools/train_aa.py --device "$DEV" --out "${TRAIN_OUT:-$OUT/train_bsdt}-aa" "${TA[@]}"
 echo "=== failed steps: $failed"
 exit "$failed"
