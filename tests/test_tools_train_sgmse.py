@@ -167,6 +167,28 @@ def test_enhance_folder_long_file_and_guidance(trained: Path, corpus: Path, tmp_
     assert bad.returncode == 1 and "48000 Hz" in bad.stdout
 
 
+def test_enhance_with_a_separate_noise_reference(trained: Path, corpus: Path, tmp_path: Path) -> None:
+    """--noise-ref DIR: the noise encoder reads a noise-only recording of the same name, so the
+    adaptive w and the NC posterior change with it; a file without a reference fails clearly."""
+    noisy = tmp_path / "noisy"
+    noisy.mkdir()
+    wave, sr = sf.read(corpus / "test" / "noisy" / "demo_test_00000.wav", dtype="float32")
+    sf.write(noisy / "a.wav", wave, sr)
+    sf.write(noisy / "b.wav", wave, sr)
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    sf.write(refs / "a.wav", (0.3 * np.sin(2 * np.pi * 440 * np.arange(sr) / sr)).astype(np.float32), sr)  # a tone
+    common = ["--ckpt", trained / "model.pt", "--N", "2", "--guidance", "knn", "--threads", "1"]
+    plain = _run("enhance_sgmse.py", [noisy, *common, "--out", tmp_path / "p"])
+    with_ref = _run("enhance_sgmse.py", [noisy, *common, "--noise-ref", refs, "--out", tmp_path / "r"], check=False)
+    assert "enhanced 2 of 2 files" in plain.stdout
+    assert with_ref.returncode != 0 or "enhanced 1 of 2 files" in with_ref.stdout
+    assert "no noise reference" in with_ref.stdout and "b.wav" in with_ref.stdout
+    w_plain = {r["file"]: float(r["w"]) for r in csv.DictReader(open(tmp_path / "p" / "enhance.csv"))}
+    w_ref = {r["file"]: float(r["w"]) for r in csv.DictReader(open(tmp_path / "r" / "enhance.csv"))}
+    assert set(w_ref) == {"a.wav"} and abs(w_ref["a.wav"] - w_plain["a.wav"]) > 1e-4
+
+
 @pytest.mark.parametrize("variant", ["pretrained-xattn", "plain"])
 def test_other_model_variants(variant: str, corpus: Path, tmp_path: Path) -> None:
     """A pretrained-encoder adapter (tiny stand-in from a local file) read through cross-attention

@@ -176,10 +176,11 @@ class EnhanceOptions:
     batched_cfg: bool = True
 
 
-def enhance_wave(model: ScoreModel, wave: torch.Tensor, sr: int, opts: EnhanceOptions, seed: int
-                 ) -> tuple[torch.Tensor, dict[str, Any]]:
+def enhance_wave(model: ScoreModel, wave: torch.Tensor, sr: int, opts: EnhanceOptions, seed: int,
+                 noise_ref: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
     """Enhance one waveform ``[L]``; returns ``(enhanced [L] on CPU, info)`` with the guidance
-    scale, uncertainty diagnostics, NFE, wall time and real-time factor."""
+    scale, uncertainty diagnostics, NFE, wall time and real-time factor. ``noise_ref [L']``
+    (same rate): a separate noise recording for the noise encoder instead of the noisy input."""
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
     info: dict[str, Any] = {"seconds": wave.shape[-1] / sr}
@@ -191,7 +192,8 @@ def enhance_wave(model: ScoreModel, wave: torch.Tensor, sr: int, opts: EnhanceOp
     t0 = time.perf_counter()
     with torch.no_grad(), ctx:
         if isinstance(model, NoiseCondScoreModel):
-            gc, enc = model.prepare(wave, sr, guidance=opts.guidance, w=opts.w, alpha=opts.alpha)
+            gc, enc = model.prepare(wave, sr, guidance=opts.guidance, w=opts.w, alpha=opts.alpha,
+                                    noise_ref=noise_ref)
             gc.batched = opts.batched_cfg
             out = model.enhance(wave, sr, cond=gc, **common)
             info["w"] = float(gc.w.float().mean())
@@ -201,6 +203,9 @@ def enhance_wave(model: ScoreModel, wave: torch.Tensor, sr: int, opts: EnhanceOp
                 info["nc_class_name"] = model.class_names[int(info["nc_class"])]
             info["forwards_per_eval"] = gc.forwards_per_eval
         else:
+            if noise_ref is not None:
+                raise SystemExit("error: a noise reference needs a noise-conditioned model; this checkpoint "
+                                 "has no noise encoder")
             if opts.guidance not in ("cond",):
                 raise SystemExit(f"error: guidance {opts.guidance!r} needs a noise-conditioned model; this "
                                  f"checkpoint has no noise encoder (use --guidance cond)")

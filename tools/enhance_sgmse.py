@@ -42,6 +42,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="EMA weights (SGMSE+'s choice for inference) or the live ones (best.pt/last.pt only) (default ema)")
     p.add_argument("--clean", default=None, metavar="DIR",
                    help="clean references with the same relative names: also print PESQ / ESTOI / SI-SDR")
+    p.add_argument("--noise-ref", default=None, metavar="DIR",
+                   help="separate noise-only recordings with the same relative names as the noisy files: the noise "
+                        "encoder reads these instead of the noisy input (a file without one is reported as a failure)")
     p.add_argument("--resample", action="store_true",
                    help="resample files at another rate to the model's rate (output at the model's rate); without "
                         "it they are reported as failures naming the fix")
@@ -78,7 +81,13 @@ def main(argv: list[str] | None = None) -> int:
         target = (out / "enhanced" / rel).with_suffix(".wav")
         try:
             noisy, _ = load_audio(f, sr, resample=args.resample, mono=True)
-            enh, info = common.enhance_wave(model, noisy, sr, opts, seed=args.seed + i)
+            ref = None
+            if args.noise_ref:
+                ref_p = Path(args.noise_ref) / rel
+                if not ref_p.is_file():
+                    raise AudioFileError(f"no noise reference {ref_p} for {rel} (--noise-ref needs one per file)")
+                ref, _ = load_audio(ref_p, sr, resample=args.resample, mono=True)
+            enh, info = common.enhance_wave(model, noisy, sr, opts, seed=args.seed + i, noise_ref=ref)
             peak = float(enh.abs().max())
             if peak > 1.0:  # scale instead of clipping, and say so
                 tqdm.write(f"note: {rel}: output peak {peak:.2f} > 1, scaled by {1 / peak:.3f}")
