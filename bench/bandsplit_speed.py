@@ -161,37 +161,51 @@ def check_same_output(fast: nn.Module, loop: nn.Module, device: torch.device) ->
     return err
 
 
-def train_step_fn(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> Callable[[], None]:
+def _autocast(x: torch.Tensor, amp: bool) -> torch.autocast:
+    """bf16 autocast on ``x``'s device when ``amp`` (the complex STFT and mask stay float32)."""
+    return torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp)
+
+
+def train_step_fn(model: nn.Module, x: torch.Tensor, target: torch.Tensor, amp: bool = False
+                  ) -> Callable[[], None]:
     """One training step's forward + backward (L1 on the complex output)."""
     def step() -> None:
         model.train()
         model.zero_grad(set_to_none=True)
-        loss = (model(x) - target).abs().mean()
+        with _autocast(x, amp):
+            out = model(x)
+        loss = (out - target).abs().mean()
         loss.backward()
 
     return step
 
 
-def band_layers_fn(split: nn.Module, decoder: nn.Module, x: torch.Tensor) -> Callable[[], None]:
+def band_layers_fn(split: nn.Module, decoder: nn.Module, x: torch.Tensor, amp: bool = False
+                   ) -> Callable[[], None]:
     """Forward + backward of BandSplit + MaskDecoder alone (the part the loops slow down)."""
     def step() -> None:
         split.zero_grad(set_to_none=True)
         decoder.zero_grad(set_to_none=True)
-        feats = split(x)                                     # [B, T, K, N]
-        mask = decoder(feats)                                # [B, F, T, 3]
+        with _autocast(x, amp):
+            feats = split(x)                                 # [B, T, K, N]
+            mask = decoder(feats)                            # [B, F, T, 3]
         torch.view_as_real(mask).square().mean().backward()
 
     return step
 
 
-def inference_fn(model: nn.Module, seconds: float, device: torch.device) -> Callable[[], None]:
+def inference_fn(model: nn.Module, seconds: float, device: torch.device, amp: bool = False
+                 ) -> Callable[[], None]:
     """STFT + no-grad model + iSTFT on one utterance of ``seconds`` at 16 kHz."""
     wave = torch.randn(1, int(seconds * SAMPLE_RATE), generator=torch.Generator().manual_seed(1)).to(device)
 
     def run() -> None:
         model.eval()
         with torch.no_grad():
-            istft(model(stft(wave)), wave.shape[-1])
+            spec = stft(wave)
+            with _autocast(spec, amp):
+                out = model(spec)
+            istft(out, wave.shape[-1])
 
     return run
 
@@ -312,6 +326,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true",
                    help="small run (< 1 min on a 2-core CPU): batch 2 x 1 s, RTF on 4 s, memory on 10 s, "
                         "1 repeat, one CPU thread unless --threads is given (robust on a shared machine)")
+    p.add_argument("--amp", action="store_true",
+                   help="bf16 autocast for both forms' forward passes (training step, band layers, RTF); a GPU "
+                        "option: the issue's ratios are float32 against float32, so compare runs with and without")
     p.add_argument("--seed", type=int, default=0, help="seed for weights and inputs")
     p.add_argument("--_memory-child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -342,7 +359,8 @@ def main(argv: list[str] | None = None) -> None:
 
     print(check_loop_against_fixture())
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"device: {dev_name}; torch {torch.__version__}; malloc-tune {'on' if args.malloc_tune else 'off'}")
+    print(f"device: {dev_name}; torch {torch.__version__}; malloc-tune {'on' if args.malloc_tune else 'off'}"
+          f"{'; bf16 autocast' if args.amp else ''}")
     gen = torch.Generator().manual_seed(args.seed)
     n_samples = int(args.crop_seconds * SAMPLE_RATE)
     x = stft(torch.randn(args.batch, n_samples, generator=gen)).to(device)
@@ -359,15 +377,15 @@ def main(argv: list[str] | None = None) -> None:
             err = check_same_output(fast, loop, device)
             print(f"{name}: loop vs vectorised max relative difference {err:.1e}")
         res: dict[str, dict[str, float]] = {impl: {} for impl, _ in impls}
-        t = _timed({impl: train_step_fn(m, x, target) for impl, m in impls}, device, args.warmup, args.repeats)
+        t = _timed({impl: train_step_fn(m, x, target, args.amp) for impl, m in impls}, device, args.warmup, args.repeats)
         for impl, _ in impls:
             res[impl]["train_ms"] = 1e3 * t[impl]
         if layers is not None:
-            t = _timed({impl: band_layers_fn(*layers[impl], x) for impl, _ in impls}, device, args.warmup,
+            t = _timed({impl: band_layers_fn(*layers[impl], x, args.amp) for impl, _ in impls}, device, args.warmup,
                        max(args.repeats, 3))
             for impl, _ in impls:
                 res[impl]["layers_ms"] = 1e3 * t[impl]
-        t = _timed({impl: inference_fn(m, args.rtf_seconds, device) for impl, m in impls}, device,
+        t = _timed({impl: inference_fn(m, args.rtf_seconds, device, args.amp) for impl, m in impls}, device,
                    args.warmup, args.repeats)
         for impl, model in impls:
             res[impl]["rtf"] = t[impl] / args.rtf_seconds

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every GPU measurement the issues ask for, in one go (about 6 minutes on one H100):
 #   bandsplit (issue 3): BSRNN / BSDT training step and RTF vs the per-band-loop form, at the
-#                        bench's 6 x 2 s and at the reference's 32 x 2 s;
+#                        bench's 6 x 2 s and at the reference's 32 x 2 s (float32, and bf16 autocast);
 #   aa_distill (issue 5): the full-loss epoch (target: <= 5 s), NMR float32 vs float64, inference;
 #   sgmse_cfg (issue 4):  RTF of every sampler / N / guidance on SGMSE+'s NCSN++ (bf16 autocast and
 #                        float32) and on SmallUNet, and no host synchronisation inside the samplers;
@@ -68,6 +68,7 @@ $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_av
 
 step bandsplit_b6 150 bench/bandsplit_speed.py --device "$DEV" "${BS_A[@]}"
 step bandsplit_b32 100 bench/bandsplit_speed.py --device "$DEV" "${BS_B[@]}"
+step bandsplit_b32_amp 100 bench/bandsplit_speed.py --device "$DEV" --amp "${BS_B[@]}"
 step aa_speed 120 bench/aa_speed.py --device "$DEV" "${AA[@]}"
 step sampler_ncsnpp_bf16 150 bench/sampler_speed.py --device "$DEV" --amp --check-sync "${SG_AMP[@]}"
 step sampler_ncsnpp_fp32 60 bench/sampler_speed.py --device "$DEV" "${SG_F32[@]}"

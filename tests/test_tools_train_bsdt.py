@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 import os
 import subprocess
 import sys
@@ -149,6 +151,15 @@ def test_non_finite_loss_stops_with_a_clear_message(corpus: Path, tmp_path: Path
                 check=False)
     assert proc.returncode != 0
     assert "non-finite loss" in proc.stderr and "training stopped" in proc.stderr
+
+
+def test_amp_training_runs_and_logs_finite_losses(corpus: Path, tmp_path: Path) -> None:
+    """--amp: the training forward under bf16 autocast (CPU autocast here; a GPU option)."""
+    out = tmp_path / "amp"
+    _run([*TINY, "--data", str(corpus), "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2",
+          "--valid-pesq-files", "0", "--no-test", "--amp", "--out", str(out)])
+    rows = list(csv.DictReader(open(out / "log.csv")))
+    assert rows and all(math.isfinite(float(r["train_loss"])) for r in rows)
 
 
 def test_48k_data_is_refused_without_resample(tmp_path: Path) -> None:

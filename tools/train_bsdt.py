@@ -94,6 +94,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--lr-step", type=int, default=10, help="StepLR step size in epochs (default 10)")
     g.add_argument("--lr-gamma", type=float, default=0.98, help="StepLR decay factor (default 0.98)")
     g.add_argument("--clip", type=float, default=5.0, help="gradient-norm clipping (default 5)")
+    g.add_argument("--amp", action="store_true",
+                   help="bf16 autocast for the model's training forward (a GPU speed option; the loss, the "
+                        "complex STFT and mask, validation and test stay float32)")
     g.add_argument("--loss", choices=["recipe", "l1"], default="recipe",
                    help="recipe: 0.5 complex-L1 + 0.5 L1 on 0.3-compressed magnitudes; l1: plain L1 on the "
                         "real/imaginary parts (default recipe)")
@@ -238,7 +241,8 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
         for noisy, clean in bar:
             noisy, clean = noisy.to(device), clean.to(device)
             noisy_spec, clean_spec = stft.stft(noisy), stft.stft(clean)
-            est_spec = ddp_model(noisy_spec)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
+                est_spec = ddp_model(noisy_spec)
             loss, parts = criterion(est_spec, clean_spec)
             if disc is not None and epoch >= gan_start:
                 adv = F.mse_loss(disc(compress_magnitude(clean_spec).unsqueeze(1),

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._complex import as_complex
 from .stft import SampleRateMismatchError, SpectrogramTransform
 
 
@@ -115,7 +116,7 @@ class ERBUNetAdapter(nn.Module):
         if out_ri.shape != (spec_net.shape[0], 2, *spec_net.shape[1:]):
             raise ValueError(f"the net returned {list(out_ri.shape)}, expected real/imag stacked "
                              f"{[spec_net.shape[0], 2, *spec_net.shape[1:]]}")
-        out_net = torch.view_as_complex(out_ri.permute(0, 2, 3, 1).contiguous())
+        out_net = as_complex(out_ri.permute(0, 2, 3, 1).contiguous())
         y = self.net_stft.istft(out_net, length=z.shape[1])
         if short:
             y = y[:, short // 2: short // 2 + length]

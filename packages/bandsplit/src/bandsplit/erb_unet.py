@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from diffattn import AdaptiveDifferentialAttention, DifferentialAttention
 from torch import Tensor, nn
 
+from ._complex import as_complex
 from .erb_conv import DEFAULT_GROUP_KERNELS, HarmonicAwareGroupedConv
 from .stft import SpectrogramTransform
 
@@ -292,4 +293,4 @@ class ERBUNet257(ERBUNet):
                              f"(n_fft 512, hop 128), "
                              f"got {'complex' if spec.is_complex() else spec.dtype} {list(spec.shape)}")
         y = super().forward(torch.view_as_real(spec).permute(0, 3, 1, 2))
-        return torch.view_as_complex(y.permute(0, 2, 3, 1).contiguous())
+        return as_complex(y.permute(0, 2, 3, 1).contiguous())

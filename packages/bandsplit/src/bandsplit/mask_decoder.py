@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ._complex import as_complex
 from ._packed import PackedPerBandModule
 from .bands import check_band_widths, width_groups
 
@@ -120,7 +121,7 @@ class MaskDecoder(PackedPerBandModule):
             outs.append(g.view(kg, b * t, cap, 6).transpose(0, 1).reshape(b * t, kg * cap, 6))
         g = torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]                  # [BT, sum Kg cap, 6]
         g = g.index_select(1, self._out_idx).view(b, t, self.n_freq, 3, 2)        # [B, T, F, 3, 2]
-        return torch.view_as_complex(g.transpose(1, 2))
+        return as_complex(g.transpose(1, 2))
 
 
 def apply_fir_mask(mask: torch.Tensor, x: torch.Tensor, lookahead: int | None = None) -> torch.Tensor:
