@@ -154,6 +154,13 @@ def main() -> int:
     return 0
 
 
+def _noisy_spec(model: NoiseCondScoreModel, wave: torch.Tensor) -> torch.Tensor:
+    """``wave [L]`` normalised by ``max|wave|`` -> compressed spectrogram ``[1, 1, F, T]``, frames
+    padded to the backbone's multiple (what ``model.enhance`` samples on)."""
+    Y = model.transform.wave_to_spec(wave / wave.abs().max(), 16000)[None, None]
+    return model.transform.pad_frames(Y, int(getattr(model.backbone, "downsampling_factor", 1)))[0]
+
+
 def _check_sync(args: argparse.Namespace, models: dict[str, NoiseCondScoreModel], wave: torch.Tensor,
                 device: torch.device) -> None:
     """Each sampler's loop, CFG batched, under sync-debug mode 'error': a host synchronisation
@@ -166,9 +173,7 @@ def _check_sync(args: argparse.Namespace, models: dict[str, NoiseCondScoreModel]
         model = models["sbve" if sampler.startswith("sb_") else "ouve"]
         with torch.no_grad():
             gc, _ = model.prepare(wave, 16000, guidance="static", w=args.w)
-            y_norm = wave / wave.abs().max()
-            Y = model.transform.wave_to_spec(y_norm, 16000)[None, None]
-            Y, _ = model.transform.pad_frames(Y, int(getattr(model.backbone, "downsampling_factor", 1)))
+            Y = _noisy_spec(model, wave)
             gen = torch.Generator(device=device).manual_seed(args.seed)
             model.sample(Y, sampler=sampler, N=1, cond=gc, generator=gen)  # warm-up: one-off caches
             torch.cuda.synchronize()
@@ -201,9 +206,7 @@ def _peer(args: argparse.Namespace, model: NoiseCondScoreModel, wave: torch.Tens
         return
     peer = PeerNCSNpp(**{k: v for k, v in model.backbone.config.items() if k != "context_dim"}).to(device).eval()
     peer.load_state_dict({k: v for k, v in model.backbone.state_dict().items()})
-    y_norm = wave / wave.abs().max()
-    Y = model.transform.wave_to_spec(y_norm, 16000)[None, None]
-    Y, _ = model.transform.pad_frames(Y, model.backbone.downsampling_factor)
+    Y = _noisy_spec(model, wave)
 
     def their_score(x, y, t):
         return -peer(torch.cat([x, y], 1), t)

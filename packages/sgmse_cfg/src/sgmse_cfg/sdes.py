@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ._batch_random import share_draw
+
 __all__ = ["SDE", "OUVESDE", "SBVESDE", "sde_from_dict", "batch_view"]
 
 
@@ -46,16 +48,9 @@ def _as_time(t: Tensor | float, ref: Tensor | None = None) -> Tensor:
 
 
 def _randn_like(x: Tensor, generator: torch.Generator | None, share: tuple[int, int] | None = None) -> Tensor:
-    """Standard (circular complex) normal noise with ``x``'s shape, dtype and device.
-
-    ``share=(rank, world)``: ``x`` holds items ``rank, rank + world, ...`` of a global batch of
-    ``world · B`` items; the noise is drawn for the whole global batch and those items taken,
-    so every item gets the numbers it would get in one process with the global batch."""
-    if share is None:
-        return torch.randn(x.shape, dtype=x.dtype, device=x.device, generator=generator)
-    rank, world = share
-    full = torch.randn((x.shape[0] * world, *x.shape[1:]), dtype=x.dtype, device=x.device, generator=generator)
-    return full[rank::world]
+    """Standard (circular complex) normal noise with ``x``'s shape, dtype and device; with
+    ``share=(rank, world)`` this rank's items of a global batch (see :func:`share_draw`)."""
+    return share_draw(torch.randn, tuple(x.shape), share, dtype=x.dtype, device=x.device, generator=generator)
 
 
 class SDE(abc.ABC):
