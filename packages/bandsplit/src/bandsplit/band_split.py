@@ -12,6 +12,16 @@ from ._packed import PackedPerBandModule
 from .bands import check_band_widths
 
 
+def _gather(flat: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``pad(flat, (0, 1))[index]`` (index ``len(flat)`` reads 0) as one ``index_select``.
+
+    Its backward is an ``index_add`` (one add per gathered value) rather than advanced
+    indexing's accumulating ``index_put``, which sorts the indices first: about 0.8 ms per
+    parameter on an H100, five of them per BSRNN step.
+    """
+    return nn.functional.pad(flat, (0, 1)).index_select(0, index.reshape(-1)).view(index.shape)
+
+
 class BandSplit(PackedPerBandModule):
     """Per band: normalisation + linear projection of the band's real/imag values to N features.
 
@@ -90,7 +100,7 @@ class BandSplit(PackedPerBandModule):
 
     def padded_weight(self) -> torch.Tensor:
         """All bands' ``fc`` weights as ``[K, N, J]`` (J = 2 * widest band), zero-padded."""
-        return nn.functional.pad(self.fc_weight, (0, 1))[self._w_idx]
+        return _gather(self.fc_weight, self._w_idx)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: complex ``[B, F, T]`` or real ``[B, F, T, 2]`` -> features ``[B, T, K, N]``."""
@@ -117,8 +127,8 @@ class BandSplit(PackedPerBandModule):
             cen = (xb - mean) * valid
             var = cen.square().sum((1, 3), keepdim=True) / (count[:, None] * t)
         # the norm's weight/bias are flat in (bin, re/im) order, like the input: same index map
-        gamma = nn.functional.pad(self.norm_weight, (0, 1))[self._in_idx]       # [K, J], 0 at pad
-        beta = nn.functional.pad(self.norm_bias, (0, 1))[self._in_idx]
+        gamma = _gather(self.norm_weight, self._in_idx)                         # [K, J], 0 at pad
+        beta = _gather(self.norm_bias, self._in_idx)
         xn = cen * torch.rsqrt(var + self.eps) * gamma + beta                    # [B, T, K, J]
         k, n = self.num_bands, self.num_channel
         out = torch.baddbmm(self.fc_bias.view(k, 1, n), xn.view(b * t, k, -1).transpose(0, 1),

@@ -101,8 +101,9 @@ class MaskDecoder(PackedPerBandModule):
         w1 = self.fc1_weight.view(k, 4 * n, n).index_select(0, perm)
         b1 = self.fc1_bias.view(k, 4 * n).index_select(0, perm)[:, None, :]
         rows = self._fc2_rows
-        w2 = nn.functional.pad(self.fc2_weight.view(12 * self.n_freq, 4 * n), (0, 0, 0, 1))[rows]
-        b2 = nn.functional.pad(self.fc2_bias, (0, 1))[rows]
+        # index_select: its backward adds per row, advanced indexing's sorts the indices first
+        w2 = nn.functional.pad(self.fc2_weight.view(12 * self.n_freq, 4 * n), (0, 0, 0, 1)).index_select(0, rows)
+        b2 = nn.functional.pad(self.fc2_bias, (0, 1)).index_select(0, rows)
         kgs = [kg for kg, _ in self._groups]
         nrows = [kg * 12 * cap for kg, cap in self._groups]
         # One pass per width group (<= 4, independent of the band count): the group's bands go
