@@ -13,7 +13,10 @@ same weights into both, checks they give the same output, and measures
   growth of ``ru_maxrss``, a lower bound); on CUDA ``torch.cuda.max_memory_allocated`` above the
   pre-forward level.
 
-The loop form of BSRNN is first checked against the reference parity fixture
+BSRNN has two loop forms (``--loop-form``, default both): "loop" collects the bands' outputs
+and joins them once; "loop-ref" also makes the reference's copies (it grows the band features
+and the mask one ``cat`` per band, and uses its transposes and ``contiguous`` calls). Both loop
+forms are first checked against the reference parity fixture
 (``../shared/data/reference/bsrnn_reference_parity_N16_L2.pt``) when it is there, so the
 baseline is the reference's computation.
 
@@ -26,8 +29,9 @@ spin-wait on each other, worst for the larger vectorised kernels): use ``--threa
 with ``OMP_WAIT_POLICY=PASSIVE`` there, and compare forms only within one run.
 
 To add a configuration (e.g. BSDT), add a factory to ``MODEL_FACTORIES``: it takes the parsed
-arguments and returns ``(vectorised_model, loop_model_or_None, band_layers)`` where
-``band_layers`` maps "vectorised"/"loop" to ``(split, decoder)`` module pairs or is ``None``.
+arguments and returns ``(vectorised_model, {loop_form: loop_model}, band_layers)`` where
+``band_layers`` maps "vectorised" and each loop form to ``(split, decoder)`` module pairs or is
+``None``.
 """
 
 from __future__ import annotations
@@ -55,24 +59,34 @@ N_FFT, HOP = 512, 128
 REPO = Path(__file__).resolve().parents[1]
 PARITY = REPO.parent / "shared" / "data" / "reference" / "bsrnn_reference_parity_N16_L2.pt"
 
-Factory = Callable[[argparse.Namespace], tuple[nn.Module, nn.Module | None, dict | None]]
+#: (vectorised model, {loop form name: loop model with the same weights},
+#:  {"vectorised" / loop form name: (BandSplit, MaskDecoder)} or None)
+Built = tuple[nn.Module, dict[str, nn.Module], dict | None]
+Factory = Callable[[argparse.Namespace], Built]
+
+#: the loop forms of BSRNN (``--loop-form``): "loop" joins the bands' outputs once, "loop-ref"
+#: also copies the way the reference does (one ``cat`` per band, its transposes)
+LOOP_FORMS = {"lean": ["loop"], "reference": ["loop-ref"], "both": ["loop", "loop-ref"]}
 
 
-def _bsrnn(args: argparse.Namespace) -> tuple[nn.Module, nn.Module | None, dict | None]:
+def _bsrnn(args: argparse.Namespace) -> Built:
     kw = dict(num_channel=args.num_channel, num_layer=args.num_layer,
               interleaved=args.interleaved, causal=args.causal)
     fast = BSRNN(**kw)
-    loop = LoopBSRNN(**kw)
-    loop.load_state_dict(fast.state_dict(), strict=True)
-    layers = {"vectorised": (fast.band_split, fast.mask_decoder),
-              "loop": (loop.band_split, loop.mask_decoder)}
-    return fast, loop, layers
+    loops = {}
+    for form in LOOP_FORMS[args.loop_form]:
+        loops[form] = LoopBSRNN(**kw, reference_ops=form == "loop-ref")
+        loops[form].load_state_dict(fast.state_dict(), strict=True)
+    layers = {"vectorised": (fast.band_split, fast.mask_decoder)}
+    layers.update({form: (m.band_split, m.mask_decoder) for form, m in loops.items()})
+    return fast, loops, layers
 
 
 def _bsdt_factory(**overrides: object) -> Factory:
-    """BSDT at the bench's N and L; its loop form swaps in the per-band-loop BandSplit/MaskDecoder."""
+    """BSDT at the bench's N and L; its loop form swaps in the per-band-loop BandSplit/MaskDecoder
+    (the lean form: BSDT has no reference implementation whose copies could be followed)."""
 
-    def make(args: argparse.Namespace) -> tuple[nn.Module, nn.Module | None, dict | None]:
+    def make(args: argparse.Namespace) -> Built:
         fast = BSDT(num_channel=args.num_channel, num_layer=args.num_layer, num_heads=args.num_heads,
                     **overrides)
         loop = copy.deepcopy(fast)
@@ -81,7 +95,7 @@ def _bsdt_factory(**overrides: object) -> Factory:
         loop.load_state_dict(fast.state_dict(), strict=True)
         layers = {"vectorised": (fast.band_split, fast.mask_decoder),
                   "loop": (loop.band_split, loop.mask_decoder)}
-        return fast, loop, layers
+        return fast, {"loop": loop}, layers
 
     return make
 
@@ -138,16 +152,17 @@ def check_loop_against_fixture() -> str:
     if not PARITY.is_file():
         return f"parity fixture not found at {PARITY}: loop form checked against the vectorised model only"
     ref = torch.load(PARITY, weights_only=True)
-    loop = LoopBSRNN(**ref["config"]).eval()
-    loop.load_state_dict(ref["state_dict"], strict=True)
-    with torch.no_grad():
-        y = loop(ref["input"])
-    torch.testing.assert_close(y, ref["output"], rtol=1e-5, atol=1e-5)
+    for reference_ops in (False, True):
+        loop = LoopBSRNN(**ref["config"], reference_ops=reference_ops).eval()
+        loop.load_state_dict(ref["state_dict"], strict=True)
+        with torch.no_grad():
+            y = loop(ref["input"])
+        torch.testing.assert_close(y, ref["output"], rtol=1e-5, atol=1e-5)
     fast = BSRNN(**ref["config"]).eval()
     fast.load_state_dict(ref["state_dict"], strict=True)
     with torch.no_grad():
         torch.testing.assert_close(fast(ref["input"]), ref["output"], rtol=1e-5, atol=1e-5)
-    return "loop and vectorised BSRNN reproduce the reference parity fixture (rtol 1e-5, atol 1e-5)"
+    return "both loop forms and vectorised BSRNN reproduce the reference parity fixture (rtol 1e-5, atol 1e-5)"
 
 
 def check_same_output(fast: nn.Module, loop: nn.Module, device: torch.device) -> float:
@@ -188,6 +203,8 @@ def band_layers_fn(split: nn.Module, decoder: nn.Module, x: torch.Tensor, amp: b
         decoder.zero_grad(set_to_none=True)
         with _autocast(x, amp):
             feats = split(x)                                 # [B, T, K, N]
+            if getattr(split, "reference_ops", False):       # the reference's [B, T, N, K] -> [B, N, T, K]
+                feats = feats.transpose(1, 2)
             mask = decoder(feats)                            # [B, F, T, 3]
         torch.view_as_real(mask).square().mean().backward()
 
@@ -269,8 +286,8 @@ def peak_memory_cpu_subprocess(args: argparse.Namespace, name: str, impl: str) -
 
 def _memory_child(args: argparse.Namespace) -> None:
     name, impl = args._memory_child.split(":")
-    fast, loop, _ = MODEL_FACTORIES[name](args)
-    model = fast if impl == "vectorised" else loop
+    fast, loops, _ = MODEL_FACTORIES[name](args)
+    model = fast if impl == "vectorised" else loops[impl]
     # warm up allocator and kernels on a short input so one-off costs do not count
     with torch.no_grad():
         model.eval()(stft(torch.randn(1, SAMPLE_RATE)))
@@ -305,6 +322,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, or auto (cuda when available)")
     p.add_argument("--models", default=",".join(MODEL_FACTORIES),
                    help=f"comma-separated configurations from {sorted(MODEL_FACTORIES)}")
+    p.add_argument("--loop-form", choices=sorted(LOOP_FORMS), default="both",
+                   help="BSRNN's baseline: 'lean' (bands joined once: 'loop'), 'reference' (the reference's "
+                        "copies: one cat per band and its transposes: 'loop-ref'), or both; same output")
     p.add_argument("--num-channel", type=int, default=64, help="N of BSRNN and BSDT (the published BSRNN: 64)")
     p.add_argument("--num-layer", type=int, default=5, help="L of BSRNN and BSDT (the published BSRNN: 5)")
     p.add_argument("--num-heads", type=int, default=4, help="BSDT differential heads")
@@ -369,13 +389,13 @@ def main(argv: list[str] | None = None) -> None:
 
     rows = []
     for name in names:
-        fast, loop, layers = MODEL_FACTORIES[name](args)
-        fast, loop = fast.to(device), (loop.to(device) if loop is not None else None)
+        fast, loops, layers = MODEL_FACTORIES[name](args)
+        fast, loops = fast.to(device), {form: m.to(device) for form, m in loops.items()}
         n_params = sum(p.numel() for p in fast.parameters())
-        impls = [("loop", loop), ("vectorised", fast)] if loop is not None else [("vectorised", fast)]
-        if loop is not None:
+        impls = [*loops.items(), ("vectorised", fast)]
+        for form, loop in loops.items():
             err = check_same_output(fast, loop, device)
-            print(f"{name}: loop vs vectorised max relative difference {err:.1e}")
+            print(f"{name}: {form} vs vectorised max relative difference {err:.1e}")
         res: dict[str, dict[str, float]] = {impl: {} for impl, _ in impls}
         t = _timed({impl: train_step_fn(m, x, target, args.amp) for impl, m in impls}, device, args.warmup, args.repeats)
         for impl, _ in impls:
@@ -397,9 +417,9 @@ def main(argv: list[str] | None = None) -> None:
             rows.append([name, impl, f"{n_params / 1e6:.3f}M", f"{r['train_ms']:.1f}",
                          f"{r['layers_ms']:.1f}" if "layers_ms" in r else "-", f"{r['rtf']:.4f}",
                          f"{r['mem']:.0f}" if "mem" in r else "-"])
-        if "loop" in res:
-            lo, ve = res["loop"], res["vectorised"]
-            rows.append([name, "loop / vectorised", "", f"{lo['train_ms'] / ve['train_ms']:.2f}x",
+        for form in loops:
+            lo, ve = res[form], res["vectorised"]
+            rows.append([name, f"{form} / vectorised", "", f"{lo['train_ms'] / ve['train_ms']:.2f}x",
                          f"{lo['layers_ms'] / ve['layers_ms']:.2f}x" if "layers_ms" in ve else "-",
                          f"{lo['rtf'] / ve['rtf']:.2f}x",
                          f"{lo['mem'] / ve['mem']:.2f}x" if "mem" in ve and ve["mem"] > 0 else "-"])

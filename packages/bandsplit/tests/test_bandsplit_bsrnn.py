@@ -53,9 +53,10 @@ def test_reference_checkpoint_loads_strictly_and_reproduces_its_output(parity):
     assert (y - want).abs().max() / want.abs().max() < 1e-6
 
 
-def test_loop_reference_reproduces_the_fixture(parity):
-    """The per-band-loop form used by the tests and the bench is the reference's computation."""
-    loop = LoopBSRNN(num_channel=16, num_layer=2)
+@pytest.mark.parametrize("reference_ops", [False, True])
+def test_loop_reference_reproduces_the_fixture(parity, reference_ops):
+    """The per-band-loop forms used by the tests and the bench are the reference's computation."""
+    loop = LoopBSRNN(num_channel=16, num_layer=2, reference_ops=reference_ops)
     loop.load_state_dict(parity["state_dict"], strict=True)
     with torch.no_grad():
         y = loop(parity["input"])
@@ -76,14 +77,16 @@ def test_state_dict_round_trip_reproduces_the_model():
 
 @pytest.mark.parametrize("interleaved,causal", [(False, False), (True, False), (False, True), (True, True)])
 @pytest.mark.parametrize("t", [1, 2, 7])
-def test_equals_the_per_band_loop_form_for_every_option_and_length(interleaved, causal, t):
+@pytest.mark.parametrize("reference_ops", [False, True])
+def test_equals_the_per_band_loop_form_for_every_option_and_length(interleaved, causal, t, reference_ops):
     gen = torch.Generator().manual_seed(10 * t + 2 * interleaved + causal)
     torch.manual_seed(t)
     ours = BSRNN(num_channel=8, num_layer=2, interleaved=interleaved, causal=causal).double()
     with torch.no_grad():
         for p in ours.parameters():
             p.add_(0.2 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
-    loop = LoopBSRNN(num_channel=8, num_layer=2, interleaved=interleaved, causal=causal).double()
+    loop = LoopBSRNN(num_channel=8, num_layer=2, interleaved=interleaved, causal=causal,
+                     reference_ops=reference_ops).double()
     loop.load_state_dict(ours.state_dict(), strict=True)
     x = torch.randn(2, 257, t, dtype=torch.complex128, generator=gen)
     x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
