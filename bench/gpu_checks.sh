@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every GPU measurement the issues ask for, in one go (about 6 minutes on one H100):
-#   bandsplit (issue 3): BSRNN / BSDT training step and RTF vs the per-band-loop form, at the
-#                        bench's 6 x 2 s and at the reference's 32 x 2 s (float32, and bf16 autocast);
+#   bandsplit (issue 3): BSRNN / BSDT training step and RTF vs the per-band-loop forms, at the
+#                        bench's 6 x 2 s and at the reference's 32 x 2 s (float32, and bf16 autocast),
+#                        and with CUDA graphs (bench/cuda_graph_step.py);
 #   aa_distill (issue 5): the full-loss epoch (target: <= 5 s), NMR float32 vs float64, inference;
 #   sgmse_cfg (issue 4):  RTF of every sampler / N / guidance on SGMSE+'s NCSN++ (bf16 autocast and
 #                        float32) and on SmallUNet, and no host synchronisation inside the samplers;
@@ -38,6 +39,9 @@ step() {  # step NAME LIMIT_S ARGS...
 if [ "${SMOKE:-0}" = 1 ]; then
     BS_A=(--quick --models bsrnn,bsdt --num-channel 16 --num-layer 1 --rtf-seconds 1 --no-memory)
     BS_B=(--quick --models bsrnn --num-channel 16 --num-layer 1 --batch 2 --rtf-seconds 1 --no-memory)
+    BS_STEPS=(--quick --models bsrnn,bsdt --num-channel 16 --num-layer 1 --rtf-seconds 1 --no-memory)
+    BS_AMP=(--quick --models bsrnn --num-channel 16 --num-layer 1 --rtf-seconds 1 --no-memory)
+    CG=(--num-channel 16 --num-layer 1 --batch 2 --repeats 2)
     AA=(--quick --batch 4 --measure-tones 2 --epoch-tones 8 --no-inference)
     SG_AMP=(--backbone ncsnpp:storm_6m --samplers pc sb_ode --N 2 --seconds 1)
     SG_F32=(--backbone ncsnpp:storm_6m --samplers pc --N 2 --seconds 1 --no-two-forwards)
@@ -51,7 +55,10 @@ if [ "${SMOKE:-0}" = 1 ]; then
     PR_B6=(--batch 1 --num-layer 1 --rows 5 --inference-seconds 2)
 else
     BS_A=()
-    BS_B=(--batch 32 --models bsrnn,bsdt,bsdt-v1 --no-memory)
+    BS_B=(--batch 32 --models bsrnn,bsdt,bsdt-v1 --no-memory --repeats 5)
+    BS_STEPS=(--models bsrnn,bsdt,bsdt-v1 --no-memory --warmup 3 --repeats 10)
+    BS_AMP=(--models bsrnn --no-memory --warmup 3 --repeats 10)
+    CG=()
     AA=()
     SG_AMP=(--backbone ncsnpp --samplers pc ode sb_ode --N 5 10 30)
     SG_F32=(--backbone ncsnpp --samplers pc sb_ode --N 30)
@@ -69,6 +76,9 @@ $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_av
 step bandsplit_b6 150 bench/bandsplit_speed.py --device "$DEV" "${BS_A[@]}"
 step bandsplit_b32 100 bench/bandsplit_speed.py --device "$DEV" "${BS_B[@]}"
 step bandsplit_b32_amp 100 bench/bandsplit_speed.py --device "$DEV" --amp "${BS_B[@]}"
+step bandsplit_b6_steps 120 bench/bandsplit_speed.py --device "$DEV" "${BS_STEPS[@]}"
+step bsrnn_b6_amp 90 bench/bandsplit_speed.py --device "$DEV" --amp "${BS_AMP[@]}"
+step cuda_graphs_b6 120 bench/cuda_graph_step.py --device "$DEV" "${CG[@]}"
 step aa_speed 120 bench/aa_speed.py --device "$DEV" "${AA[@]}"
 step sampler_ncsnpp_bf16 150 bench/sampler_speed.py --device "$DEV" --amp --check-sync "${SG_AMP[@]}"
 step sampler_ncsnpp_fp32 60 bench/sampler_speed.py --device "$DEV" "${SG_F32[@]}"
@@ -77,6 +87,7 @@ step sampler_sync 60 bench/sampler_speed.py --device "$DEV" --check-sync "${SG_S
 step sampler_sync_bf16 60 bench/sampler_speed.py --device "$DEV" --check-sync --amp "${SG_SYNC[@]}"
 step profile_bsrnn_b32 90 bench/profile_step.py --device "$DEV" "${PR_B32[@]}"
 step profile_bsrnn_b6 90 bench/profile_step.py --device "$DEV" "${PR_B6[@]}"
+step profile_bsrnn_b32_amp 90 bench/profile_step.py --device "$DEV" --amp --no-extras "${PR_B32[@]}"
 step profile_bsdt_b6 90 bench/profile_step.py --device "$DEV" --model bsdt --num-heads 4 "${PR_B6[@]}"
 step train_bsdt 120 tools/train_bsdt.py --device "$DEV" --out "${TRAIN_OUT:-$OUT/train_bsdt}" "${TR[@]}"
 step train_sgmse 120 tools/train_sgmse.py --device "$DEV" --out "${TRAIN_OUT:-$OUT/train_bsdt}-sgmse" "${TS[@]}"

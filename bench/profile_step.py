@@ -83,6 +83,9 @@ def main() -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--rows", type=int, default=25, help="operators to list (default 25)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast for the forward pass (as train_bsdt --amp)")
+    p.add_argument("--no-extras", action="store_true",
+                   help="only the step's profile: skip the GroupNorm variants and the inference timings")
     p.add_argument("--inference-seconds", type=float, default=10.0,
                    help="BSRNN: utterance length for the chunked / unchunked inference timing (default 10)")
     args = p.parse_args()
@@ -98,10 +101,13 @@ def main() -> None:
 
     def step() -> None:
         model.zero_grad(set_to_none=True)
-        (model(x) - target).abs().mean().backward()
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.amp):
+            out = model(x)
+        (out - target).abs().mean().backward()
 
     print(f"{args.model} N={args.num_channel} L={args.num_layer}, batch {args.batch} x {args.seconds:g} s, "
-          f"STFT {tuple(x.shape)}, {torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'CPU'}")
+          f"STFT {tuple(x.shape)}, {torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'CPU'}"
+          f"{', bf16 autocast' if args.amp else ''}")
     print(f"training step: {_median_ms(step, dev):.1f} ms (median of 5)")
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
     with profile(activities=acts) as prof:
@@ -109,7 +115,7 @@ def main() -> None:
         _sync(dev)
     key = "self_cuda_time_total" if dev.type == "cuda" else "self_cpu_time_total"
     print(prof.key_averages().table(sort_by=key, row_limit=args.rows, max_name_column_width=60))
-    if args.model == "bsrnn":
+    if args.model == "bsrnn" and not args.no_extras:
         t = x.shape[-1]
         norm_variants(args.batch, t, len(model.band_widths), args.num_channel, dev)
         long = torch.randn(1, int(args.inference_seconds * 16000), generator=torch.Generator().manual_seed(2)).to(dev)
