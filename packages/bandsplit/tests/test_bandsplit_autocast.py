@@ -9,6 +9,7 @@ import torch
 
 from bandsplit import MaskDecoder, build_model
 from bandsplit._complex import as_complex
+from bandsplit._loop_reference import LoopMaskDecoder
 
 
 def test_as_complex_upcasts_reduced_precision_only():
@@ -19,13 +20,20 @@ def test_as_complex_upcasts_reduced_precision_only():
     torch.testing.assert_close(as_complex(x), torch.view_as_complex(x))
 
 
-def test_mask_decoder_in_bf16_returns_complex64():
-    dec = MaskDecoder([4, 4, 8], 8)
+@pytest.mark.parametrize("form", ["vectorised", "loop", "loop-ref"])
+def test_mask_decoder_in_bf16_returns_complex64(form):
+    """Also the bench's loop forms: they time both forms under CUDA autocast, where the GLU's
+    output stays bf16 (CPU autocast runs it in float32, so only a bf16 module shows it here)."""
+    torch.manual_seed(0)
+    dec = (MaskDecoder([4, 4, 8], 8) if form == "vectorised"
+           else LoopMaskDecoder([4, 4, 8], 8, reference_ops=form == "loop-ref"))
     h = torch.randn(2, 5, 3, 8)
+    if form == "loop-ref":
+        h = h.permute(0, 3, 1, 2)  # the reference's [B, N, T, K]
     with torch.no_grad():
         ref = dec(h)
         got = dec.to(torch.bfloat16)(h.bfloat16())
-    assert got.dtype == torch.complex64 and got.shape == ref.shape
+    assert got.dtype == torch.complex64 and got.shape == ref.shape == (2, 16, 5, 3)
     assert float((got - ref).abs().max() / ref.abs().max()) < 0.05
 
 

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ._complex import as_complex
 from .bands import BSRNN_BAND_WIDTHS
 
 
@@ -82,9 +83,9 @@ class LoopMaskDecoder(nn.Module):
             else:
                 outs.append(out)
         if self.reference_ops:
-            return torch.view_as_complex(m.transpose(1, 2))
+            return as_complex(m.transpose(1, 2))
         m = torch.cat(outs, dim=2).transpose(1, 2).contiguous()
-        return torch.view_as_complex(m)
+        return as_complex(m)
 
 
 def reference_fir(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
