@@ -42,6 +42,7 @@ if [ "${SMOKE:-0}" = 1 ]; then
     BS_STEPS=(--quick --models bsrnn,bsdt --num-channel 16 --num-layer 1 --rtf-seconds 1 --no-memory)
     BS_AMP=(--quick --models bsrnn --num-channel 16 --num-layer 1 --rtf-seconds 1 --no-memory)
     CG=(--num-channel 16 --num-layer 1 --batch 2 --repeats 2)
+    TG=(--epochs 1 --steps-per-epoch 4 --batch-size 2 --valid-pesq-files 0 --no-test)
     AA=(--quick --batch 4 --measure-tones 2 --epoch-tones 8 --no-inference)
     SG_AMP=(--backbone ncsnpp:storm_6m --samplers pc sb_ode --N 2 --seconds 1)
     SG_F32=(--backbone ncsnpp:storm_6m --samplers pc --N 2 --seconds 1 --no-two-forwards)
@@ -59,6 +60,7 @@ else
     BS_STEPS=(--models bsrnn,bsdt,bsdt-v1 --no-memory --warmup 3 --repeats 10)
     BS_AMP=(--models bsrnn --no-memory --warmup 3 --repeats 10)
     CG=()
+    TG=(--epochs 1 --steps-per-epoch 150 --valid-pesq-files 0 --no-test)
     AA=()
     SG_AMP=(--backbone ncsnpp --samplers pc ode sb_ode --N 5 10 30)
     SG_F32=(--backbone ncsnpp --samplers pc sb_ode --N 30)
@@ -79,6 +81,11 @@ step bandsplit_b32_amp 100 bench/bandsplit_speed.py --device "$DEV" --amp "${BS_
 step bandsplit_b6_steps 120 bench/bandsplit_speed.py --device "$DEV" "${BS_STEPS[@]}"
 step bsrnn_b6_amp 90 bench/bandsplit_speed.py --device "$DEV" --amp "${BS_AMP[@]}"
 step cuda_graphs_b6 120 bench/cuda_graph_step.py --device "$DEV" "${CG[@]}"
+step cuda_graphs_b6_amp 120 bench/cuda_graph_step.py --device "$DEV" --amp "${CG[@]}"
+# the main job's epoch time, eager vs --cuda-graphs (the log's "(N s)"), and the CUDA-only tests
+step train_bsdt_eager 120 tools/train_bsdt.py --device "$DEV" --out "${TRAIN_OUT:-$OUT/train_bsdt}-eager" "${TG[@]}"
+step train_bsdt_graphs 120 tools/train_bsdt.py --device "$DEV" --cuda-graphs --out "${TRAIN_OUT:-$OUT/train_bsdt}-graphs" "${TG[@]}"
+step cuda_tests 180 -m pytest -q -p no:cacheprovider packages/bandsplit/tests/test_bandsplit_cuda_graphs.py tests/test_tools_train_bsdt.py -k cuda_graphs
 step aa_speed 120 bench/aa_speed.py --device "$DEV" "${AA[@]}"
 step sampler_ncsnpp_bf16 150 bench/sampler_speed.py --device "$DEV" --amp --check-sync "${SG_AMP[@]}"
 step sampler_ncsnpp_fp32 60 bench/sampler_speed.py --device "$DEV" "${SG_F32[@]}"

@@ -162,6 +162,26 @@ def test_amp_training_runs_and_logs_finite_losses(corpus: Path, tmp_path: Path) 
     assert rows and all(math.isfinite(float(r["train_loss"])) for r in rows)
 
 
+def test_cuda_graphs_off_cuda_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    proc = _run([*TINY, "--cuda-graphs", "--device", "cpu", "--epochs", "1", "--out", str(tmp_path / "cg")],
+                check=False)
+    assert proc.returncode != 0
+    assert "--cuda-graphs needs a single-process CUDA run" in proc.stderr and "on cpu" in proc.stderr
+    assert not (tmp_path / "cg").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+def test_cuda_graphs_training_equals_eager_training(corpus: Path, tmp_path: Path) -> None:
+    """Same seed, same data: the captured forward/backward trains to the same weights."""
+    common = [*TINY, "--data", str(corpus), "--epochs", "1", "--steps-per-epoch", "4", "--batch-size", "2",
+              "--valid-pesq-files", "0", "--no-test", "--device", "cuda"]
+    _run([*common, "--out", str(tmp_path / "eager")])
+    _run([*common, "--cuda-graphs", "--out", str(tmp_path / "graphed")])
+    a, b = _weights(tmp_path / "eager" / "last.pt"), _weights(tmp_path / "graphed" / "last.pt")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-7, msg=k)
+
+
 def test_48k_data_is_refused_without_resample(tmp_path: Path) -> None:
     import numpy as np
 

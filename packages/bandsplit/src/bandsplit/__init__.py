@@ -7,6 +7,7 @@ Public API (everything else is private):
   v2: ``graph="learned"``), ``ERBUNet`` (seed 000 Net2 at its own 601-bin resolution) with
   ``ERBUNetAdapter`` (option B), ``ERBUNet257`` (option C); ``build_model`` / ``MODEL_NAMES``
 - STFT and inference: ``SpectrogramTransform``, ``enhance_waveform``
+- training speed: ``GraphedTrainingForward`` (forward + backward replayed as CUDA graphs)
 - the BSRNN training recipe: ``BSRNNLoss``, ``MetricDiscriminator``, ``compress_magnitude``,
   ``pesq_to_target``
 """
@@ -23,6 +24,7 @@ from .erb_conv import (
     erb_rate,
     erb_rate_to_hz,
 )
+from .cuda_graphs import GraphedTrainingForward
 from .erb_unet import ERB_UNET_SEED_SIZE, ERBUNet, ERBUNet257
 from .inference import enhance_waveform
 from .mask_decoder import MaskDecoder, apply_fir_mask
@@ -63,5 +65,6 @@ __all__: list[str] = [
     "MetricDiscriminator",
     "compress_magnitude",
     "pesq_to_target",
+    "GraphedTrainingForward",
 ]
 __version__ = "0.1.0"
