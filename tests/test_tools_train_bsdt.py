@@ -172,14 +172,15 @@ def test_cuda_graphs_off_cuda_is_refused_before_anything_is_written(tmp_path: Pa
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
 def test_cuda_graphs_training_equals_eager_training(corpus: Path, tmp_path: Path) -> None:
-    """Same seed, same data: the captured forward/backward trains to the same weights."""
+    """Same seed, same data: the captured forward/backward trains to the same weights (to float32
+    rounding; SGD, as Adam's first steps would turn rounding-level gradients into +-lr)."""
     common = [*TINY, "--data", str(corpus), "--epochs", "1", "--steps-per-epoch", "4", "--batch-size", "2",
-              "--valid-pesq-files", "0", "--no-test", "--device", "cuda"]
+              "--valid-pesq-files", "0", "--no-test", "--device", "cuda", "--optimizer", "sgd", "--lr", "0.5"]
     _run([*common, "--out", str(tmp_path / "eager")])
     _run([*common, "--cuda-graphs", "--out", str(tmp_path / "graphed")])
     a, b = _weights(tmp_path / "eager" / "last.pt"), _weights(tmp_path / "graphed" / "last.pt")
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-7, msg=k)
+    for k in a:   # (4 SGD steps move the weights by ~1e-2; a replay without gradients would show)
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-6, msg=k)
 
 
 def test_48k_data_is_refused_without_resample(tmp_path: Path) -> None:

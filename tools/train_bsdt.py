@@ -19,6 +19,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -253,6 +254,9 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
             noisy, clean = noisy.to(device), clean.to(device)
             noisy_spec, clean_spec = stft.stft(noisy), stft.stft(clean)
             if args.cuda_graphs and graphed is None and noisy_spec.shape[0] == args.batch_size:
+                # the capture's side stream owns the parameters' gradient accumulators; autograd
+                # warns once that replayed backwards accumulate across streams (it synchronises them)
+                warnings.filterwarnings("ignore", message="The AccumulateGrad node's stream does not match")
                 graphed = bandsplit.GraphedTrainingForward(model, noisy_spec, amp=args.amp)
             if graphed is not None and graphed.replays(noisy_spec):
                 est_spec = graphed(noisy_spec)

@@ -40,7 +40,10 @@ class GraphedTrainingForward:
     needs no special case.
 
     The output of a replay lives in the graph's static memory: use it (loss, backward) before the
-    next call. The model must have no host synchronisation or data-dependent control flow in
+    next call. The gradients a replayed backward leaves in ``.grad`` live there too; before the
+    next replay this class copies any such gradients into memory of their own (one
+    concatenation), so gradient accumulation over several batches and reading ``.grad`` after
+    the next forward stay correct. The model must have no host synchronisation or data-dependent control flow in
     its training forward (true of BSRNN, BSDT and the ERB-UNets) and must not change its
     parameters' ``requires_grad`` after capture. Single process only (not under DDP).
 
@@ -65,6 +68,8 @@ class GraphedTrainingForward:
         self.shape, self.dtype = tuple(example.shape), example.dtype
         was_training = model.training
         model.train()
+        self._params = [p for p in model.parameters() if p.requires_grad]
+        self._grads_may_alias = False
         static = torch.view_as_real(example.detach()).contiguous()
         self._graphed = torch.cuda.make_graphed_callables(_RealIO(model, self.amp), (static,),
                                                           num_warmup_iters=warmup)
@@ -75,8 +80,20 @@ class GraphedTrainingForward:
         return (tuple(x.shape) == self.shape and x.dtype == self.dtype and self.model.training
                 and torch.is_grad_enabled())
 
+    def _own_grads(self) -> None:
+        """Move gradients that may live in the graphs' static memory into one fresh buffer."""
+        owners = [p for p in self._params if p.grad is not None]
+        if owners:
+            flat = torch.cat([p.grad.reshape(-1) for p in owners])
+            for p, g in zip(owners, flat.split([p.numel() for p in owners])):
+                p.grad = g.view_as(p)
+        self._grads_may_alias = False
+
     def __call__(self, x: Tensor) -> Tensor:
         if self.replays(x):
+            if self._grads_may_alias:
+                self._own_grads()
+            self._grads_may_alias = True   # the backward of this replay writes static memory
             return torch.view_as_complex(self._graphed(torch.view_as_real(x).contiguous()))
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.amp):
             return self.model(x)
