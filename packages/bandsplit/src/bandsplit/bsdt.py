@@ -108,9 +108,9 @@ class BSDTBlock(nn.Module):
         if return_analysis:
             z, ginfo = self.inter_band(z, return_analysis=True)
             info["graph"] = ginfo["graph"]
+            info["lambda"] = self.attn_t.lambda_full().detach()
         else:
             z = self.inter_band(z)
-        info["lambda"] = self.attn_t.lambda_full().detach()
         return z, info
 
 
