@@ -2,9 +2,10 @@
 
 At small batches a training step of these models is bound by Python-side kernel launches,
 not by the GPU: on one H100 at 6 x 2 s, BSDT issues about 4x as many operators as BSRNN and
-its eager step takes 1.5x BSRNN's. Captured once as CUDA graphs (``torch.cuda.make_graphed_callables``),
-the forward and the backward each become one launch; the numbers are the same
-(``bench/cuda_graph_step.py`` checks outputs and gradients against the eager step).
+its eager step takes 1.1-1.5x BSRNN's. Captured once as CUDA graphs
+(``torch.cuda.make_graphed_callables``), the forward and the backward each become one launch
+and BSDT's step drops to 0.93x BSRNN's; the numbers are the same (``bench/cuda_graph_step.py``
+checks outputs and gradients against the eager step).
 """
 
 from __future__ import annotations
@@ -43,9 +44,10 @@ class GraphedTrainingForward:
     next call. The gradients a replayed backward leaves in ``.grad`` live there too; before the
     next replay this class copies any such gradients into memory of their own (one
     concatenation), so gradient accumulation over several batches and reading ``.grad`` after
-    the next forward stay correct. The model must have no host synchronisation or data-dependent control flow in
-    its training forward (true of BSRNN, BSDT and the ERB-UNets) and must not change its
-    parameters' ``requires_grad`` after capture. Single process only (not under DDP).
+    the next forward stay correct. The model must have no host synchronisation or
+    data-dependent control flow in its training forward and must not change its parameters'
+    ``requires_grad`` after capture (BSRNN and BSDT are tested on a GPU; the capture fails
+    with a CUDA error on a model that synchronises). Single process only (not under DDP).
 
     Args:
         model: a module on a CUDA device mapping complex ``[B, F, T]`` to complex ``[B, F, T]``.
