@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import copy
-import time
 
 import torch
 from torch import nn
 
 from bandsplit import BSDT, BSRNN, GraphedTrainingForward
 from bandsplit._loop_reference import LoopBSRNN
+from bandsplit_speed import _timed   # the same alternating median timer (bench/ is on sys.path)
 
 N_FFT, HOP, SAMPLE_RATE = 512, 128, 16_000
 MODELS = ("bsrnn", "bsrnn-loop", "bsrnn-loop-ref", "bsdt", "bsdt-v1")
@@ -37,18 +37,6 @@ def build(name: str, args: argparse.Namespace, bsrnn: nn.Module | None) -> nn.Mo
     if name == "bsrnn":
         return BSRNN(**kw)
     return BSDT(**kw, num_heads=args.num_heads, graph="fixed" if name == "bsdt-v1" else "learned")
-
-
-def _median_ms(fns: dict, repeats: int) -> dict[str, float]:
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for r in range(repeats):
-        for name in (list(fns) if r % 2 == 0 else list(fns)[::-1]):
-            torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            fns[name]()
-            torch.cuda.synchronize()
-            times[name].append(time.perf_counter() - t0)
-    return {k: 1e3 * sorted(v)[len(v) // 2] for k, v in times.items()}
 
 
 def main() -> None:
@@ -103,8 +91,8 @@ def main() -> None:
         for _ in range(3):
             step(eager_fwd, pe)
             step(graphed, pg)
-        t = _median_ms({"eager": lambda: step(eager_fwd, pe), "graphed": lambda: step(graphed, pg)},
-                       args.repeats)
+        t = {k: 1e3 * v for k, v in _timed({"eager": lambda: step(eager_fwd, pe),
+                                             "graphed": lambda: step(graphed, pg)}, dev, 0, args.repeats).items()}
         results[name] = t
         print(f"{name:15s} eager {t['eager']:7.1f} ms   CUDA graphs {t['graphed']:7.1f} ms "
               f"({t['eager'] / t['graphed']:.2f}x)   graphed vs eager, max relative: output {d_out:.1e}, "
