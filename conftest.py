@@ -39,19 +39,32 @@ def repo_root() -> Path:
     return REPO_ROOT
 
 
+def test_threads() -> int | None:
+    """Torch intra-op threads for the tests: ``$SE_TEST_THREADS`` (a positive integer, or
+    ``default`` to keep torch's own choice); 1 when unset. The tests use small tensors, for which
+    a second OpenMP thread only adds hand-off cost (on a busy 2-core machine spinning threads
+    made some tests 10-40x slower), and every test must pass at any setting."""
+    raw = os.environ.get("SE_TEST_THREADS", "1").strip()
+    if raw.lower() in ("default", "auto", ""):
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise pytest.UsageError(f"SE_TEST_THREADS must be a positive integer or 'default', got {raw!r}")
+    return int(raw)
+
+
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Every test runs torch with one intra-op thread (restored afterwards): the tests use small
-    tensors, for which a second OpenMP thread only adds hand-off cost, and on a busy 2-core
-    machine spinning threads made some tests 10-40x slower. Tools run in subprocesses set their
-    own threads."""
+def _test_torch_threads():
+    """Every test runs torch with :func:`test_threads` intra-op threads (restored afterwards).
+    Tools run in subprocesses set their own threads."""
     try:
         import torch
-    except ImportError:  # a package installed without torch (se_metrics)
+    except ImportError:
         yield
         return
+    want = test_threads()
     n = torch.get_num_threads()
-    torch.set_num_threads(1)
+    if want is not None:
+        torch.set_num_threads(want)
     yield
     torch.set_num_threads(n)
 

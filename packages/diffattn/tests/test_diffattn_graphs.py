@@ -119,7 +119,7 @@ def test_learned_graph_semantics():
     logits[0, 5] = logits[5, 0] = logits[1, 6] = logits[6, 1] = 4.0
     mod = LearnableBandGraph(8, 1, K, k=1, init_logits=logits, band_position=False).double()
     g = mod.get_learned_graph()
-    assert g[0, 5] == pytest.approx(torch.sigmoid(torch.tensor(4.0)).item())
+    assert g[0, 5].item() == pytest.approx(torch.sigmoid(torch.tensor(4.0)).item())
     assert g[0, 5] > 0 and g[1, 6] > 0 and g.diagonal().gt(0).all()
     # the attention maps are softmax(q·k/√d + log W) over the graph's neighbours
     x = torch.randn(1, K, 3, 8, dtype=torch.float64)

@@ -61,3 +61,38 @@ def test_real_48k_speech_to_16k(shared_data):
     assert 10 * np.log10(np.sum(ref ** 2) / np.sum(err ** 2)) > 30.0
     # speech energy below 7 kHz is kept: energy ratio within 0.2 dB
     assert abs(10 * np.log10(y.double().pow(2).mean().item() / x48.double().pow(2).mean().item())) < 0.2
+
+
+@pytest.mark.parametrize("orig,new", [(48000, 16000), (16000, 48000), (44100, 16000), (22050, 16000),
+                                      (8000, 16000), (32000, 24000)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("kaiser", [True, False])
+def test_sinc_resample_equals_torchaudio_bit_for_bit(orig, new, dtype, kaiser):
+    """The torch-only resampler computes torchaudio's kernel with the same operations, so the
+    default "kaiser_best" filter and torchaudio's own default (Hann) give identical samples."""
+    ta = pytest.importorskip("torchaudio.functional")
+    from se_data import RESAMPLE_FILTER, sinc_resample
+
+    g = torch.Generator().manual_seed(orig + new)
+    x = torch.randn(2, 3001, generator=g, dtype=dtype)
+    kw = RESAMPLE_FILTER if kaiser else {}
+    want = ta.resample(x, orig, new, **kw)
+    got = sinc_resample(x, orig, new, **kw)
+    assert got.dtype == dtype and got.shape == want.shape
+    assert torch.equal(got, want)
+    if kaiser:
+        assert torch.equal(resample(x, orig, new), want)
+
+
+def test_sinc_resample_rejects_bad_arguments():
+    from se_data import sinc_resample
+
+    with pytest.raises(ValueError, match="resampling_method"):
+        sinc_resample(torch.zeros(100), 48000, 16000, resampling_method="linear")
+    with pytest.raises(TypeError, match="floating"):
+        sinc_resample(torch.zeros(100, dtype=torch.int16), 48000, 16000)
+    with pytest.raises(ValueError, match="sample rate"):
+        sinc_resample(torch.zeros(100), 48000.5, 16000)
+    with pytest.raises(TypeError, match="not both"):
+        resample(torch.zeros(100), 48000, orig_sr=48000, new_sample_rate=16000)
+    assert resample(torch.zeros(96), orig_sr=48000, new_sr=16000).shape == (32,)

@@ -48,8 +48,6 @@ def _mixtures(noises: list[torch.Tensor], seed0: int) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def trained():
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     bank = [se_data.synth_speech(2.0, seed=100 + i, pad_silence=False) for i in range(6)]
 
     def noise(kind: str, seed: int) -> torch.Tensor:
@@ -78,7 +76,6 @@ def trained():
     with torch.no_grad():
         m.fit_bank(m.encode(X).pooled)
     yield m, X_id
-    torch.set_num_threads(n_threads)
 
 
 def _check(m: NoiseCondScoreModel, X_id: torch.Tensor, X_ood: torch.Tensor) -> dict[str, tuple[float, float]]:

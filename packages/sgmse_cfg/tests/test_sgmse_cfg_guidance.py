@@ -23,13 +23,6 @@ from sgmse_cfg import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _spec(B: int, T: int, seed: int) -> torch.Tensor:
     return torch.randn(B, 1, 256, T, dtype=torch.complex64, generator=torch.Generator().manual_seed(seed))

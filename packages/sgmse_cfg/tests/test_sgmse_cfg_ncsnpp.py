@@ -16,14 +16,6 @@ from sgmse_cfg._ncsnpp_layers import AttnBlockpp, fir_downsample, fir_upsample
 FIXTURE = "reference/ncsnpp_reference_parity_tiny.pt"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # small tensors: intra-op threads cost more than they gain on a shared 2-core machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def parity(shared_data):

@@ -28,13 +28,6 @@ from sgmse_cfg import (
 CH = (4, 8, 8, 8)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _spec(B: int, T: int, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)

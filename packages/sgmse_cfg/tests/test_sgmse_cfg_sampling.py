@@ -24,15 +24,6 @@ MEAN_TOL = 4.5 * S / math.sqrt(B)  # |mean_hat - mu0|: 4.5 standard errors
 STD_TOL = 4.5 * 0.5 / math.sqrt(B)  # |std_hat / S - 1|: 4.5 standard errors
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # small element-wise tensors: intra-op threads only add synchronisation cost on a
-    # shared 2-core machine (10x slower under load)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _y() -> torch.Tensor:
     return Y.expand(B, 1, 2, 2).clone()

@@ -12,15 +12,6 @@ from sgmse_cfg import OUVESDE, SBVESDE, sde_from_dict
 
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # 20k-element vectors: intra-op threads only add synchronisation cost on a shared
-    # 2-core machine (10x slower under load)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 PATHS = 20000
 # |mean_hat - mean| of P circular-complex paths has E|.|^2 = std^2 / P: allow 4.5 standard errors.

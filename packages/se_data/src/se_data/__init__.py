@@ -12,7 +12,7 @@ from .collate import pad_collate
 from .crop import PAD_POLICIES, crop_pair, item_generator
 from .datasets import PairedAudioDataset, PairedFolders, PairEntry, match_pairs
 from .errors import AudioFileError, SampleRateError
-from .resample import RESAMPLE_FILTER, resample, resampled_length
+from .resample import RESAMPLE_FILTER, resample, resampled_length, sinc_resample
 from .resample_tree import ResampleReport, resample_tree
 from .vbdemand import (
     VBDEMAND_TEST_NOISE_CLASSES,
@@ -53,6 +53,7 @@ __all__ = [
     "resample_tree",
     "resampled_length",
     "save_audio",
+    "sinc_resample",
 ]
 # --- end of I/O, resampling and datasets -------------------------------------------------
 

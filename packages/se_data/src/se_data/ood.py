@@ -91,10 +91,10 @@ def _snr_tag(snr: float) -> str:
 
 
 def _library_versions() -> dict:
-    import torchaudio
+    from . import __version__ as se_data_version
 
     return {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
-            "torchaudio": torchaudio.__version__, "soundfile": sf.__version__,
+            "se_data": se_data_version, "soundfile": sf.__version__,
             "libsndfile": sf.__libsndfile_version__}
 
 

@@ -16,16 +16,15 @@ Nothing here downloads anything. The pieces:
   file from someone else never runs code; the state dict must match exactly.
 * :class:`PretrainedNoiseEncoder` -- wraps any :class:`AudioEncoder` as a noise encoder for
   :class:`~sgmse_cfg.NoiseCondScoreModel`: resamples the 16 kHz waveform to the encoder's
-  rate (torch-only windowed-sinc resampler), runs the encoder (frozen by default: no
+  rate (``se_data``'s torch-only windowed-sinc resampler), runs the encoder (frozen by default: no
   gradients, always in eval mode), pools its tokens to a fixed ``num_tokens`` over time and
   projects them to ``dim`` (the only trained part when frozen).
 
-Everything is plain PyTorch (no torchaudio), so the package keeps its dependencies.
+Everything is plain PyTorch (no torchaudio).
 """
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -33,6 +32,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from se_data import sinc_resample
 from torch import Tensor
 
 from .noise_encoders import NoiseEncoding
@@ -67,33 +67,13 @@ def resample_sinc(wave: Tensor, orig_sr: int, new_sr: int, *, zero_crossings: in
                   rolloff: float = 0.99) -> Tensor:
     """Band-limited resampling ``[..., L]`` at ``orig_sr`` Hz -> ``[..., ceil(L new/orig)]``.
 
-    Polyphase windowed sinc (Hann window, ``zero_crossings`` on each side, cut-off at
-    ``rolloff`` times the lower Nyquist frequency), one ``conv1d`` with a stride: the
-    usual algorithm (torchaudio's ``sinc_interp_hann`` with the same defaults).
+    Hann-windowed sinc with ``zero_crossings`` on each side and the cut-off at ``rolloff``
+    times the lower Nyquist frequency: :func:`se_data.sinc_resample` (torchaudio's
+    ``sinc_interp_hann``, equal to it), kept under this name for earlier callers.
     """
-    if orig_sr <= 0 or new_sr <= 0 or int(orig_sr) != orig_sr or int(new_sr) != new_sr:
-        raise ValueError(f"sample rates must be positive integers in Hz, got {orig_sr}, {new_sr}")
-    if orig_sr == new_sr:
-        return wave
-    g = math.gcd(int(orig_sr), int(new_sr))
-    o, n = int(orig_sr) // g, int(new_sr) // g
-    base = min(o, n) * rolloff
-    width = math.ceil(zero_crossings * o / base)
-    dtype = wave.dtype if wave.is_floating_point() else torch.float32
-    dev = wave.device
-    idx = torch.arange(-width, width + o, device=dev, dtype=torch.float64) / o  # input offsets
-    phase = -torch.arange(n, device=dev, dtype=torch.float64)[:, None] / n
-    t = ((phase + idx[None, :]) * base).clamp(-zero_crossings, zero_crossings)
-    window = torch.cos(t * math.pi / zero_crossings / 2) ** 2
-    t = t * math.pi
-    sinc = torch.where(t == 0, torch.ones_like(t), torch.sin(t) / torch.where(t == 0, 1.0, t))
-    kernels = (sinc * window * (base / o)).to(dtype)[:, None]  # [n, 1, K]
-    lead, L = wave.shape[:-1], wave.shape[-1]
-    x = F.pad(wave.reshape(-1, 1, L).to(dtype), (width, width + o))
-    y = F.conv1d(x, kernels, stride=o)  # [N, n, frames]
-    y = y.transpose(1, 2).reshape(x.shape[0], -1)
-    out_len = math.ceil(n * L / o)
-    return y[:, :out_len].reshape(*lead, out_len)
+    if not wave.is_floating_point():
+        wave = wave.float()
+    return sinc_resample(wave, orig_sr, new_sr, lowpass_filter_width=zero_crossings, rolloff=rolloff)
 
 
 def log_mel_filterbank(n_fft: int, n_mels: int, sample_rate: int, f_min: float = 20.0,
