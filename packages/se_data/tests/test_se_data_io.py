@@ -58,13 +58,18 @@ def test_wrong_rate_raises_with_file_rates_and_fix(tmp_path):
     with pytest.raises(SampleRateError) as e:
         load_audio(p, 16000)
     msg = str(e.value)
-    for part in ("x48.wav", "48000", "16000", "resample=True", "tools/resample_dataset.py"):
+    for part in ("x48.wav", "48000", "16000", "resample=True", "se_data.resample(", "tools/resample_dataset.py"):
         assert part in msg
     assert isinstance(e.value, ValueError)
     y, sr = load_audio(p, 16000, resample=True)
     assert sr == 16000 and y.shape == (8000,)
-    with pytest.raises(ValueError, match="sr="):
+    with pytest.raises(ValueError, match="sample_rate="):
         load_audio(p, resample=True)
+    # the earlier keyword `sr` is an alias of `sample_rate`
+    assert torch.equal(load_audio(p, sr=16000, resample=True)[0], y)
+    assert load_audio(p, sample_rate=16000, resample=True)[1] == 16000
+    with pytest.raises(TypeError, match="not both"):
+        load_audio(p, sample_rate=16000, sr=16000)
 
 
 def test_stereo_needs_mono_flag(tmp_path):

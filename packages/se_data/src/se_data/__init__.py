@@ -11,7 +11,8 @@ from .audio_io import AudioInfo, audio_info, load_audio, save_audio
 from .collate import pad_collate
 from .crop import PAD_POLICIES, crop_pair, item_generator
 from .datasets import PairedAudioDataset, PairedFolders, PairEntry, match_pairs
-from .errors import AudioFileError, SampleRateError
+from .errors import AudioFileError, SampleRateError, resample_hint
+from .overlap_add import chunk_starts, chunked_apply, crossfade_weights
 from .resample import RESAMPLE_FILTER, resample, resampled_length, sinc_resample
 from .resample_tree import ResampleReport, resample_tree
 from .vbdemand import (
@@ -42,6 +43,9 @@ __all__ = [
     "VBDEMAND_VALID_SPEAKERS",
     "VoiceBankDEMAND",
     "audio_info",
+    "chunk_starts",
+    "chunked_apply",
+    "crossfade_weights",
     "crop_pair",
     "find_vbdemand_log",
     "item_generator",
@@ -50,6 +54,7 @@ __all__ = [
     "pad_collate",
     "read_vbdemand_log",
     "resample",
+    "resample_hint",
     "resample_tree",
     "resampled_length",
     "save_audio",

@@ -62,24 +62,28 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     return AudioInfo(p, int(info.samplerate), int(info.frames), int(info.channels), str(info.subtype))
 
 
-def load_audio(path: str | os.PathLike, sr: int | None = None, *, resample: bool = False,
-               mono: bool = False) -> tuple[torch.Tensor, int]:
+def load_audio(path: str | os.PathLike, sample_rate: int | None = None, *, resample: bool = False,
+               mono: bool = False, sr: int | None = None) -> tuple[torch.Tensor, int]:
     """Load a mono audio file as ``(audio [T] float32, sample_rate_hz)``.
 
     Args:
         path: audio file readable by soundfile (wav, flac, ogg, ...).
-        sr: the sample rate (Hz) the caller needs. ``None`` returns the file's own rate.
-            A file at another rate raises :class:`SampleRateError` unless ``resample=True``.
-        resample: resample to ``sr`` (see :func:`se_data.resample`) instead of raising.
+        sample_rate: the sample rate (Hz) the caller needs. ``None`` returns the file's own
+            rate. A file at another rate raises :class:`SampleRateError` unless ``resample=True``.
+        resample: resample to ``sample_rate`` (see :func:`se_data.resample`) instead of raising.
         mono: average the channels of a multi-channel file (mean downmix) instead of raising.
+        sr: the earlier name of ``sample_rate``, still accepted.
 
     Integer PCM is scaled to [-1, 1). Raises :class:`AudioFileError` for a missing, empty or
     corrupt file, a multi-channel file without ``mono=True``, or NaN/Inf samples.
     """
+    if sr is not None and sample_rate is not None:
+        raise TypeError("give sample_rate or its alias sr, not both")
+    sr = sample_rate if sample_rate is not None else sr
     if sr is not None and (isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0):
-        raise ValueError(f"sr must be a positive integer in Hz or None, got {sr!r}")
+        raise ValueError(f"sample_rate must be a positive integer in Hz or None, got {sr!r}")
     if resample and sr is None:
-        raise ValueError("load_audio(resample=True) needs a target rate: pass sr=...")
+        raise ValueError("load_audio(resample=True) needs a target rate: pass sample_rate=...")
     info = audio_info(path)
     p = info.path
     if info.channels > 1 and not mono:
