@@ -98,6 +98,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--amp", action="store_true",
                    help="bf16 autocast for the model's training forward (a GPU speed option; the loss, the "
                         "complex STFT and mask, validation and test stay float32)")
+    g.add_argument("--float64", action="store_true",
+                   help="train in float64 (model, data and loss): slow, for exactness checks such as a DDP run "
+                        "equalling one process with the global batch regardless of float32 reduction order")
     g.add_argument("--cuda-graphs", action="store_true",
                    help="replay the model's training forward + backward as CUDA graphs (one launch each instead "
                         "of hundreds; same numbers). A CUDA speed option for small batches, where the step is "
@@ -197,7 +200,10 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
 
     torch.manual_seed(args.seed)
     mcfg = model_config(args)
-    model = bandsplit.build_model(mcfg).to(device)
+    if args.float64 and (args.amp or args.cuda_graphs):
+        raise SystemExit("error: --float64 is an exactness setting; leave out --amp / --cuda-graphs with it")
+    dtype = torch.float64 if args.float64 else torch.float32
+    model = bandsplit.build_model(mcfg).to(device=device, dtype=dtype)
     stft = SpectrogramTransform(512, 128, SAMPLE_RATE).to(device)
     criterion = BSRNNLoss() if args.loss == "recipe" else spectral_l1
     opt = (torch.optim.Adam(model.parameters(), lr=args.lr) if args.optimizer == "adam"
@@ -252,7 +258,7 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", disable=not info.is_main, leave=False,
                    dynamic_ncols=True)
         for noisy, clean in bar:
-            noisy, clean = noisy.to(device), clean.to(device)
+            noisy, clean = noisy.to(device, dtype), clean.to(device, dtype)
             noisy_spec, clean_spec = stft.stft(noisy), stft.stft(clean)
             if args.cuda_graphs and graphed is None and noisy_spec.shape[0] == args.batch_size:
                 # the capture's side stream owns the parameters' gradient accumulators; autograd
@@ -366,10 +372,11 @@ def _validate(model: nn.Module, stft: SpectrogramTransform, criterion: Any, data
     from se_metrics import pesq as pesq_fn
 
     model.eval()
+    dtype = next(model.parameters()).dtype
     total, n = 0.0, 0
     for noisy, clean in iterate_batches(data.valid, epoch=0, seed=args.seed, batch_size=args.batch_size,
                                         rank=info.rank, world_size=info.world_size, shuffle=False):
-        noisy, clean = noisy.to(device), clean.to(device)
+        noisy, clean = noisy.to(device, dtype), clean.to(device, dtype)
         loss, _ = criterion(model(stft.stft(noisy)), stft.stft(clean))
         total += float(loss) * noisy.shape[0]
         n += noisy.shape[0]

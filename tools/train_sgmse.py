@@ -134,6 +134,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--optimizer", choices=["adam", "sgd"], default="adam",
                    help="adam: the recipe's Adam; sgd: plain SGD (for controlled comparisons, e.g. DDP against "
                         "one process; default adam)")
+    g.add_argument("--float64", action="store_true",
+                   help="train in float64 (model, data and loss): slow, for exactness checks such as a DDP run "
+                        "equalling one process with the global batch regardless of float32 reduction order")
     g.add_argument("--ema", type=float, default=0.999, help="EMA decay of the weights (SGMSE+: 0.999)")
     g.add_argument("--no-ema-warmup", action="store_true",
                    help="use the EMA decay from the first step (SGMSE+'s torch_ema). Default: decay "
@@ -275,7 +278,8 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
 
     torch.manual_seed(args.seed)
     n_classes = len(data.class_names) if use_nc else 0
-    model = build_model(args, n_classes, data.class_names if use_nc else None).to(device)
+    dtype = torch.float64 if args.float64 else torch.float32
+    model = build_model(args, n_classes, data.class_names if use_nc else None).to(device=device, dtype=dtype)
     f = int(model.backbone.downsampling_factor)
     if frames % f:
         raise SystemExit(f"error: --frames {frames} must be a multiple of the backbone's downsampling factor {f}")
@@ -327,7 +331,7 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", disable=not info.is_main, leave=False,
                    dynamic_ncols=True, total=steps_cap)
         for noisy, clean, labels in bar:
-            x0, y = common.to_specs(model, noisy.to(device), clean.to(device), SAMPLE_RATE)
+            x0, y = common.to_specs(model, noisy.to(device, dtype), clean.to(device, dtype), SAMPLE_RATE)
             # the same seed on every rank: each draws the global batch's t / z / dropout and keeps
             # its own items (share), so N processes train exactly as one with the global batch
             terms = ddp(x0, y, labels.to(device), _step_seed(args.seed, step, 0),
@@ -385,7 +389,8 @@ def _validate(ema: ScoreModel, data: common.SgmseData, args: argparse.Namespace,
     for b, (noisy, clean, labels) in enumerate(common.iterate_batches(
             data.valid, data.labels if use_nc else None, epoch=0, seed=args.seed, batch_size=batch_size,
             rank=info.rank, world_size=info.world_size, shuffle=False, max_batches=args.valid_batches)):
-        x0, y = common.to_specs(ema, noisy.to(device), clean.to(device), SAMPLE_RATE)
+        dtype = next(ema.parameters()).dtype
+        x0, y = common.to_specs(ema, noisy.to(device, dtype), clean.to(device, dtype), SAMPLE_RATE)
         g = torch.Generator(device=device).manual_seed(_step_seed(args.seed, -1 - b, info.rank))
         if isinstance(ema, NoiseCondScoreModel):
             enc = ema.encode(y)

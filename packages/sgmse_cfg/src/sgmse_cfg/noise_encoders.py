@@ -65,7 +65,8 @@ def spec_features(spec: Tensor, features: str = "reim") -> Tensor:
         spec = spec[:, 0]
     if spec.ndim != 3:
         raise ValueError(f"expected a spectrogram [B, 1, F, T] or [B, F, T], got {tuple(spec.shape)}")
-    spec = spec.to(torch.complex64)
+    if spec.dtype != torch.complex128:  # complex32 / autocast inputs computed in single precision
+        spec = spec.to(torch.complex64)
     chans = [spec.real, spec.imag]
     if features == "reim_logmag":
         chans.append(torch.log(spec.abs() + 1e-5))

@@ -116,11 +116,13 @@ class SmallUNet(nn.Module):
         if cond is not None and cond.context is not None:
             raise ValueError("SmallUNet has no cross-attention: cond.context is not supported")
         dev = x.device.type
+        real = self.conv_in.weight.dtype  # float32 (float64 for a model moved to double)
         with torch.autocast(device_type=dev, enabled=False):
             if cond is not None and cond.input_add is not None:
                 x = x + cond.input_add
-            h = torch.view_as_real(x.to(torch.complex64)).permute(0, 1, 4, 2, 3).reshape(B, 4, Fq, T)
-            four = self.fourier(torch.log(t.float()))
+            cplx = torch.complex128 if real == torch.float64 else torch.complex64
+            h = torch.view_as_real(x.to(cplx)).permute(0, 1, 4, 2, 3).reshape(B, 4, Fq, T)
+            four = self.fourier(torch.log(t.to(real)))
         temb = self.temb_mlp(four)
         if cond is not None:
             temb = cond.apply_temb(temb)
@@ -138,5 +140,5 @@ class SmallUNet(nn.Module):
                 h = self.upsamplers[j](F.interpolate(h, scale_factor=2.0, mode="nearest"))
         h = F.silu(self.norm_out(h))
         with torch.autocast(device_type=dev, enabled=False):
-            h = self.conv_out(h.float())
+            h = self.conv_out(h.to(real))
             return torch.view_as_complex(h.permute(0, 2, 3, 1).contiguous())[:, None]
