@@ -98,7 +98,7 @@ def test_stats_known_values():
 
 
 def test_stats_are_not_the_row_mean():
-    """The seed's 'mean' statistic is the constant 1/L; ours vary with the input."""
+    """A softmax row's mean is the constant 1/L; the gate's statistics vary with the input."""
     torch.manual_seed(0)
     m = AdaptiveDifferentialAttention(16, 1, depth=0)
     x = 3 * torch.randn(4, 12, 16)

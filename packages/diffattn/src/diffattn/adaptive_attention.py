@@ -1,6 +1,6 @@
-"""Adaptive differential attention: seed 000's gated fusion, made genuinely differential.
+"""Adaptive differential attention: a gated multi-scale fusion, made genuinely differential.
 
-The seed mixed the two maps convexly, ``α·A1 + (1 − α)·A2`` - a weighted average of two
+A convex mix of the two maps, ``α·A1 + (1 − α)·A2`` - a weighted average of two
 attention maps, which is ordinary attention with a different map and cancels nothing. Here the
 gate modulates λ inside the Differential Transformer's difference, per head and per query frame:
 
@@ -15,8 +15,7 @@ zero, so ``g = 0.5`` and ``λ_eff = λ`` at initialisation: a freshly built laye
 The gate reads the 8 per-query statistics of :mod:`diffattn.attention_stats` (normalised
 entropy, coefficient of variation and look-direction of both maps; their overlap; the energy
 share of ``A1 − λA2`` that survives the subtraction at the base λ), pooled over centred windows
-of 2, 4, 8 frames. Optional frequency adaptivity
-(seed 001): with ``num_bands`` set, the input is ``[B, K, T, dim]`` and the scale mix of each
+of 2, 4, 8 frames. Optional frequency adaptivity: with ``num_bands`` set, the input is ``[B, K, T, dim]`` and the scale mix of each
 band comes from a :class:`~diffattn.FrequencyAdaptiveFusionGate` (statistics + band embedding)
 instead of one learned global mix.
 
@@ -52,7 +51,7 @@ class AdaptiveDifferentialAttention(DifferentialAttention):
         windows: gate scales in frames (default 2, 4, 8; ``(1,)`` = single-scale gate).
         num_bands: if set, inputs are ``[B, num_bands, T, dim]`` and each band's scale weights come
             from a :class:`~diffattn.FrequencyAdaptiveFusionGate`; else one learned global mix.
-        band_embed_dim: band-embedding size of that gate (seed: 16).
+        band_embed_dim: band-embedding size of that gate (16 by default).
         centres_hz: optional band centre frequencies (Hz) to initialise the band embedding.
         detach_stats: compute the gate's statistics as observations without gradient (default);
             with ``False`` they backpropagate into q/k as well.

@@ -1,7 +1,7 @@
 """Per-query statistics of the two differential-attention maps, computed without ``T×T`` tensors.
 
-The mean of a softmax row is always ``1/n`` (the row sums to 1), so it says nothing; the seed's
-gate used it. These 8 statistics describe *how* each query attends and are length-normalised.
+The mean of a softmax row is always ``1/n`` (the row sums to 1), so it says nothing, and a gate fed
+with it learns nothing from it. These 8 statistics describe *how* each query attends and are length-normalised.
 For one query ``i`` with ``n`` allowed keys, maps ``a1``, ``a2`` (rows) and ``D = a1 − λ a2``:
 
 ====  ================  =====================================================================

@@ -201,7 +201,7 @@ class LearnableBandGraph(_BandAttention):
 
     Args:
         dim, num_heads, num_bands: N, differential heads, K.
-        k: neighbours kept per band (``1 <= k < K``; seed: 5).
+        k: neighbours kept per band (``1 <= k < K``; 5 in the BSDT design).
         depth: 0-based layer index for λ_init.
         init_logits: optional ``[K, K]`` initial ``A``.
     Shapes/memory: see the module docstring.

@@ -1,4 +1,4 @@
-"""Fusion gates: multi-scale dynamic fusion (seed 000) and frequency-adaptive scale weights (seed 001).
+"""Fusion gates: multi-scale dynamic fusion and frequency-adaptive (per-band) scale weights.
 
 Both gates read *statistics* (e.g. the per-query attention-map statistics of
 :func:`diffattn.attention_stats.differential_row_stats`) and predict how to fuse.
@@ -130,10 +130,10 @@ class _StackedMLP(nn.Module):
 
 
 class MultiScaleDynamicFusionGate(nn.Module):
-    """Per-frame gate in (0, 1) from statistics pooled over several temporal scales (seed 000).
+    """Per-frame gate in (0, 1) from statistics pooled over several temporal scales.
 
     For each window ``w`` in ``windows`` the input statistics are averaged over a centred odd
-    window (:func:`odd_kernel`), fed to that scale's own MLP ``dim-32-16-1`` (seed: 8-32-16-1) and a
+    window (:func:`odd_kernel`), fed to that scale's own MLP ``dim-32-16-1`` (8-32-16-1 for the 8 map statistics) and a
     sigmoid; the scales are mixed with weights that sum to 1: ``softmax(scale_logits)`` (learned,
     uniform at init) or weights supplied by the caller (e.g. per band from
     :class:`FrequencyAdaptiveFusionGate`). The MLPs' last layer starts at zero, so every gate is
@@ -258,11 +258,11 @@ def _sinusoidal_codes(values: Tensor, dim: int) -> Tensor:
 
 
 class FrequencyAdaptiveFusionGate(nn.Module):
-    """Per-band softmax weights over temporal scales from statistics + a band embedding (seed 001).
+    """Per-band softmax weights over temporal scales from statistics + a band embedding.
 
     ``features = [mean_t(stats), std_t(stats), band_embedding[k]]`` ->
     ``Linear(2·dim+E, 64)-LayerNorm-GELU-Linear(64, 32)-LayerNorm-GELU-Linear(32, S)`` -> softmax.
-    The seed's MLP (with its 8 map statistics + 16-d embedding) is kept; the statistics here are
+    The MLP is sized for 8 map statistics + a 16-d embedding by default; the statistics here are
     the time mean *and* standard deviation of whatever per-frame statistics are passed in.
 
     The band embedding (``[K, E]``, learned) starts as sin/cos codes of ``log2(centre_hz)`` when
@@ -273,8 +273,8 @@ class FrequencyAdaptiveFusionGate(nn.Module):
         dim: statistics per frame (last input dim).
         num_bands: K.
         num_scales: S, the number of scales the weights are over (3 for windows 2, 4, 8).
-        band_embed_dim: E (seed: 16).
-        hidden: the two hidden widths (seed: 64, 32).
+        band_embed_dim: E (default 16).
+        hidden: the two hidden widths (default 64, 32).
         centres_hz: optional ``[K]`` band centre frequencies in Hz for the embedding's init.
 
     Shapes: ``forward(stats [B, K, *, dim]) -> weights [B, K, S]`` (every dim between K and
