@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Every GPU measurement the issues ask for, in one go (about 8 minutes on one H100):
-#   bandsplit (issue 3): BSRNN / BSDT training step and RTF vs the per-band-loop forms, at the
+#   bandsplit:           BSRNN / BSDT training step and RTF vs the per-band-loop forms, at the
 #                        bench's 6 x 2 s and at the reference's 32 x 2 s (float32, and bf16 autocast),
 #                        and with CUDA graphs (bench/cuda_graph_step.py);
-#   aa_distill (issue 5): the full-loss epoch (target: <= 5 s), NMR float32 vs float64, inference;
-#   sgmse_cfg (issue 4):  RTF of every sampler / N / guidance on SGMSE+'s NCSN++ (bf16 autocast and
+#   aa_distill:          the full-loss epoch (target: <= 5 s), NMR float32 vs float64, inference;
+#   sgmse_cfg:           RTF of every sampler / N / guidance on SGMSE+'s NCSN++ (bf16 autocast and
 #                        float32) and on SmallUNet, and no host synchronisation inside the samplers;
 #   profiles:             where BSRNN's training step spends its time (bench/profile_step.py);
 #   the tools on CUDA:    short tools/train_bsdt.py, train_sgmse.py and train_aa.py runs (end to end),

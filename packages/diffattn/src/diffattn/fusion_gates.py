@@ -3,14 +3,12 @@
 Both gates read *statistics* (e.g. the per-query attention-map statistics of
 :func:`diffattn.attention_stats.differential_row_stats`) and predict how to fuse.
 
-Fixes relative to the seeds' code (SPEC "Known traps"):
-
-* the seed pooled statistics over disjoint query windows and then repeated/interpolated the
-  per-window gate back to ``T`` frames, which breaks when ``T`` is not a multiple of the window;
-  here every scale is a *centred sliding* average with an odd kernel ``2·⌊w/2⌋ + 1``
+Pooling: a common way to pool statistics over disjoint query windows and then repeat or
+interpolate the per-window gate back to ``T`` frames breaks when ``T`` is not a multiple of the
+window. Here every scale is a *centred sliding* average with an odd kernel ``2·⌊w/2⌋ + 1``
   (windows 1, 2, 4, 8 -> kernels 1, 3, 5, 9) and ``count_include_pad=False``, so each scale
-  returns exactly ``T`` frames for any ``T >= 1`` (edges average only the frames that exist);
-* no even kernels, hence no ``T+1`` off-by-one.
+  returns exactly ``T`` frames for any ``T >= 1`` (edges average only the frames that exist), and
+  no even kernels, hence no ``T+1`` off-by-one.
 """
 
 from __future__ import annotations
