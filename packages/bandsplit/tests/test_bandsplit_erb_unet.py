@@ -1,4 +1,4 @@
-"""ERBUNet (601 bins) and ERBUNet257 (option C): shapes for any T, exact skip alignment, bounded mask,
+"""ERBUNet (601 bins) and ERBUNet257 (257-bin redesign): shapes for any T, exact skip alignment, bounded mask,
 learned (not random) position information, depth-indexed differential attention, batch
 independence, a tiny overfit, and the parameter table."""
 

@@ -1,10 +1,11 @@
-"""ERBUNetAdapter (seed 000 option B): exact through the waveform, T frames in and out, gradients flow."""
+"""ERBUNetAdapter (601-bin net on 257-bin complex I/O): exact through the waveform, T frames in and out, gradients flow."""
 
 from __future__ import annotations
 
 import math
 
 import pytest
+import se_data
 import torch
 from torch import Tensor, nn
 
@@ -106,9 +107,13 @@ def test_gradients_flow_to_net_and_input():
 
 
 def test_rejects_mismatched_rate_and_shape():
-    with pytest.raises(SampleRateMismatchError):
+    with pytest.raises(se_data.SampleRateError) as info:   # the toolkit's one rate-error family
         ERBUNetAdapter(_Identity(), sample_rate=48000)
+    assert isinstance(info.value, SampleRateMismatchError)
+    assert "16000 Hz" in str(info.value) and "48000 Hz" in str(info.value)
+    assert se_data.resample_hint(16000) in str(info.value)
     adapter = ERBUNetAdapter(_Identity())
+    assert adapter.stft is adapter.io and adapter.stft.to_dict()["hop_length"] == 128 and adapter.num_freqs == 257
     with pytest.raises(ValueError, match="257"):
         adapter(torch.randn(1, 601, 5, dtype=torch.complex64))
     with pytest.raises(ValueError, match="complex"):

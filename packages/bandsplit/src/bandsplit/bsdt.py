@@ -1,4 +1,4 @@
-"""BSDT: the band-split differential transformer of seed 001 (v1: fixed harmonic graph, v2: learned graph).
+"""BSDT: the band-split differential transformer (v1: fixed harmonic graph, v2: learned graph).
 
 Same I/O as :class:`bandsplit.BSRNN`: complex STFT ``[B, 257, T]`` (16 kHz, n_fft 512, hop
 128) in, enhanced complex STFT out, through BSRNN's :class:`BandSplit` and 3-tap
@@ -49,6 +49,7 @@ from diffattn import (
 from .band_split import BandSplit
 from .bands import BSRNN_BAND_WIDTHS, band_centers_hz, check_band_widths
 from .mask_decoder import MaskDecoder, apply_fir_mask
+from .stft import SpectrogramTransform
 
 __all__ = ["BSDT", "BSDTBlock"]
 
@@ -128,6 +129,8 @@ class BSDT(nn.Module):
         top_k: neighbours per band of the learned graph.
         band_widths, sample_rate, n_fft: the band table and the STFT it splits (bands' real centre
             frequencies feed the harmonic graph and the band embeddings).
+        hop_length: hop of that STFT in samples; ``self.stft`` is the model's STFT
+            (:func:`bandsplit.enhance` uses it).
 
     ``forward(x, return_analysis=True)`` returns ``(y, analysis)`` with ``fusion_weights``
     ``[L, K, 3]`` (per-band scale weights averaged over the batch; absent without multi-scale),
@@ -139,7 +142,7 @@ class BSDT(nn.Module):
     def __init__(self, num_channel: int = 64, num_layer: int = 4, num_heads: int = 2, *, graph: str = "learned",
                  use_inter_band: bool = True, use_multiscale: bool = True, top_k: int = 5,
                  band_widths: Sequence[int] | None = None, sample_rate: int = 16000, n_fft: int = 512,
-                 windows: Sequence[int] = (2, 4, 8)) -> None:
+                 windows: Sequence[int] = (2, 4, 8), hop_length: int = 128) -> None:
         super().__init__()
         if graph not in GRAPH_KINDS:
             raise ValueError(f"graph must be one of {GRAPH_KINDS}, got {graph!r}")
@@ -158,6 +161,8 @@ class BSDT(nn.Module):
                       windows=windows)
             for i in range(self.num_layer))
         self.mask_decoder = MaskDecoder(widths, self.num_channel)
+        #: the model's STFT (no parameters; its window is a non-persistent buffer)
+        self.stft = SpectrogramTransform(self.n_fft, hop_length, self.sample_rate)
 
     def extra_repr(self) -> str:
         return (f"num_channel={self.num_channel}, num_layer={self.num_layer}, num_heads={self.num_heads}, "

@@ -20,6 +20,7 @@ from torch import nn
 from .band_split import BandSplit
 from .bands import BSRNN_BAND_WIDTHS, check_band_widths
 from .mask_decoder import MaskDecoder, apply_fir_mask
+from .stft import SpectrogramTransform
 
 
 def _norm_channels_last(x: torch.Tensor, norm: nn.GroupNorm, causal: bool) -> torch.Tensor:
@@ -56,6 +57,9 @@ class BSRNN(nn.Module):
             reference's T1..TL, K1..KL. Same parameters, different function.
         causal: per-frame normalisation statistics everywhere instead of whole-utterance
             GroupNorm statistics. The output at frame t then depends on input frames <= t + 1.
+        sample_rate, n_fft, hop_length: the STFT the model works on (Hz, samples): ``self.stft``
+            is it, and ``self.sample_rate`` its rate (:func:`bandsplit.enhance` uses both).
+            ``n_fft`` defaults to ``2 (F - 1)`` for the ``F`` bins of the band table (512).
 
     Shapes: ``forward(x)``: ``x`` complex ``[B, F, T]`` (any T >= 1) -> complex ``[B, F, T]``.
 
@@ -67,9 +71,11 @@ class BSRNN(nn.Module):
     """
 
     def __init__(self, num_channel: int = 128, num_layer: int = 6, band_widths: Sequence[int] | None = None,
-                 *, interleaved: bool = False, causal: bool = False) -> None:
+                 *, interleaved: bool = False, causal: bool = False, sample_rate: int = 16000,
+                 n_fft: int | None = None, hop_length: int = 128) -> None:
         super().__init__()
-        widths = check_band_widths(BSRNN_BAND_WIDTHS if band_widths is None else band_widths)
+        widths = check_band_widths(BSRNN_BAND_WIDTHS if band_widths is None else band_widths,
+                                   None if n_fft is None else int(n_fft) // 2 + 1)
         self.num_channel = n = int(num_channel)
         self.num_layer = int(num_layer)
         self.band_widths = widths
@@ -94,6 +100,9 @@ class BSRNN(nn.Module):
         #: Bounds the LSTMs' working memory (a 60 s utterance has 7,501 frames); same output.
         self.inference_chunk = 1024
         self._init_weights()
+        #: the model's STFT (no parameters; its window is a non-persistent buffer)
+        self.stft = SpectrogramTransform(2 * (self.n_freq - 1) if n_fft is None else n_fft, hop_length, sample_rate)
+        self.sample_rate = self.stft.sample_rate
 
     def _init_weights(self) -> None:
         """The reference's init: LSTM ih xavier-uniform, hh orthogonal, biases 0; Linear xavier, bias 0."""

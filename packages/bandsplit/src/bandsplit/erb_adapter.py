@@ -1,6 +1,6 @@
-"""Option B of seed 000: run a network built for another STFT on BSRNN's complex ``[B, 257, T]`` input.
+"""Run a network built for another STFT on BSRNN's complex ``[B, 257, T]`` input, exactly.
 
-The seed's adapter bilinearly interpolated 257 bins to 601 and back. That is wrong twice: the two
+Interpolating 257 bins bilinearly to 601 and back would be wrong twice: the two
 STFTs have different bin spacings (31.25 Hz vs 13.33 Hz) *and* different hops (128 vs 100
 samples), so interpolating along frequency at fixed frame index mixes unrelated bins, misaligns
 time, and destroys phase. The exact conversion goes through the waveform:
@@ -29,6 +29,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from se_data import resample_hint
 
 from ._complex import as_complex
 from .stft import SampleRateMismatchError, SpectrogramTransform
@@ -78,8 +80,9 @@ class ERBUNetAdapter(nn.Module):
         if int(net.sample_rate) != int(sample_rate):
             raise SampleRateMismatchError(
                 f"the net works at {net.sample_rate} Hz but the adapter's spectrograms are at "
-                f"{sample_rate} Hz; "
-                f"build both for the same rate (resample the audio, never the spectrogram)")
+                f"{sample_rate} Hz; build both for the same rate (ERBUNetAdapter(net, "
+                f"sample_rate={net.sample_rate})) and bring the audio to it, never the spectrogram. "
+                f"Fix for the audio: {resample_hint(int(net.sample_rate))}")
         if io_hop > io_n_fft:
             raise ValueError(f"io_hop ({io_hop}) > io_n_fft ({io_n_fft}) leaves gaps between frames")
         self.net = net
@@ -93,16 +96,27 @@ class ERBUNetAdapter(nn.Module):
         self._floor = edge_floor * float(self.io.window.double().square().sum()) / io_hop
 
     @property
+    def stft(self) -> SpectrogramTransform:
+        """The STFT of the adapter's input and output (what :func:`bandsplit.enhance` uses)."""
+        return self.io
+
+    @property
+    def num_freqs(self) -> int:
+        """Bins of the I/O spectrogram (``io_n_fft // 2 + 1``)."""
+        return self.io.num_freqs
+
+    @property
     def num_bins(self) -> int:
-        return self.io.num_bins
+        """Alias of :attr:`num_freqs`."""
+        return self.io.num_freqs
 
     def forward(self, spec: Tensor) -> Tensor:
         """Complex ``[B, F_io, T]`` -> complex ``[B, F_io, T]`` through ``net`` at its own resolution."""
-        if not spec.is_complex() or spec.dim() != 3 or spec.shape[1] != self.io.num_bins or spec.shape[2] < 1:
-            raise ValueError(f"ERBUNetAdapter expects a complex spectrogram [B, {self.io.num_bins}, T] "
-                             f"(n_fft {self.io.n_fft}, hop {self.io.hop}, {self.sample_rate} Hz), got "
+        if not spec.is_complex() or spec.dim() != 3 or spec.shape[1] != self.io.num_freqs or spec.shape[2] < 1:
+            raise ValueError(f"ERBUNetAdapter expects a complex spectrogram [B, {self.io.num_freqs}, T] "
+                             f"(n_fft {self.io.n_fft}, hop {self.io.hop_length}, {self.sample_rate} Hz), got "
                              f"{'complex' if spec.is_complex() else spec.dtype} {list(spec.shape)}")
-        n_fft, hop, t = self.io.n_fft, self.io.hop, spec.shape[2]
+        n_fft, hop, t = self.io.n_fft, self.io.hop_length, spec.shape[2]
         window = self.io.window.to(spec.real.dtype)
         z_in = _frame_support_inverse(spec, n_fft, hop, window, self._floor)  # [B, L]
         length = z_in.shape[1]

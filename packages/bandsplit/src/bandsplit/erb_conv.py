@@ -1,4 +1,4 @@
-"""ERB-spaced frequency groups and the harmonic-aware grouped convolution of seed 000's "Net2".
+"""ERB-spaced frequency groups and the harmonic-aware grouped convolution of the "Net2" ERB-UNet.
 
 The ERB-rate scale (Glasberg & Moore 1990, natural-log form)::
 

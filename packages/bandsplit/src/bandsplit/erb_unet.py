@@ -1,9 +1,9 @@
-"""Seed 000's "Net2": an ERB-grouped convolutional U-Net with a differential-attention bottleneck.
+"""The "Net2" ERB-UNet: an ERB-grouped convolutional U-Net with a differential-attention bottleneck.
 
 ``ERBUNet`` works at its own STFT resolution (default n_fft 1200, hop 100 at 16 kHz: 601 bins,
-real/imag stacked ``[B, 2, 601, T]``). ``ERBUNet257`` is the seed's "option C" redesign at BSRNN's
+real/imag stacked ``[B, 2, 601, T]``). ``ERBUNet257`` is its redesign at BSRNN's
 resolution (n_fft 512, hop 128: complex ``[B, 257, T]`` in and out, ERB groups recomputed for 257
-bins). To run the 601-bin net on BSRNN's complex 257-bin input ("option B") wrap it in
+bins). To run the 601-bin net on BSRNN's complex 257-bin input, wrap it in
 :class:`bandsplit.erb_adapter.ERBUNetAdapter`, which converts exactly through the waveform.
 
 Defects of the seed's code that are fixed here: odd kernels only (its even kernels returned T+1
@@ -78,7 +78,7 @@ class _DiffTransformerBottleneck(nn.Module):
     Position over time comes from a learned depthwise ``Conv1d`` (odd kernel, 'same' padding) added
     to the tokens ("convolutional position encoding"): learned, relative, valid for any T.
     Layer i uses ``DifferentialAttention(..., depth=i)``, i.e. lambda_init = 0.8 - 0.6 exp(-0.3 i)
-    (or, with ``attention="adaptive"``, seed 000's ``AdaptiveDifferentialAttention``: lambda modulated
+    (or, with ``attention="adaptive"``, ``diffattn.AdaptiveDifferentialAttention``: lambda modulated
     per head and frame by the multi-scale gate over windows 2, 4, 8).
     The block is residual around the fold/unfold. Memory grows with ``T^2`` per head (attention).
     """
@@ -167,7 +167,7 @@ class ERBUNet(nn.Module):
         kernels: (freq, time) kernel per ERB group, odd sizes (see HarmonicAwareGroupedConv).
         mask_bound: upper bound of the mask magnitude.
         input_compression: power applied to the input magnitude for the features (None: none).
-        attention: ``"diff"`` (DifferentialAttention) or ``"adaptive"`` (seed 000's adaptive variant,
+        attention: ``"diff"`` (DifferentialAttention) or ``"adaptive"`` (the research notes' adaptive variant,
             ``diffattn.AdaptiveDifferentialAttention``) in the bottleneck.
 
     GroupNorm statistics span the whole utterance (like BSRNN's), so the net is non-causal.
@@ -270,7 +270,7 @@ class ERBUNet(nn.Module):
 
 
 class ERBUNet257(ERBUNet):
-    """Option C: the ERB-UNet redesigned for BSRNN's STFT (n_fft 512, hop 128): complex ``[B, 257, T]``.
+    """The ERB-UNet redesigned for BSRNN's STFT (n_fft 512, hop 128): complex ``[B, 257, T]``.
 
     Same architecture as :class:`ERBUNet` built on 257 bins (ERB groups recomputed for the
     512-point grid at ``sample_rate``: bins [0, 11, 37, 101, 257] at 16 kHz; 257 -> 129 -> 65 -> 33 ->
@@ -285,6 +285,11 @@ class ERBUNet257(ERBUNet):
                 raise TypeError(f"ERBUNet257 fixes {k} (512/128, BSRNN's STFT); use ERBUNet for another "
                                 f"resolution")
         super().__init__(n_fft=512, hop=128, sample_rate=sample_rate, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def stft(self) -> SpectrogramTransform:
+        """The model's STFT (n_fft 512, hop 128 at ``sample_rate``; :func:`bandsplit.enhance` uses it)."""
+        return self.transform
 
     def forward(self, spec: Tensor) -> Tensor:  # type: ignore[override]
         """Complex ``[B, 257, T]`` -> complex ``[B, 257, T]``."""
