@@ -1,9 +1,7 @@
 """Plumbing shared by tools/train_sgmse.py, enhance_sgmse.py and eval_ood.py (not a public API).
 
-* data: the demo corpus (default), a VoiceBank-DEMAND tree or a paired-folder tree, all at the
-  model's rate (another rate is an error unless ``--resample``), with NC labels where the data
-  has them (VoiceBank-DEMAND's training log; the demo corpus' manifest);
-* batches that depend only on ``(seed, epoch)`` (exact resume, DDP shards);
+* data: waveform crops -> the model's spectrograms (the corpus and its batches are
+  ``se_data.open_training_corpus`` / ``se_data.iterate_batches``);
 * checkpoints -> models (EMA or live weights), and one-file enhancement with timing;
 * per-file metrics (PESQ-WB, ESTOI, SI-SDR) and a plain-text table.
 """
@@ -11,126 +9,22 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
-import se_data
-from se_data import PairedFolders, VoiceBankDEMAND, load_audio
+from se_data import load_audio
 from sgmse_cfg import SBVESDE, NoiseCondScoreModel, ScoreModel, score_model_from_config
 
-#: the demo corpus' noise kinds in class-index order (its manifest names one per file)
-DEMO_NOISE_CLASSES: tuple[str, ...] = tuple(sorted(se_data.DEFAULT_NOISE_WEIGHTS))
 METRIC_COLUMNS = ("PESQ-WB", "ESTOI", "SI-SDR (dB)")
 
 
 # ----------------------------------------------------------------------------- data
-@dataclass
-class SgmseData:
-    kind: str
-    root: Path
-    train: Any
-    valid: Any
-    test_pairs: list[tuple[str, Path, Path]]
-    class_names: tuple[str, ...] | None
-    labels: dict[str, int] | None  # item name -> class index (None: the data has no labels)
-    is_demo: bool
-    resample: bool
-    _valid_cache: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
-
-    def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "root": str(self.root), "train": len(self.train), "valid": len(self.valid),
-                "test": len(self.test_pairs), "sample_rate": self.train.sample_rate,
-                "nc_classes": list(self.class_names) if self.class_names else None}
-
-
-def _is_vbdemand(root: Path) -> bool:
-    return (root / "clean_trainset_28spk_wav").is_dir() or (root / "noisy_trainset_28spk_wav").is_dir()
-
-
-def _is_paired_tree(root: Path) -> bool:
-    return all((root / s / k).is_dir() for s in ("train", "valid", "test") for k in ("clean", "noisy"))
-
-
-def _demo_labels(root: Path) -> dict[str, int] | None:
-    """``{split/name-without-extension: class}`` from a demo corpus' manifest (None if absent)."""
-    mpath = root / "manifest.json"
-    if not mpath.is_file():
-        return None
-    m = json.loads(mpath.read_text())
-    if m.get("generator") != "se_data.demo_corpus":
-        return None
-    return {Path(f["name"]).stem: DEMO_NOISE_CLASSES.index(f["noise"]) for f in m["files"]
-            if f["noise"] in DEMO_NOISE_CLASSES}
-
-
-def build_data(args: argparse.Namespace, *, sample_rate: int, segment_seconds: float, is_main: bool,
-               barrier: Callable[[], None]) -> SgmseData:
-    is_demo = args.data is None
-    if is_demo:
-        root = Path(args.demo_dir)
-        if is_main:
-            se_data.make_demo_corpus(root, seed=0, sample_rate=sample_rate)
-        barrier()
-    else:
-        root = Path(args.data)
-        if not root.is_dir():
-            raise SystemExit(f"error: --data {root} is not a folder")
-    common = dict(sample_rate=sample_rate, resample=args.resample, seed=args.seed)
-    class_names: tuple[str, ...] | None = None
-    labels: dict[str, int] | None = None
-    if not is_demo and _is_vbdemand(root):
-        kind = "VoiceBank-DEMAND"
-        vkw = {} if args.valid_speakers is None else {"valid_speakers": tuple(args.valid_speakers)}
-        train = VoiceBankDEMAND(root, "train", segment=segment_seconds, **vkw, **common)
-        valid = VoiceBankDEMAND(root, "valid", segment=segment_seconds, **vkw, **common)
-        test = VoiceBankDEMAND(root, "test", segment=None, **common)
-        if all(e.noise_class is not None for e in train.entries):
-            class_names = se_data.VBDEMAND_TRAIN_NOISE_CLASSES
-            labels = {e.name: int(e.noise_class) for ds in (train, valid) for e in ds.entries}
-    elif _is_paired_tree(root):
-        demo_labels = _demo_labels(root)
-        kind = "demo corpus" if demo_labels is not None else "paired folders"
-        train = PairedFolders(root / "train" / "clean", root / "train" / "noisy", segment=segment_seconds, **common)
-        valid = PairedFolders(root / "valid" / "clean", root / "valid" / "noisy", segment=segment_seconds, **common)
-        test = PairedFolders(root / "test" / "clean", root / "test" / "noisy", segment=None, **common)
-        if demo_labels is not None:
-            class_names, labels = DEMO_NOISE_CLASSES, demo_labels
-    else:
-        raise SystemExit(
-            f"error: --data {root} is neither a VoiceBank-DEMAND tree ({{clean,noisy}}_{{trainset_28spk,testset}}_wav) "
-            f"nor a paired-folder tree ({{train,valid,test}}/{{clean,noisy}})")
-    test_pairs = [(e.name + ".wav", e.noisy, e.clean) for e in test.entries]
-    return SgmseData(kind, root, train, valid, test_pairs, class_names, labels, is_demo, args.resample)
-
-
-def iterate_batches(ds: Any, labels: dict[str, int] | None, *, epoch: int, seed: int, batch_size: int,
-                    rank: int = 0, world_size: int = 1, max_batches: int | None = None, shuffle: bool = True
-                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """``(noisy [B, L], clean [B, L], labels [B])`` crops of one epoch on one rank.
-
-    The order depends only on ``(seed, epoch)`` and each crop on ``(seed, epoch, index)``, so
-    a resumed run and a DDP run see exactly the data of an uninterrupted single run. Training
-    drops the last incomplete global batch so that every rank takes the same number of steps.
-    Labels are ``-1`` where the data has none.
-    """
-    ds.set_epoch(epoch if shuffle else 0)
-    import _train  # noqa: PLC0415 - tools/ is on sys.path when the tools run
-
-    for idx in _train.epoch_batches(len(ds), epoch=epoch, seed=seed, batch_size=batch_size, rank=rank,
-                                    world_size=world_size, max_batches=max_batches, shuffle=shuffle):
-        items = [ds[i] for i in idx]
-        lab = [labels.get(it["name"], -1) if labels else -1 for it in items]
-        yield (torch.stack([it["noisy"] for it in items]), torch.stack([it["clean"] for it in items]),
-               torch.tensor(lab, dtype=torch.long))
-
-
 def to_specs(model: ScoreModel, noisy: torch.Tensor, clean: torch.Tensor, sr: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Waveform crops ``[B, L]`` -> compressed spectrograms ``(x0, y) [B, 1, F, T]``, normalised
     by max|noisy| per utterance (SGMSE+'s ``normalize="noisy"``; silent crops are left at 0)."""

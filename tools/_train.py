@@ -83,28 +83,23 @@ def all_reduce_mean(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return x
 
 
-# ----------------------------------------------------------------------------- data order
-def epoch_batches(n: int, *, epoch: int, seed: int, batch_size: int, rank: int = 0, world_size: int = 1,
-                  max_batches: int | None = None, shuffle: bool = True) -> list[list[int]]:
-    """Index batches of one epoch on one rank.
+# ----------------------------------------------------------------------------- data
+def open_corpus(args: Any, *, sample_rate: int, segment: float, info: DistInfo) -> Any:
+    """The corpus of ``--data`` (None: the demo corpus in ``--demo-dir``, built by rank 0 first)
+    as an :class:`se_data.TrainingCorpus`; a bad folder or file exits with the library's message."""
+    import se_data
 
-    The order depends only on ``(seed, epoch)``, so a resumed run and a DDP run see exactly the
-    data of an uninterrupted single run split across ranks. With ``shuffle`` (training) the last
-    incomplete global batch is dropped so that every rank takes the same number of steps.
-    """
-    if shuffle:
-        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-        order = torch.randperm(n, generator=g).tolist()
-        usable = (n // (batch_size * world_size)) * batch_size * world_size
-        if usable == 0:
-            raise SystemExit(f"error: {n} training utterances are fewer than one global batch "
-                             f"({batch_size} x {world_size} processes); lower --batch-size")
-        order = order[:usable]
-    else:
-        order = list(range(n))
-    shard = order[rank::world_size]
-    batches = [shard[i:i + batch_size] for i in range(0, len(shard), batch_size)]
-    return batches if max_batches is None else batches[:max_batches]
+    try:
+        if args.data is None and info.is_main:
+            se_data.make_demo_corpus(args.demo_dir, seed=0, sample_rate=sample_rate)
+        if info.enabled:
+            dist.barrier()
+        return se_data.open_training_corpus(
+            args.data, sample_rate=sample_rate, segment=segment, resample=args.resample, seed=args.seed,
+            valid_speakers=None if args.valid_speakers is None else tuple(args.valid_speakers),
+            demo_dir=args.demo_dir, build_demo=False)
+    except (se_data.SampleRateError, se_data.AudioFileError, se_data.CorpusLayoutError) as e:
+        raise SystemExit(f"error: --data: {e}") from e
 
 
 # ----------------------------------------------------------------------------- NaN guard

@@ -39,6 +39,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
+from se_data import epoch_batches
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -285,19 +286,6 @@ def build_data(args: argparse.Namespace, teacher: _aa_common.Teacher, params: tu
                  for n in ("train", "valid"))
 
 
-def epoch_batches(n: int, epoch: int, args: argparse.Namespace, info: _train.DistInfo) -> list[torch.Tensor]:
-    """This rank's batches for an epoch: a permutation seeded by (seed, epoch) - independent of
-    the global RNG, so a resumed run sees the same order - truncated to a multiple of the
-    world size and sharded by rank (every rank gets the same number of batches)."""
-    g = torch.Generator().manual_seed(args.seed * 1_000_003 + epoch)
-    perm = torch.randperm(n, generator=g)
-    usable = n - n % info.world_size
-    if usable == 0:
-        raise SystemExit(f"error: {n} training tones cannot be shared by {info.world_size} processes")
-    mine = perm[:usable][info.rank::info.world_size]
-    return list(mine.split(args.batch_size))
-
-
 # ----------------------------------------------------------------------------- steps
 def predict(model: torch.nn.Module, x: torch.Tensor, fs: int, rf: int) -> torch.Tensor:
     """The student's output over the last second of ``x`` [B, T] (valid convolution over the
@@ -452,7 +440,12 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
         student.train()
         t0 = time.time()
         sums: dict[str, float] = {}
-        batches = epoch_batches(len(train_data), epoch, args, info)
+        try:  # every rank gets the same number of batches; the last may be short
+            batches = [torch.tensor(b) for b in epoch_batches(
+                len(train_data), epoch=epoch, seed=args.seed, batch_size=args.batch_size, rank=info.rank,
+                world_size=info.world_size, drop_last=False)]
+        except ValueError as e:
+            raise SystemExit(f"error: {e}") from e
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{args.epochs} λ={lam:.3g}", leave=False, unit="batch",
                    disable=not info.is_main or args.no_progress, dynamic_ncols=True)
         for idx in bar:

@@ -34,11 +34,10 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _cli  # noqa: E402
 import _train  # noqa: E402
-from _bsdt_data import build_datasets, iterate_batches  # noqa: E402
 from _bsdt_report import evaluate_test_set, write_plots  # noqa: E402
 
 import bandsplit  # noqa: E402
-from se_data import AudioFileError, SampleRateError  # noqa: E402
+from se_data import iterate_batches  # noqa: E402
 from bandsplit import BSRNNLoss, MetricDiscriminator, SpectrogramTransform, compress_magnitude, pesq_to_target  # noqa: E402
 
 SAMPLE_RATE = 16000
@@ -191,11 +190,7 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
     out = Path(_train.broadcast_object(str(out) if out else None, info))
     log = (lambda *a: tqdm.write(" ".join(str(x) for x in a))) if info.is_main else (lambda *a: None)
 
-    try:
-        data = build_datasets(args, sample_rate=SAMPLE_RATE, is_main=info.is_main, barrier=(
-            dist.barrier if info.enabled else (lambda: None)))
-    except (SampleRateError, AudioFileError) as e:
-        raise SystemExit(f"error: {e}") from e
+    data = _train.open_corpus(args, sample_rate=SAMPLE_RATE, segment=args.segment, info=info)
     epochs = args.epochs if args.epochs is not None else (3 if data.is_demo else 120)
 
     torch.manual_seed(args.seed)
@@ -257,7 +252,7 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
                                   rank=info.rank, world_size=info.world_size, max_batches=args.steps_per_epoch)
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", disable=not info.is_main, leave=False,
                    dynamic_ncols=True)
-        for noisy, clean in bar:
+        for noisy, clean, _ in bar:
             noisy, clean = noisy.to(device, dtype), clean.to(device, dtype)
             noisy_spec, clean_spec = stft.stft(noisy), stft.stft(clean)
             if args.cuda_graphs and graphed is None and noisy_spec.shape[0] == args.batch_size:
@@ -374,7 +369,7 @@ def _validate(model: nn.Module, stft: SpectrogramTransform, criterion: Any, data
     model.eval()
     dtype = next(model.parameters()).dtype
     total, n = 0.0, 0
-    for noisy, clean in iterate_batches(data.valid, epoch=0, seed=args.seed, batch_size=args.batch_size,
+    for noisy, clean, _ in iterate_batches(data.valid, epoch=0, seed=args.seed, batch_size=args.batch_size,
                                         rank=info.rank, world_size=info.world_size, shuffle=False):
         noisy, clean = noisy.to(device, dtype), clean.to(device, dtype)
         loss, _ = criterion(model(stft.stft(noisy)), stft.stft(clean))

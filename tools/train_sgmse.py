@@ -43,7 +43,7 @@ import _cli  # noqa: E402
 import _sgmse_common as common  # noqa: E402
 import _train  # noqa: E402
 
-from se_data import AudioFileError, SampleRateError, load_audio  # noqa: E402
+from se_data import TrainingCorpus, iterate_batches, load_audio  # noqa: E402
 from sgmse_cfg import (  # noqa: E402
     NCSNPP_PRESETS,
     OUVESDE,
@@ -262,11 +262,7 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
         args.sde = "sbve" if is_demo else "ouve"
     frames = args.frames or (128 if is_demo else 256)
     seg_seconds = transform.segment_length(frames) / SAMPLE_RATE
-    try:
-        data = common.build_data(args, sample_rate=SAMPLE_RATE, segment_seconds=seg_seconds, is_main=info.is_main,
-                                 barrier=dist.barrier if info.enabled else (lambda: None))
-    except (SampleRateError, AudioFileError) as e:
-        raise SystemExit(f"error: {e}") from e
+    data = _train.open_corpus(args, sample_rate=SAMPLE_RATE, segment=seg_seconds, info=info)
     demo_like = data.is_demo or data.kind == "demo corpus"
     epochs = args.epochs if args.epochs is not None else (8 if demo_like else 160)
     steps_cap = args.steps_per_epoch if args.steps_per_epoch is not None else (50 if demo_like else None)
@@ -325,7 +321,7 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
         sums: dict[str, float] = {}
         n_batches = 0
         t0 = time.time()
-        batches = common.iterate_batches(data.train, data.labels if use_nc else None, epoch=epoch, seed=args.seed,
+        batches = iterate_batches(data.train, labels=data.labels if use_nc else None, epoch=epoch, seed=args.seed,
                                          batch_size=batch_size, rank=info.rank, world_size=info.world_size,
                                          max_batches=steps_cap)
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", disable=not info.is_main, leave=False,
@@ -381,13 +377,13 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
 
 
 @torch.no_grad()
-def _validate(ema: ScoreModel, data: common.SgmseData, args: argparse.Namespace, batch_size: int,
+def _validate(ema: ScoreModel, data: TrainingCorpus, args: argparse.Namespace, batch_size: int,
               device: torch.device, info: _train.DistInfo, use_nc: bool) -> dict[str, float]:
     """DSM loss of the EMA weights on fixed validation crops (fixed noise), and NC accuracy."""
     ema.eval()
     tot = torch.zeros(4, dtype=torch.float64)  # dsm sum, items, nc-correct, labelled items
-    for b, (noisy, clean, labels) in enumerate(common.iterate_batches(
-            data.valid, data.labels if use_nc else None, epoch=0, seed=args.seed, batch_size=batch_size,
+    for b, (noisy, clean, labels) in enumerate(iterate_batches(
+            data.valid, labels=data.labels if use_nc else None, epoch=0, seed=args.seed, batch_size=batch_size,
             rank=info.rank, world_size=info.world_size, shuffle=False, max_batches=args.valid_batches)):
         dtype = next(ema.parameters()).dtype
         x0, y = common.to_specs(ema, noisy.to(device, dtype), clean.to(device, dtype), SAMPLE_RATE)
@@ -412,7 +408,7 @@ def _validate(ema: ScoreModel, data: common.SgmseData, args: argparse.Namespace,
 
 
 @torch.no_grad()
-def _finalise(out: Path, data: common.SgmseData, args: argparse.Namespace, device: torch.device,
+def _finalise(out: Path, data: TrainingCorpus, args: argparse.Namespace, device: torch.device,
               use_nc: bool) -> dict[str, Any]:
     """model.pt from best.pt's EMA weights + the k-NN bank; the final test table."""
     ck = _train.load_checkpoint(out / "best.pt", map_location="cpu")

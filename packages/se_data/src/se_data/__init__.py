@@ -11,7 +11,9 @@ from .audio_io import AudioInfo, audio_info, load_audio, save_audio
 from .collate import pad_collate
 from .crop import PAD_POLICIES, crop_pair, item_generator
 from .datasets import PairedAudioDataset, PairedFolders, PairEntry, match_pairs
-from .errors import AudioFileError, SampleRateError, resample_hint
+from .batches import epoch_batches, iterate_batches
+from .corpus import DEMO_NOISE_CLASSES, TrainingCorpus, detect_layout, open_training_corpus
+from .errors import AudioFileError, CorpusLayoutError, SampleRateError, resample_hint
 from .overlap_add import chunk_starts, chunked_apply, crossfade_weights
 from .resample import RESAMPLE_FILTER, resample, resampled_length, sinc_resample
 from .resample_tree import ResampleReport, resample_tree
@@ -28,6 +30,13 @@ from .vbdemand import (
 
 __all__ = [
     "AudioFileError",
+    "CorpusLayoutError",
+    "DEMO_NOISE_CLASSES",
+    "TrainingCorpus",
+    "detect_layout",
+    "epoch_batches",
+    "iterate_batches",
+    "open_training_corpus",
     "AudioInfo",
     "PAD_POLICIES",
     "PairEntry",

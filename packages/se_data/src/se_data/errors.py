@@ -23,6 +23,11 @@ class AudioFileError(ValueError):
     is required, or holding NaN/Inf samples. The message names the file and the fix."""
 
 
+class CorpusLayoutError(ValueError):
+    """A corpus folder that is missing or has none of the layouts :func:`se_data.detect_layout`
+    knows. The message names the folder and the layouts expected."""
+
+
 def resample_hint(target_sample_rate: int, *, tool_flag: str | None = None) -> str:
     """The fix for a sample-rate mismatch, shared by every error message.
 

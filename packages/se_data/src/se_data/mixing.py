@@ -88,15 +88,36 @@ def fit_array(x: np.ndarray, length: int, *, offset: int | None = None,
 
 
 def si_sdr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
-    """Zero-mean SI-SDR (Le Roux et al. 2019) in dB of ``estimate`` against ``reference`` [T]."""
-    s = reference - reference.mean()
-    y = estimate - estimate.mean()
-    ss = energy(s)
-    if ss == 0.0:
-        raise ValueError("SI-SDR undefined: the reference is constant (silent after removing its mean)")
-    target = (energy(y, s) / ss) * s
-    err = energy(y - target)
-    return math.inf if err == 0.0 else 10.0 * math.log10(energy(target) / err)
+    """Zero-mean SI-SDR (Le Roux et al. 2019) in dB of ``estimate`` against ``reference`` [T].
+
+    The toolkit's one SI-SDR (``se_metrics.si_sdr`` calls it). Both signals (1-D, equal
+    length, any real dtype; computed in float64) are made zero-mean, then
+    ``a = <y, s> / <s, s>`` and ``SI-SDR = 10 log10((||a s||^2 + eps) / (||y - a s||^2 + eps))``
+    with ``eps = 1e-12``, so identical signals give a large finite value (about
+    ``10 log10(||s||^2 / 1e-12)`` dB) instead of +inf.
+
+    Raises ``ValueError`` when either signal is constant (all samples equal, e.g. all zero:
+    silent once its mean is removed): SI-SDR is undefined there.
+    """
+    eps = 1e-12
+    s = np.asarray(reference, dtype=np.float64)
+    y = np.asarray(estimate, dtype=np.float64)
+    if s.ndim != 1 or s.shape != y.shape:
+        raise ValueError(f"SI-SDR needs two 1-D signals [T] of equal length, got shapes "
+                         f"{tuple(s.shape)} (reference) and {tuple(y.shape)} (estimate)")
+    if not (np.all(np.isfinite(s)) and np.all(np.isfinite(y))):
+        raise ValueError("SI-SDR needs finite signals: the reference or the estimate holds NaN or Inf")
+    if s.size == 0 or s.max() == s.min():
+        raise ValueError("SI-SDR is undefined: the reference is silent (constant: every sample "
+                         "equal, so nothing is left after removing its mean); check that the "
+                         "right reference was paired")
+    if y.max() == y.min():
+        raise ValueError("SI-SDR is undefined: the estimate is silent (constant: every sample "
+                         "equal, e.g. all zero); the system that produced it output no signal")
+    s = s - s.mean()
+    y = y - y.mean()
+    target = (energy(y, s) / energy(s)) * s
+    return 10.0 * math.log10((energy(target) + eps) / (energy(y - target) + eps))
 
 
 def mix_at_snr(speech: torch.Tensor | np.ndarray, noise: torch.Tensor | np.ndarray, snr_db: float, *,
