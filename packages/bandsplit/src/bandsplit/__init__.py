@@ -3,13 +3,18 @@
 Public API (everything else is private):
 - band tables: ``BSRNN_BAND_WIDTHS``, ``check_band_widths``, ``band_edges``, ``band_centers_hz``
 - layers: ``BandSplit``, ``MaskDecoder``, ``apply_fir_mask``, ``HarmonicAwareGroupedConv``
-- models (complex STFT ``[B, 257, T]`` in and out): ``BSRNN``, ``BSDT`` (v1: ``graph="fixed"``,
-  v2: ``graph="learned"``), ``ERBUNet`` (seed 000 Net2 at its own 601-bin resolution) with
-  ``ERBUNetAdapter`` (option B), ``ERBUNet257`` (option C); ``build_model`` / ``MODEL_NAMES``
-- STFT and inference: ``SpectrogramTransform``, ``enhance_waveform``
+- models (complex STFT ``[B, 257, T]`` in and out, each carrying ``.stft`` and ``.sample_rate``):
+  ``BSRNN``, ``BSDT`` (v1: ``graph="fixed"``, v2: ``graph="learned"``), ``ERBUNet`` (the "Net2"
+  ERB-UNet at its own 601-bin resolution) with ``ERBUNetAdapter`` (exact, through the
+  waveform), ``ERBUNet257`` (the 257-bin redesign); ``build_model`` / ``MODEL_NAMES`` /
+  ``PRESETS`` / ``preset_config``
+- STFT, loading and inference: ``SpectrogramTransform``, ``SampleRateMismatchError`` (an
+  ``se_data.SampleRateError``), ``load_model`` / ``CHECKPOINT_FORMAT``, ``enhance``
+  (``enhance_waveform`` is its earlier name)
 - training speed: ``GraphedTrainingForward`` (forward + backward replayed as CUDA graphs)
 - the BSRNN training recipe: ``BSRNNLoss``, ``MetricDiscriminator``, ``compress_magnitude``,
-  ``pesq_to_target``
+  ``pesq_to_target``, and the MetricGAN terms ``metric_generator_loss``,
+  ``metric_discriminator_loss``, ``metric_discriminator_step``, ``score_batch``
 """
 
 from .band_split import BandSplit
@@ -26,10 +31,12 @@ from .erb_conv import (
 )
 from .cuda_graphs import GraphedTrainingForward
 from .erb_unet import ERB_UNET_SEED_SIZE, ERBUNet, ERBUNet257
-from .inference import enhance_waveform
+from .checkpoint import CHECKPOINT_FORMAT, load_model
+from .inference import enhance, enhance_waveform
 from .mask_decoder import MaskDecoder, apply_fir_mask
 from .recipe import BSRNNLoss, MetricDiscriminator, compress_magnitude, pesq_to_target
-from .registry import MODEL_NAMES, build_model
+from .metricgan import metric_discriminator_loss, metric_discriminator_step, metric_generator_loss, score_batch
+from .registry import MODEL_NAMES, PRESETS, build_model, preset_config
 from .stft import SampleRateMismatchError, SpectrogramTransform
 
 __all__: list[str] = [
@@ -56,15 +63,24 @@ __all__: list[str] = [
     "ERBUNetAdapter",
     "ERB_UNET_SEED_SIZE",
     "MODEL_NAMES",
+    "PRESETS",
     "build_model",
+    "preset_config",
     # STFT, inference and the training recipe
     "SpectrogramTransform",
     "SampleRateMismatchError",
+    "CHECKPOINT_FORMAT",
+    "load_model",
+    "enhance",
     "enhance_waveform",
     "BSRNNLoss",
     "MetricDiscriminator",
     "compress_magnitude",
     "pesq_to_target",
+    "metric_generator_loss",
+    "metric_discriminator_loss",
+    "metric_discriminator_step",
+    "score_batch",
     "GraphedTrainingForward",
 ]
 __version__ = "0.1.0"
