@@ -17,10 +17,10 @@ import os
 import sys
 from pathlib import Path
 
-from se_metrics import MetricInputError, evaluate_dir, format_summary_table
+from se_metrics import MetricInputError, evaluate_dir, format_summary_table, is_evaluation_dir
 
-# _cli (which imports torch) is imported inside the functions: the evaluator's worker
-# processes are spawned and re-import this script's top level, and must not load torch.
+# _cli is imported inside the functions: the evaluator's worker processes may re-import this
+# script's top level and need only se_metrics.
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,19 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.workers < 1:
         sys.exit("error: --workers must be at least 1")
-    if args.out is not None and (Path(args.out) / "per_file.csv").exists():
+    if args.out is not None and is_evaluation_dir(args.out):
         out = Path(args.out)  # resume: the evaluator keeps rows already scored
-        print(f"resuming from {out / 'per_file.csv'}", file=sys.stderr)
+        print(f"resuming the evaluation in {out}", file=sys.stderr)
     else:
         out = prepare_out_dir(args.out, "eval_dir")
     try:
-        summary = evaluate_dir(args.enhanced_dir, args.clean_dir, out, sr=args.sr, workers=args.workers,
-                               noisy_dir=args.noisy_dir, progress=not args.no_progress)
+        summary = evaluate_dir(args.enhanced_dir, args.clean_dir, out, sample_rate=args.sr,
+                               workers=args.workers, noisy_dir=args.noisy_dir, progress=not args.no_progress)
     except MetricInputError as err:
         sys.exit(f"error: {err}")
-    print(format_summary_table(summary))
-    print(f"\nwrote {out / 'per_file.csv'}" + (f", {out / 'per_file_noisy.csv'}" if args.noisy_dir else "")
-          + f" and {out / 'summary.json'} ({summary['n_computed_this_run']} file(s) computed this run)")
+    print(format_summary_table(summary, out))
     return 0
 
 

@@ -10,7 +10,7 @@ import soundfile as sf
 import torch
 
 from se_data import SampleRateError
-from se_data.mixing import fit_to_length, mix_at_snr
+from se_data.mixing import fit_to_length, mix_at_snr, si_sdr_db
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +59,30 @@ def test_si_sdr_equals_snr_when_noise_is_orthogonal(speech_noise):
     noisy, info = mix_at_snr(torch.from_numpy(s0), torch.from_numpy(seg), 5.0, offset=0)
     assert noisy.dtype == torch.float64
     assert abs(info.si_sdr_db - 5.0) < 1e-9 and abs(info.snr_db - 5.0) < 1e-9
+
+
+def test_si_sdr_db_edge_cases():
+    """Identical signals give a large finite value (the 1e-12 regulariser), never +inf; a
+    silent (constant) estimate or reference has no SI-SDR and raises."""
+    rng = np.random.default_rng(0)
+    s = rng.standard_normal(4000)
+    e = float(np.sum((s - s.mean()) ** 2))
+    assert si_sdr_db(s, s) == pytest.approx(10 * math.log10((e + 1e-12) / 1e-12), rel=1e-12)
+    # a scaled, offset copy: the error is exactly zero, so the value is set by the regulariser
+    assert si_sdr_db(s, 2.0 * s + 1.0) == pytest.approx(10 * math.log10((4 * e + 1e-12) / 1e-12), rel=1e-12)
+    noisy = s + rng.standard_normal(4000)
+    assert si_sdr_db(s, noisy) == pytest.approx(_si_sdr(s, noisy), abs=1e-9)
+    assert si_sdr_db(s.astype(np.float32), noisy.astype(np.float32)) == pytest.approx(
+        _si_sdr(s.astype(np.float32).astype(np.float64), noisy.astype(np.float32).astype(np.float64)), abs=1e-9)
+    for silent in (np.zeros(4000), np.full(4000, 0.3)):
+        with pytest.raises(ValueError, match="estimate is silent"):
+            si_sdr_db(s, silent)
+        with pytest.raises(ValueError, match="reference is silent"):
+            si_sdr_db(silent, s)
+    with pytest.raises(ValueError, match="equal length"):
+        si_sdr_db(s, s[:-1])
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        si_sdr_db(s, np.where(np.arange(4000) == 7, np.nan, s))
 
 
 def test_seeded_offset_and_looping(speech_noise):

@@ -191,5 +191,5 @@ def test_evaluate_dir_bad_arguments(tmp_path):
         sm.evaluate_dir(tmp_path / "e", tmp_path / "e", tmp_path / "o")
     with pytest.raises(sm.MetricInputError, match="does not exist"):
         sm.evaluate_dir(tmp_path / "nope", tmp_path / "e", tmp_path / "o")
-    with pytest.raises(sm.MetricInputError, match="sr=8000"):
+    with pytest.raises(sm.MetricSampleRateError, match="sample_rate=8000"):
         sm.evaluate_dir(tmp_path / "e", tmp_path / "e", tmp_path / "o", sr=8000)

@@ -1,16 +1,20 @@
-"""se_metrics: speech-enhancement metrics and a batch evaluator.
+"""se_metrics: speech-enhancement metrics, a batch evaluator and the tables tools print.
 
-Every metric takes ``(clean, enhanced, sr)`` (reference first), 1-D numpy arrays or torch
-tensors ``[T]`` and the sample rate in Hz. Bad input raises :class:`MetricInputError`.
+Every metric takes ``(clean, enhanced, sample_rate)`` (reference first, as pesq and pystoi):
+1-D numpy arrays or torch tensors ``[T]`` and the sample rate in Hz (``sr=`` is accepted as the
+keyword's older name). Bad input raises :class:`MetricInputError`; a rate a metric is not
+defined at raises its subclass :class:`MetricSampleRateError`, also a
+:class:`se_data.SampleRateError`.
 """
 
-from ._validate import MetricInputError
-from .batch import evaluate_dir, format_summary_table
+from ._validate import MetricInputError, MetricSampleRateError
+from .batch import evaluate_dir, is_evaluation_dir
 from .composite_measures import composite
 from .evaluate import LOWER_IS_BETTER, METRICS, evaluate_pair
 from .lpc import llr
 from .log_spectral import lsd
 from .pesq_stoi import pesq, stoi
+from .report import METRIC_LABELS, format_metric_table, format_summary_table, mean_scores, score_pair
 from .sdr import si_sdr, snr
 from .segmental import ssnr
 from .weighted_slope import wss
@@ -20,14 +24,20 @@ __version__ = "0.1.0"
 __all__ = [
     "LOWER_IS_BETTER",
     "METRICS",
+    "METRIC_LABELS",
     "MetricInputError",
+    "MetricSampleRateError",
     "composite",
     "evaluate_dir",
     "evaluate_pair",
+    "format_metric_table",
     "format_summary_table",
+    "is_evaluation_dir",
     "llr",
     "lsd",
+    "mean_scores",
     "pesq",
+    "score_pair",
     "si_sdr",
     "snr",
     "ssnr",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import MetricInputError
+from ._validate import MetricSampleRateError
 
 FRAME_S = 0.03
 OVERLAP = 0.75
@@ -19,9 +19,9 @@ def frame_params(sr: int) -> tuple[int, int]:
     win = int(round(FRAME_S * sr))
     hop = int(np.floor((1 - OVERLAP) * FRAME_S * sr))
     if hop < 1:
-        raise MetricInputError(
-            f"sample rate {sr} Hz is too low for 30 ms frames with a 7.5 ms hop; "
-            f"use audio at 8000 Hz or more.")
+        raise MetricSampleRateError(
+            f"sample rate {sr} Hz is too low for 30 ms frames with a 7.5 ms hop; use audio at "
+            f"8000 Hz or more (se_data.resample(audio, {sr}, 16000) resamples it).")
     return win, hop
 
 

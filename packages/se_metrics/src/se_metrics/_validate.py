@@ -1,17 +1,23 @@
 """Input checks shared by every metric: one place that turns bad input into a clear error.
 
-Every public metric takes ``(clean, enhanced, sr)``: two 1-D signals ``[T]`` (numpy arrays or
-anything with ``.detach().cpu().numpy()``, i.e. torch tensors; torch itself is never imported)
-and the sample rate in Hz. Bad input raises :class:`MetricInputError` (a ``ValueError``) whose
-message names the problem and the fix; a metric never returns a number for input it cannot
-score.
+Every public metric takes ``(clean, enhanced, sample_rate)``: two 1-D signals ``[T]`` (numpy
+arrays or anything with ``.detach().cpu().numpy()``, i.e. torch tensors) and the sample rate in
+Hz (``sr=`` is accepted as the keyword's older name, see :func:`sample_rate_alias`). Bad input
+raises :class:`MetricInputError` (a ``ValueError``) whose message names the problem and the
+fix; a rate a metric is not defined at raises its subclass :class:`MetricSampleRateError`,
+which is also a :class:`se_data.SampleRateError`. A metric never returns a number for input it
+cannot score.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
+from se_data import SampleRateError, resample_hint
 
 #: Shortest signal any metric accepts, in seconds (PESQ's own limit is 1/4 s).
 MIN_DURATION_S = 0.25
@@ -24,6 +30,42 @@ class MetricInputError(ValueError):
 
     The message says what is wrong and how to fix it. Subclass of ``ValueError``.
     """
+
+
+class MetricSampleRateError(MetricInputError, SampleRateError):
+    """Audio at a sample rate the metric is not defined at (PESQ: 8 or 16 kHz; wide-band PESQ,
+    the composite measures and the evaluator: 16 kHz).
+
+    Both a :class:`MetricInputError` and the toolkit's :class:`se_data.SampleRateError`, so
+    ``except MetricInputError`` and ``except se_data.SampleRateError`` both catch it. The
+    message names ``se_data.resample`` as the fix.
+    """
+
+
+def wrong_rate(what: str, sample_rate: int, target_sample_rate: int) -> MetricSampleRateError:
+    """The error for ``what`` (e.g. ``"PESQ is defined only at 8000 or 16000 Hz"``) at
+    ``sample_rate`` Hz, with the shared fix text: resample to ``target_sample_rate`` Hz."""
+    return MetricSampleRateError(f"{what}, got {sample_rate} Hz; for both signals, "
+                                 f"{resample_hint(target_sample_rate)}.")
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def sample_rate_alias(fn: _F) -> _F:
+    """Let ``fn``'s ``sample_rate`` parameter also be given as the keyword ``sr`` (its older
+    name). Positional calls are unchanged; giving both raises ``TypeError``."""
+    position = list(inspect.signature(fn).parameters).index("sample_rate")
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if "sr" in kwargs:
+            if "sample_rate" in kwargs or len(args) > position:
+                raise TypeError(f"{fn.__name__}(): give sample_rate or its alias sr, not both")
+            kwargs["sample_rate"] = kwargs.pop("sr")
+        return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def as_1d_array(x: Any, name: str) -> np.ndarray:
@@ -49,23 +91,26 @@ def as_1d_array(x: Any, name: str) -> np.ndarray:
     return arr
 
 
-def check_sr(sr: Any) -> int:
-    """Return ``sr`` as an int; raise MetricInputError unless it is a positive whole number of Hz."""
-    if isinstance(sr, bool) or not isinstance(sr, (int, np.integer, float, np.floating)) \
-            or float(sr) <= 0 or float(sr) != int(sr):
-        raise MetricInputError(f"sr must be a positive whole number of Hz (e.g. 16000), got {sr!r}.")
-    return int(sr)
+def check_sample_rate(sample_rate: Any) -> int:
+    """Return ``sample_rate`` as an int; raise MetricInputError unless it is a positive whole
+    number of Hz."""
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer, float, np.floating)) \
+            or not np.isfinite(sample_rate) or float(sample_rate) <= 0 or float(sample_rate) != int(sample_rate):
+        raise MetricInputError(
+            f"sample_rate must be a positive whole number of Hz (e.g. 16000), got {sample_rate!r}.")
+    return int(sample_rate)
 
 
-def check_pair(clean: Any, enhanced: Any, sr: Any) -> tuple[np.ndarray, np.ndarray, int]:
-    """Validate a (reference, estimate) pair; return both as 1-D arrays (dtype kept) and ``sr``.
+def check_pair(clean: Any, enhanced: Any, sample_rate: Any) -> tuple[np.ndarray, np.ndarray, int]:
+    """Validate a (reference, estimate) pair; return both as 1-D arrays (dtype kept) and the
+    sample rate in Hz as an int.
 
     Checks, in order: 1-D shape, sample rate, equal length, duration >= 0.25 s, finite samples,
     non-silent reference. Each failure raises MetricInputError naming the fix.
     """
     c = as_1d_array(clean, "clean (reference)")
     e = as_1d_array(enhanced, "enhanced (estimate)")
-    sr = check_sr(sr)
+    sr = check_sample_rate(sample_rate)
     if c.shape[0] != e.shape[0]:
         raise MetricInputError(
             f"clean and enhanced differ in length ({c.shape[0]} vs {e.shape[0]} samples at {sr} Hz). "

@@ -36,8 +36,8 @@ import soundfile as sf
 from tqdm import tqdm
 
 from ._audio import read_wav
-from ._validate import MetricInputError
-from .evaluate import LOWER_IS_BETTER, METRICS, evaluate_pair
+from ._validate import MetricInputError, MetricSampleRateError, sample_rate_alias
+from .evaluate import METRICS, evaluate_pair
 
 COLUMNS: tuple[str, ...] = ("file",) + METRICS + ("error",)
 PER_FILE = "per_file.csv"
@@ -223,22 +223,32 @@ def _check_config(out_dir: Path, config: dict[str, Any]) -> None:
         path.write_text(json.dumps(config, indent=1) + "\n")
 
 
+def is_evaluation_dir(out_dir: str | os.PathLike) -> bool:
+    """True when ``out_dir`` holds an evaluation :func:`evaluate_dir` resumes (its ``per_file.csv``)."""
+    return (Path(out_dir) / PER_FILE).is_file()
+
+
+@sample_rate_alias
 def evaluate_dir(enhanced_dir: str | os.PathLike, clean_dir: str | os.PathLike, out_dir: str | os.PathLike,
-                 sr: int = 16000, workers: int | None = None, noisy_dir: str | os.PathLike | None = None,
-                 progress: bool = True) -> dict[str, Any]:
+                 sample_rate: int = 16000, workers: int | None = None,
+                 noisy_dir: str | os.PathLike | None = None, progress: bool = True) -> dict[str, Any]:
     """Score every ``*.wav`` below ``enhanced_dir`` against its clean partner; write the CSVs and
     ``summary.json`` into ``out_dir`` (see the module docstring) and return the summary dict.
 
-    sr: rate the metrics run at, in Hz (16000: wide-band PESQ and the composite need it); files
-        at another rate are resampled and listed under ``resampled``.
+    sample_rate: rate the metrics run at, in Hz (16000: wide-band PESQ and the composite need
+        it; ``sr=`` is accepted too); files at another rate are resampled and listed under
+        ``resampled``. Another value raises :class:`MetricSampleRateError`.
     workers: processes (default ``os.cpu_count()``); 1 scores in this process.
     noisy_dir: optional folder of the unprocessed noisy inputs, paired like the clean files.
     Resumes from an existing ``per_file.csv`` in ``out_dir``: rows scored without error are kept.
     """
-    if int(sr) != 16000:
-        raise MetricInputError(
+    if sample_rate != 16000:
+        raise MetricSampleRateError(
             f"the evaluator computes wide-band PESQ and the composite measures, defined at 16000 Hz; "
-            f"got sr={sr}. Use sr=16000 (other rates are resampled to it).")
+            f"got sample_rate={sample_rate}. Use sample_rate=16000: files at other rates are "
+            f"resampled to it on reading (scipy.signal.resample_poly), or resample the folders "
+            f"once beforehand with se_data.resample_tree.")
+    sr = 16000
     enh_root, clean_root = Path(enhanced_dir).resolve(), Path(clean_dir).resolve()
     noisy_root = Path(noisy_dir).resolve() if noisy_dir is not None else None
     for name, root in (("enhanced", enh_root), ("clean", clean_root), ("noisy", noisy_root)):
@@ -317,37 +327,3 @@ def evaluate_dir(enhanced_dir: str | os.PathLike, clean_dir: str | os.PathLike, 
         summary["dropped_stale_rows"] = stale
     (out / SUMMARY).write_text(json.dumps(summary, indent=1, allow_nan=False) + "\n")
     return summary
-
-
-def _fmt(s: dict[str, Any] | None, signed: bool = False) -> str:
-    if not s or s["count"] == 0:
-        return "-"
-    return f"{s['mean']:+.3f} ± {s['std']:.3f}" if signed else f"{s['mean']:.3f} ± {s['std']:.3f}"
-
-
-def format_summary_table(summary: dict[str, Any]) -> str:
-    """The summary as a plain-text table: metric, enhanced (and noisy, delta) mean ± std, count."""
-    has_noisy = "noisy" in summary
-    head = ["metric", "enhanced"] + (["noisy", "delta (enh - noisy)"] if has_noisy else []) + ["count"]
-    lines = []
-    for m in METRICS:
-        arrow = "↓" if m in LOWER_IS_BETTER else "↑"
-        cells = [f"{m} {arrow}", _fmt(summary["enhanced"]["metrics"][m])]
-        if has_noisy:
-            cells += [_fmt(summary["noisy"]["metrics"][m]), _fmt(summary["delta"]["metrics"][m], signed=True)]
-        cells.append(str(summary["enhanced"]["metrics"][m]["count"]))
-        lines.append(cells)
-    widths = [max(len(r[i]) for r in [head] + lines) for i in range(len(head))]
-    fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths))  # noqa: E731
-    out = [fmt(head), "  ".join("-" * w for w in widths)] + [fmt(r) for r in lines]
-    enh = summary["enhanced"]
-    out.append(f"{enh['n_ok']}/{enh['n_files']} enhanced files scored, {len(enh['failures'])} failed"
-               + (f"; noisy: {summary['noisy']['n_ok']}/{summary['noisy']['n_files']}" if has_noisy else ""))
-    for f in enh["failures"][:10]:
-        out.append(f"  FAILED {f['file']}: {f['reason']}")
-    if len(enh["failures"]) > 10:
-        out.append(f"  ... and {len(enh['failures']) - 10} more (see summary.json)")
-    if summary.get("resampled"):
-        out.append(f"{len(summary['resampled'])} file(s) resampled to {summary['config']['sr']} Hz "
-                   f"(listed in summary.json)")
-    return "\n".join(out)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import MetricInputError, as_float64, check_pair
+from ._validate import as_float64, check_pair, sample_rate_alias, wrong_rate
 from ._frames import keep_lowest_mean
 from .lpc import llr_frames
 from .pesq_stoi import pesq
@@ -46,13 +46,13 @@ def loizou_parts(clean: Any, enhanced: Any, sr: int) -> dict[str, float]:
     }
 
 
-def composite(clean: Any, enhanced: Any, sr: int) -> dict[str, float]:
+@sample_rate_alias
+def composite(clean: Any, enhanced: Any, sample_rate: int) -> dict[str, float]:
     """CSIG, CBAK, COVL (Hu & Loizou 2008; 1 ... 5, higher is better) of ``enhanced`` [T]
-    against ``clean`` [T]. ``sr`` must be 16000 Hz (wide-band PESQ inside)."""
-    c, e, sr = check_pair(clean, enhanced, sr)
+    against ``clean`` [T]. ``sample_rate`` (``sr=`` also accepted) must be 16000 Hz (wide-band
+    PESQ inside); another rate raises :class:`MetricSampleRateError`."""
+    c, e, sr = check_pair(clean, enhanced, sample_rate)
     if sr != COMPOSITE_SR:
-        raise MetricInputError(
-            f"the composite measures use wide-band PESQ and need 16000 Hz, got {sr} Hz. "
-            f"Resample both signals to 16000 Hz first (e.g. scipy.signal.resample_poly(x, 16000, {sr})).")
+        raise wrong_rate("the composite measures use wide-band PESQ and need 16000 Hz", sr, COMPOSITE_SR)
     parts = loizou_parts(c, e, sr)
     return composite_from_parts(pesq(c, e, sr, "wb"), parts["llr"], parts["wss"], parts["ssnr"])

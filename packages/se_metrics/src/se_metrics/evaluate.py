@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._validate import MetricInputError, check_pair
+from ._validate import check_pair, sample_rate_alias, wrong_rate
 from .composite_measures import COMPOSITE_SR, composite_from_parts, loizou_parts
 from .log_spectral import lsd
 from .pesq_stoi import pesq, stoi
@@ -17,20 +17,20 @@ METRICS: tuple[str, ...] = (
 LOWER_IS_BETTER: frozenset[str] = frozenset({"lsd", "llr", "wss"})
 
 
-def evaluate_pair(clean: Any, enhanced: Any, sr: int) -> dict[str, float]:
+@sample_rate_alias
+def evaluate_pair(clean: Any, enhanced: Any, sample_rate: int) -> dict[str, float]:
     """Every metric of :data:`METRICS` for ``enhanced`` [T] against ``clean`` [T] at 16000 Hz.
 
     Returns ``{"pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "snr", "ssnr", "lsd", "csig",
     "cbak", "covl"}`` as floats (PESQ computed once and reused by the composite). Raises
-    MetricInputError for bad input or ``sr != 16000`` (wide-band PESQ and the composite are
-    defined at 16 kHz).
+    MetricInputError for bad input, and its subclass MetricSampleRateError for
+    ``sample_rate != 16000`` (wide-band PESQ and the composite are defined at 16 kHz; call the
+    single metrics at other rates). ``sr=`` is accepted for ``sample_rate``.
     """
-    c, e, sr = check_pair(clean, enhanced, sr)
+    c, e, sr = check_pair(clean, enhanced, sample_rate)
     if sr != COMPOSITE_SR:
-        raise MetricInputError(
-            f"evaluate_pair computes wide-band PESQ and the composite measures, which need 16000 Hz, "
-            f"got {sr} Hz. Resample both signals to 16000 Hz first "
-            f"(e.g. scipy.signal.resample_poly(x, 16000, {sr})), or call the single metrics.")
+        raise wrong_rate("evaluate_pair computes wide-band PESQ and the composite measures, which "
+                         "need 16000 Hz", sr, COMPOSITE_SR)
     out = {
         "pesq_wb": pesq(c, e, sr, "wb"),
         "pesq_nb": pesq(c, e, sr, "nb"),

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from scipy.signal import get_window
 
-from ._validate import MetricInputError, as_float64, check_pair
+from ._validate import MetricInputError, as_float64, check_pair, sample_rate_alias
 
 N_FFT = 2048
 HOP = 512
@@ -25,8 +25,10 @@ def _log_power(x: np.ndarray) -> np.ndarray:
     return np.log10(spec ** 2 + POWER_EPS)
 
 
-def lsd(clean: Any, enhanced: Any, sr: int) -> float:
-    """Log-spectral distance of ``enhanced`` [T] against ``clean`` [T] (any ``sr``, Hz).
+@sample_rate_alias
+def lsd(clean: Any, enhanced: Any, sample_rate: int) -> float:
+    """Log-spectral distance of ``enhanced`` [T] against ``clean`` [T] (any ``sample_rate``, Hz;
+    ``sr=`` also accepted).
 
     ``mean_frames sqrt(mean_freq (log10 P_e - log10 P_c)^2)`` with P the power spectra of a
     2048-point periodic-Hann STFT, hop 512, no centre padding, magnitude scaled by
@@ -34,7 +36,7 @@ def lsd(clean: Any, enhanced: Any, sr: int) -> float:
     multiply by 10 for dB). The +1e-8 makes the value depend slightly on level in very quiet
     bins, as in the reference implementation. Needs at least 2048 samples. 0 is best.
     """
-    c, e, sr = check_pair(clean, enhanced, sr)
+    c, e, sr = check_pair(clean, enhanced, sample_rate)
     if c.shape[0] < N_FFT:
         raise MetricInputError(
             f"LSD needs at least {N_FFT} samples (one STFT frame), got {c.shape[0]} at {sr} Hz. "

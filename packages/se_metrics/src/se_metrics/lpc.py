@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 
 from ._frames import frame_params, frames, keep_lowest_mean, loizou_hann, n_frames_composite
-from ._validate import as_float64, check_pair
+from ._validate import as_float64, check_pair, sample_rate_alias
+
 
 def lpc_order(sr: int) -> int:
     """LPC order composite.m uses: 10 below 10 kHz, else 16."""
@@ -73,9 +74,11 @@ def llr_frames(clean: np.ndarray, enhanced: np.ndarray, sr: int) -> np.ndarray:
     return np.log(ratio)
 
 
-def llr(clean: Any, enhanced: Any, sr: int) -> float:
-    """Log-likelihood ratio of ``enhanced`` [T] against ``clean`` [T] at ``sr`` Hz, as composite.m:
-    mean over the 95 % lowest frame LLRs (no clipping at 2). Range 0 ... ; lower is better."""
-    c, e, sr = check_pair(clean, enhanced, sr)
+@sample_rate_alias
+def llr(clean: Any, enhanced: Any, sample_rate: int) -> float:
+    """Log-likelihood ratio of ``enhanced`` [T] against ``clean`` [T] at ``sample_rate`` Hz
+    (``sr=`` also accepted), as composite.m: mean over the 95 % lowest frame LLRs (no clipping
+    at 2). Range 0 ... ; lower is better."""
+    c, e, sr = check_pair(clean, enhanced, sample_rate)
     c, e = as_float64(c, e)
     return keep_lowest_mean(llr_frames(c, e, sr))

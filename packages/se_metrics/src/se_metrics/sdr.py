@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from se_data import si_sdr_db
 
-from ._validate import as_float64, check_pair
+from ._validate import MetricInputError, as_float64, check_pair, sample_rate_alias
 
 #: Added to both energies so identical signals give a large finite value instead of +inf.
 _EPS = 1e-12
@@ -17,29 +18,34 @@ def _dot(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.einsum("i,i->", a, b))
 
 
-def si_sdr(clean: Any, enhanced: Any, sr: int) -> float:
+@sample_rate_alias
+def si_sdr(clean: Any, enhanced: Any, sample_rate: int) -> float:
     """Scale-invariant SDR in dB (Le Roux et al., "SDR - half-baked or well done?", 2019).
 
     Both signals [T] are made zero-mean, then ``a = <e, s> / <s, s>``,
-    ``SI-SDR = 10 log10(||a s||^2 / ||e - a s||^2)``. Higher is better. ``sr`` (Hz) is only
-    checked (the metric does not depend on it).
+    ``SI-SDR = 10 log10((||a s||^2 + 1e-12) / (||e - a s||^2 + 1e-12))``: identical signals
+    give a large finite value. Higher is better. ``sample_rate`` (Hz; ``sr=`` also accepted)
+    is only checked: the metric does not depend on it.
+
+    The formula is :func:`se_data.si_sdr_db`'s, called here, so the two agree on every input.
+    An estimate that is silent (all samples equal, e.g. all zero) raises MetricInputError:
+    SI-SDR is undefined there.
     """
-    c, e, _ = check_pair(clean, enhanced, sr)
+    c, e, _ = check_pair(clean, enhanced, sample_rate)
     s, y = as_float64(c, e)
-    s = s - s.mean()
-    y = y - y.mean()
-    alpha = _dot(y, s) / _dot(s, s)
-    target = alpha * s
-    residual = y - target
-    return float(10.0 * np.log10((_dot(target, target) + _EPS) / (_dot(residual, residual) + _EPS)))
+    try:
+        return si_sdr_db(s, y)
+    except ValueError as err:
+        raise MetricInputError(f"{err}.") from err
 
 
-def snr(clean: Any, enhanced: Any, sr: int) -> float:
+@sample_rate_alias
+def snr(clean: Any, enhanced: Any, sample_rate: int) -> float:
     """Plain SNR in dB, no scaling and no mean removal: ``10 log10(sum s^2 / sum (e - s)^2)``.
 
-    Signals [T]; higher is better; ``sr`` (Hz) is only checked.
+    Signals [T]; higher is better; ``sample_rate`` (Hz; ``sr=`` also accepted) is only checked.
     """
-    c, e, _ = check_pair(clean, enhanced, sr)
+    c, e, _ = check_pair(clean, enhanced, sample_rate)
     s, y = as_float64(c, e)
     noise = y - s
     return float(10.0 * np.log10((_dot(s, s) + _EPS) / (_dot(noise, noise) + _EPS)))

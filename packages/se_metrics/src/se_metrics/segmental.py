@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from ._frames import frame_params, frames, loizou_hann, n_frames_composite
-from ._validate import as_float64, check_pair
+from ._validate import as_float64, check_pair, sample_rate_alias
 
 SSNR_MIN_DB = -10.0
 SSNR_MAX_DB = 35.0
@@ -31,12 +31,14 @@ def ssnr_frames(clean: np.ndarray, enhanced: np.ndarray, sr: int) -> np.ndarray:
     return np.clip(seg, SSNR_MIN_DB, SSNR_MAX_DB)
 
 
-def ssnr(clean: Any, enhanced: Any, sr: int) -> float:
-    """Segmental SNR in dB of ``enhanced`` [T] against ``clean`` [T] at ``sr`` Hz.
+@sample_rate_alias
+def ssnr(clean: Any, enhanced: Any, sample_rate: int) -> float:
+    """Segmental SNR in dB of ``enhanced`` [T] against ``clean`` [T] at ``sample_rate`` Hz
+    (``sr=`` also accepted).
 
     Mean over 30 ms Hann frames (75 % overlap) of the frame SNR clipped to [-10, 35] dB, as
     Loizou's composite.m (no voice-activity selection). Range -10 ... 35; higher is better.
     """
-    c, e, sr = check_pair(clean, enhanced, sr)
+    c, e, sr = check_pair(clean, enhanced, sample_rate)
     c, e = as_float64(c, e)
     return float(np.mean(ssnr_frames(c, e, sr)))

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from ._frames import frame_params, frames, keep_lowest_mean, loizou_hann, n_frames_composite
-from ._validate import as_float64, check_pair
+from ._validate import as_float64, check_pair, sample_rate_alias
 
 # 25 critical bands: centre frequencies and bandwidths in Hz (composite.m's table).
 _CENT_HZ = np.array([
@@ -81,10 +81,12 @@ def wss_frames(clean: np.ndarray, enhanced: np.ndarray, sr: int) -> np.ndarray:
     return np.sum(w * (s_c - s_e) ** 2, axis=0) / np.sum(w, axis=0)
 
 
-def wss(clean: Any, enhanced: Any, sr: int) -> float:
-    """Weighted spectral slope distance of ``enhanced`` [T] against ``clean`` [T] at ``sr`` Hz:
-    25 critical bands, 30 ms Hann frames, 75 % overlap, mean over the 95 % lowest frames, as
-    Loizou's composite.m. Range 0 ... ; lower is better."""
-    c, e, sr = check_pair(clean, enhanced, sr)
+@sample_rate_alias
+def wss(clean: Any, enhanced: Any, sample_rate: int) -> float:
+    """Weighted spectral slope distance of ``enhanced`` [T] against ``clean`` [T] at
+    ``sample_rate`` Hz (``sr=`` also accepted): 25 critical bands, 30 ms Hann frames, 75 %
+    overlap, mean over the 95 % lowest frames, as Loizou's composite.m. Range 0 ... ; lower is
+    better."""
+    c, e, sr = check_pair(clean, enhanced, sample_rate)
     c, e = as_float64(c, e)
     return keep_lowest_mean(wss_frames(c, e, sr))
