@@ -94,6 +94,21 @@ def test_enhance_tool_matches_training_output(trained: Path, corpus: Path, tmp_p
     assert "skipped" in proc.stdout and " 8 (already" in proc.stdout
 
 
+def test_bandsplit_alone_loads_the_checkpoint_and_reproduces_the_test_output(trained: Path, corpus: Path) -> None:
+    """bandsplit.load_model + bandsplit.enhance (no tools/ on the path) give the trainer's enhanced files."""
+    import bandsplit
+
+    model = bandsplit.load_model(trained / "best.pt")
+    assert not model.training and model.sample_rate == 16000 and model.stft.hop_length == 128
+    assert model.info["weights"] == "live" and model.info["model_config"]["name"] == "bsdt"   # no EMA kept
+    assert model.info["versions"]["bandsplit"] and model.info["config"]["model"] == "bsdt"
+    for f in sorted((trained / "enhanced").glob("*.wav"))[:2]:
+        noisy, sr = se_data.load_audio(corpus / "test" / "noisy" / f.name, 16000)
+        enh = bandsplit.enhance(model, noisy, sr).clamp(-1, 1).numpy()
+        ref, _ = sf.read(f)
+        assert enh.shape == ref.shape and abs(enh - ref).max() <= 1 / 32768 + 1e-6   # PCM_16 rounding
+
+
 def test_enhance_refuses_wrong_rate_and_handles_long_files(trained: Path, tmp_path: Path) -> None:
     import numpy as np
 

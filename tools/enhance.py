@@ -6,6 +6,9 @@ version) and for files of any length: utterances up to ``--chunk-seconds`` are e
 one pass; longer ones in overlapping chunks cross-faded over ``--overlap-seconds``, so memory
 stays bounded. The folder layout of IN_DIR is kept in OUT_DIR; existing files are never
 overwritten. Audio at another rate than the model's is an error unless ``--resample``.
+
+The model is loaded and run with the bandsplit package alone (``bandsplit.load_model`` and
+``bandsplit.enhance``), as any script of yours can do it.
 """
 
 from __future__ import annotations
@@ -20,10 +23,9 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _cli  # noqa: E402
-import _train  # noqa: E402
 
 import bandsplit  # noqa: E402
-from se_data import load_audio, save_audio  # noqa: E402
+from se_data import SampleRateError, load_audio, save_audio  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -38,6 +40,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--chunk-seconds", type=float, default=30.0,
                    help="files longer than this are enhanced in overlapping chunks (default 30)")
     p.add_argument("--overlap-seconds", type=float, default=1.0, help="chunk cross-fade length (default 1)")
+    p.add_argument("--weights", choices=["ema", "live"], default="ema",
+                   help="ema: the checkpoint's EMA weights where it has them, else its trained weights "
+                        "(train_bsdt.py keeps no EMA, so both are the same for its checkpoints); live: the "
+                        "trained weights (default ema)")
     p.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, cuda:1 ... (default auto)")
     return p.parse_args(argv)
 
@@ -45,12 +51,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = _cli.resolve_device(args.device)
-    ck = _train.load_checkpoint(args.ckpt, map_location="cpu")
-    model = bandsplit.build_model(ck["model_config"])
-    model.load_state_dict(ck["model"])
-    model.to(device).eval()
-    sr = int(ck["sample_rate"])
-    stft = bandsplit.SpectrogramTransform(ck["stft"]["n_fft"], ck["stft"]["hop"], sr).to(device)
+    try:
+        model = bandsplit.load_model(args.ckpt, weights=args.weights, map_location=device)
+    except (OSError, ValueError) as e:
+        sys.exit(f"error: --ckpt: {e}")
+    sr = model.sample_rate
+    dtype = next(model.parameters()).dtype
     in_dir, out_dir = Path(args.in_dir), Path(args.out_dir)
     files = sorted(p for p in in_dir.rglob("*") if p.suffix.lower() == ".wav" and p.is_file())
     if not files:
@@ -66,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         try:
             audio, _ = load_audio(f, sr, resample=args.resample, mono=False)
-            enh = bandsplit.enhance_waveform(model, audio.to(device), sr, stft, chunk_seconds=args.chunk_seconds,
-                                             overlap_seconds=args.overlap_seconds).cpu()
+            enh = bandsplit.enhance(model, audio.to(device, dtype), sr, chunk_seconds=args.chunk_seconds,
+                                    overlap_seconds=args.overlap_seconds).to("cpu", torch.float32)
             peak = float(enh.abs().max())
             if peak > 1.0:  # keep the waveform's shape: scale instead of clipping, and say so
                 tqdm.write(f"note: {rel}: output peak {peak:.2f} > 1, scaled by {1 / peak:.3f} to avoid clipping")
@@ -77,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
             done += 1
             seconds += enh.shape[-1] / sr
         except Exception as e:  # noqa: BLE001 - one bad file never stops the batch
-            failed.append((str(rel), str(e)))
-            tqdm.write(f"failed: {rel}: {e}")
+            why = f"{e} (this tool resamples on load with --resample)" if isinstance(e, SampleRateError) else str(e)
+            failed.append((str(rel), why))
+            tqdm.write(f"failed: {rel}: {why}")
     wall = time.time() - t0
     print(f"\n{'enhanced':>10s} {done:6d} files, {seconds:.1f} s of audio in {wall:.1f} s "
           f"(real-time factor {wall / max(seconds, 1e-9):.3f})")

@@ -3,7 +3,8 @@
 
 Each row is built with ``bandsplit.build_model`` exactly as ``tools/train_bsdt.py`` builds it,
 so the numbers are those of the models you train. ``--num-channel`` / ``--num-layer`` set the
-BSDT and BSRNN sizes of the comparison rows (the published BSRNN, N=64 L=5, is always listed).
+BSDT and BSRNN sizes of the comparison rows (the published BSRNN, N=64 L=5, is always listed,
+and so are the demo-size presets ``bandsplit.PRESETS`` that train_bsdt.py trains by default).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ def rows(num_channel: int, num_layer: int, num_heads: int) -> list[tuple[str, di
     nl = {"num_channel": num_channel, "num_layer": num_layer}
     bsdt = {**nl, "num_heads": num_heads}
     return [
-        ("BSRNN published (N=64, L=5)", {"name": "bsrnn", "num_channel": 64, "num_layer": 5}),
+        ("BSRNN published (N=64, L=5)", bandsplit.preset_config("bsrnn-published")),
         ("BSRNN class defaults (N=128, L=6)", {"name": "bsrnn"}),
         (f"BSRNN (N={num_channel}, L={num_layer})", {"name": "bsrnn", **nl}),
         ("BSDT v2: learned graph", {"name": "bsdt", **bsdt}),
@@ -29,8 +30,10 @@ def rows(num_channel: int, num_layer: int, num_heads: int) -> list[tuple[str, di
         ("BSDT w/o inter-band", {"name": "bsdt", **bsdt, "use_inter_band": False}),
         ("BSDT w/o multi-scale", {"name": "bsdt", **bsdt, "use_multiscale": False}),
         ("BSDT w/o both", {"name": "bsdt", **bsdt, "use_inter_band": False, "use_multiscale": False}),
-        ("ERB-UNet + adapter (option B)", {"name": "erb-unet"}),
-        ("ERB-UNet 257 bins (option C)", {"name": "erb-unet-257"}),
+        ("ERB-UNet 601 bins + 257-bin adapter", {"name": "erb-unet"}),
+        ("ERB-UNet redesigned at 257 bins", {"name": "erb-unet-257"}),
+        *((f"preset {name} (train_bsdt.py's demo size)", bandsplit.preset_config(name))
+          for name in bandsplit.PRESETS if name.endswith("-demo")),
     ]
 
 

@@ -38,7 +38,9 @@ from _bsdt_report import evaluate_test_set, write_plots  # noqa: E402
 
 import bandsplit  # noqa: E402
 from se_data import iterate_batches  # noqa: E402
-from bandsplit import BSRNNLoss, MetricDiscriminator, SpectrogramTransform, compress_magnitude, pesq_to_target  # noqa: E402
+from bandsplit import (  # noqa: E402
+    BSRNNLoss, MetricDiscriminator, SpectrogramTransform, metric_discriminator_step, metric_generator_loss,
+    pesq_to_target, score_batch)
 
 SAMPLE_RATE = 16000
 MODELS = bandsplit.MODEL_NAMES
@@ -141,14 +143,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # ----------------------------------------------------------------------------- model
 def model_config(args: argparse.Namespace) -> dict[str, Any]:
     cfg: dict[str, Any] = {"name": args.model}
-    demo_small = args.model != "bsrnn" or args.data is None
+    # sizes: bandsplit's presets (the demo size, N=32 L=2, except BSRNN on real data: the published N=64 L=5)
+    preset = bandsplit.PRESETS.get("bsrnn-published" if args.model == "bsrnn" and args.data is not None
+                                   else f"{args.model}-demo", {})
     if args.model in ("bsrnn", "bsdt", "bsdt-v1"):
-        cfg["num_channel"] = args.num_channel or (32 if demo_small else 64)
-        cfg["num_layer"] = args.num_layer or (2 if demo_small else 5)
+        cfg["num_channel"] = args.num_channel or preset["num_channel"]
+        cfg["num_layer"] = args.num_layer or preset["num_layer"]
     if args.model == "bsrnn":
         cfg.update(interleaved=args.interleaved, causal=args.causal)
     if args.model in ("bsdt", "bsdt-v1"):
-        cfg["num_heads"] = args.num_heads or 2
+        cfg["num_heads"] = args.num_heads or preset["num_heads"]
         cfg["graph"] = args.graph or ("learned" if args.model == "bsdt" else "fixed")
         cfg["use_inter_band"] = not args.no_inter_band
         cfg["use_multiscale"] = not args.no_multiscale
@@ -199,7 +203,8 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
         raise SystemExit("error: --float64 is an exactness setting; leave out --amp / --cuda-graphs with it")
     dtype = torch.float64 if args.float64 else torch.float32
     model = bandsplit.build_model(mcfg).to(device=device, dtype=dtype)
-    stft = SpectrogramTransform(512, 128, SAMPLE_RATE).to(device)
+    stft = model.stft  # the model's own STFT (n_fft 512, hop_length 128 at SAMPLE_RATE)
+    stft.check_sample_rate(SAMPLE_RATE, what="the training data")
     criterion = BSRNNLoss() if args.loss == "recipe" else spectral_l1
     opt = (torch.optim.Adam(model.parameters(), lr=args.lr) if args.optimizer == "adam"
            else torch.optim.SGD(model.parameters(), lr=args.lr))
@@ -267,9 +272,7 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
                     est_spec = ddp_model(noisy_spec)
             loss, parts = criterion(est_spec, clean_spec)
             if disc is not None and epoch >= gan_start:
-                adv = F.mse_loss(disc(compress_magnitude(clean_spec).unsqueeze(1),
-                                      compress_magnitude(est_spec).unsqueeze(1)),
-                                 torch.ones(noisy.shape[0], 1, device=device))
+                adv = metric_generator_loss(disc, clean_spec, est_spec)
                 loss = loss + args.gan_weight * adv
                 parts = {**parts, "g_adv": adv}
             _train.check_finite({"loss": loss, **parts}, step=step, epoch=epoch, info=info)
@@ -302,7 +305,7 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
         if info.is_main:
             csv_log.log(row, step=step)
             ck = {"tool": "train_bsdt", "config": vars(args), "model_config": mcfg, "sample_rate": SAMPLE_RATE,
-                  "stft": {"n_fft": stft.n_fft, "hop": stft.hop}, "versions": _train.package_versions(
+                  "stft": {"n_fft": stft.n_fft, "hop": stft.hop_length}, "versions": _train.package_versions(
                       ["bandsplit", "diffattn", "se-data", "se-metrics"]),
                   "epoch": epoch, "step": step, "model": model.state_dict(), "optimizer": opt.state_dict(),
                   "scheduler": sched.state_dict(), "rng": _train.rng_state(), "best": best, "history": history}
@@ -331,33 +334,13 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
 def _discriminator_step(disc: nn.Module, opt_d: torch.optim.Optimizer, stft: SpectrogramTransform,
                         clean: torch.Tensor, clean_spec: torch.Tensor, est_spec: torch.Tensor,
                         clip: float) -> torch.Tensor | None:
-    """MetricGAN update: D(clean, clean) -> 1 and D(clean, est) -> normalised PESQ(clean, est).
-
-    Items whose PESQ fails (e.g. a silent crop) are dropped from the est term instead of
-    skipping the whole batch as the reference does.
-    """
+    """MetricGAN update (bandsplit.metric_discriminator_step) on wide-band PESQ targets;
+    items without a PESQ (e.g. a silent crop) are left out of the estimate's term."""
     from se_metrics import pesq as pesq_fn
 
-    est_audio = stft.istft(est_spec, length=clean.shape[-1]).cpu().numpy()
-    clean_np = clean.detach().cpu().numpy()
-    scores, keep = [], []
-    for i in range(clean_np.shape[0]):
-        try:
-            scores.append(pesq_fn(clean_np[i], est_audio[i], 16000, mode="wb"))
-            keep.append(i)
-        except Exception:  # noqa: BLE001 - silent crops have no PESQ
-            continue
-    c_mag = compress_magnitude(clean_spec).unsqueeze(1)
-    e_mag = compress_magnitude(est_spec).unsqueeze(1)
-    loss = F.mse_loss(disc(c_mag, c_mag), torch.ones(c_mag.shape[0], 1, device=c_mag.device))
-    if keep:
-        target = pesq_to_target(torch.tensor(scores, dtype=torch.float32, device=c_mag.device)).unsqueeze(1)
-        loss = loss + F.mse_loss(disc(c_mag[keep], e_mag[keep]), target)
-    opt_d.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(disc.parameters(), clip)
-    opt_d.step()
-    return loss.detach()
+    est_audio = stft.istft(est_spec, length=clean.shape[-1])
+    scores = score_batch(lambda c, e: pesq_fn(c, e, SAMPLE_RATE, mode="wb"), clean, est_audio)
+    return metric_discriminator_step(disc, opt_d, clean_spec, est_spec, pesq_to_target(scores), clip=clip)
 
 
 @torch.no_grad()
@@ -382,7 +365,7 @@ def _validate(model: nn.Module, stft: SpectrogramTransform, criterion: Any, data
     if args.valid_pesq_files > 0:
         scores = []
         for noisy, clean in data.valid_utterances(args.valid_pesq_files):
-            enh = bandsplit.enhance_waveform(model, noisy.to(device), SAMPLE_RATE, stft).cpu().numpy()
+            enh = bandsplit.enhance(model, noisy.to(device, dtype), SAMPLE_RATE).cpu().numpy()
             try:
                 scores.append(pesq_fn(clean.numpy(), enh, SAMPLE_RATE, mode="wb"))
             except Exception:  # noqa: BLE001 - an utterance without speech has no PESQ
