@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from se_data import load_audio
-from sgmse_cfg import SBVESDE, NoiseCondScoreModel, ScoreModel, score_model_from_config
+import sgmse_cfg
+from sgmse_cfg import CheckpointError, ScoreModel, resolve_sampler
 
 METRIC_COLUMNS = ("PESQ-WB", "ESTOI", "SI-SDR (dB)")
 
@@ -36,23 +37,13 @@ def to_specs(model: ScoreModel, noisy: torch.Tensor, clean: torch.Tensor, sr: in
 # ----------------------------------------------------------------------------- models
 def load_model(path: str | Path, weights: str = "ema", map_location: str | torch.device = "cpu"
                ) -> tuple[ScoreModel, dict[str, Any]]:
-    """A model from a train_sgmse checkpoint (``model.pt``, ``best.pt`` or ``last.pt``)."""
-    import _train  # noqa: PLC0415 - tools/ is on sys.path when the tools run
-
-    ck = _train.load_checkpoint(path, map_location=map_location)
-    if ck.get("tool") != "train_sgmse":
-        raise SystemExit(f"error: {path} was not written by tools/train_sgmse.py (tool={ck.get('tool')!r})")
-    model = score_model_from_config(ck["model_config"])
-    if weights == "ema":
-        sd = ck.get("ema")
-        if sd is None:
-            raise SystemExit(f"error: {path} holds no EMA weights; use --weights live")
-    else:
-        sd = ck.get("model")
-        if sd is None:
-            raise SystemExit(f"error: {path} holds only the EMA weights (a final model.pt); use --weights ema")
-    model.load_state_dict(sd)
-    return model.eval(), ck
+    """``sgmse_cfg.load_model`` with the tools' exits: ``(model in eval mode, model.info)``."""
+    try:
+        model = sgmse_cfg.load_model(path, weights=weights, map_location=map_location)  # type: ignore[arg-type]
+    except (FileNotFoundError, CheckpointError) as e:
+        fix = str(e).replace("weights='ema'", "--weights ema").replace("weights='live'", "--weights live")
+        raise SystemExit(f"error: {fix}") from e
+    return model, model.info
 
 
 @dataclass
@@ -72,43 +63,37 @@ class EnhanceOptions:
 
 def enhance_wave(model: ScoreModel, wave: torch.Tensor, sr: int, opts: EnhanceOptions, seed: int,
                  noise_ref: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Enhance one waveform ``[L]``; returns ``(enhanced [L] on CPU, info)`` with the guidance
-    scale, uncertainty diagnostics, NFE, wall time and real-time factor. ``noise_ref [L']``
-    (same rate): a separate noise recording for the noise encoder instead of the noisy input."""
+    """Enhance one waveform ``[L]`` with ``sgmse_cfg.enhance``; returns ``(enhanced [L] on CPU,
+    info)`` with the guidance scale, uncertainty diagnostics, NFE, wall time and real-time
+    factor. ``noise_ref [L']`` (same rate): a separate noise recording for the noise encoder
+    instead of the noisy input."""
+    if not isinstance(model, sgmse_cfg.NoiseCondScoreModel):
+        if noise_ref is not None:
+            raise SystemExit("error: a noise reference needs a noise-conditioned model; this checkpoint "
+                             "has no noise encoder")
+        if opts.guidance != "cond":
+            raise SystemExit(f"error: guidance {opts.guidance!r} needs a noise-conditioned model; this "
+                             f"checkpoint has no noise encoder (use --guidance cond)")
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
     info: dict[str, Any] = {"seconds": wave.shape[-1] / sr}
-    common = dict(sampler=opts.sampler, N=opts.N, generator=gen, max_chunk_seconds=opts.max_chunk_seconds,
-                  chunk_seconds=opts.chunk_seconds, overlap_seconds=opts.overlap_seconds, **opts.sampler_kwargs)
+    diag: dict[str, Any] = {}
     ctx = torch.autocast(device.type, dtype=torch.bfloat16) if opts.amp else _null_ctx()
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
     with torch.no_grad(), ctx:
-        if isinstance(model, NoiseCondScoreModel):
-            gc, enc = model.prepare(wave, sr, guidance=opts.guidance, w=opts.w, alpha=opts.alpha,
-                                    noise_ref=noise_ref)
-            gc.batched = opts.batched_cfg
-            out = model.enhance(wave, sr, cond=gc, **common)
-            info["w"] = float(gc.w.float().mean())
-            for k, v in model.uncertainty(enc).items():
-                info[k] = int(v[0]) if k == "nc_class" else float(v[0])
-            if "nc_class" in info and model.class_names:
-                info["nc_class_name"] = model.class_names[int(info["nc_class"])]
-            info["forwards_per_eval"] = gc.forwards_per_eval
-        else:
-            if noise_ref is not None:
-                raise SystemExit("error: a noise reference needs a noise-conditioned model; this checkpoint "
-                                 "has no noise encoder")
-            if opts.guidance not in ("cond",):
-                raise SystemExit(f"error: guidance {opts.guidance!r} needs a noise-conditioned model; this "
-                                 f"checkpoint has no noise encoder (use --guidance cond)")
-            out = model.enhance(wave, sr, **common)
-            info["forwards_per_eval"] = 1
+        out = sgmse_cfg.enhance(model, wave, sr, sampler=opts.sampler, N=opts.N, guidance=opts.guidance, w=opts.w,
+                                alpha=opts.alpha, noise_ref=noise_ref, batched_cfg=opts.batched_cfg, generator=gen,
+                                diagnostics=diag, max_chunk_seconds=opts.max_chunk_seconds,
+                                chunk_seconds=opts.chunk_seconds, overlap_seconds=opts.overlap_seconds,
+                                **opts.sampler_kwargs)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    info["wall_s"] = time.perf_counter() - t0
-    info["rtf"] = info["wall_s"] / info["seconds"]
+    wall_s = time.perf_counter() - t0
+    info.update({k: v for k, v in diag.items() if k not in ("sampler", "N")})  # those are run-wide settings
+    info["wall_s"] = wall_s
+    info["rtf"] = wall_s / info["seconds"]
     return out.float().cpu(), info
 
 
@@ -157,16 +142,14 @@ def add_sampler_args(p: argparse.ArgumentParser, *, default_N: int = 30) -> None
 
 def options_from_args(args: argparse.Namespace, model: ScoreModel) -> EnhanceOptions:
     """Sampling options from the command line; ``--sampler`` / ``--N`` left out follow the
-    model's SDE (the bridge samplers for a bridge model, PC otherwise)."""
-    bridge = isinstance(model.sde, SBVESDE)
-    if args.sampler is None:
-        args.sampler = "sb_ode" if bridge else "pc"
-    if bridge != args.sampler.startswith("sb_"):
-        raise SystemExit(f"error: --sampler {args.sampler} does not fit this model, trained with the "
-                         f"{'Schroedinger-bridge' if bridge else type(model.sde).__name__} SDE: use "
-                         f"{'sb_ode or sb_sde' if bridge else 'pc or ode'} (or leave --sampler out)")
+    model's SDE (``sgmse_cfg.resolve_sampler``: the bridge samplers for a bridge model, PC
+    otherwise)."""
+    try:
+        args.sampler, n_default = resolve_sampler(model, args.sampler)
+    except ValueError as e:
+        raise SystemExit(f"error: --sampler: {e}") from e
     if args.N is None:
-        args.N = 10 if bridge else args.default_N
+        args.N = n_default if args.sampler.startswith("sb_") else args.default_N
     kw: dict[str, Any] = {}
     if args.sampler == "pc":
         kw = dict(predictor=args.predictor, corrector=args.corrector, snr=args.snr,

@@ -66,13 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     files = common.list_wavs(in_dir)[: args.limit]
     if not files:
         sys.exit(f"error: no .wav/.flac files under {in_dir}")
-    model, ck = common.load_model(args.ckpt, args.weights)
+    model, meta = common.load_model(args.ckpt, args.weights)  # sgmse_cfg.load_model; meta = model.info
     model.to(device)
     sr = model.sample_rate
     opts = common.options_from_args(args, model)
     out = _cli.prepare_out_dir(args.out, "enhance_sgmse")
-    (out / "settings.json").write_text(json.dumps({"args": vars(args), "model_config": ck["model_config"],
-                                                   "class_names": ck.get("class_names")}, indent=2, default=str))
+    (out / "settings.json").write_text(json.dumps({"args": vars(args), "model_config": meta["model_config"],
+                                                   "class_names": meta.get("class_names")}, indent=2, default=str))
     rows: list[dict[str, Any]] = []
     failed: list[tuple[str, str]] = []
     metric_rows: dict[str, list[dict[str, float]]] = {"noisy": [], "enhanced": []}

@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = _cli.resolve_device(args.device)
-    model, ck = common.load_model(args.ckpt, args.weights)
+    model, _ = common.load_model(args.ckpt, args.weights)  # sgmse_cfg.load_model, tool-style errors
     model.to(device)
     conds = args.parsed_conditions
     if not isinstance(model, NoiseCondScoreModel) and any(m != "cond" for _, m, _ in conds):

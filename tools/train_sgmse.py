@@ -203,20 +203,18 @@ def build_model(args: argparse.Namespace, n_classes: int, class_names: tuple[str
 
 
 class _LossModule(nn.Module):
-    """DDP needs the loss behind ``forward``: ``(x0, y, labels, seed) -> terms``."""
+    """DDP needs the loss behind ``forward``: ``(x0, y, labels, seed, share) -> (total, terms)``;
+    the labels reach the loss when the model has an NC head (``with_labels``)."""
 
-    def __init__(self, model: ScoreModel) -> None:
+    def __init__(self, model: ScoreModel, with_labels: bool) -> None:
         super().__init__()
         self.model = model
+        self.with_labels = with_labels
 
     def forward(self, x0: torch.Tensor, y: torch.Tensor, labels: torch.Tensor, seed: int,
-                share: tuple[int, int] | None = None) -> dict[str, torch.Tensor]:
+                share: tuple[int, int] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         g = torch.Generator(device=x0.device).manual_seed(seed)
-        if isinstance(self.model, NoiseCondScoreModel):
-            return self.model.loss_terms(x0, y, g, labels=labels if self.model.nc_head is not None else None,
-                                         share=share)
-        loss = self.model.loss(x0, y, g, share=share)
-        return {"loss": loss, "dsm": loss}
+        return self.model.loss(x0, y, g, share=share, **({"labels": labels} if self.with_labels else {}))
 
 
 def _step_seed(seed: int, step: int, rank: int) -> int:
@@ -311,7 +309,8 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
         f"{n_classes or 'none'}; p_uncond {args.p_uncond if args.encoder != 'none' else '-'}; "
         f"{frames} frames x {batch_size} per batch; Adam lr {lr:g}")
 
-    ddp = DistributedDataParallel(_LossModule(model)) if info.enabled else _LossModule(model)
+    loss_module = _LossModule(model, with_labels=use_nc)
+    ddp = DistributedDataParallel(loss_module) if info.enabled else loss_module
     csv_log = _train.MetricLogger(out, "log", tensorboard=args.tensorboard) if info.is_main else None
     if csv_log is not None and args.resume:
         csv_log.truncate_after("epoch", start_epoch - 1)
@@ -330,11 +329,12 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
             x0, y = common.to_specs(model, noisy.to(device, dtype), clean.to(device, dtype), SAMPLE_RATE)
             # the same seed on every rank: each draws the global batch's t / z / dropout and keeps
             # its own items (share), so N processes train exactly as one with the global batch
-            terms = ddp(x0, y, labels.to(device), _step_seed(args.seed, step, 0),
-                        (info.rank, info.world_size) if info.enabled else None)
+            total, terms = ddp(x0, y, labels.to(device), _step_seed(args.seed, step, 0),
+                               (info.rank, info.world_size) if info.enabled else None)
+            terms = {**terms, "loss": total.detach()}
             _train.check_finite(terms, step=step, epoch=epoch, info=info)
             opt.zero_grad(set_to_none=True)
-            terms["loss"].backward()
+            total.backward()
             if args.clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, args.clip)
             opt.step()
@@ -343,8 +343,8 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
             step += 1
             n_batches += 1
             for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
-            bar.set_postfix(loss=f"{float(terms['loss'].detach()):.1f}")
+                sums[k] = sums.get(k, 0.0) + float(v)
+            bar.set_postfix(loss=f"{float(terms['loss']):.1f}")
         train_row = {f"train_{k}": v / max(n_batches, 1) for k, v in sums.items()}
         valid_row = _validate(ema, data, args, batch_size, device, info, use_nc)
         row = {"epoch": epoch, "step": step, "seconds": time.time() - t0, **train_row, **valid_row}
@@ -388,16 +388,12 @@ def _validate(ema: ScoreModel, data: TrainingCorpus, args: argparse.Namespace, b
         dtype = next(ema.parameters()).dtype
         x0, y = common.to_specs(ema, noisy.to(device, dtype), clean.to(device, dtype), SAMPLE_RATE)
         g = torch.Generator(device=device).manual_seed(_step_seed(args.seed, -1 - b, info.rank))
-        if isinstance(ema, NoiseCondScoreModel):
-            enc = ema.encode(y)
-            dsm = ScoreModel.loss(ema, x0, y, g, ema.condition(enc))
-            if use_nc and enc.logits is not None:
-                lab = labels.to(device)
-                tot[2] += float(((enc.logits.argmax(-1) == lab) & (lab >= 0)).sum())
-                tot[3] += float((lab >= 0).sum())
-        else:
-            dsm = ema.loss(x0, y, g)
-        tot[0] += float(dsm) * x0.shape[0]
+        _, terms = ema.loss(x0, y, g, **({"labels": labels.to(device)} if use_nc else {}))
+        if "nc_acc" in terms:  # accuracy over the labelled items: back to counts for the exact total
+            n_labelled = int((labels >= 0).sum())
+            tot[2] += round(float(terms["nc_acc"]) * n_labelled)
+            tot[3] += n_labelled
+        tot[0] += float(terms["dsm"]) * x0.shape[0]
         tot[1] += x0.shape[0]
     if info.enabled:
         dist.all_reduce(tot)

@@ -68,7 +68,7 @@ def trained():
     m.train()
     for _ in range(300):
         idx = torch.randint(0, n_train, (16,), generator=g)
-        loss = nc_loss(m.encode(X[idx]).logits, labels[idx])
+        loss, _ = nc_loss(m.encode(X[idx]).logits, labels[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()

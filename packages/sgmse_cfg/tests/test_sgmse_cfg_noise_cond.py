@@ -84,7 +84,7 @@ def test_encoder_shapes_any_length() -> None:
 def test_sequence_tokens_are_local_in_time() -> None:
     """A change in the last 32 of 256 frames leaves the tokens of the first half untouched
     (4 stride-2 convs see 31 frames; channel LayerNorm mixes nothing across time) and
-    changes the last token: the tokens keep non-stationary noise apart (seed 004, C)."""
+    changes the last token: the tokens keep non-stationary noise apart."""
     seq = SequenceNoiseEncoder(channels=CH, dim=16, num_tokens=4).eval()
     a = _spec(1, 256)
     b = a.clone()
@@ -100,9 +100,15 @@ def test_nc_loss_is_cross_entropy_over_labelled_items() -> None:
     logits = torch.randn(6, 10, generator=g, requires_grad=True)
     labels = torch.tensor([0, 3, 9, IGNORE_LABEL, 5, IGNORE_LABEL])
     keep = labels >= 0
-    torch.testing.assert_close(nc_loss(logits, labels), F.cross_entropy(logits[keep], labels[keep]))
-    none = nc_loss(logits, torch.full((6,), IGNORE_LABEL))
-    assert float(none.detach()) == 0.0
+    ce, terms = nc_loss(logits, labels)
+    torch.testing.assert_close(ce, F.cross_entropy(logits[keep], labels[keep]))
+    # the result shape of every loss here: (total, detached terms)
+    assert set(terms) == {"nc", "nc_acc"} and not terms["nc"].requires_grad
+    assert float(terms["nc"]) == float(ce.detach())
+    hits = sum(int(logits[i].argmax()) == int(labels[i]) for i in range(6) if labels[i] >= 0)
+    assert float(terms["nc_acc"]) == hits / 4
+    none, none_terms = nc_loss(logits, torch.full((6,), IGNORE_LABEL))
+    assert float(none.detach()) == 0.0 and float(none_terms["nc_acc"]) == 0.0
     none.backward()  # attached to the graph (DDP sees the head used)
     assert logits.grad is not None and float(logits.grad.abs().sum()) == 0.0
     with pytest.raises(ValueError, match="NC labels"):
@@ -116,18 +122,19 @@ def test_nase_loss_is_dsm_plus_03_ce() -> None:
     x0 = _spec(3, 16, 1)
     y = x0 + _spec(3, 16, 2)
     labels = torch.tensor([1, IGNORE_LABEL, 3])
-    terms = m.loss_terms(x0, y, torch.Generator().manual_seed(0), labels=labels)
-    assert NC_WEIGHT == 0.3
-    torch.testing.assert_close(terms["loss"], terms["dsm"] + 0.3 * terms["nc"])
+    total, terms = m.loss(x0, y, torch.Generator().manual_seed(0), labels=labels)
+    assert NC_WEIGHT == 0.3 and set(terms) == {"dsm", "nc", "nc_acc"}
+    assert not any(v.requires_grad for v in terms.values())
+    torch.testing.assert_close(total.detach(), terms["dsm"] + 0.3 * terms["nc"])
     # the DSM term equals ScoreModel.loss under the same condition and generator (eval mode:
     # no condition dropout, no dropout in the head)
     m.eval()
     enc = m.encode(y)
     keep = labels >= 0
-    ref = ScoreModel.loss(m, x0, y, torch.Generator().manual_seed(0), m.condition(enc))
-    torch.testing.assert_close(m.loss_terms(x0, y, torch.Generator().manual_seed(0))["dsm"], ref)
-    torch.testing.assert_close(nc_loss(enc.logits, labels), F.cross_entropy(enc.logits[keep], labels[keep]))
-    terms["loss"].backward()
+    ref, _ = m.loss(x0, y, torch.Generator().manual_seed(0), m.condition(enc))  # explicit cond: plain DSM
+    torch.testing.assert_close(m.loss(x0, y, torch.Generator().manual_seed(0))[1]["dsm"], ref.detach())
+    torch.testing.assert_close(nc_loss(enc.logits, labels)[0], F.cross_entropy(enc.logits[keep], labels[keep]))
+    total.backward()
     assert m.encoder.convs[0].weight.grad is not None and m.nc_head.linear.weight.grad is not None
 
 
@@ -177,18 +184,19 @@ def test_condition_dropout_uses_the_learned_null(inject: str) -> None:
     got, want_c, want_n = (getattr(v, field) for v in (c, full, null))
     torch.testing.assert_close(got[drop], want_n[drop])
     torch.testing.assert_close(got[~drop], want_c[~drop])
-    # in training, loss_terms draws the NC head's dropout, then the condition mask, from the
+    # in training, loss draws the NC head's dropout, then the condition mask, from the
     # generator; with the same draws done by hand, the loss is ScoreModel's loss under that
     # condition
     m.train()
     x0 = _spec(4, 16, 6)
     g1 = torch.Generator().manual_seed(11)
-    got_loss = m.loss_terms(x0, y, g1)["dsm"]
+    got_loss, got_terms = m.loss(x0, y, g1)  # no labels: the total is the DSM term
+    assert set(got_terms) == {"dsm"} and float(got_terms["dsm"]) == float(got_loss.detach())
     g2 = torch.Generator().manual_seed(11)
     if m.nc_head is not None:
         torch.rand((4, m.encoder.dim), generator=g2)
     mask = torch.rand(4, generator=g2) < 0.5
-    want = ScoreModel.loss(m, x0, y, g2, m.condition(m.encode(y), mask))
+    want, _ = ScoreModel.loss(m, x0, y, g2, m.condition(m.encode(y), mask))
     torch.testing.assert_close(got_loss, want)
     # the null embedding gets gradients (it is learned)
     got_loss.backward()
@@ -196,12 +204,12 @@ def test_condition_dropout_uses_the_learned_null(inject: str) -> None:
     # no dropout in eval mode: same as the full condition
     m.eval()
     g3 = torch.Generator().manual_seed(11)
-    ev = m.loss_terms(x0, y, g3)["dsm"]
-    torch.testing.assert_close(ev, ScoreModel.loss(m, x0, y, torch.Generator().manual_seed(11), m.condition(m.encode(y))))
+    ev, _ = m.loss(x0, y, g3)
+    torch.testing.assert_close(ev, m.loss(x0, y, torch.Generator().manual_seed(11), m.condition(m.encode(y)))[0])
 
 
 def test_dropout_rate_in_training_only() -> None:
-    """loss_terms drops about p_uncond of the items (seeded) in train mode and none in eval."""
+    """loss drops about p_uncond of the items (seeded) in train mode and none in eval."""
     m = _model(p_uncond=0.2)
     masks = []
     orig = m.condition
@@ -211,13 +219,13 @@ def test_dropout_rate_in_training_only() -> None:
     m.train()
     with torch.no_grad():
         for _ in range(20):
-            m.loss_terms(x0, x0, g)
+            m.loss(x0, x0, g)
     frac = float(torch.cat(masks).float().mean())
     assert abs(frac - 0.2) < 0.05, frac  # 320 Bernoulli(0.2) draws
     masks.clear()
     m.eval()
     with torch.no_grad():
-        m.loss_terms(x0, x0, g)
+        m.loss(x0, x0, g)
     assert masks == [None]
 
 

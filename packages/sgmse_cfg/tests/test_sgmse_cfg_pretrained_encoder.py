@@ -101,8 +101,8 @@ def test_adapter_frozen_and_inside_the_model(tmp_path) -> None:
     e = m.encode(torch.randn(2, 1, 256, 32, dtype=torch.complex64))  # spectrogram -> waveform -> encoder
     assert e.tokens.shape == (2, 4, 16) and e.logits.shape == (2, 3)
     x0 = torch.randn(2, 1, 256, 32, dtype=torch.complex64)
-    m.loss_terms(x0, x0 + 0.5 * torch.randn_like(x0), torch.Generator().manual_seed(0),
-                 labels=torch.tensor([0, 2]))["loss"].backward()
+    m.loss(x0, x0 + 0.5 * torch.randn_like(x0), torch.Generator().manual_seed(0),
+           labels=torch.tensor([0, 2]))[0].backward()
     assert all(p.grad is None for p in m.encoder.encoder.parameters())
     assert m.encoder.proj.weight.grad is not None  # the projection is trained
     # the adapter sees the waveform at the encoder's rate: 16 kHz in, 32 kHz to the encoder

@@ -101,14 +101,16 @@ def test_dsm_loss_reaches_its_closed_form_optimum_with_the_true_score():
     B, n = 4096, 64
     x0 = mu0 + S * torch.randn(B, 1, 8, 8, dtype=torch.complex64, generator=g)
     y = torch.full_like(x0, 0.4 + 0.3j)
-    loss = model.loss(x0, y, g).item()
+    total, terms = model.loss(x0, y, g)
+    assert set(terms) == {"dsm"} and float(terms["dsm"]) == total.item()
+    loss = total.item()
     tt = torch.linspace(0.03, 1.0, 20001, dtype=torch.float64)
     u = sde.mean_coeffs(tt)[0] ** 2 * S ** 2
     expected = 0.5 * n * float(torch.trapezoid(u / (u + sde.std(tt) ** 2), tt)) / 0.97
     assert loss == pytest.approx(expected, rel=0.03)  # ~5 Monte-Carlo standard errors
     # a zero score costs 0.5 * E|z|^2 = 0.5 per bin
     zero = ScoreModel(_Const(torch.zeros_like(x0)), sde, output_scaling="none")
-    assert zero.loss(x0, y, g).item() == pytest.approx(0.5 * n, rel=0.03)
+    assert zero.loss(x0, y, g)[0].item() == pytest.approx(0.5 * n, rel=0.03)
 
 
 def test_training_a_small_unet_reduces_the_loss():
@@ -120,14 +122,14 @@ def test_training_a_small_unet_reduces_the_loss():
 
     def evaluate() -> float:
         with torch.no_grad():
-            return model.loss(x0, y, torch.Generator().manual_seed(123)).item()
+            return model.loss(x0, y, torch.Generator().manual_seed(123))[0].item()
 
     before = evaluate()
     assert before == pytest.approx(0.5 * 32 * 32, rel=0.05)  # zero-initialised output
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     for _ in range(25):
         opt.zero_grad()
-        model.loss(x0, y, g).backward()
+        model.loss(x0, y, g)[0].backward()
         opt.step()
     assert evaluate() < 0.9 * before
 
@@ -184,6 +186,57 @@ def test_enhance_long_file_is_chunked_and_stitched():
     assert all(s[0] <= 2 and s[1:] == (2, 256, 512) for s in shapes)  # batches of <= 2 chunks
 
 
+def _enhance_with_crossfade_loop(model: ScoreModel, y: torch.Tensor, chunk: int, overlap: int,
+                                 max_batch: int, **kw) -> torch.Tensor:
+    """The chunked path written out by hand: chunks of ``chunk`` frames sampled ``max_batch``
+    at a time in order, cross-faded with ramps ``(k + 0.5) / overlap``."""
+    tr = model.transform
+    Y_norm, normfac = y / y.abs().max(), y.abs().max()
+    Y = tr.wave_to_spec(Y_norm, 16000)
+    T = Y.shape[-1]
+    starts = list(range(0, T - chunk, chunk - overlap)) + [T - chunk]
+    w = torch.ones(len(starts), chunk)
+    ramp = (torch.arange(overlap) + 0.5) / overlap
+    w[1:, :overlap], w[:-1, -overlap:] = ramp, ramp.flip(0)
+    acc, wsum = torch.zeros_like(Y), torch.zeros(T)
+    for g0 in range(0, len(starts), max_batch):
+        group = starts[g0:g0 + max_batch]
+        X, _ = model.sample(torch.stack([Y[:, s:s + chunk] for s in group])[:, None], **kw)
+        for j, s in enumerate(group):
+            acc[:, s:s + chunk] += X[j, 0] * w[g0 + j]
+            wsum[s:s + chunk] += w[g0 + j]
+    return tr.spec_to_wave(acc / wsum, length=y.shape[0]) * normfac
+
+
+def test_chunked_enhance_is_the_plain_crossfade_of_batched_chunks():
+    """enhance() stitches with se_data.chunked_apply: bit for bit the hand-written loop (same
+    chunks, same batches, same generator draws in the same order, same ramps)."""
+    model = _oracle_model()
+    y = _noisy(3.0, seed=5)  # 376 frames; 1 s chunks: 125 -> 128 frames (a multiple of 64), overlap 31
+    got = model.enhance(y, 16000, sampler="pc", N=3, chunk_seconds=1.0, overlap_seconds=0.25, max_batch=2,
+                        generator=torch.Generator().manual_seed(4))
+    want = _enhance_with_crossfade_loop(model, y, 128, 31, 2, sampler="pc", N=3, eps=model.t_eps,
+                                        generator=torch.Generator().manual_seed(4))
+    assert torch.equal(got, want)
+    # 4 chunks (starts 0, 97, 194, 248) in 2 batches of 2, PC N=3: 6 evaluations each, twice
+    assert model.backbone.shapes == [(2, 2, 256, 128)] * (2 * 2 * 6)
+
+
+def test_sample_rate_keyword_and_its_alias_sr():
+    model = _oracle_model()
+    y = _noisy(0.5, seed=6)
+    kw = dict(sampler="ode", N=2)
+    a = model.enhance(y, sample_rate=16000, generator=torch.Generator().manual_seed(0), **kw)
+    b = model.enhance(y, sr=16000, generator=torch.Generator().manual_seed(0), **kw)
+    assert torch.equal(a, b)
+    with pytest.raises(TypeError, match="not both"):
+        model.enhance(y, 16000, sr=16000)
+    with pytest.raises(TypeError, match="sample_rate"):
+        model.enhance(y)
+    with pytest.raises(SampleRateError, match="48000 Hz"):
+        model.enhance(y, sr=48000)
+
+
 def test_enhance_rejects_bad_input():
     model = _oracle_model()
     with pytest.raises(SampleRateError, match="resample"):
@@ -214,9 +267,9 @@ def test_data_parallel_shares_reassemble_the_global_batch_loss():
     y = x0 + 0.5 * torch.randn(4, 1, 256, 32, dtype=torch.complex64, generator=g)
 
     def loss(idx, share):
-        terms = model.loss_terms(x0[idx], y[idx], torch.Generator().manual_seed(7), labels=labels[idx], share=share)
+        total, terms = model.loss(x0[idx], y[idx], torch.Generator().manual_seed(7), labels=labels[idx], share=share)
         assert "nc" in terms
-        return terms["loss"]
+        return total
 
     whole = loss(slice(None), None)
     ranks = [loss(slice(r, None, 2), (r, 2)) for r in range(2)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import se_data
 import torch
 
 from sgmse_cfg import BadAudioError, SampleRateError, SpecTransform, normalize_by_noisy
@@ -67,8 +68,53 @@ def test_48k_input_to_16k_transform_is_an_error_with_the_fix():
         tr.wave_to_spec(torch.zeros(48000), 48000)
     msg = str(err.value)
     assert "48000" in msg and "16000" in msg
+    assert msg.endswith(se_data.resample_hint(16000))  # the toolkit's one fix text
     assert "se_data.load_audio" in msg and "resample=True" in msg
-    assert "tools/resample_dataset.py" in msg
+
+
+def test_sample_rate_error_is_the_toolkits_one_family():
+    """``except se_data.SampleRateError`` (what the data loaders raise) also catches the
+    transform's error; ``ValueError`` still does."""
+    tr = SpecTransform(sample_rate=16000)
+    assert issubclass(SampleRateError, se_data.SampleRateError) and issubclass(SampleRateError, ValueError)
+    for call in (lambda: tr.check_sample_rate(8000), lambda: tr.wave_to_spec(torch.zeros(800), 8000)):
+        try:
+            call()
+        except se_data.SampleRateError as e:
+            assert type(e) is SampleRateError and "8000 Hz" in str(e)
+        else:
+            raise AssertionError("no error for 8 kHz audio")
+
+
+def test_sample_rate_keyword_and_its_alias_sr():
+    tr = SpecTransform(sample_rate=16000)
+    x = _signal(4000)
+    ref = tr.wave_to_spec(x, 16000)
+    assert torch.equal(tr.wave_to_spec(x, sample_rate=16000), ref)
+    assert torch.equal(tr.wave_to_spec(x, sr=16000), ref)
+    tr.check_sample_rate(sample_rate=16000)
+    tr.check_sample_rate(sr=16000, what="clip")
+    with pytest.raises(SampleRateError, match="^clip is at 22050 Hz"):
+        tr.check_sample_rate(sr=22050, what="clip")
+    with pytest.raises(TypeError, match="not both"):
+        tr.wave_to_spec(x, 16000, sr=16000)
+    with pytest.raises(TypeError, match="sample_rate"):
+        tr.check_sample_rate()
+
+
+def test_shared_stft_interface():
+    """The STFT surface SpecTransform shares with bandsplit's SpectrogramTransform:
+    ``sample_rate``, ``n_fft``, ``hop_length``, ``num_freqs``, ``stft`` / ``istft(spec, length)``,
+    ``to_dict`` / ``from_dict``."""
+    tr = SpecTransform(sample_rate=16000)
+    assert (tr.sample_rate, tr.n_fft, tr.hop_length, tr.num_freqs) == (16000, 510, 128, 256)
+    x = _signal(4000).double()
+    spec = tr.stft(x)
+    assert spec.shape == (tr.num_freqs, 4000 // tr.hop_length + 1)
+    back = tr.istft(spec, 4000)
+    assert back.shape == x.shape and float((back - x).abs().max()) < 1e-12
+    clone = SpecTransform.from_dict(tr.to_dict())
+    assert clone.to_dict() == tr.to_dict() and torch.equal(clone.stft(x), spec)
 
 
 def test_non_finite_input_is_an_error():

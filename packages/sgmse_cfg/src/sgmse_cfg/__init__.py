@@ -9,6 +9,9 @@ batched forward and uncertainty-adaptive guidance scales (``NoiseCondScoreModel`
 Diffusion core: SGMSE+'s compressed complex STFT bound to a sample rate, the OUVE and
 Schroedinger-bridge SDEs, samplers, the NCSN++ backbone (SGMSE+ state-dict compatible)
 and a small UNet, and the ``ScoreModel`` wrapper with the DSM loss.
+
+Trained models: ``load_model`` (a checkpoint from ``tools/train_sgmse.py``, EMA or live
+weights) and ``enhance`` (one file, sampler from the model's SDE, any guidance).
 """
 
 __version__ = "0.1.0"
@@ -26,7 +29,7 @@ from .guidance import (
 )
 from .injection import INJECTIONS, NoiseInjector
 from .nc_head import IGNORE_LABEL, NC_WEIGHT, NoiseClassifier, nc_loss
-from .noise_cond_model import NOISE_ENCODERS, NoiseCondScoreModel, score_model_from_config
+from .noise_cond_model import NOISE_ENCODERS, NoiseCondScoreModel, register_noise_encoder, score_model_from_config
 from .noise_encoders import SPEC_FEATURES, CNNNoiseEncoder, NoiseEncoding, SequenceNoiseEncoder, spec_features
 from .pretrained_encoder import (
     AUDIO_ENCODER_ARCHS,
@@ -39,7 +42,9 @@ from .pretrained_encoder import (
     resample_sinc,
     save_audio_encoder,
 )
-from .errors import BadAudioError, SampleRateError
+from .enhancement import enhance, resolve_sampler
+from .errors import BadAudioError, CheckpointError, SampleRateError
+from .model_loading import CHECKPOINT_FORMAT, load_model
 from .ncsnpp import NCSNPP_PRESETS, NCSNpp, count_parameters
 from .sampling import (
     CORRECTORS,
@@ -51,7 +56,7 @@ from .sampling import (
     reverse_diffusion_step,
     sb_sampler,
 )
-from .score_model import BACKBONES, SAMPLERS, ScoreModel
+from .score_model import BACKBONES, SAMPLERS, ScoreModel, register_backbone
 from .small_unet import SmallUNet
 from .sdes import SDE, OUVESDE, SBVESDE, batch_view, sde_from_dict
 from .sgmse_checkpoint import sgmse_backbone_state_dict
@@ -61,7 +66,9 @@ __all__ = [
     "ADAPTIVE_MODES",
     "AUDIO_ENCODER_ARCHS",
     "AudioEncoder",
+    "CHECKPOINT_FORMAT",
     "CNNNoiseEncoder",
+    "CheckpointError",
     "EmbeddingBank",
     "GUIDANCE_MODES",
     "GuidedCond",
@@ -77,14 +84,19 @@ __all__ = [
     "SPEC_FEATURES",
     "SequenceNoiseEncoder",
     "TransformerAudioEncoder",
+    "enhance",
     "expand_cond",
     "guidance_weights",
     "guided_score",
     "load_audio_encoder",
+    "load_model",
     "log_mel_filterbank",
     "nc_certainty",
     "nc_loss",
     "register_audio_encoder",
+    "register_backbone",
+    "register_noise_encoder",
+    "resolve_sampler",
     "resample_sinc",
     "save_audio_encoder",
     "score_model_from_config",

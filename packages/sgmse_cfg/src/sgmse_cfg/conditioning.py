@@ -10,7 +10,7 @@ encoder run once per utterance, a CFG null condition, ...) stays outside the bac
   ``temb = temb * (1 + temb_scale) + temb_shift`` (``[B, temb_dim]`` each; zeros are the
   identity), which also covers plain addition (``temb_shift`` only);
 * ``context``: a token sequence ``[B, L, context_dim]`` read by cross-attention blocks of a
-  backbone built with ``context_dim`` (seed 004, solution C).
+  backbone built with ``context_dim``.
 
 Every field is optional; ``None`` means "not used". The backbones check that a field they
 cannot use is not silently ignored.

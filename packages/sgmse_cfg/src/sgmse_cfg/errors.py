@@ -1,17 +1,24 @@
 """Error types raised by sgmse_cfg for bad input.
 
-Both derive from ``ValueError`` so callers that already catch ``ValueError`` keep working.
+``SampleRateError`` is the toolkit's one sample-rate error (a subclass of
+``se_data.SampleRateError``, so ``except se_data.SampleRateError`` catches it); its messages end
+with ``se_data.resample_hint``, the fix a user of the installed packages has. All errors here
+derive from ``ValueError`` so callers that already catch ``ValueError`` keep working.
 """
 
 from __future__ import annotations
 
+import se_data
 
-class SampleRateError(ValueError):
+__all__ = ["BadAudioError", "CheckpointError", "SampleRateError"]
+
+
+class SampleRateError(se_data.SampleRateError):
     """Audio at another sample rate than the transform / model was built for.
 
-    The message names both rates and the fix: resample on load with
-    ``se_data.load_audio(path, sr=16000, resample=True)`` or resample a whole tree once with
-    ``uv run tools/resample_dataset.py SRC DST --sr 16000``.
+    The message names both rates and the fix (:func:`se_data.resample_hint`): resample with
+    ``se_data.resample(audio, orig_sample_rate, 16000)`` or on load with
+    ``se_data.load_audio(path, sample_rate=16000, resample=True)``.
     """
 
 
@@ -19,8 +26,7 @@ class BadAudioError(ValueError):
     """Audio that cannot be enhanced or transformed: NaN/Inf, silent, or malformed shape."""
 
 
-def resample_fix(target_sr: int) -> str:
-    """The fix for a sample-rate mismatch, shared by every error message."""
-    return (f"resample it first: se_data.load_audio(path, sr={target_sr}, resample=True), "
-            f"or resample the whole dataset once with "
-            f"`uv run tools/resample_dataset.py SRC DST --sr {target_sr}`")
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot give a model: unreadable, not written by this toolkit's
+    ``tools/train_sgmse.py``, or holding weights that do not fit its own config. The message
+    names the file and the fix."""

@@ -1,19 +1,18 @@
 """Classifier-free guidance (one batched forward) and uncertainty-adaptive guidance scales.
 
-Guided score (Ho & Salimans 2022, in the convention of seed 004 / moonx010's sgmse fork):
+Guided score (Ho & Salimans 2022, in the convention of moonx010's noise-conditioned sgmse fork):
 ``s = s_uncond + w (s_cond - s_uncond)``: ``w = 1`` is the plain conditional score, ``w = 0``
 the unconditional one (``y`` stays an input either way: it defines the SDE mean; only the
 noise embedding is replaced by the learned null embedding). Some speech papers write
 ``(1 + w) s_cond - w s_uncond``; that is this formula at ``w + 1``.
 :func:`guided_score` evaluates both halves in ONE forward of batch ``2B``.
 
-Adaptive guidance (seed 002's proposal; novel, no public reference): a per-utterance
+Adaptive guidance (this toolkit's design; no public reference): a per-utterance
 ``w_i = w_max * u_i`` with a reliability ``u_i`` in [0, 1] of the noise embedding,
 computed once per utterance:
 
 * ``"nc"``: NC-head confidence rescaled so a uniform posterior gives 0 and a one-hot one 1,
-  ``u = (max softmax - 1/C) / (1 - 1/C)`` (the seed used the raw max softmax, which never
-  goes below 1/C);
+  ``u = (max softmax - 1/C) / (1 - 1/C)`` (the raw max softmax never goes below 1/C);
 * ``"knn"``: ``u = 1 / (1 + d / tau)`` with ``d`` the mean distance to the ``k`` nearest
   embeddings of a bank of training embeddings (:class:`EmbeddingBank`, saved in the model's
   state dict, so inside every checkpoint);

@@ -49,10 +49,13 @@ class NoiseClassifier(nn.Module):
         return self.linear(self.dropout(pooled))
 
 
-def nc_loss(logits: Tensor, labels: Tensor) -> Tensor:
-    """Mean cross-entropy over the labelled items (``labels [B]`` in ``0..C-1``; ``-1`` =
-    no label, ignored). A batch without any label gives 0 (still attached to the graph, so
-    DDP sees every parameter used)."""
+def nc_loss(logits: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    """NC loss of ``logits [B, C]`` against ``labels [B]`` (``0..C-1``; ``-1`` = no label,
+    ignored): ``(ce, {"nc": ce.detach(), "nc_acc": accuracy})``.
+
+    ``ce`` is the mean cross-entropy over the labelled items and ``nc_acc`` the fraction of
+    them whose argmax is right. A batch without any label gives ``ce = 0`` (still attached to
+    the graph, so DDP sees every parameter used) and ``nc_acc = 0``."""
     if labels.shape != logits.shape[:1]:
         raise ValueError(f"labels must be [B] = [{logits.shape[0]}], got {tuple(labels.shape)}")
     labels = labels.to(device=logits.device, dtype=torch.long)
@@ -61,5 +64,8 @@ def nc_loss(logits: Tensor, labels: Tensor) -> Tensor:
         raise ValueError(f"NC labels must be in 0..{logits.shape[1] - 1} or {IGNORE_LABEL} (no label), "
                          f"got {labels[bad].tolist()}")
     valid = labels != IGNORE_LABEL
+    n_valid = valid.sum().clamp(min=1)
     ce = F.cross_entropy(logits.float(), labels.clamp(min=0), reduction="none")
-    return (ce * valid).sum() / valid.sum().clamp(min=1)
+    ce = (ce * valid).sum() / n_valid
+    correct = (logits.detach().argmax(dim=-1) == labels) & valid
+    return ce, {"nc": ce.detach(), "nc_acc": correct.sum() / n_valid}

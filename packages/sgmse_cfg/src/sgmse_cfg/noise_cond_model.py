@@ -22,6 +22,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from ._compat import sample_rate_alias
+from ._registry import name_of, new_registry, register
 from .conditioning import BackboneCond
 from .errors import BadAudioError
 from .guidance import GUIDANCE_MODES, EmbeddingBank, GuidedCond, guidance_weights, nc_certainty
@@ -30,25 +32,27 @@ from .nc_head import NC_WEIGHT, NoiseClassifier, nc_loss
 from .noise_encoders import CNNNoiseEncoder, NoiseEncoding, SequenceNoiseEncoder
 from .pretrained_encoder import PretrainedNoiseEncoder
 from ._batch_random import share_rand
-from .score_model import BACKBONES, OutputScaling, ScoreModel
+from .score_model import LossTerms, OutputScaling, ScoreModel, build_backbone
 from .sdes import SDE, sde_from_dict
 from .spec_transform import SpecTransform, normalize_by_noisy
 
-__all__ = ["NoiseCondScoreModel", "NOISE_ENCODERS", "score_model_from_config"]
+__all__ = ["NoiseCondScoreModel", "NOISE_ENCODERS", "register_noise_encoder", "score_model_from_config"]
 
-#: encoder classes by the name stored in configs
-NOISE_ENCODERS: dict[str, type[nn.Module]] = {
+#: noise-encoder classes by the name stored in configs (a read-only view; add with
+#: :func:`register_noise_encoder`)
+_NOISE_ENCODERS, NOISE_ENCODERS = new_registry({
     "cnn": CNNNoiseEncoder,
     "seq": SequenceNoiseEncoder,
     "pretrained": PretrainedNoiseEncoder,
-}
+})
 
 
-def _encoder_name(encoder: nn.Module) -> str:
-    for name, cls in NOISE_ENCODERS.items():
-        if type(encoder) is cls:
-            return name
-    raise ValueError(f"encoder {type(encoder).__name__} is not in NOISE_ENCODERS; register it to save configs")
+def register_noise_encoder(name: str, cls: type[nn.Module]) -> type[nn.Module]:
+    """Make noise-encoder class ``cls`` savable in and rebuildable from model configs under
+    ``name``. ``cls.from_config(config)`` (or ``cls(**config)``) must rebuild it from its
+    ``config``; it has ``dim``, ``num_tokens`` and ``input_kind`` and returns a
+    :class:`NoiseEncoding`. Returns ``cls``."""
+    return register(_NOISE_ENCODERS, name, cls, kind="noise encoder", function="register_noise_encoder")
 
 
 class NoiseCondScoreModel(ScoreModel):
@@ -109,7 +113,8 @@ class NoiseCondScoreModel(ScoreModel):
     def to_config(self) -> dict[str, Any]:
         cfg = super().to_config()
         cfg["noise_cond"] = {
-            "encoder": _encoder_name(self.encoder), "encoder_config": dict(self.encoder.config),
+            "encoder": name_of(NOISE_ENCODERS, self.encoder, kind="noise encoder",
+                               function="register_noise_encoder"), "encoder_config": dict(self.encoder.config),
             "inject": self.inject, "n_classes": self.nc_head.n_classes if self.nc_head else 0,
             "class_names": self.class_names, "nc_weight": self.nc_weight, "p_uncond": self.p_uncond,
             "bank": dict(self.bank.config)}
@@ -117,11 +122,16 @@ class NoiseCondScoreModel(ScoreModel):
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> NoiseCondScoreModel:
+        """Rebuild a model (fresh weights) from :meth:`to_config`."""
         nc = cfg["noise_cond"]
+        if nc["encoder"] not in NOISE_ENCODERS:
+            raise ValueError(f"unknown noise encoder {nc['encoder']!r} in the model config; known: "
+                             f"{sorted(NOISE_ENCODERS)} (register others with sgmse_cfg.register_noise_encoder "
+                             f"before loading)")
         enc_cls = NOISE_ENCODERS[nc["encoder"]]
         encoder = (enc_cls.from_config(nc["encoder_config"]) if hasattr(enc_cls, "from_config")
                    else enc_cls(**nc["encoder_config"]))
-        backbone = BACKBONES[cfg["backbone"]](**cfg["backbone_config"])
+        backbone = build_backbone(cfg)
         return cls(backbone, encoder, inject=nc["inject"], n_classes=nc["n_classes"],
                    class_names=nc["class_names"], nc_weight=nc["nc_weight"], p_uncond=nc["p_uncond"],
                    bank=nc["bank"], sde=sde_from_dict(cfg["sde"]),
@@ -211,43 +221,33 @@ class NoiseCondScoreModel(ScoreModel):
         return self.bank.fit(embeddings, generator=generator, tau=tau)
 
     # ---- training ------------------------------------------------------------------------
-    def loss_terms(self, x0: Tensor, y: Tensor, generator: torch.Generator | None = None, *,
-                   labels: Tensor | None = None, noise_ref: Tensor | None = None,
-                   share: tuple[int, int] | None = None) -> dict[str, Tensor]:
-        """``{"loss", "dsm", ["nc", "nc_acc"]}``: ``loss = dsm + nc_weight * nc``.
+    def loss(self, x0: Tensor, y: Tensor, generator: torch.Generator | None = None,
+             cond: BackboneCond | None = None, *, share: tuple[int, int] | None = None,
+             labels: Tensor | None = None, noise_ref: Tensor | None = None) -> LossTerms:
+        """``(total, terms)``: ``total = dsm + nc_weight * nc``, ``terms = {"dsm", ["nc",
+        "nc_acc"]}`` (detached; the NC terms when the model has a head and ``labels [B]`` are
+        given, ``-1`` = no label).
 
         The embedding is encoded from ``y`` (or ``noise_ref``); in training mode each item's
         embedding is replaced by the null embedding with probability ``p_uncond`` (drawn
-        from ``generator`` before the DSM noise). The NC term uses the un-dropped embedding
-        and ``labels [B]`` (``-1`` = no label). ``share``: see :meth:`ScoreModel.loss` (the
-        NC head's dropout and the condition dropout are drawn from ``generator`` the same way).
+        from ``generator`` before the DSM noise). The NC term uses the un-dropped embedding.
+        With an explicit ``cond`` the loss is :class:`ScoreModel`'s DSM under that condition
+        (no encoding, no NC term). ``share=(rank, world)``: see :meth:`ScoreModel.loss` (the NC
+        head's dropout and the condition dropout are drawn from ``generator`` the same way).
         """
+        if cond is not None:
+            return super().loss(x0, y, generator, cond, share=share)
         enc = self.encode(y, noise_ref, generator=generator, share=share)
         drop = None
         if self.training and self.p_uncond > 0:
             drop = share_rand(x0.shape[0], generator, x0.device, torch.float32, share) < self.p_uncond
-        dsm = super().loss(x0, y, generator, self.condition(enc, drop), share=share)
-        terms = {"dsm": dsm}
-        total = dsm
+        total, terms = super().loss(x0, y, generator, self.condition(enc, drop), share=share)
         if self.nc_head is not None and labels is not None and self.nc_weight > 0:
             assert enc.logits is not None
-            ce = nc_loss(enc.logits, labels)
+            ce, nc_terms = nc_loss(enc.logits, labels)
             total = total + self.nc_weight * ce
-            valid = labels.to(enc.logits.device) >= 0
-            correct = (enc.logits.argmax(dim=-1) == labels.to(enc.logits.device)) & valid
-            terms["nc"] = ce
-            terms["nc_acc"] = correct.sum() / valid.sum().clamp(min=1)
-        terms["loss"] = total
-        return terms
-
-    def loss(self, x0: Tensor, y: Tensor, generator: torch.Generator | None = None,
-             cond: BackboneCond | None = None, *, labels: Tensor | None = None,
-             noise_ref: Tensor | None = None) -> Tensor:
-        """Total training loss (see :meth:`loss_terms`); with an explicit ``cond`` the plain
-        DSM loss of :class:`ScoreModel` under that condition."""
-        if cond is not None:
-            return super().loss(x0, y, generator, cond)
-        return self.loss_terms(x0, y, generator, labels=labels, noise_ref=noise_ref)["loss"]
+            terms.update(nc_terms)
+        return total, terms
 
     # ---- sampling -------------------------------------------------------------------------
     def score_fn(self, cond: BackboneCond | GuidedCond | None = None):  # type: ignore[override]
@@ -274,14 +274,15 @@ class NoiseCondScoreModel(ScoreModel):
         return super().sample(y, sampler=sampler, N=N, cond=cond, generator=generator, eps=eps, **kwargs)
 
     @torch.no_grad()
-    def prepare(self, y_wave: Tensor, sr: int, *, guidance: str = "cond", w: float = 1.0,
-                alpha: float = 0.5, noise_ref: Tensor | None = None
-                ) -> tuple[GuidedCond, NoiseEncoding]:
-        """Encode one whole noisy waveform ``y_wave [L]`` at ``sr`` Hz (normalised by
+    def prepare(self, y_wave: Tensor, sample_rate: int | None = None, *, guidance: str = "cond",
+                w: float = 1.0, alpha: float = 0.5, noise_ref: Tensor | None = None,
+                sr: int | None = None) -> tuple[GuidedCond, NoiseEncoding]:
+        """Encode one whole noisy waveform ``y_wave [L]`` at ``sample_rate`` Hz (normalised by
         ``max|y|`` as :meth:`enhance` does) and bind the guidance: ``(GuidedCond, encoding)``,
         batch 1. ``noise_ref [L']`` (optional, same rate) is a separate noise recording,
-        scaled by the same factor as ``y``."""
-        self.transform.check_sample_rate(sr, "noisy waveform")
+        scaled by the same factor as ``y``. ``sr`` is an older alias of ``sample_rate``."""
+        sample_rate = sample_rate_alias(sample_rate, sr, "prepare")
+        self.transform.check_sample_rate(sample_rate, "noisy waveform")
         if y_wave.ndim == 2 and y_wave.shape[0] == 1:
             y_wave = y_wave[0]
         if y_wave.ndim != 1:
@@ -292,24 +293,28 @@ class NoiseCondScoreModel(ScoreModel):
         y_norm, normfac = normalize_by_noisy(y_wave.to(device=device, dtype=torch.float32))
         if noise_ref is not None:
             ref_w = noise_ref.reshape(-1).to(device=device, dtype=torch.float32) / normfac
-            ref = ref_w[None] if self.encoder.input_kind == "wave" else self.transform.wave_to_spec(ref_w, sr)[None, None]
+            ref = ref_w[None] if self.encoder.input_kind == "wave" else self.transform.wave_to_spec(ref_w, sample_rate)[None, None]
         elif self.encoder.input_kind == "wave":
             ref = y_norm[None]
         else:
-            ref = self.transform.wave_to_spec(y_norm, sr)[None, None]
+            ref = self.transform.wave_to_spec(y_norm, sample_rate)[None, None]
         enc = self.encode(ref)
         return self.guided_cond(enc, guidance, w, alpha), enc
 
     @torch.no_grad()
-    def enhance(self, y_wave: Tensor, sr: int, *, guidance: str = "cond", w: float = 1.0,
-                alpha: float = 0.5, noise_ref: Tensor | None = None,
-                cond: BackboneCond | GuidedCond | None = None, **kwargs: Any) -> Tensor:
+    def enhance(self, y_wave: Tensor, sample_rate: int | None = None, *, guidance: str = "cond",
+                w: float = 1.0, alpha: float = 0.5, noise_ref: Tensor | None = None,
+                cond: BackboneCond | GuidedCond | None = None, sr: int | None = None,
+                **kwargs: Any) -> Tensor:
         """As :meth:`ScoreModel.enhance` (normalisation, padding, chunking of long files);
         the noise embedding is computed once from the whole file (:meth:`prepare`) and
-        shared by every chunk and every score evaluation."""
+        shared by every chunk and every score evaluation. ``sr`` is an older alias of
+        ``sample_rate``."""
+        sample_rate = sample_rate_alias(sample_rate, sr, "enhance")
         if cond is None:
-            cond, _ = self.prepare(y_wave, sr, guidance=guidance, w=w, alpha=alpha, noise_ref=noise_ref)
-        return super().enhance(y_wave, sr, cond=cond, **kwargs)  # type: ignore[arg-type]
+            cond, _ = self.prepare(y_wave, sample_rate, guidance=guidance, w=w, alpha=alpha,
+                                   noise_ref=noise_ref)
+        return super().enhance(y_wave, sample_rate, cond=cond, **kwargs)  # type: ignore[arg-type]
 
 
 def score_model_from_config(cfg: dict[str, Any]) -> ScoreModel:

@@ -8,17 +8,17 @@ is all there is, as in NASE. Every encoder returns a :class:`NoiseEncoding` with
 * ``tokens [B, L, D]``: a fixed number ``L`` of tokens for cross-attention (``L = 1`` for
   the pooled CNN, whose token is the pooled vector).
 
-Encoders (seed 004):
+Encoders:
 
 * :class:`CNNNoiseEncoder` -- four stride-2 conv blocks, average pooling over time (and to
   ``freq_pool`` coarse frequency bands), two fully connected layers -> ``[B, D]``.
 * :class:`SequenceNoiseEncoder` -- the same conv stack without global pooling: adaptive
   pooling to ``freq_pool x num_tokens`` and a linear projection -> ``num_tokens`` tokens
-  ordered in time (solution C: read by cross-attention, so non-stationary noise is not
+  ordered in time (read by cross-attention, so non-stationary noise is not
   averaged away).
 
 Input features (``features``): ``"reim"`` = real and imaginary parts of the compressed
-spectrogram (2 channels, the seed's input); ``"reim_logmag"`` adds ``log(|c| + 1e-5)`` as a
+spectrogram (2 channels); ``"reim_logmag"`` adds ``log(|c| + 1e-5)`` as a
 third channel, which makes the spectral envelope (what tells noise types apart) directly
 visible to the first layer.
 """
@@ -121,7 +121,7 @@ class _SpecEncoder(nn.Module):
 
 
 class CNNNoiseEncoder(_SpecEncoder):
-    """Seed 004's noise encoder: conv x4 (stride 2) -> average over time -> FC x2.
+    """The CNN noise encoder: conv x4 (stride 2) -> average over time -> FC x2.
 
     ``spec [B, 1, F, T]`` complex -> :class:`NoiseEncoding` with ``pooled [B, dim]`` and
     ``tokens = pooled[:, None]`` (``L = 1``). The time average is taken over the whole input,
@@ -129,7 +129,7 @@ class CNNNoiseEncoder(_SpecEncoder):
     ``freq_pool`` coarse bands (adaptive average pooling) before the FC layers.
 
     Args:
-        features: ``"reim"`` (the seed's 2 channels) or ``"reim_logmag"``.
+        features: ``"reim"`` (2 channels) or ``"reim_logmag"``.
         channels: conv widths (seed: 64, 128, 256, 512).
         dim: embedding width (seed: 512).
         freq_pool: coarse frequency bands kept before the FC layers.
@@ -151,7 +151,7 @@ class CNNNoiseEncoder(_SpecEncoder):
 
 
 class SequenceNoiseEncoder(_SpecEncoder):
-    """Seed 004 solution C: the conv stack without global pooling -> ``num_tokens`` tokens.
+    """The sequence noise encoder: the conv stack without global pooling -> ``num_tokens`` tokens.
 
     ``spec [B, 1, F, T]`` complex -> ``tokens [B, num_tokens, dim]`` (token ``l`` summarises
     the ``l``-th of ``num_tokens`` equal time spans; adaptive average pooling, so any length

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from se_data import sinc_resample
 from torch import Tensor
 
+from ._registry import new_registry, register
 from .noise_encoders import NoiseEncoding
 
 __all__ = [
@@ -167,14 +168,15 @@ class TransformerAudioEncoder(nn.Module):
         return self.norm_out(self.layers(tokens))
 
 
-#: architectures :func:`load_audio_encoder` can build, by the ``cfg["arch"]`` name
-AUDIO_ENCODER_ARCHS: dict[str, type[nn.Module]] = {"transformer": TransformerAudioEncoder}
+#: architectures :func:`load_audio_encoder` can build, by the ``cfg["arch"]`` name (a
+#: read-only view; add with :func:`register_audio_encoder`)
+_AUDIO_ENCODER_ARCHS, AUDIO_ENCODER_ARCHS = new_registry({"transformer": TransformerAudioEncoder})
 
 
-def register_audio_encoder(name: str, cls: type[nn.Module]) -> None:
+def register_audio_encoder(name: str, cls: type[nn.Module]) -> type[nn.Module]:
     """Make ``cls`` (an :class:`AudioEncoder` module built by ``cls(**config)``) loadable
-    from checkpoint files whose ``cfg["arch"]`` is ``name``."""
-    AUDIO_ENCODER_ARCHS[name] = cls
+    from checkpoint files whose ``cfg["arch"]`` is ``name``. Returns ``cls``."""
+    return register(_AUDIO_ENCODER_ARCHS, name, cls, kind="audio encoder", function="register_audio_encoder")
 
 
 def _build(cfg: dict[str, Any], where: str) -> nn.Module:
@@ -237,8 +239,8 @@ class PretrainedNoiseEncoder(nn.Module):
         dim: output width.
         num_tokens: fixed number of output tokens (cross-attention needs a fixed ``L`` for
             the batched null condition).
-        freeze: no gradients into the encoder and keep it in eval mode (the seeds' CLAP
-            setting); ``False`` fine-tunes it jointly (NASE fine-tunes BEATs).
+        freeze: no gradients into the encoder and keep it in eval mode (the
+            default); ``False`` fine-tunes it jointly (NASE fine-tunes BEATs).
         input_sample_rate: rate (Hz) of the waveforms this adapter is given.
     """
 

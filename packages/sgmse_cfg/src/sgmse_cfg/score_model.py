@@ -22,9 +22,12 @@ from typing import Any, Literal
 
 import torch
 import torch.nn as nn
+from se_data import chunked_apply
 from torch import Tensor
 
 from ._batch_random import share_rand
+from ._compat import sample_rate_alias
+from ._registry import name_of, new_registry, register
 from .conditioning import BackboneCond
 from .errors import BadAudioError
 from .ncsnpp import NCSNpp
@@ -33,14 +36,25 @@ from .sdes import SDE, OUVESDE, SBVESDE, batch_view, sde_from_dict
 from .small_unet import SmallUNet
 from .spec_transform import SpecTransform, normalize_by_noisy
 
-__all__ = ["ScoreModel", "BACKBONES", "OutputScaling", "SAMPLERS"]
+__all__ = ["ScoreModel", "BACKBONES", "OutputScaling", "SAMPLERS", "LossTerms", "register_backbone"]
 
 OutputScaling = Literal["none", "sigma", "data"]
-#: Backbone classes ``ScoreModel.from_config`` can rebuild by name.
-BACKBONES: dict[str, type[nn.Module]] = {"NCSNpp": NCSNpp, "SmallUNet": SmallUNet}
+#: what every ``loss`` returns: ``(total, terms)``, ``terms`` detached scalars by name
+LossTerms = tuple[Tensor, dict[str, Tensor]]
+#: Backbone classes ``ScoreModel.from_config`` can rebuild by name (a read-only view; add
+#: with :func:`register_backbone`).
+_BACKBONES, BACKBONES = new_registry({"NCSNpp": NCSNpp, "SmallUNet": SmallUNet})
 SAMPLERS = ("pc", "ode", "sb_ode", "sb_sde")
 
 
+def register_backbone(name: str, cls: type[nn.Module]) -> type[nn.Module]:
+    """Make backbone class ``cls`` savable in and rebuildable from model configs under ``name``.
+
+    ``cls(**backbone.config)`` must rebuild the architecture; the backbone maps
+    ``(x [B, 2, F, T] complex, t [B], cond) -> [B, 1, F, T]`` and has a
+    ``downsampling_factor``. Returns ``cls``.
+    """
+    return register(_BACKBONES, name, cls, kind="backbone", function="register_backbone")
 
 
 class ScoreModel(nn.Module):
@@ -69,25 +83,33 @@ class ScoreModel(nn.Module):
             raise ValueError(f"output_scaling must be 'none', 'sigma' or 'data', got {scaling!r}")
         self.output_scaling: str = scaling
         self.t_eps = float(t_eps)
+        #: where the weights came from (training config, package versions; filled by
+        #: :func:`sgmse_cfg.load_model`, empty for a model built in code)
+        self.info: dict[str, Any] = {}
 
     @property
     def sample_rate(self) -> int:
+        """Rate (Hz) of the audio the model takes and returns (its transform's)."""
         return self.transform.sample_rate
+
+    @property
+    def stft(self) -> SpecTransform:
+        """The model's STFT representation (the same object as ``transform``)."""
+        return self.transform
 
     # ---- config / checkpoints -------------------------------------------------------------
     def to_config(self) -> dict[str, Any]:
         """Plain-data description (rebuild with :meth:`from_config`; safe for
         ``torch.load(weights_only=True)``)."""
-        name = type(self.backbone).__name__
-        if name not in BACKBONES:
-            raise ValueError(f"backbone {name} is not in BACKBONES; register it to save configs")
+        name = name_of(BACKBONES, self.backbone, kind="backbone", function="register_backbone")
         return {"backbone": name, "backbone_config": dict(self.backbone.config),
                 "sde": self.sde.to_dict(), "transform": self.transform.to_dict(),
                 "output_scaling": self.output_scaling, "t_eps": self.t_eps}
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> ScoreModel:
-        backbone = BACKBONES[cfg["backbone"]](**cfg["backbone_config"])
+        """Rebuild a model (fresh weights) from :meth:`to_config`."""
+        backbone = build_backbone(cfg)
         return cls(backbone, sde_from_dict(cfg["sde"]), SpecTransform.from_dict(cfg["transform"]),
                    output_scaling=cfg["output_scaling"], t_eps=cfg["t_eps"])
 
@@ -130,14 +152,15 @@ class ScoreModel(nn.Module):
 
     # ---- training -------------------------------------------------------------------------
     def loss(self, x0: Tensor, y: Tensor, generator: torch.Generator | None = None,
-             cond: BackboneCond | None = None, *, share: tuple[int, int] | None = None) -> Tensor:
-        """Training loss on clean / noisy spectrograms ``[B, 1, F, T]``.
+             cond: BackboneCond | None = None, *, share: tuple[int, int] | None = None) -> LossTerms:
+        """Training loss on clean / noisy spectrograms ``[B, 1, F, T]``: ``(total, terms)``
+        with ``terms = {"dsm": total.detach()}`` (subclasses add terms).
 
         ``t ~ U[t_eps, T]``, ``x_t = mean + std z`` with ``z ~ CN(0, 1)``. For score outputs
         (``"none"``, ``"sigma"``) SGMSE+'s DSM loss with sigma^2 weighting,
         ``mean_batch(0.5 * sum_bins |std s + z|^2)`` (a sum over bins, so values are in the
         hundreds for 256 x 256 spectrograms); for ``"data"`` the data-prediction MSE
-        ``mean_batch(mean_bins |x0_hat - x0|^2)``.
+        ``mean_batch(mean_bins |x0_hat - x0|^2)`` (reported under the same ``"dsm"`` key).
 
         ``share=(rank, world)`` (data-parallel training): this batch holds items ``rank,
         rank + world, ...`` of a global batch; ``t`` and ``z`` are drawn for the global batch
@@ -151,10 +174,12 @@ class ScoreModel(nn.Module):
         x_t, z, std = self.sde.perturb(x0, y, t, generator, share)
         if self.output_scaling == "data":
             err = self.backbone_output(x_t, y, t, cond) - x0
-            return err.abs().pow(2).reshape(B, -1).mean(dim=1).mean()
-        score = self.forward(x_t, y, t, cond)
-        res = batch_view(std, score) * score + z
-        return 0.5 * res.abs().pow(2).reshape(B, -1).sum(dim=1).mean()
+            total = err.abs().pow(2).reshape(B, -1).mean(dim=1).mean()
+        else:
+            score = self.forward(x_t, y, t, cond)
+            res = batch_view(std, score) * score + z
+            total = 0.5 * res.abs().pow(2).reshape(B, -1).sum(dim=1).mean()
+        return total, {"dsm": total.detach()}
 
     # ---- inference ------------------------------------------------------------------------
     @torch.no_grad()
@@ -178,23 +203,26 @@ class ScoreModel(nn.Module):
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
 
     @torch.no_grad()
-    def enhance(self, y_wave: Tensor, sr: int, *, sampler: str = "pc", N: int = 30,
+    def enhance(self, y_wave: Tensor, sample_rate: int | None = None, *, sampler: str = "pc", N: int = 30,
                 cond: BackboneCond | None = None, generator: torch.Generator | None = None,
                 chunk_seconds: float | None = None, overlap_seconds: float = 0.5,
                 max_chunk_seconds: float = 8.0, max_batch: int = 8, pad_mode: str = "zero",
-                **sampler_kwargs: Any) -> Tensor:
-        """Enhance one noisy waveform ``y_wave [L]`` at ``sr`` Hz; returns ``[L]`` at ``sr``.
+                sr: int | None = None, **sampler_kwargs: Any) -> Tensor:
+        """Enhance one noisy waveform ``y_wave [L]`` at ``sample_rate`` Hz; returns ``[L]`` at
+        that rate (``sr`` is an older alias of ``sample_rate``).
 
         As SGMSE+'s ``enhancement.py``: normalise by ``max|y|``, compressed STFT, pad the
         frames to the backbone's multiple (zero padding), sample, inverse STFT to ``L``
-        samples, undo the normalisation. A wrong ``sr`` is a :class:`SampleRateError` naming
+        samples, undo the normalisation. A wrong rate is a :class:`SampleRateError` naming
         the fix. Long files: if ``chunk_seconds`` is given, or the file is longer than
         ``max_chunk_seconds``, the spectrogram is cut into chunks of ``chunk_seconds``
         (default: ``max_chunk_seconds / 2``) overlapping by ``overlap_seconds``, enhanced in
-        batches of ``max_batch`` chunks and cross-faded back linearly, so memory stays
-        bounded. ``cond`` must have batch 1 (it is shared by all chunks).
+        batches of ``max_batch`` chunks and cross-faded back linearly
+        (:func:`se_data.chunked_apply`), so memory stays bounded. ``cond`` must have batch 1
+        (it is shared by all chunks).
         """
-        self.transform.check_sample_rate(sr, "noisy waveform")
+        sample_rate = sample_rate_alias(sample_rate, sr, "enhance")
+        self.transform.check_sample_rate(sample_rate, "noisy waveform")
         if y_wave.ndim == 2 and y_wave.shape[0] == 1:
             y_wave = y_wave[0]
         if y_wave.ndim != 1:
@@ -205,7 +233,7 @@ class ScoreModel(nn.Module):
         device = next(iter(self.parameters()), torch.empty(0)).device
         L = y_wave.shape[0]
         y_norm, normfac = normalize_by_noisy(y_wave.to(device=device, dtype=torch.float32))
-        Y = tr.wave_to_spec(y_norm, sr)  # [F, T]
+        Y = tr.wave_to_spec(y_norm, sample_rate)  # [F, T]
         T = Y.shape[-1]
         f = int(getattr(self.backbone, "downsampling_factor", 1))
         hop_s = tr.hop_length / tr.sample_rate
@@ -215,32 +243,22 @@ class ScoreModel(nn.Module):
             chunk = int(round((chunk_seconds or max_chunk_seconds / 2) / hop_s))
         chunk = max(f, math.ceil(chunk / f) * f)
         overlap = min(int(round(overlap_seconds / hop_s)), chunk // 2)
-        if T <= chunk:
-            spec, _ = SpecTransform.pad_frames(Y[None, None], f, mode=pad_mode)
-            X, _ = self.sample(spec, sampler=sampler, N=N, cond=cond, generator=generator,
-                               **sampler_kwargs)
-            Xh = X[0, 0, :, :T]
-        else:
-            hop = chunk - overlap
-            starts = list(range(0, T - chunk, hop)) + [T - chunk]
-            weights = torch.ones(len(starts), chunk, device=device)
-            if overlap > 0:
-                ramp = (torch.arange(overlap, device=device) + 0.5) / overlap
-                weights[1:, :overlap] = ramp
-                weights[:-1, -overlap:] = ramp.flip(0)
-            acc = torch.zeros_like(Y)
-            wsum = torch.zeros(T, device=device)
-            for g0 in range(0, len(starts), max_batch):
-                group = starts[g0:g0 + max_batch]
-                ys = torch.stack([Y[:, s:s + chunk] for s in group])[:, None]
-                X, _ = self.sample(ys, sampler=sampler, N=N, cond=cond, generator=generator,
-                                   **sampler_kwargs)
-                for j, s in enumerate(group):
-                    w = weights[g0 + j]
-                    acc[:, s:s + chunk] += X[j, 0] * w
-                    wsum[s:s + chunk] += w
-            Xh = acc / wsum
+
+        def enhance_chunks(ys: Tensor) -> Tensor:  # [n, F, t] -> [n, F, t]; t < chunk only unchunked
+            spec, frames = SpecTransform.pad_frames(ys[:, None], f, mode=pad_mode)
+            X, _ = self.sample(spec, sampler=sampler, N=N, cond=cond, generator=generator, **sampler_kwargs)
+            return X[:, 0, :, :frames]
+
+        Xh = chunked_apply(enhance_chunks, Y, chunk, overlap, max_batch=max_batch)
         x = tr.spec_to_wave(Xh, length=L) * normfac
         out_dtype = y_wave.dtype if y_wave.is_floating_point() else torch.float32
         return x.to(device=y_wave.device, dtype=out_dtype)
 
+
+def build_backbone(cfg: dict[str, Any]) -> nn.Module:
+    """The backbone of a model config (``cfg["backbone"]`` looked up in :data:`BACKBONES`)."""
+    name = cfg["backbone"]
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r} in the model config; known: {sorted(BACKBONES)} "
+                         f"(register others with sgmse_cfg.register_backbone before loading)")
+    return BACKBONES[name](**cfg["backbone_config"])

@@ -22,7 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .errors import BadAudioError, SampleRateError, resample_fix
+import se_data
+
+from ._compat import sample_rate_alias
+from .errors import BadAudioError, SampleRateError
 
 __all__ = ["SpecTransform", "normalize_by_noisy"]
 
@@ -89,6 +92,7 @@ class SpecTransform:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SpecTransform:
+        """Inverse of :meth:`to_dict`."""
         return cls(**d)
 
     def __repr__(self) -> str:
@@ -96,14 +100,17 @@ class SpecTransform:
         return f"SpecTransform({args})"
 
     # ---- checks --------------------------------------------------------------------
-    def check_sample_rate(self, sr: int, what: str = "audio") -> None:
-        """Raise :class:`SampleRateError` unless ``sr`` equals the transform's rate."""
-        if int(sr) != self.sample_rate:
+    def check_sample_rate(self, sample_rate: int | None = None, what: str = "audio", *,
+                          sr: int | None = None) -> None:
+        """Raise :class:`SampleRateError` unless ``sample_rate`` (Hz) equals the transform's
+        rate. ``sr`` is an older alias of ``sample_rate``."""
+        sample_rate = sample_rate_alias(sample_rate, sr, "check_sample_rate")
+        if int(sample_rate) != self.sample_rate:
             raise SampleRateError(
-                f"{what} is at {sr} Hz but this SpecTransform (n_fft={self.n_fft}, "
+                f"{what} is at {sample_rate} Hz but this SpecTransform (n_fft={self.n_fft}, "
                 f"hop={self.hop_length}) was built for {self.sample_rate} Hz; STFT settings "
                 f"for one rate give a meaningless spectrogram at another. Fix: "
-                f"{resample_fix(self.sample_rate)}")
+                f"{se_data.resample_hint(self.sample_rate)}")
 
     # ---- STFT ----------------------------------------------------------------------
     def window(self, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Tensor:
@@ -165,14 +172,14 @@ class SpecTransform:
         return torch.polar(mag, spec.angle())
 
     # ---- waveform <-> model representation -----------------------------------------------
-    def wave_to_spec(self, wave: Tensor, sr: int) -> Tensor:
+    def wave_to_spec(self, wave: Tensor, sample_rate: int | None = None, *, sr: int | None = None) -> Tensor:
         """Checked waveform -> compressed complex spectrogram.
 
-        ``wave``: real ``[..., L]`` at ``sr`` Hz (must equal ``sample_rate``);
-        returns complex ``[..., F, T]``. Normalisation (``normalize_by_noisy``) is the
-        caller's job, as in SGMSE+.
+        ``wave``: real ``[..., L]`` at ``sample_rate`` Hz (must equal the transform's
+        ``sample_rate``; ``sr`` is an older alias); returns complex ``[..., F, T]``.
+        Normalisation (``normalize_by_noisy``) is the caller's job, as in SGMSE+.
         """
-        self.check_sample_rate(sr)
+        self.check_sample_rate(sample_rate_alias(sample_rate, sr, "wave_to_spec"))
         if not torch.isfinite(wave).all():
             raise BadAudioError("waveform contains NaN or Inf samples")
         return self.compress(self.stft(wave))

@@ -1,0 +1,106 @@
+"""``enhance``: one noisy waveform through a trained model, with the sampler picked from the
+model's SDE and the guidance options of the tools (``tools/enhance_sgmse.py``,
+``tools/eval_ood.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ._compat import sample_rate_alias
+from .noise_cond_model import NoiseCondScoreModel
+from .score_model import ScoreModel
+from .sdes import SBVESDE
+
+__all__ = ["enhance", "resolve_sampler"]
+
+#: sampler steps when ``N`` is left out: PC / probability-flow ODE (SGMSE+'s 30) and the
+#: Schroedinger-bridge samplers
+DEFAULT_N = {"pc": 30, "ode": 30, "sb_ode": 10, "sb_sde": 10}
+
+
+def resolve_sampler(model: ScoreModel, sampler: str | None = None, N: int | None = None) -> tuple[str, int]:
+    """``(sampler, N)`` for ``model``: ``sampler`` left out is ``"sb_ode"`` for a
+    Schroedinger-bridge model and ``"pc"`` otherwise, ``N`` left out is 10 for the bridge
+    samplers and 30 for PC / ODE. A sampler that does not fit the model's SDE is a
+    ``ValueError`` naming the ones that do."""
+    bridge = isinstance(model.sde, SBVESDE)
+    if sampler is None:
+        sampler = "sb_ode" if bridge else "pc"
+    if sampler not in DEFAULT_N:
+        raise ValueError(f"sampler must be one of {sorted(DEFAULT_N)}, got {sampler!r}")
+    if bridge != sampler.startswith("sb_"):
+        kind = "Schroedinger-bridge" if bridge else type(model.sde).__name__
+        fits = "sb_ode or sb_sde" if bridge else "pc or ode"
+        raise ValueError(f"sampler {sampler!r} does not fit this model, trained with the {kind} SDE: use "
+                         f"{fits} (or leave the sampler out)")
+    if N is None:
+        N = DEFAULT_N[sampler]
+    if int(N) != N or N < 1:
+        raise ValueError(f"N (sampler steps) must be a positive integer, got {N!r}")
+    return sampler, int(N)
+
+
+@torch.no_grad()
+def enhance(model: ScoreModel, audio: Tensor, sample_rate: int | None = None, *, sampler: str | None = None,
+            N: int | None = None, guidance: str | None = None, w: float = 1.0, alpha: float = 0.5,
+            noise_ref: Tensor | None = None, batched_cfg: bool = True,
+            generator: torch.Generator | None = None, diagnostics: dict[str, Any] | None = None,
+            sr: int | None = None, **opts: Any) -> Tensor:
+    """Enhance one noisy waveform ``audio [T]`` (or ``[1, T]``) at ``sample_rate`` Hz with
+    ``model``; returns the enhanced ``[T]`` at that rate, on ``audio``'s device.
+
+    Args:
+        model: a :class:`ScoreModel` or :class:`NoiseCondScoreModel` (e.g. from
+            :func:`load_model`), on the device to run on.
+        sample_rate: rate (Hz) of ``audio``; must be the model's (``sr``: older alias).
+        sampler, N: see :func:`resolve_sampler` (defaults follow the model's SDE).
+        guidance: ``"cond"`` (default; the only choice without a noise encoder),
+            ``"uncond"``, ``"static"`` (CFG with scale ``w``) or the adaptive ``"nc"`` /
+            ``"knn"`` / ``"mix"`` (``w`` the maximum, ``alpha`` the NC weight of ``mix``).
+        noise_ref: ``[T']`` noise-only recording at the same rate for the noise encoder
+            (default: the noisy input itself).
+        batched_cfg: CFG halves in one forward of twice the batch (default) or two forwards.
+        generator: seeds the sampler (same seed, same output).
+        diagnostics: a dict filled with the per-utterance guidance scale ``w``, the
+            uncertainty measures (``nc_certainty``, ``nc_class``, ``nc_class_name``,
+            ``knn_distance``, ``knn_reliability`` where the model has them), ``sampler``, ``N``
+            and ``forwards_per_eval``.
+        **opts: passed to :meth:`ScoreModel.enhance`: chunking (``chunk_seconds``,
+            ``overlap_seconds``, ``max_chunk_seconds``, ``max_batch``, ``pad_mode``) and
+            sampler options (PC: ``predictor``, ``corrector``, ``snr``, ``corrector_steps``;
+            ODE: ``method``).
+
+    The noise embedding is computed once from the whole file and shared by every chunk and
+    every score evaluation. Wrong rates are a :class:`SampleRateError`, unusable audio a
+    :class:`BadAudioError`, options the model cannot honour a ``ValueError``.
+    """
+    sample_rate = sample_rate_alias(sample_rate, sr, "enhance")
+    sampler, N = resolve_sampler(model, sampler, N)
+    guidance = "cond" if guidance is None else guidance
+    diag: dict[str, Any] = {"sampler": sampler, "N": N}
+    if isinstance(model, NoiseCondScoreModel):
+        gc, enc = model.prepare(audio, sample_rate, guidance=guidance, w=w, alpha=alpha, noise_ref=noise_ref)
+        gc.batched = batched_cfg
+        out = model.enhance(audio, sample_rate, cond=gc, sampler=sampler, N=N, generator=generator, **opts)
+        diag["w"] = float(gc.w.float().mean())
+        for k, v in model.uncertainty(enc).items():
+            diag[k] = int(v[0]) if k == "nc_class" else float(v[0])
+        if "nc_class" in diag and model.class_names:
+            diag["nc_class_name"] = model.class_names[diag["nc_class"]]
+        diag["forwards_per_eval"] = gc.forwards_per_eval
+    else:
+        if noise_ref is not None:
+            raise ValueError("a noise reference needs a noise-conditioned model (NoiseCondScoreModel); this "
+                             "model has no noise encoder: leave noise_ref out")
+        if guidance != "cond":
+            raise ValueError(f"guidance {guidance!r} needs a noise-conditioned model (NoiseCondScoreModel); this "
+                             f"model has no noise encoder: use guidance='cond'")
+        out = model.enhance(audio, sample_rate, sampler=sampler, N=N, generator=generator, **opts)
+        diag["forwards_per_eval"] = 1
+    if diagnostics is not None:
+        diagnostics.update(diag)
+    return out

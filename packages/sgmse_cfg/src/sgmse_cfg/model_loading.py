@@ -1,0 +1,88 @@
+"""``load_model``: a ready model from a checkpoint written by ``tools/train_sgmse.py``.
+
+Those checkpoints (``model.pt``, ``best.pt``, ``last.pt``) are plain-data dicts tagged
+``"format": "se-toolkit-checkpoint/1"``: the model config (:meth:`ScoreModel.to_config`),
+the sample rate, the EMA weights (``"ema"``, with the k-NN bank inside), the live weights
+(``"model"``, not in the final ``model.pt``), the training config and package versions, and
+in ``best.pt`` / ``last.pt`` the optimizer and RNG state. They are read with
+``torch.load(weights_only=True)``, so a file from someone else never runs code.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from .errors import CheckpointError
+from .noise_cond_model import score_model_from_config
+from .score_model import ScoreModel
+
+__all__ = ["CHECKPOINT_FORMAT", "load_model"]
+
+#: format tag of the toolkit's training checkpoints
+CHECKPOINT_FORMAT = "se-toolkit-checkpoint/1"
+#: checkpoint entries that are weights or training state, not descriptive info
+_STATE_KEYS = ("format", "model", "ema", "optimizer", "rng")
+
+
+def load_model(path: str | os.PathLike, *, weights: Literal["ema", "live"] = "ema",
+               map_location: str | torch.device = "cpu") -> ScoreModel:
+    """Load a :class:`ScoreModel` / :class:`NoiseCondScoreModel` from a training checkpoint.
+
+    Args:
+        path: ``model.pt``, ``best.pt`` or ``last.pt`` from ``tools/train_sgmse.py``.
+        weights: ``"ema"`` (default; the exponential-moving-average weights SGMSE+ uses
+            for inference) or ``"live"`` (the optimised weights; ``best.pt`` / ``last.pt``).
+        map_location: device the model is put on (``"cpu"``, ``"cuda"``, ...).
+
+    Returns the model in eval mode (float32), rebuilt from the stored config through the
+    package's registries (:func:`register_backbone`, :func:`register_noise_encoder`) with
+    the state dict loaded strictly. It carries ``.sample_rate`` (Hz), ``.stft`` (its
+    :class:`SpecTransform`) and ``.info``: the checkpoint's descriptive entries (training
+    ``config``, ``model_config``, ``versions``, ``class_names``, ``epoch``, ``step``, ...)
+    plus ``path`` and ``weights``. Errors name the file and the fix: a missing file is a
+    ``FileNotFoundError``, anything else a :class:`CheckpointError`.
+    """
+    p = Path(path)
+    if weights not in ("ema", "live"):
+        raise ValueError(f"weights must be 'ema' or 'live', got {weights!r}")
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint {p} does not exist (pass the model.pt, best.pt or last.pt "
+                                f"written by tools/train_sgmse.py)")
+    try:
+        ck = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - re-raised with the file named
+        raise CheckpointError(f"cannot read checkpoint {p}: {e}") from e
+    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+        tag = ck.get("format") if isinstance(ck, dict) else type(ck).__name__
+        raise CheckpointError(f"{p} is not a checkpoint written by this toolkit (format tag {tag!r}, expected "
+                              f"{CHECKPOINT_FORMAT!r}); for SGMSE+'s own Lightning checkpoints use "
+                              f"sgmse_cfg.sgmse_backbone_state_dict")
+    if ck.get("tool") != "train_sgmse" or not isinstance(ck.get("model_config"), dict):
+        raise CheckpointError(f"{p} was not written by tools/train_sgmse.py (tool={ck.get('tool')!r}); "
+                              f"it holds no score-model config")
+    state = ck.get("ema" if weights == "ema" else "model")
+    if state is None:
+        why = ("a final model.pt keeps only the EMA weights" if weights == "live"
+               else "the file has no EMA entry")
+        raise CheckpointError(f"{p} holds no {weights} weights ({why}); load it with "
+                              f"weights={'ema' if weights == 'live' else 'live'!r}")
+    try:
+        model = score_model_from_config(ck["model_config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{p}: cannot rebuild the model from its config: {e}") from e
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{p}: the {weights} weights do not fit the model its config describes: {e}") from e
+    stored_rate = ck.get("sample_rate")
+    if stored_rate is not None and int(stored_rate) != model.sample_rate:
+        raise CheckpointError(f"{p}: the checkpoint says {stored_rate} Hz but its model config's transform is at "
+                              f"{model.sample_rate} Hz; the file is inconsistent")
+    info: dict[str, Any] = {k: v for k, v in ck.items() if k not in _STATE_KEYS}
+    info.update(path=str(p), weights=weights)
+    model.info = info
+    return model.to(map_location).eval()
