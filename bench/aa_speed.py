@@ -1,7 +1,7 @@
-"""Speed of alias-free distillation (aa_distill, seed 003) against the reference way of computing
-the same things, on one device.
+"""Speed of alias-free distillation (aa_distill) against the reference way of computing the same
+things, on one device.
 
-The workload (issue 5, "Speed"), per batch of 40 tones of 1.2 s at 48 kHz:
+The workload, per batch of 40 tones of 1.2 s at 48 kHz:
 
 - the bandlimiter (float64): ours (chirp-z resynthesis, no per-tone matrix) vs the reference's
   N x H matrices per tone (window-sum scalloping correction and cosine resynthesis; evaluated
@@ -39,7 +39,6 @@ import copy
 import importlib.util
 import json
 import math
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -63,7 +62,6 @@ from aa_distill import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tools"))
 NAM_DIR = REPO.parent / "shared" / "data" / "nam"
 FS = 48_000
 
@@ -236,7 +234,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true",
                    help="measure on 8 tones and scale to the batch, one timed run per item, inference on 2 s "
                         "and the analysis sweep on 10 tones (extrapolated to 50): < 2 min on a 2-core CPU")
-    p.add_argument("--batch", type=int, default=40, help="tones per batch (default 40, the issue's workload)")
+    p.add_argument("--batch", type=int, default=40, help="tones per batch (default 40, the target workload)")
     p.add_argument("--measure-tones", type=int, default=None,
                    help="tones actually run per measured batch; times are scaled by batch / this (default: "
                         "the batch; 8 with --quick; every cost here is linear in the tone count)")
@@ -449,15 +447,14 @@ def main(argv: list[str] | None = None) -> dict:
                              f"max |diff| {d:.1e}"])
             res[f"inference_{fname}"] = {"ours_samples_per_s": n / t_o, "baseline_samples_per_s": n / t_b,
                                          "max_abs_diff": d}
-        import _aa_analysis as A
-        from aa_distill import analysis_tone_params, student_from_teacher
+        from aa_distill import analyse_outputs, analysis_tone_params, model_outputs, student_from_teacher
 
         k = 10 if args.quick else 50
         params = analysis_tone_params(FS, num_tones=k, levels_db=(-6.0,))
         pair = {"teacher": teacher, "student": student_from_teacher(teacher)}
         t0 = time.perf_counter()
-        outs = {m: A.model_outputs(mod, params, device=dev) for m, mod in pair.items()}
-        A.analyse_outputs(outs, params.f0, FS, device=dev)
+        outs = {m: model_outputs(mod, params, device=dev) for m, mod in pair.items()}
+        analyse_outputs(outs, params.f0, FS, device=dev)
         _sync(dev)
         sweep = (time.perf_counter() - t0) * 50 / k
         res["analysis_sweep_50"] = {"seconds": sweep, "measured_tones": k}
@@ -471,11 +468,11 @@ def main(argv: list[str] | None = None) -> dict:
     print("\nratio = baseline / ours (> 1: ours is faster)")
     if dev.type == "cuda":
         ok = t_ep <= 5.0
-        print(f"issue target: full-loss epoch <= 5 s on one GPU: {'met' if ok else 'NOT met'} ({t_ep:.2f} s)")
+        print(f"target: full-loss epoch <= 5 s on one GPU: {'met' if ok else 'NOT met'} ({t_ep:.2f} s)")
     ok_nmr = t_nref / t_n32 >= 3 and nmr_err <= 0.01
     print(f"NMR fwd+bwd: ours float32 {t_nref / t_n32:.1f}x faster than the float64 reference form "
           f"({t_n64 / t_n32:.1f}x faster than our own float64), max error {nmr_err:.1e} dB vs float64 "
-          f"(issue: >= 3x, <= 0.01 dB: {'met' if ok_nmr else 'NOT met'} on this device)")
+          f"(target: >= 3x, <= 0.01 dB: {'met' if ok_nmr else 'NOT met'} on this device)")
     if args.json:
         Path(args.json).write_text(json.dumps({"device": name, **res}, indent=2))
     return res

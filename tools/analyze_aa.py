@@ -1,17 +1,17 @@
 #!/usr/bin/env python
-"""Seed 003's phase-1 analysis: how much a teacher aliases, and how a distilled student
-compares, per tone and per frequency band.
+"""The phase-1 analysis: how much a teacher aliases, and how a distilled student compares,
+per tone and per frequency band.
 
 Tones from 27.5 Hz to 12 kHz (50 log-spaced by default) at several levels, 1.2 s each (the
 last second is analysed; the rest covers the models' receptive fields), run through the
 teacher and the student from zero history in float64. Per tone and model:
 
   NMR-S   NMR(y, ~y): audibility of the model's own aliases (~y = y bandlimited by harmonic
-          resynthesis); seed 003's target: < -10 dB in every band
+          resynthesis); target: < -10 dB in every band
   NMR-T   NMR(y, ~y_T) against the bandlimited teacher
   ESR-T   ESR(y, ~y_T)
   HESR-T  ESR of the harmonic magnitudes against the teacher's (the teacher is the reference,
-          so this is seed 003's HESR-R; target < -15 dB; the teacher's own is -inf)
+          so this is the research notes' HESR-R; target < -15 dB; the teacher's own is -inf)
   ASR     alias energy / bandlimited energy (the paper's ESR-S)
 
 Per band (20-500, 500-2k, 2k-8k, 8k-12k, 12k-20k Hz) each metric's frequency-resolved parts
@@ -41,11 +41,22 @@ import torch
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _aa_analysis as A  # noqa: E402
 import _aa_common  # noqa: E402
 import _cli  # noqa: E402
 
-from aa_distill import ANALYSIS_BANDS_HZ, analysis_tone_params, band_label, check_warmup  # noqa: E402
+from aa_distill import (  # noqa: E402
+    ANALYSIS_BANDS_HZ,
+    ANALYSIS_METRICS,
+    ANALYSIS_TARGETS_DB,
+    analyse_outputs,
+    analysis_tone_params,
+    band_label,
+    check_warmup,
+    model_outputs,
+    overall_rows,
+    per_band_rows,
+    per_tone_rows,
+)
 
 TOOL = "analyze_aa"
 
@@ -58,7 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="the distilled student (.nam); without it only the teacher is analysed")
     g = p.add_argument_group("tones")
     g.add_argument("--num-tones", type=int, default=50,
-                   help="log-spaced fundamentals from --f-range (default 50, as seed 003)")
+                   help="log-spaced fundamentals from --f-range (default 50, as the research notes' phase 1)")
     g.add_argument("--f-range", type=float, nargs=2, default=(27.5, 12_000.0), metavar=("LO", "HI"),
                    help="lowest and highest f0 in Hz (default 27.5 12000)")
     g.add_argument("--levels-db", type=float, nargs="+", default=(-36.0, -18.0, -6.0), metavar="DB",
@@ -105,7 +116,7 @@ def print_tables(band_rows: list[dict[str, Any]], overall: list[dict[str, Any]],
     print("\nper band (dB, mean over all tones and levels; targets: NMR-S < -10, HESR-T < -15)")
     cols = [(m, k) for k in ("nmr_s", "nmr_t", "esr_t", "hesr_t", "asr") for m in models
             if not (m == "teacher" and k in ("nmr_t", "esr_t", "hesr_t"))]
-    head = "  band      " + "".join(f"{(m[0].upper() + ' ' + A.METRICS[k]):>12}" for m, k in cols)
+    head = "  band      " + "".join(f"{(m[0].upper() + ' ' + ANALYSIS_METRICS[k]):>12}" for m, k in cols)
     if has_student:
         head += "   student meets targets"
     print(head)
@@ -115,13 +126,13 @@ def print_tables(band_rows: list[dict[str, Any]], overall: list[dict[str, Any]],
         line = f"  {lab:<9} " + "".join(f"{_cell(by[(m, lab)][k + '_db']):>12}" for m, k in cols)
         if has_student:
             s = by[("student", lab)]
-            ok = [s[k + "_db"] < t for k, t in A.TARGETS_DB.items() if not math.isnan(s[k + "_db"])]
+            ok = [s[k + "_db"] < t for k, t in ANALYSIS_TARGETS_DB.items() if not math.isnan(s[k + "_db"])]
             line += "   " + ("yes" if ok and all(ok) else "NO")
         print(line)
     print("\noverall (dB, mean over tones of the broadband per-tone values; T = teacher, S = student)")
-    print("  model     " + "".join(f"{v:>10}" for v in A.METRICS.values()))
+    print("  model     " + "".join(f"{v:>10}" for v in ANALYSIS_METRICS.values()))
     for r in overall:
-        print(f"  {r['model']:<9} " + "".join(f"{_cell(r[k + '_db']):>10}" for k in A.METRICS))
+        print(f"  {r['model']:<9} " + "".join(f"{_cell(r[k + '_db']):>10}" for k in ANALYSIS_METRICS))
     print("  (the teacher is the reference: its HESR-T is -inf and its NMR-T / ESR-T equal NMR-S / ASR)")
 
 
@@ -230,17 +241,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name, mod in models.items():
         with tqdm(total=len(params), desc=f"{name} outputs", unit="tone", leave=False,
                   disable=args.no_progress, dynamic_ncols=True) as bar:
-            outputs[name] = A.model_outputs(mod, params, batch_size=args.batch_size, device=device, dtype=dtype,
+            outputs[name] = model_outputs(mod, params, batch_size=args.batch_size, device=device, dtype=dtype,
                                             progress=bar.update)
     with tqdm(total=len(params), desc="metrics", unit="tone", leave=False, disable=args.no_progress,
               dynamic_ncols=True) as bar:
-        metrics = A.analyse_outputs(outputs, params.f0, fs, batch_size=args.batch_size, device=device,
+        metrics = analyse_outputs(outputs, params.f0, fs, batch_size=args.batch_size, device=device,
                                     progress=bar.update)
     seconds = time.time() - t0
 
-    tone_rows = A.per_tone_rows(params, levels, metrics)
-    band_rows = A.per_band_rows(levels, metrics)
-    overall = A.overall_rows(metrics)
+    tone_rows = per_tone_rows(params, levels, metrics)
+    band_rows = per_band_rows(levels, metrics)
+    overall = overall_rows(metrics)
     write_csv(out / "per_tone.csv", tone_rows)
     write_csv(out / "per_band.csv", band_rows)
     summary = {"teacher": teacher.record, "student": str(args.student) if args.student else None,

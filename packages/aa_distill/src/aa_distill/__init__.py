@@ -5,10 +5,29 @@ Public API (everything else is private):
 * ``.nam`` I/O — :func:`load_nam`, :func:`save_nam`, :func:`nam_document`,
   :func:`model_from_nam_dict`, :func:`nam_sha256`, :class:`NamFormatError`; the modules
   :class:`NamWaveNet` (with :class:`LayerArrayConfig`) and :class:`NamLSTM`.
+* Bandlimiter, losses and metrics, sine-tone data, students, per-band metrics.
+* The phase-1 analysis (:mod:`aa_distill.analysis`) — :func:`model_outputs`,
+  :func:`analyse_outputs` (:class:`ModelMetrics`), :func:`per_tone_rows`,
+  :func:`per_band_rows`, :func:`overall_rows`, :func:`mean_db`, :data:`ANALYSIS_METRICS`,
+  :data:`ANALYSIS_TARGETS_DB`.
 """
+
+from .analysis import (
+    ANALYSIS_METRICS,
+    ANALYSIS_TARGETS_DB,
+    ModelMetrics,
+    analyse_outputs,
+    mean_db,
+    model_outputs,
+    overall_rows,
+    per_band_rows,
+    per_tone_rows,
+)
 
 from .bandlimit import (
     CHEBYSHEV_ATTENUATION_DB,
+    DEVICE_WINDOW_CACHE_SIZE,
+    HOST_WINDOW_CACHE_SIZE,
     Bandlimiter,
     BandlimitResult,
     HarmonicAnalysis,
@@ -79,6 +98,17 @@ from .tones import (
 )
 
 __all__ = [
+    "ANALYSIS_METRICS",
+    "ANALYSIS_TARGETS_DB",
+    "ModelMetrics",
+    "analyse_outputs",
+    "mean_db",
+    "model_outputs",
+    "overall_rows",
+    "per_band_rows",
+    "per_tone_rows",
+    "DEVICE_WINDOW_CACHE_SIZE",
+    "HOST_WINDOW_CACHE_SIZE",
     "ANALYSIS_BANDS_HZ",
     "OversampledWaveshaper",
     "analysis_tone_params",

@@ -1,6 +1,6 @@
 """Per-band metrics: each metric's frequency-resolved parts grouped into analysis bands.
 
-Seed 003's phase-1 analysis reports NMR-S / HESR per frequency band (20-500, 500-2k, 2k-8k,
+The phase-1 analysis of the research notes reports NMR-S / HESR per frequency band (20-500, 500-2k, 2k-8k,
 8k-12k, 12k-20k Hz, :data:`ANALYSIS_BANDS_HZ`). A band ``[lo, hi)`` collects, for one tone:
 
 * **NMR** - the masking model's own bands (109 quarter-Bark bands, 80 Hz - 18 kHz) whose
@@ -26,12 +26,12 @@ from collections.abc import Sequence
 
 import torch
 
-from .bandlimit import HarmonicAnalysis, bandlimit, chebyshev_window
+from .bandlimit import CHEBYSHEV_ATTENUATION_DB, HarmonicAnalysis, _window_on, bandlimit
 from .losses import hesr_parts
 from .nmr import NMR
 from .tones import ToneParams
 
-#: Seed 003's analysis bands ``(lo, hi)`` in Hz, half-open ``[lo, hi)``.
+#: The phase-1 analysis bands ``(lo, hi)`` in Hz, half-open ``[lo, hi)``.
 ANALYSIS_BANDS_HZ: tuple[tuple[float, float], ...] = (
     (20.0, 500.0), (500.0, 2000.0), (2000.0, 8000.0), (8000.0, 12000.0), (12000.0, 20000.0))
 
@@ -107,7 +107,7 @@ def spectral_band_shares(x: torch.Tensor, sample_rate: int,
     fs = int(sample_rate)
     if x.ndim != 2 or x.shape[-1] < fs:
         raise ValueError(f"expected [B, T >= {fs}] signals at {fs} Hz, got {tuple(x.shape)}")
-    w = chebyshev_window(fs, device=x.device)
+    w = _window_on(fs, CHEBYSHEV_ATTENUATION_DB, x.device)
     p = torch.fft.rfft(x[..., -fs:].to(torch.float64) * w).abs().pow(2)  # [B, fs/2 + 1]
     k = torch.arange(p.shape[-1], device=x.device, dtype=torch.float64)
     weight = torch.where((k > 0) & (k < fs / 2), 2.0, 1.0)  # one-sided spectrum
@@ -147,7 +147,7 @@ def analysis_tone_params(sample_rate: int, *, num_tones: int = 50, f_min: float 
                          f_max: float = 12_000.0,
                          levels_db: Sequence[float] = (-36.0, -18.0, -6.0),
                          duration: float = 1.2) -> ToneParams:
-    """Seed 003's phase-1 analysis grid: ``num_tones`` log-spaced f0 from ``f_min`` to
+    """The phase-1 analysis grid: ``num_tones`` log-spaced f0 from ``f_min`` to
     ``f_max`` Hz (27.5 Hz - 12 kHz, 50 tones) at every level in ``levels_db`` (dBFS peak),
     phase 0, ordered level-major (all f0 at the first level, then the next level)."""
     fs = int(sample_rate)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import torch
 
-from .bandlimit import HarmonicAnalysis, bandlimit, harmonic_analysis
+from .bandlimit import BandlimitResult, HarmonicAnalysis, bandlimit, harmonic_analysis
 
 _REDUCTIONS = ("pooled", "mean", "none")
 
@@ -85,13 +85,32 @@ class DCLoss(torch.nn.Module):
         return dc_loss(pred, target, self.reduction, self.eps)
 
 
-def asr(x: torch.Tensor, f0: torch.Tensor | float, sample_rate: int,
-        reduction: str = "none", eps: float = 0.0) -> torch.Tensor:
+def asr(x: torch.Tensor | BandlimitResult, f0: torch.Tensor | float | None = None,
+        sample_rate: int | None = None, reduction: str = "none", eps: float = 0.0) -> torch.Tensor:
     """Aliasing-to-signal ratio of the last second: ``sum aliases^2 / sum bandlimited^2``
-    (the paper's ESR-S; ``x``: ``[B, T >= fs]``, ``f0``: Hz scalar or ``[B]``)."""
+    (the paper's ESR-S), linear, ``[B]`` with ``reduction="none"``.
+
+    ``x``: signals ``[B, T >= fs]`` with ``f0`` (Hz, scalar or ``[B]``) and ``sample_rate``
+    (Hz), bandlimited here; or a :class:`BandlimitResult` already computed for them
+    (``asr(bandlimit(x, f0, fs))``), which is used as it is: nothing is recomputed and the
+    value is the same. With a result, leave ``f0`` out (the result holds it); a
+    ``sample_rate`` given with it must be the result's.
+    """
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    r = bandlimit(x, f0, sample_rate)
+    if isinstance(x, BandlimitResult):
+        if f0 is not None:
+            raise TypeError("asr(result): the BandlimitResult already holds f0; call asr(result) or "
+                            "asr(x, f0, sample_rate), not both")
+        if sample_rate is not None and sample_rate != x.analysis.sample_rate:
+            raise ValueError(f"asr(result, sample_rate={sample_rate}): the result was computed at "
+                             f"{x.analysis.sample_rate} Hz; pass its rate or leave sample_rate out")
+        r = x
+    else:
+        if f0 is None or sample_rate is None:
+            raise TypeError("asr(x, f0, sample_rate) needs f0 (Hz) and sample_rate (Hz) for signals "
+                            "x; or pass a BandlimitResult: asr(bandlimit(x, f0, sample_rate))")
+        r = bandlimit(x, f0, sample_rate)
     return _ratio(r.aliases.pow(2).sum(-1), r.bandlimited.pow(2).sum(-1), reduction, eps)
 
 
@@ -124,9 +143,10 @@ def hesr(pred: torch.Tensor, target: torch.Tensor, f0: torch.Tensor | float, sam
 
 
 class HarmonicMagnitudeLoss(torch.nn.Module):
-    """Weighted squared dB error of the first harmonics' magnitudes (seed 003, experiment D),
-    built on the scalloping-corrected amplitudes of :func:`harmonic_analysis` with one f0
-    per item (the seed's version used one f0 per batch, a plain rFFT and nearest bins).
+    """Weighted squared dB error of the first harmonics' magnitudes (the research notes'
+    experiment D), built on the scalloping-corrected amplitudes of :func:`harmonic_analysis`
+    with one f0 per item (the notes' version used one f0 per batch, a plain rFFT and nearest
+    bins).
 
     ``loss = mean_b sum_k w_k (L_pred,k - L_target,k)^2`` over the harmonics ``k <=
     num_harmonics`` below Nyquist, ``L = 20 log10 max(2|C_k|, floor)`` with the floor
@@ -134,14 +154,18 @@ class HarmonicMagnitudeLoss(torch.nn.Module):
     cannot dominate), and weights ``1/k`` (``weighting="inverse"``) or ``1``
     (``"uniform"``) normalised to sum to 1 per item.
 
-    ``forward(pred [B, T], target [B, T], f0 [B]) -> scalar`` (``T >= sample_rate``).
+    ``forward(pred [B, T], target [B, T], f0 [B]) -> scalar`` (``T >= sample_rate``), the
+    mean over items; with ``reduction="none"`` the per-item losses ``[B]``.
     """
 
     def __init__(self, sample_rate: int, num_harmonics: int = 10, weighting: str = "inverse",
-                 floor_db: float = -80.0) -> None:
+                 floor_db: float = -80.0, reduction: str = "mean") -> None:
         super().__init__()
         if weighting not in ("inverse", "uniform"):
             raise ValueError(f"weighting must be 'inverse' or 'uniform', got {weighting!r}")
+        if reduction not in ("mean", "none"):
+            raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+        self.reduction = reduction
         if num_harmonics < 1:
             raise ValueError(f"num_harmonics must be >= 1, got {num_harmonics}")
         self.sample_rate, self.num_harmonics = sample_rate, int(num_harmonics)
@@ -163,11 +187,12 @@ class HarmonicMagnitudeLoss(torch.nn.Module):
         w = (1.0 / idx if self.weighting == "inverse" else torch.ones_like(idx)).expand_as(p)
         w = torch.where(valid, w, torch.zeros_like(w))
         w = w / w.sum(-1, keepdim=True)
-        return (w * (lp - lt).pow(2)).sum(-1).mean().to(pred.dtype)
+        per_item = (w * (lp - lt).pow(2)).sum(-1)
+        return (per_item if self.reduction == "none" else per_item.mean()).to(pred.dtype)
 
 
 def lambda_weights(lam: float) -> tuple[float, float]:
-    """``(esr_weight, nmr_weight) = (1 / (1 + lam), lam / (1 + lam))`` (seed 003's λ)."""
+    """``(esr_weight, nmr_weight) = (1 / (1 + lam), lam / (1 + lam))`` (the paper's λ)."""
     if not math.isfinite(lam) or lam < 0:
         raise ValueError(f"lambda must be a finite number >= 0, got {lam!r}")
     return 1.0 / (1.0 + lam), lam / (1.0 + lam)

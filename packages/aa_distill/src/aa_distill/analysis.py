@@ -1,5 +1,4 @@
-"""Seed 003's phase-1 analysis of a teacher and its student (not a public API; used by
-tools/analyze_aa.py and bench/aa_speed.py).
+"""The phase-1 analysis of a teacher and its student: aliasing and fidelity per tone and band.
 
 For every tone, with ``y`` a model's output over the last second, ``~y`` its bandlimited
 (alias-free) version and ``~y_T`` the bandlimited teacher:
@@ -14,11 +13,18 @@ HESR-T     ESR of harmonic magnitudes |~Y|, |~Y_T|  harmonics m f0 by frequency
 ASR        sum (y - ~y)^2 / sum ~y^2  (ESR-S)    alias energy by frequency / total ~y energy
 =========  ====================================  =========================================
 
-The teacher is its own reference (there is no analog reference), so HESR-T here is seed
-003's HESR-R, the teacher's HESR-T is exactly 0 (-inf dB) and its NMR-T / ESR-T equal its
-NMR-S / ASR. Tone-level values are 10 log10 of the linear ratios; aggregates over tones are the
-mean of the per-tone dB values (the paper's Table 1 convention), skipping tones for which a
-band holds nothing (nan).
+The teacher is its own reference (there is no analog reference), so HESR-T here is the
+research notes' HESR-R, the teacher's HESR-T is exactly 0 (-inf dB) and its NMR-T / ESR-T
+equal its NMR-S / ASR. Tone-level values are 10 log10 of the linear ratios; aggregates over
+tones are the mean of the per-tone dB values (the paper's Table 1 convention), skipping tones
+for which a band holds nothing (nan).
+
+Typical use (``tools/analyze_aa.py`` does this and writes the rows as CSV)::
+
+    params = analysis_tone_params(fs, levels_db=(-6.0,))
+    outs = {"teacher": model_outputs(teacher, params), "student": model_outputs(student, params)}
+    metrics = analyse_outputs(outs, params.f0, fs)
+    overall_rows(metrics)   # [{"model": "teacher", "nmr_s_db": ..., ...}, ...]
 """
 
 from __future__ import annotations
@@ -29,31 +35,31 @@ from dataclasses import dataclass
 
 import torch
 
-from aa_distill import (
+from .band_metrics import (
     ANALYSIS_BANDS_HZ,
-    NMR,
-    ToneParams,
     band_label,
-    bandlimit,
-    esr,
     esr_per_band,
     group_nmr_band_ratios,
-    harmonic_analysis,
     hesr_per_band,
     spectral_band_shares,
-    synthesize_tones,
 )
-from aa_distill.losses import hesr_parts
+from .bandlimit import bandlimit, harmonic_analysis
+from .losses import asr, esr, hesr_parts
+from .nmr import NMR
+from .tones import ToneParams, synthesize_tones
 
-METRICS: dict[str, str] = {"nmr_s": "NMR-S", "nmr_t": "NMR-T", "esr_t": "ESR-T", "hesr_t": "HESR-T",
-                           "asr": "ASR"}
-TARGETS_DB = {"nmr_s": -10.0, "hesr_t": -15.0}  # seed 003's success criteria, every band
+#: The analysis metrics: row-key stem -> display name (rows hold ``f"{key}_db"``).
+ANALYSIS_METRICS: dict[str, str] = {"nmr_s": "NMR-S", "nmr_t": "NMR-T", "esr_t": "ESR-T",
+                                    "hesr_t": "HESR-T", "asr": "ASR"}
+#: Success criteria of the research notes, in dB, for every band: NMR-S < -10 (aliases
+#: inaudible) and HESR-T (= HESR-R) < -15 (harmonics kept).
+ANALYSIS_TARGETS_DB: dict[str, float] = {"nmr_s": -10.0, "hesr_t": -15.0}
 
 
 @dataclass
 class ModelMetrics:
     """Linear metrics of one model: ``per_tone[name]`` ``[n]`` and ``per_band[name]``
-    ``[n, num_bands]``."""
+    ``[n, num_bands]`` (float64, keys of :data:`ANALYSIS_METRICS`)."""
 
     per_tone: dict[str, torch.Tensor]
     per_band: dict[str, torch.Tensor]
@@ -63,8 +69,9 @@ class ModelMetrics:
 def model_outputs(model: torch.nn.Module, params: ToneParams, *, batch_size: int = 16,
                   device: torch.device | str = "cpu", dtype: torch.dtype = torch.float64,
                   progress: Callable[[int], None] | None = None) -> torch.Tensor:
-    """The model's response to every tone from zero history, last second only: ``[n, fs]``
-    float64 on the CPU (the model runs in ``dtype`` on ``device``)."""
+    """The model's response to every tone of ``params`` from zero history, last second only:
+    ``[n, fs]`` float64 on the CPU (the model is moved to ``device`` / ``dtype`` and run in
+    batches of ``batch_size``; ``progress(k)`` is called after each batch of ``k`` tones)."""
     fs = params.sample_rate
     model = model.to(device=device, dtype=dtype).eval()
     out = []
@@ -86,9 +93,13 @@ def analyse_outputs(outputs: dict[str, torch.Tensor], f0: torch.Tensor, sample_r
                     bands: Sequence[tuple[float, float]] = ANALYSIS_BANDS_HZ, batch_size: int = 16,
                     device: torch.device | str = "cpu",
                     progress: Callable[[int], None] | None = None) -> dict[str, ModelMetrics]:
-    """Metrics of every model in ``outputs`` (name -> ``[n, fs]`` last seconds, float64) against
-    the bandlimited ``outputs[teacher_key]``; ``f0`` ``[n]`` float64 Hz."""
+    """Metrics of every model in ``outputs`` (name -> ``[n, fs]`` last seconds, float64, as
+    :func:`model_outputs` returns) against the bandlimited ``outputs[teacher_key]``; ``f0``
+    ``[n]`` float64 Hz; ``sample_rate`` in Hz. Returns name -> :class:`ModelMetrics` with
+    ``per_band`` over ``bands`` (Hz)."""
     fs = int(sample_rate)
+    if teacher_key not in outputs:
+        raise ValueError(f"outputs has no {teacher_key!r} entry (the reference model); got {list(outputs)}")
     nmr = NMR(fs, dtype=torch.float64).to(device)
     centres = nmr.band_centres_hz
     parts: dict[str, dict[str, list[torch.Tensor]]] = {k: {} for k in outputs}
@@ -105,8 +116,7 @@ def analyse_outputs(outputs: dict[str, torch.Tensor], f0: torch.Tensor, sample_r
             ratios_s = nmr.band_ratios(y, r.bandlimited)
             ratios_t = ratios_s if key == teacher_key else nmr.band_ratios(y, rt.bandlimited)
             err, ref, _ = hesr_parts(an, rt.analysis)
-            alias_energy = r.aliases.pow(2).sum(-1)
-            asr_total = alias_energy / r.bandlimited.pow(2).sum(-1)
+            asr_total = asr(r)
             vals = {
                 "nmr_s": (ratios_s.mean(dim=(-2, -1)), group_nmr_band_ratios(ratios_s, centres, bands)),
                 "nmr_t": (ratios_t.mean(dim=(-2, -1)), group_nmr_band_ratios(ratios_t, centres, bands)),
@@ -119,8 +129,9 @@ def analyse_outputs(outputs: dict[str, torch.Tensor], f0: torch.Tensor, sample_r
                 parts[key].setdefault(name + "/band", []).append(band.cpu())
         if progress is not None:
             progress(yt.shape[0])
-    return {k: ModelMetrics({m: torch.cat(p[m]) for m in METRICS},
-                            {m: torch.cat(p[m + "/band"]) for m in METRICS}) for k, p in parts.items()}
+    return {k: ModelMetrics({m: torch.cat(p[m]) for m in ANALYSIS_METRICS},
+                            {m: torch.cat(p[m + "/band"]) for m in ANALYSIS_METRICS})
+            for k, p in parts.items()}
 
 
 def mean_db(values: torch.Tensor) -> float:
@@ -135,18 +146,22 @@ def mean_db(values: torch.Tensor) -> float:
 
 def per_tone_rows(params: ToneParams, levels_db: torch.Tensor, metrics: dict[str, ModelMetrics]
                   ) -> list[dict[str, object]]:
+    """One row per model and tone: ``model``, ``f0_hz``, ``level_db`` (dBFS, from
+    ``levels_db`` ``[n]``) and ``f"{key}_db"`` for every key of :data:`ANALYSIS_METRICS`."""
     rows = []
     for model, mm in metrics.items():
-        db = {m: _db(mm.per_tone[m]) for m in METRICS}
+        db = {m: _db(mm.per_tone[m]) for m in ANALYSIS_METRICS}
         for i in range(len(params)):
             rows.append({"model": model, "f0_hz": float(params.f0[i]), "level_db": float(levels_db[i]),
-                         **{f"{m}_db": float(db[m][i]) for m in METRICS}})
+                         **{f"{m}_db": float(db[m][i]) for m in ANALYSIS_METRICS}})
     return rows
 
 
 def per_band_rows(levels_db: torch.Tensor, metrics: dict[str, ModelMetrics],
                   bands: Sequence[tuple[float, float]] = ANALYSIS_BANDS_HZ) -> list[dict[str, object]]:
-    """One row per model, band and level (``level_db`` = the level, or ``"all"`` for every tone)."""
+    """One row per model, band and level (``level_db`` = the level, or ``"all"`` for every
+    tone): ``model``, ``band`` (label), ``band_lo_hz``, ``band_hi_hz``, ``level_db``,
+    ``num_tones`` and the :func:`mean_db` of every metric (``f"{key}_db"``)."""
     rows = []
     groups: list[tuple[object, torch.Tensor]] = [("all", torch.ones_like(levels_db, dtype=torch.bool))]
     if levels_db.unique().numel() > 1:
@@ -156,10 +171,11 @@ def per_band_rows(levels_db: torch.Tensor, metrics: dict[str, ModelMetrics],
             for b, band in enumerate(bands):
                 rows.append({"model": model, "band": band_label(band), "band_lo_hz": band[0], "band_hi_hz": band[1],
                              "level_db": level, "num_tones": int(mask.sum()),
-                             **{f"{m}_db": mean_db(mm.per_band[m][mask, b]) for m in METRICS}})
+                             **{f"{m}_db": mean_db(mm.per_band[m][mask, b]) for m in ANALYSIS_METRICS}})
     return rows
 
 
 def overall_rows(metrics: dict[str, ModelMetrics]) -> list[dict[str, object]]:
-    """Broadband metrics, mean of per-tone dB over every tone (Table 1 style)."""
-    return [{"model": k, **{f"{m}_db": mean_db(mm.per_tone[m]) for m in METRICS}} for k, mm in metrics.items()]
+    """Broadband metrics per model, the mean of per-tone dB over every tone (Table 1 style)."""
+    return [{"model": k, **{f"{m}_db": mean_db(mm.per_tone[m]) for m in ANALYSIS_METRICS}}
+            for k, mm in metrics.items()]
