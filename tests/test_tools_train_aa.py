@@ -103,10 +103,10 @@ def test_resume_is_bit_exact_with_curriculum_and_harmonic_loss(repo_root, tmp_pa
 def test_resume_refuses_other_settings(train_aa, tmp_path):
     ck = {"config": vars(train_aa.parse_args([*TOY, "--curriculum", "--out", str(tmp_path)]))}
     same = train_aa.parse_args([*TOY, "--curriculum", "--out", str(tmp_path), "--resume", "--epochs", "9"])
-    train_aa._check_resume_args(ck, same, tmp_path)  # --epochs may grow
+    train_aa._train.check_resume_args(ck, same, tmp_path)  # --epochs may grow
     other = train_aa.parse_args([*TOY, "--out", str(tmp_path), "--resume", "--lambda", "0.3"])
     with pytest.raises(SystemExit, match=r"other settings \(curriculum: True -> False, lam: 1.0 -> 0.3\)"):
-        train_aa._check_resume_args(ck, other, tmp_path)
+        train_aa._train.check_resume_args(ck, other, tmp_path)
 
 
 def test_fine_tunes_a_real_wavenet_and_exports_it(repo_root, shared_data, tmp_path):

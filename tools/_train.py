@@ -175,6 +175,100 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return ckpt
 
 
+# ----------------------------------------------------------------------------- runs
+#: flags that may differ between a run and its --resume (everything else must match)
+RESUME_FREE = frozenset({"resume", "out", "threads", "no_progress", "tensorboard", "device", "epochs"})
+
+
+def run_main(args: Any, body: Any) -> Any:
+    """The trainers' ``main``: ``--threads``, DDP set-up, ``body(args, info)``, a NaN stop as a
+    clean error on every rank, and DDP tear-down however the run ends."""
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    import _cli  # noqa: PLC0415 - tools/ is on sys.path when the tools run
+
+    info = setup_distributed(_cli.resolve_device(args.device))
+    try:
+        return body(args, info)
+    except NonFiniteLossError as e:
+        raise SystemExit(f"error: {e}") from None
+    finally:
+        cleanup_distributed()
+
+
+def open_run_dir(args: Any, tool: str, info: DistInfo) -> Path:
+    """``--out`` (default ``runs/<tool>-<stamp>``), created by rank 0 and shared with every rank;
+    a non-empty folder is refused unless ``--resume``."""
+    import _cli  # noqa: PLC0415
+
+    out = _cli.prepare_out_dir(args.out, tool, allow_existing=args.resume) if info.is_main else None
+    return Path(broadcast_object(str(out) if out else None, info))
+
+
+def check_resume_args(ck: dict[str, Any], args: Any, out: Path, *, free: Iterable[str] = RESUME_FREE) -> None:
+    """Refuse a ``--resume`` whose flags differ from the checkpoint's run (except ``free`` ones),
+    naming every difference."""
+    free = set(free)
+    old, new = ck["config"], vars(args)
+    diff = {k: (old.get(k), new.get(k)) for k in set(old) | set(new) if k not in free and old.get(k) != new.get(k)}
+    if diff:
+        desc = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in sorted(diff.items()))
+        raise SystemExit(f"error: --resume: {out}/last.pt was trained with other settings ({desc}); "
+                         f"resume with the same flags or start a new --out")
+
+
+def resume_checkpoint(out: Path, tool: str, args: Any, *, free: Iterable[str] = RESUME_FREE) -> dict[str, Any] | None:
+    """``OUT/last.pt`` for ``--resume`` (None without it), written by ``tool`` with the same flags."""
+    if not args.resume:
+        return None
+    if not (out / "last.pt").exists():
+        raise SystemExit(f"error: --resume: {out}/last.pt does not exist (nothing to resume)")
+    ck = load_checkpoint(out / "last.pt", map_location="cpu")
+    if ck.get("tool") != tool:
+        raise SystemExit(f"error: --resume: {out}/last.pt was written by {ck.get('tool')}, not {tool}")
+    check_resume_args(ck, args, out, free=free)
+    return ck
+
+
+class BestTracker:
+    """The model-selection record every trainer keeps in its checkpoints:
+    ``{"epoch", "key", "mode", "value", "metrics"}`` (``value`` = ``metrics[key]`` of the best
+    epoch so far; ``mode`` ``"min"`` or ``"max"``; a non-finite value never wins, so a run whose
+    validation is never finite writes no ``best.pt``)."""
+
+    def __init__(self, key: str, mode: str = "min", state: dict[str, Any] | None = None) -> None:
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        self.state = dict(state) if state else {"epoch": -1, "key": key, "mode": mode, "value": None, "metrics": {}}
+
+    def update(self, epoch: int, row: dict[str, Any]) -> bool:
+        """Record ``row`` of ``epoch``; True when it is the new best."""
+        v, best = float(row[self.state["key"]]), self.state["value"]
+        better = math.isfinite(v) and (best is None or (v < best if self.state["mode"] == "min" else v > best))
+        if better:
+            self.state.update(epoch=epoch, value=v, metrics={k: row[k] for k in row
+                                                             if isinstance(row[k], (int, float))})
+        return better
+
+
+def save_epoch(out: Path, payload: dict[str, Any], improved: bool) -> None:
+    """``last.pt`` every epoch, ``best.pt`` when the epoch improved (one schema: ``tool``,
+    ``config``, ``sample_rate``, ``versions``, ``epoch``, ``step``, ``model``, ``optimizer``, ``rng``,
+    ``best`` (a :class:`BestTracker` state), ``history``, and the trainer's own entries)."""
+    save_checkpoint(out / "last.pt", payload)
+    if improved:
+        save_checkpoint(out / "best.pt", payload)
+
+
+def run_logger(info: DistInfo) -> Any:
+    """``log(*parts)`` that prints above the progress bar on rank 0 and is silent elsewhere."""
+    if not info.is_main:
+        return lambda *a: None
+    from tqdm import tqdm  # noqa: PLC0415
+
+    return lambda *a: tqdm.write(" ".join(str(x) for x in a))
+
+
 # ----------------------------------------------------------------------------- logging
 class MetricLogger:
     """Append rows to ``DIR/<name>.csv`` (header fixed by the first row); TensorBoard optional."""

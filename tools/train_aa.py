@@ -68,8 +68,6 @@ from aa_distill import (  # noqa: E402
 )
 
 TOOL = "train_aa"
-# flags that may differ between a run and its --resume (everything else must match)
-_RESUME_FREE = {"resume", "out", "threads", "no_progress", "tensorboard", "device", "epochs"}
 
 
 # ----------------------------------------------------------------------------- arguments
@@ -354,43 +352,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     elif _cli.resolve_device(args.device).type == "cpu":
         torch.set_num_threads(1)
-    info = _train.setup_distributed(_cli.resolve_device(args.device))
-    try:
-        return _run(args, info, info.device)
-    except _train.NonFiniteLossError as e:
-        raise SystemExit(f"error: {e}") from None
-    finally:
-        _train.cleanup_distributed()
+    return _train.run_main(args, _run)
 
 
-def _check_resume_args(ck: dict[str, Any], args: argparse.Namespace, out: Path) -> None:
-    old, new = ck["config"], vars(args)
-    diff = {k: (old.get(k), new.get(k)) for k in set(old) | set(new)
-            if k not in _RESUME_FREE and old.get(k) != new.get(k)}
-    if diff:
-        desc = ", ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in ((k, *v) for k, v in sorted(diff.items())))
-        raise SystemExit(f"error: --resume: {out}/last.pt was trained with other settings ({desc}); "
-                         f"resume with the same flags or start a new --out")
-
-
-def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) -> dict[str, Any]:
-    out = _cli.prepare_out_dir(args.out, TOOL, allow_existing=args.resume) if info.is_main else None
-    out = Path(_train.broadcast_object(str(out) if out else None, info))
-    log = (lambda *a: tqdm.write(" ".join(str(x) for x in a))) if info.is_main else (lambda *a: None)
+def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
+    device = info.device
+    out = _train.open_run_dir(args, TOOL, info)
+    log = _train.run_logger(info)
     teacher = _aa_common.load_teacher(args)
     fs = teacher.sample_rate
     if fs % 2:
         raise SystemExit(f"error: the teacher runs at {fs} Hz; the bandlimiter needs an even rate")
     dtype = torch.float64 if args.float64 else torch.float32
 
-    ck = None
-    if args.resume:
-        if not (out / "last.pt").exists():
-            raise SystemExit(f"error: --resume: {out}/last.pt does not exist (nothing to resume)")
-        ck = _train.load_checkpoint(out / "last.pt", map_location="cpu")
-        if ck.get("tool") != TOOL:
-            raise SystemExit(f"error: --resume: {out}/last.pt was written by {ck.get('tool')}, not {TOOL}")
-        _check_resume_args(ck, args, out)
+    ck = _train.resume_checkpoint(out, TOOL, args)
 
     student, kind = build_student(args, teacher)
     student = student.to(device=device, dtype=dtype)
@@ -405,7 +380,7 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
     lr = args.lr if args.lr is not None else (5e-4 if kind == "teacher" else 4e-3)
     opt = torch.optim.Adam(student.parameters(), lr=lr)
 
-    start_epoch, step, best = 0, 0, {"epoch": -1, "valid_loss": None}
+    start_epoch, step, best = 0, 0, _train.BestTracker("valid_loss", "min")
     history: list[dict[str, float]] = []
     if ck is not None:
         if ck["student_config"] != scfg:
@@ -413,7 +388,8 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
                              f"{scfg}")
         student.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
-        start_epoch, step, best, history = ck["epoch"] + 1, ck["step"], ck["best"], ck["history"]
+        start_epoch, step, history = ck["epoch"] + 1, ck["step"], ck["history"]
+        best = _train.BestTracker("valid_loss", "min", ck["best"])
         _train.set_rng_state(ck["rng"])
         log(f"resumed {out}/last.pt after epoch {start_epoch} (step {step})")
         if args.curriculum and ck["config"]["epochs"] != args.epochs:
@@ -470,9 +446,7 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
             train_row = dict(zip(keys, vals.tolist()))
         valid_row = validate(student, loss_fn, valid_data, valid_lam, args, device, dtype, info)
         v = valid_row["valid_loss"]
-        improved = math.isfinite(v) and (best["valid_loss"] is None or v < best["valid_loss"])
-        if improved:
-            best = {"epoch": epoch, "valid_loss": v, **{k: valid_row[k] for k in valid_row}}
+        improved = best.update(epoch, valid_row)
         row = {"epoch": epoch, "step": step, "lambda": lam, "lr": opt.param_groups[0]["lr"],
                "seconds": time.time() - t0, **train_row, **valid_row, "best": int(improved)}
         history.append(row)
@@ -481,11 +455,9 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
             payload = {"tool": TOOL, "config": vars(args), "student_config": scfg, "teacher": teacher.record,
                        "sample_rate": fs, "versions": _train.package_versions(["aa-distill"]),
                        "epoch": epoch, "step": step, "model": student.state_dict(),
-                       "optimizer": opt.state_dict(), "rng": _train.rng_state(), "best": best,
+                       "optimizer": opt.state_dict(), "rng": _train.rng_state(), "best": best.state,
                        "history": history}
-            _train.save_checkpoint(out / "last.pt", payload)
-            if improved:
-                _train.save_checkpoint(out / "best.pt", payload)
+            _train.save_epoch(out, payload, improved)
             log(f"epoch {epoch + 1}/{args.epochs}  λ {lam:.3g}  train loss {train_row['train_loss']:.4g}  "
                 f"valid loss {v:.4g}  ESR-T {valid_row['valid_esr_db']:.1f} dB  NMR-T "
                 f"{valid_row['valid_nmr_db']:.1f} dB  NMR-S {valid_row['valid_nmr_s_db']:.1f} dB  "
@@ -493,10 +465,10 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
         if info.enabled:
             dist.barrier()
 
-    result: dict[str, Any] = {"out": str(out), "best": best}
+    result: dict[str, Any] = {"out": str(out), "best": best.state}
     if info.is_main:
         result["student"] = str(export_student(out, teacher, args, scfg, dtype, log))
-        print_summary(best, history, teacher, result["student"])
+        print_summary(best.state, history, teacher, result["student"])
         (out / "results.json").write_text(json.dumps(result, indent=2))
     return result
 
@@ -511,7 +483,7 @@ def export_student(out: Path, teacher: _aa_common.Teacher, args: argparse.Namesp
     student, _ = build_student(args, teacher)
     student = student.to(dtype)
     student.load_state_dict(ck["model"])
-    rec = {**teacher.record, "tool": TOOL, "epoch": ck["epoch"], "valid_loss": ck["best"]["valid_loss"],
+    rec = {**teacher.record, "tool": TOOL, "epoch": ck["epoch"], "valid_loss": ck["best"]["value"],
            "lambda": None if args.curriculum else args.lam,
            "curriculum": list(args.curriculum_range) if args.curriculum else None,
            "harmonic_weight": args.harmonic_weight, "lowpass_hz": None if args.no_lowpass else args.lowpass_hz,
@@ -527,12 +499,12 @@ def print_summary(best: dict[str, Any], history: list[dict[str, float]], teacher
                   student_path: str) -> None:
     rows = [("teacher", teacher.name), ("epochs run", str(len(history))),
             ("best epoch", str(best["epoch"] + 1)),
-            ("valid loss", f"{best['valid_loss']:.4g}" if best["valid_loss"] is not None else "n/a")]
+            ("valid loss", f"{best['value']:.4g}" if best["value"] is not None else "n/a")]
     for key, label in (("valid_esr_db", "ESR-T (dB)"), ("valid_nmr_db", "NMR-T (dB)"),
                        ("valid_nmr_s_db", "NMR-S (dB, aliasing)"), ("valid_asr_db", "ASR (dB)"),
                        ("valid_dc_db", "DC (dB)")):
-        if key in best:
-            rows.append((f"best {label}", f"{best[key]:.2f}"))
+        if key in best["metrics"]:
+            rows.append((f"best {label}", f"{best['metrics'][key]:.2f}"))
     rows.append(("student", student_path))
     w = max(len(r[0]) for r in rows)
     print("\nsummary (validation: mean over tones after the lowpass; NMR-S on the raw output)")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 import warnings
@@ -42,6 +41,9 @@ from bandsplit import (  # noqa: E402
     BSRNNLoss, MetricDiscriminator, SpectrogramTransform, metric_discriminator_step, metric_generator_loss,
     pesq_to_target, score_batch)
 
+TOOL = "train_bsdt"
+#: flags a --resume may change: the shared ones and the final evaluation's
+RESUME_FREE = _train.RESUME_FREE | {"test_files", "no_test"}
 SAMPLE_RATE = 16000
 MODELS = bandsplit.MODEL_NAMES
 
@@ -172,27 +174,18 @@ def spectral_l1(est: torch.Tensor, clean: torch.Tensor) -> tuple[torch.Tensor, d
 
 # ----------------------------------------------------------------------------- training
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    info = _train.setup_distributed(_cli.resolve_device(args.device))
+    return _train.run_main(parse_args(argv), _run)
+
+
+def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
     device = info.device
-    try:
-        return _run(args, info, device)
-    finally:
-        _train.cleanup_distributed()
-
-
-def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) -> dict[str, Any]:
     if args.cuda_graphs and (device.type != "cuda" or info.enabled):
         raise SystemExit("error: --cuda-graphs needs a single-process CUDA run (--device cuda, not under torchrun); "
                          f"this run is on {device}{' with ' + str(info.world_size) + ' processes' if info.enabled else ''}. "
                          "Leave out --cuda-graphs")
-    out = None
-    if info.is_main:
-        out = _cli.prepare_out_dir(args.out, "train_bsdt", allow_existing=args.resume)
-    out = Path(_train.broadcast_object(str(out) if out else None, info))
-    log = (lambda *a: tqdm.write(" ".join(str(x) for x in a))) if info.is_main else (lambda *a: None)
+    out = _train.open_run_dir(args, TOOL, info)
+    log = _train.run_logger(info)
+    ck = _train.resume_checkpoint(out, TOOL, args, free=RESUME_FREE)
 
     data = _train.open_corpus(args, sample_rate=SAMPLE_RATE, segment=args.segment, info=info)
     epochs = args.epochs if args.epochs is not None else (3 if data.is_demo else 120)
@@ -214,13 +207,11 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
         disc = MetricDiscriminator().to(device)
         opt_d = torch.optim.Adam(disc.parameters(), lr=args.lr)
 
-    start_epoch, step, best = 0, 0, {"epoch": -1, "value": None}
+    start_epoch, step = 0, 0
+    best = _train.BestTracker("valid_pesq" if args.select_on == "pesq" else "valid_loss",
+                              "max" if args.select_on == "pesq" else "min")
     history: list[dict[str, float]] = []
-    if args.resume:
-        ck = _train.load_checkpoint(out / "last.pt", map_location="cpu")
-        if ck["model_config"] != mcfg:
-            raise SystemExit(f"error: --resume: {out}/last.pt was trained with {ck['model_config']}, "
-                             f"but the flags ask for {mcfg}")
+    if ck is not None:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
@@ -229,7 +220,8 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
                 raise SystemExit("error: --resume --gan, but the checkpoint was trained without --gan")
             disc.load_state_dict(ck["discriminator"])
             opt_d.load_state_dict(ck["optimizer_d"])
-        start_epoch, step, best, history = ck["epoch"] + 1, ck["step"], ck["best"], ck["history"]
+        start_epoch, step, history = ck["epoch"] + 1, ck["step"], ck["history"]
+        best = _train.BestTracker(best.state["key"], best.state["mode"], ck["best"])
         _train.set_rng_state(ck["rng"])
         log(f"resumed {out}/last.pt at epoch {start_epoch}, step {step}")
 
@@ -296,31 +288,25 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
         row = {"epoch": epoch, "step": step, "lr": opt.param_groups[0]["lr"], "seconds": time.time() - t0,
                **train_row, **valid_row}
         history.append(row)
-        sel_key = "valid_pesq" if args.select_on == "pesq" else "valid_loss"
-        value = valid_row[sel_key]
-        improved = best["value"] is None or (value > best["value"] if args.select_on == "pesq"
-                                             else value < best["value"])
-        if improved:
-            best = {"epoch": epoch, "value": value, "key": sel_key}
+        improved = best.update(epoch, row)
         if info.is_main:
             csv_log.log(row, step=step)
-            ck = {"tool": "train_bsdt", "config": vars(args), "model_config": mcfg, "sample_rate": SAMPLE_RATE,
+            ck = {"tool": TOOL, "config": vars(args), "model_config": mcfg, "sample_rate": SAMPLE_RATE,
                   "stft": {"n_fft": stft.n_fft, "hop": stft.hop_length}, "versions": _train.package_versions(
                       ["bandsplit", "diffattn", "se-data", "se-metrics"]),
                   "epoch": epoch, "step": step, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                  "scheduler": sched.state_dict(), "rng": _train.rng_state(), "best": best, "history": history}
+                  "scheduler": sched.state_dict(), "rng": _train.rng_state(), "best": best.state,
+                  "history": history}
             if disc is not None:
                 ck.update(discriminator=disc.state_dict(), optimizer_d=opt_d.state_dict())
-            _train.save_checkpoint(out / "last.pt", ck)
-            if improved:
-                _train.save_checkpoint(out / "best.pt", ck)
+            _train.save_epoch(out, ck, improved)
             log(f"epoch {epoch + 1}/{epochs}  train loss {train_row.get('train_loss', float('nan')):.4f}  "
                 f"valid loss {valid_row['valid_loss']:.4f}  valid PESQ {valid_row.get('valid_pesq', float('nan')):.3f}"
                 f"  ({row['seconds']:.0f} s){'  *best*' if improved else ''}")
         if info.enabled:
             dist.barrier()
 
-    result: dict[str, Any] = {"out": str(out), "best": best, "parameters": n_params}
+    result: dict[str, Any] = {"out": str(out), "best": best.state, "parameters": n_params}
     if info.is_main and not args.no_test and (out / "best.pt").exists():
         ck = _train.load_checkpoint(out / "best.pt", map_location="cpu")
         model.load_state_dict(ck["model"])

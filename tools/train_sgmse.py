@@ -59,7 +59,10 @@ from sgmse_cfg import (  # noqa: E402
     load_audio_encoder,
 )
 
+TOOL = "train_sgmse"
 SAMPLE_RATE = 16000
+#: flags a --resume may change: the shared ones and the final evaluation's
+RESUME_FREE = _train.RESUME_FREE | {"test_files", "test_N", "test_sampler"}
 
 
 def _ints(s: str) -> tuple[int, ...]:
@@ -231,33 +234,19 @@ def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
 
 # ----------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    info = _train.setup_distributed(_cli.resolve_device(args.device))
-    try:
-        return _run(args, info, info.device)
-    finally:
-        _train.cleanup_distributed()
+    return _train.run_main(parse_args(argv), _run)
 
 
-def _broadcast(obj: Any, info: _train.DistInfo) -> Any:
-    if not info.enabled:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
-def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) -> dict[str, Any]:
-    out = _cli.prepare_out_dir(args.out, "train_sgmse", allow_existing=args.resume) if info.is_main else None
-    out = Path(_broadcast(str(out) if out else None, info))
-    log = (lambda *a: tqdm.write(" ".join(str(x) for x in a))) if info.is_main else (lambda *a: None)
+def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
+    device = info.device
+    out = _train.open_run_dir(args, TOOL, info)
+    log = _train.run_logger(info)
 
     transform = SpecTransform(sample_rate=SAMPLE_RATE)
     is_demo = args.data is None
     if args.sde is None:
         args.sde = "sbve" if is_demo else "ouve"
+    ck = _train.resume_checkpoint(out, TOOL, args, free=RESUME_FREE)
     frames = args.frames or (128 if is_demo else 256)
     seg_seconds = transform.segment_length(frames) / SAMPLE_RATE
     data = _train.open_corpus(args, sample_rate=SAMPLE_RATE, segment=seg_seconds, info=info)
@@ -284,17 +273,14 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
     opt = torch.optim.Adam(params, lr=lr) if args.optimizer == "adam" else torch.optim.SGD(params, lr=lr)
     mcfg = model.to_config()
 
-    start_epoch, step, best = 0, 0, {"epoch": -1, "value": None, "key": "valid_dsm"}
+    start_epoch, step, best = 0, 0, _train.BestTracker("valid_dsm", "min")
     history: list[dict[str, Any]] = []
-    if args.resume:
-        ck = _train.load_checkpoint(out / "last.pt", map_location="cpu")
-        if ck["model_config"] != mcfg:
-            raise SystemExit(f"error: --resume: {out}/last.pt was trained with another model configuration "
-                             f"({ck['model_config']}); use the flags of that run")
+    if ck is not None:
         model.load_state_dict(ck["model"])
         ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["optimizer"])
-        start_epoch, step, best, history = ck["epoch"] + 1, ck["step"], ck["best"], ck["history"]
+        start_epoch, step, history = ck["epoch"] + 1, ck["step"], ck["history"]
+        best = _train.BestTracker("valid_dsm", "min", ck["best"])
         _train.set_rng_state(ck["rng"])
         log(f"resumed {out}/last.pt at epoch {start_epoch}, step {step}")
 
@@ -349,19 +335,15 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
         valid_row = _validate(ema, data, args, batch_size, device, info, use_nc)
         row = {"epoch": epoch, "step": step, "seconds": time.time() - t0, **train_row, **valid_row}
         history.append(row)
-        improved = best["value"] is None or valid_row["valid_dsm"] < best["value"]
-        if improved:
-            best = {"epoch": epoch, "value": valid_row["valid_dsm"], "key": "valid_dsm"}
+        improved = best.update(epoch, row)
         if info.is_main:
             csv_log.log(row, step=step)
-            ck = {"tool": "train_sgmse", "config": vars(args), "model_config": mcfg, "sample_rate": SAMPLE_RATE,
+            ck = {"tool": TOOL, "config": vars(args), "model_config": mcfg, "sample_rate": SAMPLE_RATE,
                   "frames": frames, "class_names": list(data.class_names) if use_nc else None,
                   "versions": _train.package_versions(["sgmse-cfg", "se-data", "se-metrics"]),
                   "epoch": epoch, "step": step, "model": model.state_dict(), "ema": ema.state_dict(),
-                  "optimizer": opt.state_dict(), "rng": _train.rng_state(), "best": best, "history": history}
-            _train.save_checkpoint(out / "last.pt", ck)
-            if improved:
-                _train.save_checkpoint(out / "best.pt", ck)
+                  "optimizer": opt.state_dict(), "rng": _train.rng_state(), "best": best.state, "history": history}
+            _train.save_epoch(out, ck, improved)
             nc = f"  valid NC acc {valid_row['valid_nc_acc']:.2f}" if "valid_nc_acc" in valid_row else ""
             log(f"epoch {epoch + 1}/{epochs}  step {step}  train loss {train_row.get('train_loss', float('nan')):.2f}  "
                 f"valid DSM (EMA) {valid_row['valid_dsm']:.2f}{nc}  ({row['seconds']:.0f} s)"
@@ -369,7 +351,7 @@ def _run(args: argparse.Namespace, info: _train.DistInfo, device: torch.device) 
         if info.enabled:
             dist.barrier()
 
-    result: dict[str, Any] = {"out": str(out), "best": best, "parameters": n_params, "steps": step}
+    result: dict[str, Any] = {"out": str(out), "best": best.state, "parameters": n_params, "steps": step}
     if info.is_main and (out / "best.pt").exists():
         result.update(_finalise(out, data, args, device, use_nc))
         (out / "results.json").write_text(json.dumps(result, indent=2))
