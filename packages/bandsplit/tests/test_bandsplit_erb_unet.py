@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bandsplit.erb_adapter import ERBUNetAdapter
-from bandsplit.erb_unet import ERB_UNET_SEED_SIZE, ERBUNet, ERBUNet257, _freq_sizes
+from bandsplit.erb_unet import ERB_UNET_FULL_SIZE, ERBUNet, ERBUNet257, _freq_sizes
 from bandsplit.stft import SpectrogramTransform
 
 SMALL = dict(base_channels=4, depth=2, d_model=32, transformer_layers=2, num_heads=2)
@@ -94,7 +94,7 @@ def test_output_is_bounded_complex_mask_times_input():
 
 
 def test_no_random_buffers_and_learned_position():
-    """The seed's positional embedding was a random, unlearned buffer: here every tensor in the state
+    """No positional embedding as a random, unlearned buffer: every tensor in the state
     dict is a parameter (the STFT window is a non-persistent buffer) and position info is learned."""
     m = ERBUNet()
     params = {n for n, _ in m.named_parameters()}
@@ -165,7 +165,7 @@ def test_parameter_table(capsys):
         "ERBUNet() 601 bins": _count(ERBUNet()),
         "ERBUNet257()": _count(ERBUNet257()),
         "ERBUNetAdapter(ERBUNet())": _count(ERBUNetAdapter(ERBUNet())),
-        "ERBUNet(**ERB_UNET_SEED_SIZE)": _count(ERBUNet(**ERB_UNET_SEED_SIZE)),
+        "ERBUNet(**ERB_UNET_FULL_SIZE)": _count(ERBUNet(**ERB_UNET_FULL_SIZE)),
     }
     with capsys.disabled():
         print("\nERB-UNet parameters")
@@ -174,4 +174,4 @@ def test_parameter_table(capsys):
     assert rows["ERBUNet() 601 bins"] == 395_258
     assert rows["ERBUNet257()"] == 325_250
     assert rows["ERBUNetAdapter(ERBUNet())"] == rows["ERBUNet() 601 bins"]  # the adapter adds none
-    assert rows["ERBUNet(**ERB_UNET_SEED_SIZE)"] == 16_981_402  # the seed's "~15-20 M"
+    assert rows["ERBUNet(**ERB_UNET_FULL_SIZE)"] == 16_981_402  # the design's "~15-20 M"

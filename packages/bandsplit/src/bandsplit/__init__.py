@@ -30,7 +30,7 @@ from .erb_conv import (
     erb_rate_to_hz,
 )
 from .cuda_graphs import GraphedTrainingForward
-from .erb_unet import ERB_UNET_SEED_SIZE, ERBUNet, ERBUNet257
+from .erb_unet import ERB_UNET_FULL_SIZE, ERB_UNET_SEED_SIZE, ERBUNet, ERBUNet257
 from .checkpoint import CHECKPOINT_FORMAT, load_model
 from .inference import enhance, enhance_waveform
 from .mask_decoder import MaskDecoder, apply_fir_mask
@@ -61,6 +61,7 @@ __all__: list[str] = [
     "ERBUNet",
     "ERBUNet257",
     "ERBUNetAdapter",
+    "ERB_UNET_FULL_SIZE",
     "ERB_UNET_SEED_SIZE",
     "MODEL_NAMES",
     "PRESETS",

@@ -139,7 +139,7 @@ class HarmonicAwareGroupedConv(nn.Module):
             if len(k) != 2 or min(k) < 1 or k[0] % 2 == 0 or k[1] % 2 == 0:
                 raise ValueError(
                     f"kernel {k} must be (freq, time) with odd positive sizes: 'same' padding of an even "
-                    f"kernel shifts the output by half a bin/frame (the seed's even kernels returned T+1 "
+                    f"kernel shifts the output by half a bin/frame (even kernels return T+1 "
                     f"frames); use e.g. (3, 3), (5, 3), (7, 3)")
         self.in_ch, self.out_ch, self.num_groups = int(in_ch), int(out_ch), int(num_groups)
         self.num_freq_bins, self.sample_rate, self.n_fft = int(num_freq_bins), int(sample_rate), int(n_fft)

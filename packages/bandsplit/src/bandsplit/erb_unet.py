@@ -6,8 +6,8 @@ resolution (n_fft 512, hop 128: complex ``[B, 257, T]`` in and out, ERB groups r
 bins). To run the 601-bin net on BSRNN's complex 257-bin input, wrap it in
 :class:`bandsplit.erb_adapter.ERBUNetAdapter`, which converts exactly through the waveform.
 
-Defects of the seed's code that are fixed here: odd kernels only (its even kernels returned T+1
-frames); no random unlearned positional buffer (a learned depthwise convolution over time gives
+Pitfalls of a straightforward implementation avoided here: odd kernels only (even kernels return
+T+1 frames); no random unlearned positional buffer (a learned depthwise convolution over time gives
 position information and works for any T); skip connections are aligned exactly (transposed
 convolutions with the output padding that restores each level's bin count, no truncation that
 shifts bins); GroupNorm instead of BatchNorm (independent of batch composition, works at B = 1);
@@ -107,10 +107,13 @@ class _DiffTransformerBottleneck(nn.Module):
         return x + y
 
 
-#: Keyword arguments that give ERBUNet the seed's "~15-20 M" Net2 size (16.98 M parameters at 601 bins).
-ERB_UNET_SEED_SIZE: dict[str, object] = {
+#: Keyword arguments that give ERBUNet the research design's "~15-20 M" size (16.98 M parameters at
+#: 601 bins).
+ERB_UNET_FULL_SIZE: dict[str, object] = {
     "base_channels": 32, "channel_mults": (1, 2, 4, 4, 2), "d_model": 384, "transformer_layers": 7,
     "num_heads": 8}
+#: the earlier name of :data:`ERB_UNET_FULL_SIZE`
+ERB_UNET_SEED_SIZE = ERB_UNET_FULL_SIZE
 
 
 def _freq_sizes(num_bins: int, depth: int) -> list[int]:
@@ -154,7 +157,7 @@ class ERBUNet(nn.Module):
     cost is dominated by the grouped convolutions at the two finest levels (measured on the shared
     2-core CPU, one thread, under load: forward + backward of 6 x 2 s takes ~4-5 s for ERBUNet257,
     ~16 s for ERBUNet behind the adapter, whose 601 x 321 grid has 2.8 x the bins x frames).
-    The seed's "~15-20 M" Net2 size is reached with :data:`ERB_UNET_SEED_SIZE` (base_channels 32,
+    The design's "~15-20 M" size is reached with :data:`ERB_UNET_FULL_SIZE` (base_channels 32,
     channel_mults (1, 2, 4, 4, 2), d_model 384, 7 layers, 8 heads): 16,981,402 parameters at 601 bins.
 
     Args:

@@ -194,7 +194,7 @@ class LearnableBandGraph(_BandAttention):
     additive bias ``log W`` on the edges and ``−inf`` elsewhere, i.e. each map is
     ``softmax_j(q·k_j/√d + log W_ij) ∝ W_ij · exp(q·k_j/√d)`` over the graph's neighbours; so the
     weights receive gradients and the top-k selection follows them as they change. The graph is
-    input-independent (one per layer), as in the seed.
+    input-independent (one per layer), as in the BSDT design.
 
     ``A`` starts as a local prior ``A_ij = 2 − |i − j|`` (nearest bands strongest; W≈0.88 for the
     self-loop and both neighbours), or from ``init_logits``.
