@@ -122,3 +122,19 @@ def test_real_48k_file_reports_rate(shared_data):
         load_audio(p, 16000)
     x, sr = load_audio(p)
     assert sr == 48000 and x.shape == (324960,)
+
+
+def test_keyword_alias_maps_an_earlier_name():
+    from se_data import keyword_alias
+
+    @keyword_alias(sr="sample_rate")
+    def f(x, sample_rate=None, *, scale=1):
+        return x * scale, sample_rate
+
+    assert f(2, sr=8000) == f(2, 8000) == f(2, sample_rate=8000) == (2, 8000)
+    with pytest.raises(TypeError, match="give sample_rate or its earlier name sr, not both"):
+        f(2, 8000, sr=8000)
+    with pytest.raises(TypeError, match="not both"):
+        f(2, sample_rate=8000, sr=8000)
+    with pytest.raises(ValueError, match="no parameter"):
+        keyword_alias(sr="rate")(f)

@@ -54,9 +54,9 @@ def test_sample_rate_keyword_and_sr_alias_agree(pair, name):
     assert _same(fn(c, e, sample_rate=SR), positional)
     assert _same(fn(c, e, sr=SR), positional)
     assert _same(fn(clean=c, enhanced=e, sr=SR), positional)
-    with pytest.raises(TypeError, match="sample_rate or its alias sr, not both"):
+    with pytest.raises(TypeError, match="sample_rate or its earlier name sr, not both"):
         fn(c, e, SR, sr=SR)
-    with pytest.raises(TypeError, match="sample_rate or its alias sr, not both"):
+    with pytest.raises(TypeError, match="sample_rate or its earlier name sr, not both"):
         fn(c, e, sample_rate=SR, sr=SR)
     with pytest.raises(TypeError, match="sample_rate"):
         fn(c, e)

@@ -14,6 +14,7 @@ from .datasets import PairedAudioDataset, PairedFolders, PairEntry, match_pairs
 from .batches import epoch_batches, iterate_batches
 from .corpus import DEMO_NOISE_CLASSES, TrainingCorpus, detect_layout, open_training_corpus
 from .errors import AudioFileError, CorpusLayoutError, SampleRateError, resample_hint
+from .keyword_alias import keyword_alias
 from .overlap_add import chunk_starts, chunked_apply, crossfade_weights
 from .resample import RESAMPLE_FILTER, resample, resampled_length, sinc_resample
 from .resample_tree import ResampleReport, resample_tree
@@ -58,6 +59,7 @@ __all__ = [
     "crop_pair",
     "find_vbdemand_log",
     "item_generator",
+    "keyword_alias",
     "load_audio",
     "match_pairs",
     "pad_collate",

@@ -23,6 +23,7 @@ import soundfile as sf
 import torch
 
 from .errors import AudioFileError, SampleRateError, resample_hint
+from .keyword_alias import keyword_alias
 from .resample import resample as _resample
 
 __all__ = ["AudioInfo", "audio_info", "load_audio", "save_audio"]
@@ -62,8 +63,9 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     return AudioInfo(p, int(info.samplerate), int(info.frames), int(info.channels), str(info.subtype))
 
 
+@keyword_alias(sr="sample_rate")
 def load_audio(path: str | os.PathLike, sample_rate: int | None = None, *, resample: bool = False,
-               mono: bool = False, sr: int | None = None) -> tuple[torch.Tensor, int]:
+               mono: bool = False) -> tuple[torch.Tensor, int]:
     """Load a mono audio file as ``(audio [T] float32, sample_rate_hz)``.
 
     Args:
@@ -77,9 +79,7 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None, *, resam
     Integer PCM is scaled to [-1, 1). Raises :class:`AudioFileError` for a missing, empty or
     corrupt file, a multi-channel file without ``mono=True``, or NaN/Inf samples.
     """
-    if sr is not None and sample_rate is not None:
-        raise TypeError("give sample_rate or its alias sr, not both")
-    sr = sample_rate if sample_rate is not None else sr
+    sr = sample_rate
     if sr is not None and (isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0):
         raise ValueError(f"sample_rate must be a positive integer in Hz or None, got {sr!r}")
     if resample and sr is None:

@@ -27,6 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .keyword_alias import keyword_alias
+
 #: the "kaiser_best" filter :func:`resample` uses (the keyword arguments of
 #: :func:`sinc_resample`, named as in ``torchaudio.functional.resample``)
 RESAMPLE_FILTER: dict = {
@@ -45,6 +47,7 @@ def _check_rate(name: str, sr: int) -> int:
     return int(sr)
 
 
+@keyword_alias(orig_sr="orig_sample_rate", new_sr="new_sample_rate")
 def resampled_length(num_samples: int, orig_sample_rate: int, new_sample_rate: int) -> int:
     """Number of samples :func:`resample` returns for ``num_samples`` input samples."""
     orig = _check_rate("orig_sample_rate", orig_sample_rate)
@@ -113,9 +116,8 @@ def sinc_resample(audio: torch.Tensor, orig_sample_rate: int, new_sample_rate: i
     return y.reshape(shape[:-1] + y.shape[-1:])
 
 
-def resample(audio: torch.Tensor | np.ndarray, orig_sample_rate: int | None = None,
-             new_sample_rate: int | None = None, *, orig_sr: int | None = None,
-             new_sr: int | None = None) -> torch.Tensor:
+@keyword_alias(orig_sr="orig_sample_rate", new_sr="new_sample_rate")
+def resample(audio: torch.Tensor | np.ndarray, orig_sample_rate: int, new_sample_rate: int) -> torch.Tensor:
     """Resample ``audio`` [..., T] (any leading dims, e.g. [T] or [C, T]) from
     ``orig_sample_rate`` Hz to ``new_sample_rate`` Hz along the last axis with the
     Kaiser-windowed sinc filter :data:`RESAMPLE_FILTER`.
@@ -124,10 +126,8 @@ def resample(audio: torch.Tensor | np.ndarray, orig_sample_rate: int | None = No
     (float32 for integer or numpy float32 input). Equal rates return the input unchanged
     (as a tensor, no copy). ``orig_sr`` / ``new_sr`` are accepted as aliases.
     """
-    orig = _alias("orig_sample_rate", orig_sample_rate, "orig_sr", orig_sr)
-    new = _alias("new_sample_rate", new_sample_rate, "new_sr", new_sr)
-    orig = _check_rate("orig_sample_rate", orig)
-    new = _check_rate("new_sample_rate", new)
+    orig = _check_rate("orig_sample_rate", orig_sample_rate)
+    new = _check_rate("new_sample_rate", new_sample_rate)
     x = torch.as_tensor(audio)
     if not x.is_floating_point():
         x = x.to(torch.float32)
@@ -139,12 +139,3 @@ def resample(audio: torch.Tensor | np.ndarray, orig_sample_rate: int | None = No
         return x.new_zeros(*x.shape[:-1], 0)
     return sinc_resample(x, orig, new, **RESAMPLE_FILTER)
 
-
-def _alias(name: str, value, alias: str, alias_value):
-    """The value of a keyword given under its name or its older alias (not both)."""
-    if value is not None and alias_value is not None:
-        raise TypeError(f"give {name} or its alias {alias}, not both")
-    value = value if value is not None else alias_value
-    if value is None:
-        raise TypeError(f"missing the sample rate {name}")
-    return value

@@ -11,13 +11,10 @@ cannot score.
 
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
-from se_data import SampleRateError, resample_hint
+from se_data import SampleRateError, keyword_alias, resample_hint
 
 #: Shortest signal any metric accepts, in seconds (PESQ's own limit is 1/4 s).
 MIN_DURATION_S = 0.25
@@ -49,23 +46,8 @@ def wrong_rate(what: str, sample_rate: int, target_sample_rate: int) -> MetricSa
                                  f"{resample_hint(target_sample_rate)}.")
 
 
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def sample_rate_alias(fn: _F) -> _F:
-    """Let ``fn``'s ``sample_rate`` parameter also be given as the keyword ``sr`` (its older
-    name). Positional calls are unchanged; giving both raises ``TypeError``."""
-    position = list(inspect.signature(fn).parameters).index("sample_rate")
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if "sr" in kwargs:
-            if "sample_rate" in kwargs or len(args) > position:
-                raise TypeError(f"{fn.__name__}(): give sample_rate or its alias sr, not both")
-            kwargs["sample_rate"] = kwargs.pop("sr")
-        return fn(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
+#: ``sample_rate`` also accepted as its earlier keyword name ``sr`` (the toolkit's one alias helper)
+sample_rate_alias = keyword_alias(sr="sample_rate")
 
 
 def as_1d_array(x: Any, name: str) -> np.ndarray:
