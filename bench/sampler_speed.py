@@ -6,8 +6,8 @@ NCSN++ weights when that package is importable.
     uv run bench/sampler_speed.py                                  # SmallUNet, CPU
     uv run bench/sampler_speed.py --backbone ncsnpp --N 5          # SGMSE+'s 65.6 M NCSN++
     uv run bench/sampler_speed.py --backbone ncsnpp --device cuda --amp
-    CUDA_VISIBLE_DEVICES= uv run --isolated --with sgmse==0.1.2 --with 'torch==2.11.*' \\
-        --with 'torchaudio==2.11.*' python bench/sampler_speed.py --backbone ncsnpp --N 5 --peer
+    CUDA_VISIBLE_DEVICES= uv run --isolated --with sgmse==0.1.2 --with 'torch==2.11.0' \\
+        --with 'torchaudio==2.11.0' python bench/sampler_speed.py --backbone ncsnpp --N 5 --peer
 
 The model is a NoiseCondScoreModel (CNN noise encoder, FiLM injection, NC head, a fitted k-NN
 bank) with random weights moved off their init, so the conditional and unconditional scores

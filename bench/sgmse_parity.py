@@ -9,8 +9,8 @@ PC sampler run, all with the same backbone weights and the same global random st
 ``sgmse`` pins numpy<2 and would pull a torch that does not match torchaudio, so it is never
 a workspace dependency: run this in an isolated environment with the pins,
 
-    CUDA_VISIBLE_DEVICES= uv run --isolated --with sgmse==0.1.2 --with 'torch==2.11.*' \\
-        --with 'torchaudio==2.11.*' python bench/sgmse_parity.py [--quick]
+    CUDA_VISIBLE_DEVICES= uv run --isolated --with sgmse==0.1.2 --with 'torch==2.11.0' \\
+        --with 'torchaudio==2.11.0' python bench/sgmse_parity.py [--quick]
 
 (its wheel lacks the CUDA sources it compiles at import when a GPU is visible; its CPU path is
 pure PyTorch, so this script hides GPUs itself before importing torch). ``--quick`` skips the
@@ -44,7 +44,7 @@ try:
     from sgmse.sdes import OUVESDE as PeerOUVESDE
 except ImportError as e:  # pragma: no cover - depends on the environment
     sys.exit(f"error: cannot import sgmse ({e}). Run in an isolated environment:\n  CUDA_VISIBLE_DEVICES= uv run "
-             f"--isolated --with sgmse==0.1.2 --with 'torch==2.11.*' --with 'torchaudio==2.11.*' "
+             f"--isolated --with sgmse==0.1.2 --with 'torch==2.11.0' --with 'torchaudio==2.11.0' "
              f"python bench/sgmse_parity.py")
 
 
