@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bandsplit import BSRNN_BAND_WIDTHS, BandSplit, MaskDecoder, apply_fir_mask, band_centers_hz, band_edges
+from bandsplit import BSRNN_BAND_WIDTHS, BandSplit, MaskDecoder, apply_fir_mask, band_centers_hz, band_centres_hz, band_edges
 from bandsplit import check_band_widths
 from bandsplit.bands import width_groups
 from bandsplit._loop_reference import LoopBandSplit, LoopMaskDecoder, reference_fir
@@ -155,13 +155,14 @@ def test_bsrnn_band_table_has_31_bands_covering_257_bins():
     assert len(BSRNN_BAND_WIDTHS) == 31 and sum(BSRNN_BAND_WIDTHS) == 257
     edges = band_edges(BSRNN_BAND_WIDTHS)
     assert edges[0] == (0, 2) and edges[-1] == (240, 257)
-    c = band_centers_hz(BSRNN_BAND_WIDTHS, 16000, 512)
+    c = band_centres_hz(BSRNN_BAND_WIDTHS, 16000, 512)
+    assert band_centers_hz is band_centres_hz  # the earlier spelling
     assert c.shape == (31,)
     assert c[0].item() == pytest.approx(15.625)        # bins 0, 1 -> 0 and 31.25 Hz
     assert c[-1].item() == pytest.approx(248 * 31.25)  # bins 240..256
     assert torch.all(c[1:] > c[:-1])
     with pytest.raises(ValueError, match="257"):
-        band_centers_hz(BSRNN_BAND_WIDTHS, 16000, 1024)
+        band_centres_hz(BSRNN_BAND_WIDTHS, 16000, 1024)
 
 
 @pytest.mark.parametrize("t", [1, 2, 3, 8])

@@ -1,7 +1,7 @@
 """bandsplit: band-split layers and models for speech enhancement.
 
 Public API (everything else is private):
-- band tables: ``BSRNN_BAND_WIDTHS``, ``check_band_widths``, ``band_edges``, ``band_centers_hz``
+- band tables: ``BSRNN_BAND_WIDTHS``, ``check_band_widths``, ``band_edges``, ``band_centres_hz``
 - layers: ``BandSplit``, ``MaskDecoder``, ``apply_fir_mask``, ``HarmonicAwareGroupedConv``
 - models (complex STFT ``[B, 257, T]`` in and out, each carrying ``.stft`` and ``.sample_rate``):
   ``BSRNN``, ``BSDT`` (v1: ``graph="fixed"``, v2: ``graph="learned"``), ``ERBUNet`` (the "Net2"
@@ -18,7 +18,7 @@ Public API (everything else is private):
 """
 
 from .band_split import BandSplit
-from .bands import BSRNN_BAND_WIDTHS, band_centers_hz, band_edges, check_band_widths
+from .bands import BSRNN_BAND_WIDTHS, band_centers_hz, band_centres_hz, band_edges, check_band_widths
 from .bsdt import BSDT, BSDTBlock
 from .bsrnn import BSRNN
 from .erb_adapter import ERBUNetAdapter
@@ -45,6 +45,7 @@ __all__: list[str] = [
     "check_band_widths",
     "band_edges",
     "band_centers_hz",
+    "band_centres_hz",
     # layers
     "BandSplit",
     "MaskDecoder",

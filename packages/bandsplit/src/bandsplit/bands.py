@@ -11,7 +11,7 @@ import operator
 from collections.abc import Sequence
 
 import torch
-from diffattn import band_centres_hz
+from diffattn import band_centres_hz as _band_centres_hz
 
 #: The 31 bands of the widely used BSRNN reimplementation (sungwon23/BSRNN) for n_fft = 512
 #: at 16 kHz: 1x2, 10x3, 12x8, 7x16, 1x17 bins (sum 257; 31 bands, not 30).
@@ -51,8 +51,9 @@ def band_edges(band_widths: Sequence[int]) -> list[tuple[int, int]]:
     return edges
 
 
-def band_centers_hz(band_widths: Sequence[int], sample_rate: int, n_fft: int) -> torch.Tensor:
-    """Centre frequency (Hz) of each band, ``[K]`` float64.
+def band_centres_hz(band_widths: Sequence[int], sample_rate: int, n_fft: int) -> torch.Tensor:
+    """Centre frequency (Hz) of each band, ``[K]`` float64 (``diffattn.band_centres_hz`` with the
+    widths checked to cover exactly the one-sided spectrum).
 
     The centre is the mean of the band's bin frequencies ``bin * sample_rate / n_fft``.
     ``sample_rate`` (Hz) and ``n_fft`` must be the STFT's; the widths must sum to
@@ -60,7 +61,11 @@ def band_centers_hz(band_widths: Sequence[int], sample_rate: int, n_fft: int) ->
     """
     if sample_rate <= 0 or n_fft <= 0:
         raise ValueError(f"sample_rate ({sample_rate} Hz) and n_fft ({n_fft}) must be positive")
-    return band_centres_hz(check_band_widths(band_widths, n_fft // 2 + 1), sample_rate, n_fft)
+    return _band_centres_hz(check_band_widths(band_widths, n_fft // 2 + 1), sample_rate, n_fft)
+
+
+#: the earlier spelling of :func:`band_centres_hz`
+band_centers_hz = band_centres_hz
 
 
 def width_groups(band_widths: Sequence[int], max_groups: int = 4, tolerance: float = 0.1) -> list[tuple[int, list[int]]]:

@@ -47,7 +47,7 @@ from diffattn import (
 )
 
 from .band_split import BandSplit
-from .bands import BSRNN_BAND_WIDTHS, band_centers_hz, check_band_widths
+from .bands import BSRNN_BAND_WIDTHS, band_centres_hz, check_band_widths
 from .mask_decoder import MaskDecoder, apply_fir_mask
 from .stft import SpectrogramTransform
 
@@ -153,7 +153,7 @@ class BSDT(nn.Module):
         self.graph = graph if use_inter_band else "none"
         self.use_multiscale, self.use_inter_band = bool(use_multiscale), bool(use_inter_band)
         self.windows = tuple(windows)
-        centres = band_centers_hz(widths, sample_rate, n_fft)
+        centres = band_centres_hz(widths, sample_rate, n_fft)
         self.band_split = BandSplit(widths, self.num_channel)
         self.blocks = nn.ModuleList(
             BSDTBlock(self.num_channel, self.num_heads, len(widths), depth=i, centres_hz=centres,
