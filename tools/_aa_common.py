@@ -22,13 +22,13 @@ from aa_distill import (
     NamFormatError,
     NamModel,
     OversampledWaveshaper,
+    builtin_teacher_record,
     check_teacher_student_pair,
     load_nam,
     teacher_record,
 )
 
 BUILTIN = "builtin"
-METADATA_KEY = "aa_distill"
 
 
 @dataclass
@@ -82,10 +82,7 @@ def load_teacher(args: argparse.Namespace) -> Teacher:
         except ValueError as e:
             raise _fail(f"built-in teacher: {e}") from None
         mod = mod.to(torch.float64).eval()
-        record = {"teacher_builtin": mod.spec(), "teacher_file": None,
-                  "teacher_description": mod.describe(), "teacher_sample_rate": mod.sample_rate,
-                  "teacher_architecture": "OversampledWaveshaper"}
-        return Teacher(mod, None, mod.sample_rate, mod.receptive_field, record,
+        return Teacher(mod, None, mod.sample_rate, mod.receptive_field, builtin_teacher_record(mod),
                        f"built-in {mod.describe()}")
     path = Path(args.teacher)
     if not path.is_file():
@@ -115,32 +112,13 @@ def load_student(path: str | Path, dtype: torch.dtype = torch.float64) -> NamMod
 
 def check_pair(teacher: Teacher, student: NamModel, student_path: str | Path) -> str:
     """``"verified"`` or ``"unverified"`` (warn then); exits with an error for a pair that is
-    certainly wrong (other sample rate, another teacher's hash or built-in settings)."""
-    rec = (student.metadata or {}).get(METADATA_KEY) or {}
-    sname = Path(student_path).name
-    if teacher.is_builtin:
-        if student.sample_rate != teacher.sample_rate:
-            raise _fail(f"refusing the pair: teacher runs at {teacher.sample_rate} Hz, student "
-                        f"{sname} at {student.sample_rate} Hz")
-        if rec.get("teacher_sha256"):
-            raise _fail(f"refusing the pair: {sname} was distilled from the file "
-                        f"{rec.get('teacher_file', '?')} (sha256 {rec['teacher_sha256'][:12]}...), "
-                        f"not from the built-in teacher")
-        spec = rec.get("teacher_builtin")
-        if spec is None:
-            return "unverified"
-        if spec != teacher.record["teacher_builtin"]:
-            raise _fail(f"refusing the pair: {sname} was distilled from the built-in teacher "
-                        f"{spec}, not {teacher.record['teacher_builtin']} (pass the same "
-                        f"--builtin-* flags)")
-        return "verified"
-    if rec.get("teacher_builtin") is not None:
-        raise _fail(f"refusing the pair: {sname} was distilled from the built-in teacher "
-                    f"{rec['teacher_builtin']}, not from {teacher.path.name}")
+    certainly wrong (other sample rate, another teacher's hash or built-in settings), see
+    :func:`aa_distill.check_teacher_student_pair`."""
     try:
         return check_teacher_student_pair(teacher.module, student, teacher.path)
     except ValueError as e:
-        raise _fail(f"refusing the pair {teacher.path.name} / {sname}: {e}") from None
+        hint = "; give its teacher, or the --builtin-* flags it was trained with" if teacher.is_builtin else ""
+        raise _fail(f"refusing the pair {teacher.name} / {Path(student_path).name}: {e}{hint}") from None
 
 
 def warn(msg: str) -> None:

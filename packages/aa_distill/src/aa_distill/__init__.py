@@ -6,7 +6,12 @@ Public API (everything else is private):
   :func:`model_from_nam_dict`, :func:`nam_sha256`, :class:`NamFormatError`; the modules
   :class:`NamWaveNet` (with :class:`LayerArrayConfig`) and :class:`NamLSTM`.
 * Bandlimiter, losses and metrics, sine-tone data, students, per-band metrics.
-* The phase-1 analysis (:mod:`aa_distill.analysis`) — :func:`model_outputs`,
+* A distillation run's parts — :class:`ToneDataSpec` (training tones, validation grid and
+  the fingerprint of their cached targets), :func:`make_student`, :func:`student_config`,
+  :func:`predict_last_second`, :func:`validation_metrics` (:data:`VALIDATION_METRICS`),
+  :func:`distillation_metadata`, :func:`builtin_teacher_record`,
+  :func:`distillation_summary`.
+* The teacher/student analysis (:mod:`aa_distill.analysis`) — :func:`model_outputs`,
   :func:`analyse_outputs` (:class:`ModelMetrics`), :func:`per_tone_rows`,
   :func:`per_band_rows`, :func:`overall_rows`, :func:`mean_db`, :data:`ANALYSIS_METRICS`,
   :data:`ANALYSIS_TARGETS_DB`.
@@ -78,7 +83,11 @@ from .nam_wavenet import LayerArrayConfig, NamWaveNet, wavenet_num_weights
 
 from .student import (
     WAVENET_PRESETS,
+    builtin_teacher_record,
     check_teacher_student_pair,
+    distillation_metadata,
+    make_student,
+    student_config,
     student_from_teacher,
     student_metadata,
     student_wavenet,
@@ -88,6 +97,7 @@ from .waveshaper import OversampledWaveshaper
 from .tones import (
     MIDI_RANGE,
     SineToneDataset,
+    ToneDataSpec,
     ToneParams,
     check_warmup,
     midi_to_hz,
@@ -95,6 +105,12 @@ from .tones import (
     synthesize_tones,
     teacher_targets,
     validation_tone_params,
+)
+from .training import (
+    VALIDATION_METRICS,
+    distillation_summary,
+    predict_last_second,
+    validation_metrics,
 )
 
 __all__ = [
@@ -124,7 +140,16 @@ __all__ = [
     "SineToneDataset",
     "ToneParams",
     "WAVENET_PRESETS",
+    "ToneDataSpec",
+    "VALIDATION_METRICS",
+    "builtin_teacher_record",
     "check_teacher_student_pair",
+    "distillation_metadata",
+    "distillation_summary",
+    "make_student",
+    "predict_last_second",
+    "student_config",
+    "validation_metrics",
     "check_warmup",
     "midi_to_hz",
     "sample_tone_params",

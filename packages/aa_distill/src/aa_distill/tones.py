@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -66,6 +66,19 @@ class ToneParams:
         return ToneParams(self.midi[idx], self.f0[idx], self.amplitude[idx], self.phase[idx],
                           self.sample_rate, self.duration)
 
+    def to_dict(self) -> dict:
+        """``{"midi", "f0", "amplitude", "phase"}`` (the ``[n]`` float64 tensors) with
+        ``"sample_rate"`` (Hz) and ``"duration"`` (s): storable with ``torch.save`` and
+        loadable with ``torch.load(..., weights_only=True)``."""
+        return {"midi": self.midi, "f0": self.f0, "amplitude": self.amplitude, "phase": self.phase,
+                "sample_rate": self.sample_rate, "duration": self.duration}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ToneParams:
+        """The inverse of :meth:`to_dict` (extra keys are ignored)."""
+        return cls(d["midi"], d["f0"], d["amplitude"], d["phase"], int(d["sample_rate"]),
+                   float(d["duration"]))
+
 
 def _check_rate_and_duration(sample_rate: int, duration: float) -> int:
     if isinstance(sample_rate, bool) or not float(sample_rate).is_integer() or sample_rate <= 0:
@@ -107,11 +120,27 @@ def sample_tone_params(num_tones: int, sample_rate: int, *, duration: float = 1.
 
 def validation_tone_params(sample_rate: int, *, duration: float = 1.2,
                            midi: tuple[int, int] = (21, 108),
-                           levels_db: tuple[float, ...] = (-36.0, -18.0, -6.0)) -> ToneParams:
+                           levels_db: tuple[float, ...] = (-36.0, -18.0, -6.0),
+                           num_notes: int | None = None) -> ToneParams:
     """The paper's validation grid: integer MIDI notes (21-108: the 88 piano keys) at each
-    level in ``levels_db`` (dBFS peak), phase 0; ordered level-major."""
+    level in ``levels_db`` (dBFS peak), zero phase; ordered level-major (every note at the
+    first level, then the next level), notes ascending.
+
+    ``num_notes`` thins the grid: ``None`` keeps every integer note in ``midi``; ``n > 1``
+    keeps ``round(linspace(lo, hi, n))`` (duplicates dropped, so at most ``n``); ``1`` keeps
+    A4 (MIDI 69, 440 Hz), which must lie in ``midi``. ``len(result) == notes x levels``."""
     fs = _check_rate_and_duration(sample_rate, duration)
     notes = torch.arange(midi[0], midi[1] + 1, dtype=torch.float64)
+    if num_notes is not None:
+        if num_notes < 1:
+            raise ValueError(f"num_notes must be >= 1 (or None for every note), got {num_notes}")
+        if num_notes > 1:
+            keep = torch.linspace(midi[0], midi[1], num_notes).round().to(torch.int64).unique()
+        elif midi[0] <= 69 <= midi[1]:
+            keep = torch.tensor([69])
+        else:
+            raise ValueError(f"num_notes=1 keeps A4 (MIDI 69), which is outside midi={midi}")
+        notes = notes[torch.isin(notes.to(torch.int64), keep)]
     levels = torch.as_tensor(levels_db, dtype=torch.float64)
     m = notes.repeat(levels.numel())
     amp = (10.0 ** (levels / 20.0)).repeat_interleave(notes.numel())
@@ -211,6 +240,16 @@ class SineToneDataset(torch.utils.data.Dataset):
                             progress=progress)
         return cls(params, t.to(store_dtype))
 
+    def to_dict(self) -> dict:
+        """:meth:`ToneParams.to_dict` of the tones plus ``"targets"`` (``[n, fs]``), for
+        ``torch.save`` (loads with ``weights_only=True``); :meth:`from_dict` restores it."""
+        return {**self.params.to_dict(), "targets": self.targets}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SineToneDataset:
+        """The dataset :meth:`to_dict` stored (same tones, same target tensor)."""
+        return cls(ToneParams.from_dict(d), d["targets"])
+
     @property
     def sample_rate(self) -> int:
         return self.params.sample_rate
@@ -230,3 +269,60 @@ class SineToneDataset(torch.utils.data.Dataset):
         p = self.params.subset(idx)
         return (synthesize_tones(p, dtype, device), self.targets[idx].to(device),
                 p.f0.to(device))
+
+
+@dataclass(frozen=True)
+class ToneDataSpec:
+    """What a distillation run's data are made of: ``num_tones`` training tones drawn once
+    by :func:`sample_tone_params` (seeded by ``seed``), the validation grid of
+    :func:`validation_tone_params` (``valid_notes`` notes at each of ``valid_levels_db``
+    dBFS), all ``duration`` s long, and whether the float64 teacher targets are stored in
+    float64 (``float64=True``) or float32.
+
+    ``midi_range`` are MIDI notes, ``db_range`` dBFS (for ``amplitude="db"``). Sequences are
+    stored as tuples. :meth:`tone_params` builds the tones for a sample rate;
+    :meth:`fingerprint` names everything the cached targets depend on.
+    """
+
+    num_tones: int = 32
+    duration: float = 1.2
+    midi_range: tuple[float, float] = MIDI_RANGE
+    amplitude: str = "linear"
+    db_range: tuple[float, float] = (-60.0, 0.0)
+    valid_notes: int = 6
+    valid_levels_db: tuple[float, ...] = (-36.0, -18.0, -6.0)
+    seed: int = 0
+    float64: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("midi_range", "db_range", "valid_levels_db"):
+            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        """The constructor's keyword names (e.g. to pick them from parsed arguments)."""
+        return tuple(f.name for f in fields(cls))
+
+    @property
+    def store_dtype(self) -> torch.dtype:
+        """The dtype the targets are kept in (they are computed in float64 either way)."""
+        return torch.float64 if self.float64 else torch.float32
+
+    def tone_params(self, sample_rate: int) -> tuple[ToneParams, ToneParams]:
+        """``(training, validation)`` tones at ``sample_rate`` Hz (the teacher's). The same
+        spec and rate give the same tones in every process. Raises ``ValueError`` for
+        settings the tone functions refuse."""
+        train = sample_tone_params(self.num_tones, sample_rate, duration=self.duration,
+                                   midi_range=self.midi_range, amplitude=self.amplitude,
+                                   db_range=self.db_range,
+                                   generator=torch.Generator().manual_seed(self.seed))
+        valid = validation_tone_params(sample_rate, duration=self.duration,
+                                       levels_db=self.valid_levels_db, num_notes=self.valid_notes)
+        return train, valid
+
+    def fingerprint(self, teacher_record: dict) -> dict:
+        """``{"teacher": teacher_record, <every field>}`` with sequences as lists: equal for
+        two runs exactly when their cached teacher targets are interchangeable."""
+        return {"teacher": teacher_record,
+                **{k: list(v) if isinstance(v, Sequence) and not isinstance(v, str) else v
+                   for k, v in ((f, getattr(self, f)) for f in self.field_names())}}
