@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""The phase-1 analysis: how much a teacher aliases, and how a distilled student compares,
-per tone and per frequency band.
+"""The teacher/student aliasing analysis: how much a teacher aliases, and how a distilled
+student compares, per tone and per frequency band.
 
 Tones from 27.5 Hz to 12 kHz (50 log-spaced by default) at several levels, 1.2 s each (the
 last second is analysed; the rest covers the models' receptive fields), run through the
@@ -69,7 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="the distilled student (.nam); without it only the teacher is analysed")
     g = p.add_argument_group("tones")
     g.add_argument("--num-tones", type=int, default=50,
-                   help="log-spaced fundamentals from --f-range (default 50, as the research notes' phase 1)")
+                   help="log-spaced fundamentals from --f-range (default 50, as the research notes' baseline "
+                        "analysis)")
     g.add_argument("--f-range", type=float, nargs=2, default=(27.5, 12_000.0), metavar=("LO", "HI"),
                    help="lowest and highest f0 in Hz (default 27.5 12000)")
     g.add_argument("--levels-db", type=float, nargs="+", default=(-36.0, -18.0, -6.0), metavar="DB",

@@ -1,5 +1,5 @@
 """DistillationLoss's lowpass edges and reductions, asr() on a precomputed BandlimitResult, the
-bounded window caches, and the phase-1 analysis module (aa_distill.analysis)."""
+bounded window caches, and the teacher/student analysis module (aa_distill.analysis)."""
 
 from __future__ import annotations
 

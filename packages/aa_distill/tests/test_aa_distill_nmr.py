@@ -1,7 +1,7 @@
 """NMR against the reference values of ../shared/reference/aa_distill_notes.md §1.6.
 
 Set-up of the reference numbers: fs = 44.1 kHz, x = tanh(10 sin(2 pi f0 t)) for 1.2 s from
-phase 0, the bandlimited reference from the last second, NMR(x[-fs:], bandlimited),
+zero phase, the bandlimited reference from the last second, NMR(x[-fs:], bandlimited),
 full-scale sine = 92 dB SPL, no quantisation (the reference's 64 bits is a no-op).
 """
 

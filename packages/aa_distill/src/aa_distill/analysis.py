@@ -1,4 +1,4 @@
-"""The phase-1 analysis of a teacher and its student: aliasing and fidelity per tone and band.
+"""The teacher/student analysis: aliasing and fidelity per tone and band.
 
 For every tone, with ``y`` a model's output over the last second, ``~y`` its bandlimited
 (alias-free) version and ``~y_T`` the bandlimited teacher:

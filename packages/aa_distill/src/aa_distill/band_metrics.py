@@ -1,7 +1,8 @@
 """Per-band metrics: each metric's frequency-resolved parts grouped into analysis bands.
 
-The phase-1 analysis of the research notes reports NMR-S / HESR per frequency band (20-500, 500-2k, 2k-8k,
-8k-12k, 12k-20k Hz, :data:`ANALYSIS_BANDS_HZ`). A band ``[lo, hi)`` collects, for one tone:
+The teacher/student analysis (:mod:`aa_distill.analysis`) reports NMR-S / HESR per frequency
+band (20-500, 500-2k, 2k-8k, 8k-12k, 12k-20k Hz, :data:`ANALYSIS_BANDS_HZ`). A band ``[lo, hi)``
+collects, for one tone:
 
 * **NMR** - the masking model's own bands (109 quarter-Bark bands, 80 Hz - 18 kHz) whose
   centre lies in the band: the mean over frames and those bands of noise / mask (linear), the
@@ -31,7 +32,8 @@ from .losses import hesr_parts
 from .nmr import NMR
 from .tones import ToneParams
 
-#: The phase-1 analysis bands ``(lo, hi)`` in Hz, half-open ``[lo, hi)``.
+#: The analysis bands ``(lo, hi)`` in Hz, half-open ``[lo, hi)``: bass, midrange, presence, high
+#: harmonics and the band above the training tones.
 ANALYSIS_BANDS_HZ: tuple[tuple[float, float], ...] = (
     (20.0, 500.0), (500.0, 2000.0), (2000.0, 8000.0), (8000.0, 12000.0), (12000.0, 20000.0))
 
@@ -147,9 +149,9 @@ def analysis_tone_params(sample_rate: int, *, num_tones: int = 50, f_min: float 
                          f_max: float = 12_000.0,
                          levels_db: Sequence[float] = (-36.0, -18.0, -6.0),
                          duration: float = 1.2) -> ToneParams:
-    """The phase-1 analysis grid: ``num_tones`` log-spaced f0 from ``f_min`` to
+    """The analysis tone grid: ``num_tones`` log-spaced f0 from ``f_min`` to
     ``f_max`` Hz (27.5 Hz - 12 kHz, 50 tones) at every level in ``levels_db`` (dBFS peak),
-    phase 0, ordered level-major (all f0 at the first level, then the next level)."""
+    zero phase, ordered level-major (all f0 at the first level, then the next level)."""
     fs = int(sample_rate)
     if num_tones < 1:
         raise ValueError(f"num_tones must be >= 1, got {num_tones}")

@@ -143,8 +143,8 @@ def hesr(pred: torch.Tensor, target: torch.Tensor, f0: torch.Tensor | float, sam
 
 
 class HarmonicMagnitudeLoss(torch.nn.Module):
-    """Weighted squared dB error of the first harmonics' magnitudes (the research notes'
-    experiment D), built on the scalloping-corrected amplitudes of :func:`harmonic_analysis`
+    """Weighted squared dB error of the first harmonics' magnitudes (proposed in the research
+    notes to keep the teacher's harmonics), built on the scalloping-corrected amplitudes of :func:`harmonic_analysis`
     with one f0 per item (the notes' version used one f0 per batch, a plain rFFT and nearest
     bins).
 

@@ -176,8 +176,9 @@ def teacher_targets(teacher: torch.nn.Module, params: ToneParams, *, batch_size:
     """Bandlimited teacher responses to the tones: ``[n, fs]`` float64 (last second).
 
     The teacher runs in float64 on ``device`` (a copy is made where its dtype or device
-    differ; the caller's module is never moved or converted) from zero history (WaveNet) or its stored state (LSTM). ``progress`` is called
-    with the number of tones finished after every batch (e.g. ``tqdm.update``). A
+    differ; the caller's module is never moved or converted) from zero history (WaveNet) or
+    its stored state (LSTM). ``progress`` is called with the number of tones finished after
+    every batch (e.g. ``tqdm.update``). A
     :class:`NamModel` teacher must be at ``params.sample_rate`` and its receptive field must
     fit in the warm-up; other modules may give ``receptive_field``.
     """
