@@ -19,7 +19,7 @@ input, so the output has the input's length and the model starts from zero histo
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch

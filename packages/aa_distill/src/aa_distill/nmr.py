@@ -184,8 +184,7 @@ class NMR(torch.nn.Module):
         (PEAQ ``PQ_SpreadCB``), normalised by :attr:`spread_norm`; vectorised over bands."""
         dz, ex = BAND_STEP_BARK, _SPREAD_EXPONENT
         log_a_uce = self._buf("log_a_uc", e) + (0.2 * dz) * torch.log(e)  # [..., m]
-        a_uce = torch.exp(log_a_uce)
-        # sum_{j < remaining} a_uce^j = (1 - a^r) / (1 - a), as expm1 ratios (no cancellation
+        # a_uce = exp(log_a_uce); sum_{j < remaining} a_uce^j = (1 - a^r) / (1 - a), as expm1 ratios (no cancellation
         # when a_uce is close to 1)
         g_iu = torch.expm1(self._buf("remaining", e) * log_a_uce) / torch.expm1(log_a_uce)
         en = e / (self._buf("g_il", e) + g_iu - 1.0)
