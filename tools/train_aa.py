@@ -216,8 +216,6 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
     log = _train.run_logger(info)
     teacher = _aa_common.load_teacher(args)
     fs = teacher.sample_rate
-    if fs % 2:
-        raise SystemExit(f"error: the teacher runs at {fs} Hz; the bandlimiter needs an even rate")
     dtype = torch.float64 if args.float64 else torch.float32
 
     ck = _train.resume_checkpoint(out, TOOL, args)
@@ -323,22 +321,21 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
 
     result: dict[str, Any] = {"out": str(out), "best": best.state}
     if info.is_main:
-        result["student"] = str(export_student(out, teacher, args, dtype, log))
+        result["student"] = str(export_student(out, teacher, student, args, log))
         print("\n" + distillation_summary(best.state["metrics"], teacher=teacher.name, epochs_run=len(history),
                                           best_epoch=best.state["epoch"], student=result["student"]))
         (out / "results.json").write_text(json.dumps(result, indent=2))
     return result
 
 
-def export_student(out: Path, teacher: _aa_common.Teacher, args: argparse.Namespace, dtype: torch.dtype,
+def export_student(out: Path, teacher: _aa_common.Teacher, student: NamWaveNet, args: argparse.Namespace,
                    log: Any) -> Path:
-    """Write the best checkpoint's student as OUT/student.nam with its teacher record."""
+    """Load the best checkpoint's weights into ``student`` and write it as OUT/student.nam with its teacher
+    record."""
     if not (out / "best.pt").exists():
         raise SystemExit(f"error: no finite validation loss in any epoch: {out}/best.pt was never written, "
                          f"nothing to export")
     ck = _train.load_checkpoint(out / "best.pt")
-    student, _ = build_student(args, teacher)
-    student = student.to(dtype)
     student.load_state_dict(ck["model"])
     meta = distillation_metadata(
         teacher.record, tool=TOOL, epoch=ck["epoch"], valid_loss=ck["best"]["value"],

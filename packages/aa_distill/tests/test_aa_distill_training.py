@@ -116,6 +116,8 @@ def test_tone_data_spec_builds_the_former_tones_and_fingerprint():
     assert list(fp) == ["teacher", *ToneDataSpec.field_names()]
     assert json.loads(json.dumps(fp)) == fp
     assert ToneDataSpec(seed=1).fingerprint(record) != ToneDataSpec(seed=2).fingerprint(record)
+    with pytest.raises(ValueError, match="even rate"):
+        spec.tone_params(44_101)
 
 
 def test_dataset_round_trips_through_torch_save(valid_data):

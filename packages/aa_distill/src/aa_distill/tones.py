@@ -311,8 +311,11 @@ class ToneDataSpec:
 
     def tone_params(self, sample_rate: int) -> tuple[ToneParams, ToneParams]:
         """``(training, validation)`` tones at ``sample_rate`` Hz (the teacher's). The same
-        spec and rate give the same tones in every process. Raises ``ValueError`` for
-        settings the tone functions refuse."""
+        spec and rate give the same tones in every process. Raises ``ValueError`` for an odd
+        rate (the bandlimiter that makes the targets needs an even one) and for settings the
+        tone functions refuse."""
+        if float(sample_rate).is_integer() and int(sample_rate) % 2:
+            raise ValueError(f"the teacher runs at {sample_rate} Hz; the bandlimiter needs an even rate")
         train = sample_tone_params(self.num_tones, sample_rate, duration=self.duration,
                                    midi_range=self.midi_range, amplitude=self.amplitude,
                                    db_range=self.db_range,
