@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 
 # --- I/O, resampling and datasets ------------------------------------------------------
 from .audio_io import AudioInfo, audio_info, load_audio, save_audio
+from .checkpoint_io import CHECKPOINT_FORMAT, CheckpointError, read_checkpoint
 from .collate import pad_collate
 from .crop import PAD_POLICIES, crop_pair, item_generator
 from .datasets import PairedAudioDataset, PairedFolders, PairEntry, match_pairs
@@ -31,6 +32,8 @@ from .vbdemand import (
 
 __all__ = [
     "AudioFileError",
+    "CHECKPOINT_FORMAT",
+    "CheckpointError",
     "CorpusLayoutError",
     "DEMO_NOISE_CLASSES",
     "TrainingCorpus",
@@ -63,6 +66,7 @@ __all__ = [
     "load_audio",
     "match_pairs",
     "pad_collate",
+    "read_checkpoint",
     "read_vbdemand_log",
     "resample",
     "resample_hint",
