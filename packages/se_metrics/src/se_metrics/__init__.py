@@ -17,11 +17,13 @@ from .pesq_stoi import pesq, stoi
 from .report import METRIC_LABELS, format_metric_table, format_summary_table, mean_scores, score_pair
 from .sdr import si_sdr, snr
 from .segmental import ssnr
+from .tables import DEFAULT_TABLE_METRICS, labelled_scores, mean_rows
 from .weighted_slope import wss
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_TABLE_METRICS",
     "LOWER_IS_BETTER",
     "METRICS",
     "METRIC_LABELS",
@@ -33,8 +35,10 @@ __all__ = [
     "format_metric_table",
     "format_summary_table",
     "is_evaluation_dir",
+    "labelled_scores",
     "llr",
     "lsd",
+    "mean_rows",
     "mean_scores",
     "pesq",
     "score_pair",
