@@ -213,7 +213,8 @@ def test_predict_last_second_is_the_padded_run_s_last_second(valid_data, toy_stu
         full = toy_student(x)
     assert y.shape == (3, FS) and y.dtype == torch.float64
     # the warm-up covers the receptive field: the padding reaches no output of the last second
-    assert torch.equal(y, full[:, -FS:])
+    # (float64; a tolerance, not equality, as the two input lengths may take other conv kernels)
+    torch.testing.assert_close(y, full[:, -FS:], rtol=1e-12, atol=1e-15)
 
 
 def _old_validate(student, loss_fn, data, lam, batch_size, dtype):
