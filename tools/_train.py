@@ -23,7 +23,8 @@ from typing import Any, Iterable
 import torch
 import torch.distributed as dist
 
-CKPT_FORMAT = "se-toolkit-checkpoint/1"
+from se_data import CHECKPOINT_FORMAT as CKPT_FORMAT  # the tag every trainer writes
+from se_data import read_checkpoint
 
 
 # ----------------------------------------------------------------------------- distributed
@@ -161,18 +162,8 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load with ``weights_only=True`` (no code runs); checks the format tag."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # noqa: BLE001 - re-raised with the file named
-        raise RuntimeError(f"cannot read checkpoint {path}: {e}") from e
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CKPT_FORMAT:
-        raise RuntimeError(f"{path} is not a checkpoint written by this toolkit "
-                           f"(expected format tag {CKPT_FORMAT!r})")
-    return ckpt
+    """Load with ``weights_only=True`` (no code runs); checks the format tag (se_data's reader)."""
+    return read_checkpoint(path, map_location=map_location, error=RuntimeError)
 
 
 # ----------------------------------------------------------------------------- runs

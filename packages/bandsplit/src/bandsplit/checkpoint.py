@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from se_data import CHECKPOINT_FORMAT, read_checkpoint
 from torch import nn
 
 from .registry import build_model
@@ -30,7 +31,6 @@ from .stft import SampleRateMismatchError, SpectrogramTransform
 __all__ = ["CHECKPOINT_FORMAT", "load_model"]
 
 #: Format tag of the toolkit's checkpoints (``tools/_train.py`` writes the same string).
-CHECKPOINT_FORMAT = "se-toolkit-checkpoint/1"
 _WEIGHTS = ("ema", "live")
 
 
@@ -76,17 +76,9 @@ def load_model(path: str | os.PathLike, *, weights: str = "ema",
     if weights not in _WEIGHTS:
         raise ValueError(f"weights must be 'ema' or 'live', got {weights!r}")
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # noqa: BLE001 - re-raised with the file named
-        raise ValueError(f"cannot read checkpoint {path} with torch.load(weights_only=True): {e}") from e
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise ValueError(f"{path} is not a checkpoint of the toolkit's trainers (format tag {found!r}, expected "
-                         f"{CHECKPOINT_FORMAT!r}); for a bare state dict build the model with "
-                         f"bandsplit.build_model(...) and call load_state_dict")
+    ckpt = read_checkpoint(path, map_location=map_location, error=ValueError,
+                           format_hint="for a bare state dict build the model with bandsplit.build_model(...) "
+                                       "and call load_state_dict")
     tool = ckpt.get("tool", "train_bsdt")
     if tool != "train_bsdt":
         raise ValueError(f"{path} was written by tools/{tool}.py, not tools/train_bsdt.py; bandsplit.load_model "
