@@ -135,9 +135,12 @@ def test_load_model_errors_name_the_file_and_the_fix(tmp_path: Path) -> None:
 
 
 def test_load_model_needs_nothing_from_tools() -> None:
-    """The loader reads the file itself (weights_only) rather than through tools/_train."""
+    """The loader reads the file with se_data's weights-only reader, not through tools/_train."""
+    import se_data.checkpoint_io
+
     src = inspect.getsource(sgmse_cfg.model_loading)
-    assert "_train" not in src and "weights_only=True" in src
+    assert "_train" not in src and "se_data.read_checkpoint(" in src
+    assert "weights_only=True" in inspect.getsource(se_data.checkpoint_io.read_checkpoint)
 
 
 # ---- enhance -------------------------------------------------------------------------------

@@ -10,8 +10,13 @@ Diffusion core: SGMSE+'s compressed complex STFT bound to a sample rate, the OUV
 Schroedinger-bridge SDEs, samplers, the NCSN++ backbone (SGMSE+ state-dict compatible)
 and a small UNet, and the ``ScoreModel`` wrapper with the DSM loss.
 
+Training in your own loop (``training``): ``build_model`` from plain options,
+``crops_to_specs``, ``SeededLoss`` (the DDP-ready loss) with ``step_seed``, ``ema_decay`` /
+``ema_update``, ``validate`` and ``fit_bank_on_files`` (the k-NN bank from whole files).
+
 Trained models: ``load_model`` (a checkpoint from ``tools/train_sgmse.py``, EMA or live
-weights) and ``enhance`` (one file, sampler from the model's SDE, any guidance).
+weights), ``final_checkpoint`` (the final ``model.pt`` payload) and ``enhance`` (one file,
+sampler from the model's SDE, any guidance).
 """
 
 __version__ = "0.1.0"
@@ -44,7 +49,7 @@ from .pretrained_encoder import (
 )
 from .enhancement import enhance, resolve_sampler
 from .errors import BadAudioError, CheckpointError, SampleRateError
-from .model_loading import CHECKPOINT_FORMAT, load_model
+from .model_loading import CHECKPOINT_FORMAT, FINAL_CHECKPOINT_KEYS, final_checkpoint, load_model
 from .ncsnpp import NCSNPP_PRESETS, NCSNpp, count_parameters
 from .sampling import (
     CORRECTORS,
@@ -61,6 +66,16 @@ from .small_unet import SmallUNet
 from .sdes import SDE, OUVESDE, SBVESDE, batch_view, sde_from_dict
 from .sgmse_checkpoint import sgmse_backbone_state_dict
 from .spec_transform import SpecTransform, normalize_by_noisy
+from .training import (
+    SeededLoss,
+    build_model,
+    crops_to_specs,
+    ema_decay,
+    ema_update,
+    fit_bank_on_files,
+    step_seed,
+    validate,
+)
 
 __all__ = [
     "ADAPTIVE_MODES",
@@ -70,6 +85,7 @@ __all__ = [
     "CNNNoiseEncoder",
     "CheckpointError",
     "EmbeddingBank",
+    "FINAL_CHECKPOINT_KEYS",
     "GUIDANCE_MODES",
     "GuidedCond",
     "IGNORE_LABEL",
@@ -83,9 +99,16 @@ __all__ = [
     "PretrainedNoiseEncoder",
     "SPEC_FEATURES",
     "SequenceNoiseEncoder",
+    "SeededLoss",
     "TransformerAudioEncoder",
+    "build_model",
+    "crops_to_specs",
+    "ema_decay",
+    "ema_update",
     "enhance",
     "expand_cond",
+    "final_checkpoint",
+    "fit_bank_on_files",
     "guidance_weights",
     "guided_score",
     "load_audio_encoder",
@@ -127,4 +150,6 @@ __all__ = [
     "sb_sampler",
     "sde_from_dict",
     "sgmse_backbone_state_dict",
+    "step_seed",
+    "validate",
 ]

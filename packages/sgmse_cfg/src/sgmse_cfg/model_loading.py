@@ -16,14 +16,16 @@ from typing import Any, Literal
 
 import torch
 
+import se_data
+
 from .errors import CheckpointError
 from .noise_cond_model import score_model_from_config
 from .score_model import ScoreModel
 
-__all__ = ["CHECKPOINT_FORMAT", "load_model"]
+__all__ = ["CHECKPOINT_FORMAT", "FINAL_CHECKPOINT_KEYS", "final_checkpoint", "load_model"]
 
-#: format tag of the toolkit's training checkpoints
-CHECKPOINT_FORMAT = "se-toolkit-checkpoint/1"
+#: format tag of the toolkit's training checkpoints (:data:`se_data.CHECKPOINT_FORMAT`)
+CHECKPOINT_FORMAT = se_data.CHECKPOINT_FORMAT
 #: checkpoint entries that are weights or training state, not descriptive info
 _STATE_KEYS = ("format", "model", "ema", "optimizer", "rng")
 
@@ -49,18 +51,10 @@ def load_model(path: str | os.PathLike, *, weights: Literal["ema", "live"] = "em
     p = Path(path)
     if weights not in ("ema", "live"):
         raise ValueError(f"weights must be 'ema' or 'live', got {weights!r}")
-    if not p.is_file():
-        raise FileNotFoundError(f"checkpoint {p} does not exist (pass the model.pt, best.pt or last.pt "
-                                f"written by tools/train_sgmse.py)")
-    try:
-        ck = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - re-raised with the file named
-        raise CheckpointError(f"cannot read checkpoint {p}: {e}") from e
-    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
-        tag = ck.get("format") if isinstance(ck, dict) else type(ck).__name__
-        raise CheckpointError(f"{p} is not a checkpoint written by this toolkit (format tag {tag!r}, expected "
-                              f"{CHECKPOINT_FORMAT!r}); for SGMSE+'s own Lightning checkpoints use "
-                              f"sgmse_cfg.sgmse_backbone_state_dict")
+    ck = se_data.read_checkpoint(  # torch.load(weights_only=True): no code in the file runs
+        p, expected_format=CHECKPOINT_FORMAT, map_location="cpu", error=CheckpointError,
+        missing_hint="pass the model.pt, best.pt or last.pt written by tools/train_sgmse.py",
+        format_hint="for SGMSE+'s own Lightning checkpoints use sgmse_cfg.sgmse_backbone_state_dict")
     if ck.get("tool") != "train_sgmse" or not isinstance(ck.get("model_config"), dict):
         raise CheckpointError(f"{p} was not written by tools/train_sgmse.py (tool={ck.get('tool')!r}); "
                               f"it holds no score-model config")
@@ -86,3 +80,24 @@ def load_model(path: str | os.PathLike, *, weights: Literal["ema", "live"] = "em
     info.update(path=str(p), weights=weights)
     model.info = info
     return model.to(map_location).eval()
+
+
+#: the training checkpoint's entries a final ``model.pt`` keeps (with the EMA weights)
+FINAL_CHECKPOINT_KEYS = ("tool", "config", "model_config", "sample_rate", "frames", "class_names", "versions",
+                         "epoch", "step", "best")
+
+
+def final_checkpoint(model: ScoreModel) -> dict[str, Any]:
+    """The payload of a final ``model.pt`` for a model read with :func:`load_model` (typically
+    ``best.pt``'s EMA weights, its k-NN bank fitted since): the descriptive entries of
+    :data:`FINAL_CHECKPOINT_KEYS` from ``model.info`` and the model's weights on the CPU as
+    ``"ema"``; no live weights, optimizer or RNG state. Saved with ``"format":
+    CHECKPOINT_FORMAT`` added (the tools' checkpoint writer adds it), :func:`load_model` reads
+    it back."""
+    info = getattr(model, "info", None)
+    if not isinstance(info, dict) or "model_config" not in info:
+        raise ValueError("final_checkpoint needs a model read with sgmse_cfg.load_model (its .info holds no "
+                         "training checkpoint's entries)")
+    payload = {k: info[k] for k in FINAL_CHECKPOINT_KEYS if k in info}
+    payload["ema"] = {k: v.cpu() for k, v in model.state_dict().items()}
+    return payload

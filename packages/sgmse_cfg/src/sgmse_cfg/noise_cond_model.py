@@ -25,7 +25,6 @@ from torch import Tensor
 from ._compat import sample_rate_alias
 from ._registry import name_of, new_registry, register
 from .conditioning import BackboneCond
-from .errors import BadAudioError
 from .guidance import GUIDANCE_MODES, EmbeddingBank, GuidedCond, guidance_weights, nc_certainty
 from .injection import INJECTIONS, NoiseInjector
 from .nc_head import NC_WEIGHT, NoiseClassifier, nc_loss
@@ -282,13 +281,7 @@ class NoiseCondScoreModel(ScoreModel):
         batch 1. ``noise_ref [L']`` (optional, same rate) is a separate noise recording,
         scaled by the same factor as ``y``. ``sr`` is an older alias of ``sample_rate``."""
         sample_rate = sample_rate_alias(sample_rate, sr, "prepare")
-        self.transform.check_sample_rate(sample_rate, "noisy waveform")
-        if y_wave.ndim == 2 and y_wave.shape[0] == 1:
-            y_wave = y_wave[0]
-        if y_wave.ndim != 1:
-            raise BadAudioError(f"enhance takes one mono waveform [L], got shape {tuple(y_wave.shape)}")
-        if y_wave.shape[0] < self.transform.n_fft:
-            raise BadAudioError(f"waveform too short: {y_wave.shape[0]} samples < n_fft={self.transform.n_fft}")
+        y_wave = self._noisy_wave(y_wave, sample_rate)
         device = next(iter(self.parameters())).device
         y_norm, normfac = normalize_by_noisy(y_wave.to(device=device, dtype=torch.float32))
         if noise_ref is not None:

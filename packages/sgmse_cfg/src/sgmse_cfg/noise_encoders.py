@@ -130,8 +130,8 @@ class CNNNoiseEncoder(_SpecEncoder):
 
     Args:
         features: ``"reim"`` (2 channels) or ``"reim_logmag"``.
-        channels: conv widths (seed: 64, 128, 256, 512).
-        dim: embedding width (seed: 512).
+        channels: conv widths (64, 128, 256, 512 in the noise-conditioning design).
+        dim: embedding width (512 in the noise-conditioning design).
         freq_pool: coarse frequency bands kept before the FC layers.
     """
 
@@ -160,7 +160,7 @@ class SequenceNoiseEncoder(_SpecEncoder):
     Args:
         features, channels, freq_pool: as :class:`CNNNoiseEncoder`.
         dim: token width (= the backbone's ``context_dim`` for cross-attention).
-        num_tokens: tokens per utterance (seed: 16).
+        num_tokens: tokens per utterance (16 in the noise-conditioning design).
     """
 
     def __init__(self, features: str = "reim", channels: Sequence[int] = (64, 128, 256, 512),

@@ -202,6 +202,19 @@ class ScoreModel(nn.Module):
                               eps=1e-4 if eps is None else eps, generator=generator)
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
 
+    def _noisy_wave(self, y_wave: Tensor, sample_rate: int) -> Tensor:
+        """``y_wave`` as one waveform ``[L]`` (a ``[1, L]`` batch of one is squeezed) at the
+        transform's rate and at least ``n_fft`` samples long; :class:`SampleRateError` or
+        :class:`BadAudioError` otherwise."""
+        self.transform.check_sample_rate(sample_rate, "noisy waveform")
+        if y_wave.ndim == 2 and y_wave.shape[0] == 1:
+            y_wave = y_wave[0]
+        if y_wave.ndim != 1:
+            raise BadAudioError(f"enhance takes one mono waveform [L], got shape {tuple(y_wave.shape)}")
+        if y_wave.shape[0] < self.transform.n_fft:
+            raise BadAudioError(f"waveform too short: {y_wave.shape[0]} samples < n_fft={self.transform.n_fft}")
+        return y_wave
+
     @torch.no_grad()
     def enhance(self, y_wave: Tensor, sample_rate: int | None = None, *, sampler: str = "pc", N: int = 30,
                 cond: BackboneCond | None = None, generator: torch.Generator | None = None,
@@ -222,14 +235,8 @@ class ScoreModel(nn.Module):
         (it is shared by all chunks).
         """
         sample_rate = sample_rate_alias(sample_rate, sr, "enhance")
-        self.transform.check_sample_rate(sample_rate, "noisy waveform")
-        if y_wave.ndim == 2 and y_wave.shape[0] == 1:
-            y_wave = y_wave[0]
-        if y_wave.ndim != 1:
-            raise BadAudioError(f"enhance takes one mono waveform [L], got shape {tuple(y_wave.shape)}")
+        y_wave = self._noisy_wave(y_wave, sample_rate)
         tr = self.transform
-        if y_wave.shape[0] < tr.n_fft:
-            raise BadAudioError(f"waveform too short: {y_wave.shape[0]} samples < n_fft={tr.n_fft}")
         device = next(iter(self.parameters()), torch.empty(0)).device
         L = y_wave.shape[0]
         y_norm, normfac = normalize_by_noisy(y_wave.to(device=device, dtype=torch.float32))
