@@ -1,37 +1,29 @@
 """Plumbing shared by tools/train_sgmse.py, enhance_sgmse.py and eval_ood.py (not a public API).
 
-* data: waveform crops -> the model's spectrograms (the corpus and its batches are
-  ``se_data.open_training_corpus`` / ``se_data.iterate_batches``);
-* checkpoints -> models (EMA or live weights), and one-file enhancement with timing;
-* per-file metrics (PESQ-WB, ESTOI, SI-SDR) and a plain-text table.
+* checkpoints -> models (EMA or live weights) with the tools' exits, and one-file
+  enhancement with timing; the sampling flags -> options;
+* the tables' columns (scores and means: ``se_metrics.labelled_scores`` / ``mean_rows`` /
+  ``format_metric_table``), train_sgmse's test-set table, a CSV of per-file rows, folder
+  listing and paired loading.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import contextlib
+import csv
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
+from tqdm import tqdm
 
 from se_data import load_audio
+from se_metrics import DEFAULT_TABLE_METRICS, METRIC_LABELS, format_metric_table, labelled_scores, mean_rows
 import sgmse_cfg
 from sgmse_cfg import CheckpointError, ScoreModel, resolve_sampler
-
-METRIC_COLUMNS = ("PESQ-WB", "ESTOI", "SI-SDR (dB)")
-
-
-# ----------------------------------------------------------------------------- data
-def to_specs(model: ScoreModel, noisy: torch.Tensor, clean: torch.Tensor, sr: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Waveform crops ``[B, L]`` -> compressed spectrograms ``(x0, y) [B, 1, F, T]``, normalised
-    by max|noisy| per utterance (SGMSE+'s ``normalize="noisy"``; silent crops are left at 0)."""
-    normfac = noisy.abs().amax(dim=-1, keepdim=True).clamp_min(1e-8)
-    tr = model.transform
-    return tr.wave_to_spec(clean / normfac, sr)[:, None], tr.wave_to_spec(noisy / normfac, sr)[:, None]
 
 
 # ----------------------------------------------------------------------------- models
@@ -78,7 +70,7 @@ def enhance_wave(model: ScoreModel, wave: torch.Tensor, sr: int, opts: EnhanceOp
     gen = torch.Generator(device=device).manual_seed(seed)
     info: dict[str, Any] = {"seconds": wave.shape[-1] / sr}
     diag: dict[str, Any] = {}
-    ctx = torch.autocast(device.type, dtype=torch.bfloat16) if opts.amp else _null_ctx()
+    ctx = torch.autocast(device.type, dtype=torch.bfloat16) if opts.amp else contextlib.nullcontext()
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
@@ -95,14 +87,6 @@ def enhance_wave(model: ScoreModel, wave: torch.Tensor, sr: int, opts: EnhanceOp
     info["wall_s"] = wall_s
     info["rtf"] = wall_s / info["seconds"]
     return out.float().cpu(), info
-
-
-class _null_ctx:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *a: Any) -> None:
-        return None
 
 
 def add_sampler_args(p: argparse.ArgumentParser, *, default_N: int = 30) -> None:
@@ -162,40 +146,43 @@ def options_from_args(args: argparse.Namespace, model: ScoreModel) -> EnhanceOpt
                           batched_cfg=not args.cfg_two_forwards)
 
 
-# ----------------------------------------------------------------------------- metrics
-def scores(clean: np.ndarray, test: np.ndarray, sr: int) -> dict[str, float]:
-    """PESQ-WB, ESTOI, SI-SDR of ``test`` against ``clean`` (NaN where a metric is undefined)."""
-    from se_metrics import pesq, si_sdr, stoi
-
-    out: dict[str, float] = {}
-    for name, fn in (("PESQ-WB", lambda: pesq(clean, test, sr, mode="wb")),
-                     ("ESTOI", lambda: stoi(clean, test, sr, extended=True)),
-                     ("SI-SDR (dB)", lambda: si_sdr(clean, test, sr))):
-        try:
-            out[name] = float(fn())
-        except Exception:  # noqa: BLE001 - e.g. no speech for PESQ; counted as missing
-            out[name] = float("nan")
-    return out
+# ----------------------------------------------------------------------------- tables and files
+#: the tables' metric columns (se_metrics.labelled_scores' headings) and their width
+COLUMNS = tuple(METRIC_LABELS[m] for m in DEFAULT_TABLE_METRICS)
+WIDTH = 13
 
 
-def format_table(rows: list[tuple[str, dict[str, float]]], extra: tuple[str, ...] = ()) -> str:
-    """Rows ``(label, {column: value})`` -> aligned text; columns: the metrics, then ``extra``."""
-    cols = METRIC_COLUMNS + extra
-    w0 = max([len(r[0]) for r in rows] + [10])
-    head = f"{'':{w0}s}" + "".join(f"{c:>13s}" for c in cols)
-    lines = [head, "-" * len(head)]
-    for label, vals in rows:
-        cells = []
-        for c in cols:
-            v = vals.get(c, float("nan"))
-            cells.append(f"{v:13d}" if isinstance(v, int) else f"{v:13.3f}")
-        lines.append(f"{label:{w0}s}" + "".join(cells))
-    return "\n".join(lines)
+def write_rows_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Rows as CSV under the union of their keys (first-seen order); a missing value is empty."""
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
 
 
-def nanmean(values: list[float]) -> float:
-    vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    return float(np.mean(vals)) if vals else float("nan")
+def test_table(model: ScoreModel, pairs: list[tuple[str, Path, Path]], opts: EnhanceOptions, *, seed: int,
+               resample: bool, out: Path) -> dict[str, Any]:
+    """Enhance the test pairs ``(name, noisy, clean)`` (file ``i`` with seed ``seed + i``), print
+    the mean PESQ-WB / ESTOI / SI-SDR table of noisy and enhanced audio, write it to
+    ``out/test_table.txt``; ``{"mean": {row: {column: mean}}, "count", "rtf"}``."""
+    sr = model.sample_rate
+    rows: dict[str, list[dict[str, float]]] = {"noisy": [], "enhanced": []}
+    rtf = []
+    for i, (_, noisy_p, clean_p) in enumerate(tqdm(pairs, desc="test set", leave=False, dynamic_ncols=True)):
+        noisy, clean = load_pair(noisy_p, clean_p, sr, resample)
+        enh, info = enhance_wave(model, noisy, sr, opts, seed=seed + i)
+        rows["noisy"].append(labelled_scores(clean.numpy(), noisy.numpy(), sr))
+        rows["enhanced"].append(labelled_scores(clean.numpy(), enh.numpy(), sr))
+        rtf.append(info["rtf"])
+    mean = mean_rows(rows, COLUMNS)
+    table = format_metric_table(mean, COLUMNS, width=WIDTH)
+    print(f"\nHeld-out test set ({len(pairs)} utterances; {opts.sampler} sampler N={opts.N}, conditional score, "
+          f"mean RTF {sum(rtf) / len(rtf):.2f}):\n{table}\n", flush=True)
+    (out / "test_table.txt").write_text(table + "\n")
+    return {"mean": mean, "count": len(pairs), "rtf": sum(rtf) / len(rtf)}
 
 
 def list_wavs(folder: Path) -> list[Path]:

@@ -17,7 +17,6 @@ Audio at another rate than the model's is an error unless --resample; nothing is
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
@@ -31,6 +30,7 @@ import _cli  # noqa: E402
 import _sgmse_common as common  # noqa: E402
 
 from se_data import AudioFileError, SampleRateError, load_audio, save_audio  # noqa: E402
+from se_metrics import format_metric_table, labelled_scores, mean_rows  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -99,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                 clean_p = Path(args.clean) / rel
                 clean, _ = load_audio(clean_p, sr, resample=args.resample, mono=True)
                 n = min(len(clean), len(noisy))
-                sn = common.scores(clean[:n].numpy(), noisy[:n].numpy(), sr)
-                se = common.scores(clean[:n].numpy(), enh[:n].numpy(), sr)
+                sn = labelled_scores(clean[:n].numpy(), noisy[:n].numpy(), sr)
+                se = labelled_scores(clean[:n].numpy(), enh[:n].numpy(), sr)
                 metric_rows["noisy"].append(sn)
                 metric_rows["enhanced"].append(se)
                 row.update({f"noisy_{k}": v for k, v in sn.items()})
@@ -110,13 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             failed.append((rel.as_posix(), str(e)))
             tqdm.write(f"failed: {rel}: {e}")
     if rows:
-        keys: list[str] = []
-        for r in rows:
-            keys += [k for k in r if k not in keys]
-        with open(out / "enhance.csv", "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=keys)
-            w.writeheader()
-            w.writerows(rows)
+        common.write_rows_csv(out / "enhance.csv", rows)
     audio_s = sum(r["seconds"] for r in rows)
     wall_s = sum(r["wall_s"] for r in rows)
     print(f"\nenhanced {len(rows)} of {len(files)} files ({audio_s:.1f} s of audio) into {out / 'enhanced'}")
@@ -126,9 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  wall {wall_s:.1f} s, real-time factor {wall_s / max(audio_s, 1e-9):.3f}"
               + (f", mean guidance scale {sum(ws) / len(ws):.3f}" if ws else ""))
     if args.clean and metric_rows["enhanced"]:
-        mean = [(k, {c: common.nanmean([r[c] for r in v]) for c in common.METRIC_COLUMNS})
-                for k, v in metric_rows.items()]
-        print(common.format_table(mean))
+        print(format_metric_table(mean_rows(metric_rows, common.COLUMNS), common.COLUMNS, width=common.WIDTH))
     if failed:
         print(f"  {len(failed)} failures (first: {failed[0][0]}: {failed[0][1]})")
         return 1

@@ -20,7 +20,6 @@ Outputs: OUT/table.txt, OUT/per_file.csv, OUT/results.json.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import sys
@@ -36,6 +35,7 @@ import _cli  # noqa: E402
 import _sgmse_common as common  # noqa: E402
 
 from se_data import save_audio  # noqa: E402
+from se_metrics import format_metric_table, labelled_scores, mean_rows  # noqa: E402
 from sgmse_cfg import NoiseCondScoreModel  # noqa: E402
 
 DEFAULT_CONDITIONS = ["uncond", "cond", "static:2", "nc", "knn", "mix"]
@@ -137,11 +137,11 @@ def main(argv: list[str] | None = None) -> int:
             noisy, clean = common.load_pair(noisy_p, clean_p, sr, args.resample)
             c_np = clean.numpy()
             row: dict[str, Any] = {"set": set_name, "file": rel, "seconds": len(noisy) / sr}
-            row.update({f"noisy|{k}": v for k, v in common.scores(c_np, noisy.numpy(), sr).items()})
+            row.update({f"noisy|{k}": v for k, v in labelled_scores(c_np, noisy.numpy(), sr).items()})
             for label, mode, w in conds:
                 opts = common.EnhanceOptions(**{**base.__dict__, "guidance": mode, "w": w})
                 enh, info = common.enhance_wave(model, noisy, sr, opts, seed=args.seed + 7919 * i)
-                row.update({f"{label}|{k}": v for k, v in common.scores(c_np, enh.numpy(), sr).items()})
+                row.update({f"{label}|{k}": v for k, v in labelled_scores(c_np, enh.numpy(), sr).items()})
                 row[f"{label}|w"] = info.get("w", 1.0)
                 row[f"{label}|rtf"] = info["rtf"]
                 for k in ("nc_certainty", "knn_distance", "knn_reliability", "nc_class_name"):
@@ -155,20 +155,17 @@ def main(argv: list[str] | None = None) -> int:
             per_file.append(row)
     bar.close()
 
-    # ---- table
+    # ---- table: per set and condition the mean over its files (NaN skipped)
     labels = ["noisy"] + [c[0] for c in conds]
-    table_rows = []
-    summary: dict[str, Any] = {}
-    for set_name in sets:
-        rows = [r for r in per_file if r["set"] == set_name]
-        for label in labels:
-            vals = {c: common.nanmean([r[f"{label}|{c}"] for r in rows]) for c in common.METRIC_COLUMNS}
-            if label != "noisy":
-                vals["mean w"] = common.nanmean([r[f"{label}|w"] for r in rows])
-            vals["files"] = len(rows)
-            table_rows.append((f"{set_name} {label}", vals))
-            summary[f"{set_name} {label}"] = vals
-    table = common.format_table(table_rows, extra=("mean w", "files"))
+    groups = {f"{s} {label}": [{**{c: r[f"{label}|{c}"] for c in common.COLUMNS},
+                                "mean w": r.get(f"{label}|w", math.nan)} for r in per_file if r["set"] == s]
+              for s in sets for label in labels}
+    summary: dict[str, Any] = mean_rows(groups, common.COLUMNS + ("mean w",))
+    for name, vals in summary.items():
+        if name.split(" ", 1)[1] == "noisy":
+            del vals["mean w"]  # the input: no guidance scale
+        vals["files"] = len(groups[name])
+    table = format_metric_table(summary, common.COLUMNS + ("mean w", "files"), width=common.WIDTH)
     print(f"\n{model.__class__.__name__} from {args.ckpt}; sampler {base.sampler}, N={base.N}\n{table}")
 
     # ---- uncertainty vs quality
@@ -196,13 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n(no uncertainty measures: the model has neither an NC head nor a fitted k-NN bank)")
 
     (out / "table.txt").write_text(table + "\n")
-    keys: list[str] = []
-    for r in per_file:
-        keys += [k for k in r if k not in keys]
-    with open(out / "per_file.csv", "w", newline="") as fh:
-        wr = csv.DictWriter(fh, fieldnames=keys)
-        wr.writeheader()
-        wr.writerows(per_file)
+    common.write_rows_csv(out / "per_file.csv", per_file)
     (out / "results.json").write_text(json.dumps(
         {"ckpt": str(args.ckpt), "conditions": [c[0] for c in conds], "reference": ref, "sampler": base.sampler,
          "N": base.N, "table": summary, "correlations": corr,

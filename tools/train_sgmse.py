@@ -34,7 +34,6 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
@@ -43,26 +42,32 @@ import _cli  # noqa: E402
 import _sgmse_common as common  # noqa: E402
 import _train  # noqa: E402
 
-from se_data import TrainingCorpus, iterate_batches, load_audio  # noqa: E402
+from se_data import TrainingCorpus, iterate_batches  # noqa: E402
 from sgmse_cfg import (  # noqa: E402
     NCSNPP_PRESETS,
-    OUVESDE,
-    SBVESDE,
-    CNNNoiseEncoder,
-    NCSNpp,
     NoiseCondScoreModel,
-    PretrainedNoiseEncoder,
-    ScoreModel,
-    SequenceNoiseEncoder,
-    SmallUNet,
+    SeededLoss,
     SpecTransform,
-    load_audio_encoder,
+    build_model,
+    count_parameters,
+    crops_to_specs,
+    ema_decay,
+    ema_update,
+    final_checkpoint,
+    fit_bank_on_files,
+    resolve_sampler,
+    step_seed,
+    validate,
 )
 
 TOOL = "train_sgmse"
 SAMPLE_RATE = 16000
 #: flags a --resume may change: the shared ones and the final evaluation's
 RESUME_FREE = _train.RESUME_FREE | {"test_files", "test_N", "test_sampler"}
+#: flags that are sgmse_cfg.build_model's options of the same names
+MODEL_FLAGS = ("sde", "backbone", "unet_channels", "ncsnpp_preset", "encoder", "encoder_features",
+               "encoder_channels", "embed_dim", "num_tokens", "encoder_ckpt", "finetune_encoder", "inject",
+               "nc_weight", "p_uncond", "bank_size", "knn_k")
 
 
 def _ints(s: str) -> tuple[int, ...]:
@@ -87,14 +92,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     g = p.add_argument_group("noise conditioning and guidance")
     g.add_argument("--encoder", choices=["none", "cnn", "seq", "pretrained"], default="cnn",
-                   help="noise encoder: none (plain SGMSE+), cnn (seed 004's CNN), seq (sequence tokens for "
+                   help="noise encoder: none (plain SGMSE+), cnn (a CNN trained from scratch), seq (sequence tokens for "
                         "cross-attention), pretrained (an audio encoder from --encoder-ckpt) (default cnn)")
     g.add_argument("--encoder-channels", type=_ints, default=(16, 32, 64, 64), metavar="C1,C2,...",
-                   help="conv widths of the cnn / seq encoders (seed 004: 64,128,256,512) (default 16,32,64,64)")
-    g.add_argument("--embed-dim", type=int, default=128, help="noise-embedding width (seed 004: 512) (default 128)")
+                   help="conv widths of the cnn / seq encoders (64,128,256,512 in the noise-conditioning design) "
+                        "(default 16,32,64,64)")
+    g.add_argument("--embed-dim", type=int, default=128,
+                   help="noise-embedding width (512 in the noise-conditioning design) (default 128)")
     g.add_argument("--num-tokens", type=int, default=16, help="tokens of the seq / pretrained encoders (default 16)")
     g.add_argument("--encoder-features", choices=["reim", "reim_logmag"], default="reim_logmag",
-                   help="cnn / seq input: real+imag (seed) or real+imag+log-magnitude (default reim_logmag)")
+                   help="cnn / seq input: real+imag (the noise-conditioning design's) or real+imag+log-magnitude "
+                        "(default reim_logmag)")
     g.add_argument("--encoder-ckpt", default=None, metavar="PATH",
                    help="local checkpoint {cfg, model} of a pretrained audio encoder (BEATs layout); never downloaded")
     g.add_argument("--finetune-encoder", action="store_true",
@@ -176,62 +184,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-# ----------------------------------------------------------------------------- model
-def build_model(args: argparse.Namespace, n_classes: int, class_names: tuple[str, ...] | None) -> ScoreModel:
-    transform = SpecTransform(sample_rate=SAMPLE_RATE)
-    sde = OUVESDE() if args.sde == "ouve" else SBVESDE()
-    scaling = "data" if args.sde == "sbve" else None
-    ctx = args.embed_dim if args.inject == "xattn" and args.encoder != "none" else None
-    if args.backbone == "smallunet":
-        backbone: nn.Module = SmallUNet(channels=args.unet_channels)
-    else:
-        backbone = NCSNpp.preset(args.ncsnpp_preset, **({"context_dim": ctx} if ctx else {}))
-    if args.encoder == "none":
-        return ScoreModel(backbone, sde, transform, output_scaling=scaling)
-    if args.encoder == "cnn":
-        enc: nn.Module = CNNNoiseEncoder(args.encoder_features, args.encoder_channels, args.embed_dim)
-    elif args.encoder == "seq":
-        enc = SequenceNoiseEncoder(args.encoder_features, args.encoder_channels, args.embed_dim, args.num_tokens)
-    else:
-        try:
-            pre = load_audio_encoder(args.encoder_ckpt)
-        except (FileNotFoundError, ValueError) as e:
-            raise SystemExit(f"error: {e}") from e
-        enc = PretrainedNoiseEncoder(pre, args.embed_dim, args.num_tokens, freeze=not args.finetune_encoder,
-                                     input_sample_rate=SAMPLE_RATE)
-    return NoiseCondScoreModel(backbone, enc, inject=args.inject, n_classes=n_classes, class_names=class_names,
-                               nc_weight=args.nc_weight, p_uncond=args.p_uncond,
-                               bank={"max_size": args.bank_size, "k": args.knn_k}, sde=sde, transform=transform,
-                               output_scaling=scaling)
-
-
-class _LossModule(nn.Module):
-    """DDP needs the loss behind ``forward``: ``(x0, y, labels, seed, share) -> (total, terms)``;
-    the labels reach the loss when the model has an NC head (``with_labels``)."""
-
-    def __init__(self, model: ScoreModel, with_labels: bool) -> None:
-        super().__init__()
-        self.model = model
-        self.with_labels = with_labels
-
-    def forward(self, x0: torch.Tensor, y: torch.Tensor, labels: torch.Tensor, seed: int,
-                share: tuple[int, int] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        g = torch.Generator(device=x0.device).manual_seed(seed)
-        return self.model.loss(x0, y, g, share=share, **({"labels": labels} if self.with_labels else {}))
-
-
-def _step_seed(seed: int, step: int, rank: int) -> int:
-    """Seed of the DSM noise / dropout of one step on one rank: a resumed run redraws exactly."""
-    return (seed * 1_000_003 + step) * 1009 + rank
-
-
-@torch.no_grad()
-def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    e = [p for p in ema.parameters() if p.dtype.is_floating_point]
-    m = [p.detach() for p in model.parameters() if p.dtype.is_floating_point]
-    torch._foreach_lerp_(e, m, 1.0 - decay)
-
-
 # ----------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     return _train.run_main(parse_args(argv), _run)
@@ -242,14 +194,13 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
     out = _train.open_run_dir(args, TOOL, info)
     log = _train.run_logger(info)
 
-    transform = SpecTransform(sample_rate=SAMPLE_RATE)
     is_demo = args.data is None
     if args.sde is None:
         args.sde = "sbve" if is_demo else "ouve"
     ck = _train.resume_checkpoint(out, TOOL, args, free=RESUME_FREE)
     frames = args.frames or (128 if is_demo else 256)
-    seg_seconds = transform.segment_length(frames) / SAMPLE_RATE
-    data = _train.open_corpus(args, sample_rate=SAMPLE_RATE, segment=seg_seconds, info=info)
+    segment = SpecTransform(sample_rate=SAMPLE_RATE).segment_length(frames) / SAMPLE_RATE
+    data = _train.open_corpus(args, sample_rate=SAMPLE_RATE, segment=segment, info=info)
     demo_like = data.is_demo or data.kind == "demo corpus"
     epochs = args.epochs if args.epochs is not None else (8 if demo_like else 160)
     steps_cap = args.steps_per_epoch if args.steps_per_epoch is not None else (50 if demo_like else None)
@@ -262,12 +213,15 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
     torch.manual_seed(args.seed)
     n_classes = len(data.class_names) if use_nc else 0
     dtype = torch.float64 if args.float64 else torch.float32
-    model = build_model(args, n_classes, data.class_names if use_nc else None).to(device=device, dtype=dtype)
+    try:
+        model = build_model(sample_rate=SAMPLE_RATE, n_classes=n_classes, class_names=data.class_names if use_nc
+                            else None, **{k: getattr(args, k) for k in MODEL_FLAGS}).to(device=device, dtype=dtype)
+        test_sampler = resolve_sampler(model, args.test_sampler, args.test_N)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"error: {e}") from e
     f = int(model.backbone.downsampling_factor)
     if frames % f:
         raise SystemExit(f"error: --frames {frames} must be a multiple of the backbone's downsampling factor {f}")
-    if isinstance(model, NoiseCondScoreModel) and args.p_uncond == 0:
-        model.null_embedding.requires_grad_(False)  # never used in training: keep DDP happy
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr) if args.optimizer == "adam" else torch.optim.SGD(params, lr=lr)
@@ -284,7 +238,7 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
         _train.set_rng_state(ck["rng"])
         log(f"resumed {out}/last.pt at epoch {start_epoch}, step {step}")
 
-    n_params = sum(p.numel() for p in model.parameters())
+    n_params = count_parameters(model)
     if info.is_main and not args.resume:
         (out / "config.json").write_text(json.dumps(
             {"args": vars(args), "model_config": mcfg, "parameters": n_params, "sample_rate": SAMPLE_RATE,
@@ -295,27 +249,28 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
         f"{n_classes or 'none'}; p_uncond {args.p_uncond if args.encoder != 'none' else '-'}; "
         f"{frames} frames x {batch_size} per batch; Adam lr {lr:g}")
 
-    loss_module = _LossModule(model, with_labels=use_nc)
+    loss_module = SeededLoss(model, with_labels=use_nc)
     ddp = DistributedDataParallel(loss_module) if info.enabled else loss_module
     csv_log = _train.MetricLogger(out, "log", tensorboard=args.tensorboard) if info.is_main else None
     if csv_log is not None and args.resume:
         csv_log.truncate_after("epoch", start_epoch - 1)
+
+    def batches(split: Any, **kw: Any) -> Any:
+        return iterate_batches(split, labels=data.labels if use_nc else None, seed=args.seed, batch_size=batch_size,
+                               rank=info.rank, world_size=info.world_size, **kw)
 
     for epoch in range(start_epoch, epochs):
         model.train()
         sums: dict[str, float] = {}
         n_batches = 0
         t0 = time.time()
-        batches = iterate_batches(data.train, labels=data.labels if use_nc else None, epoch=epoch, seed=args.seed,
-                                         batch_size=batch_size, rank=info.rank, world_size=info.world_size,
-                                         max_batches=steps_cap)
-        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", disable=not info.is_main, leave=False,
-                   dynamic_ncols=True, total=steps_cap)
+        bar = tqdm(batches(data.train, epoch=epoch, max_batches=steps_cap), desc=f"epoch {epoch + 1}/{epochs}",
+                   disable=not info.is_main, leave=False, dynamic_ncols=True, total=steps_cap)
         for noisy, clean, labels in bar:
-            x0, y = common.to_specs(model, noisy.to(device, dtype), clean.to(device, dtype), SAMPLE_RATE)
+            x0, y = crops_to_specs(model, noisy.to(device, dtype), clean.to(device, dtype), SAMPLE_RATE)
             # the same seed on every rank: each draws the global batch's t / z / dropout and keeps
             # its own items (share), so N processes train exactly as one with the global batch
-            total, terms = ddp(x0, y, labels.to(device), _step_seed(args.seed, step, 0),
+            total, terms = ddp(x0, y, labels.to(device), step_seed(args.seed, step),
                                (info.rank, info.world_size) if info.enabled else None)
             terms = {**terms, "loss": total.detach()}
             _train.check_finite(terms, step=step, epoch=epoch, info=info)
@@ -324,15 +279,16 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
             if args.clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, args.clip)
             opt.step()
-            decay = args.ema if args.no_ema_warmup else min(args.ema, (1 + step) / (10 + step))
-            _ema_update(ema, model, decay)
+            ema_update(ema, model, ema_decay(args.ema, step, warmup=not args.no_ema_warmup))
             step += 1
             n_batches += 1
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
             bar.set_postfix(loss=f"{float(terms['loss']):.1f}")
         train_row = {f"train_{k}": v / max(n_batches, 1) for k, v in sums.items()}
-        valid_row = _validate(ema, data, args, batch_size, device, info, use_nc)
+        valid_row = validate(ema, batches(data.valid, epoch=0, shuffle=False, max_batches=args.valid_batches),
+                             sample_rate=SAMPLE_RATE, seed=args.seed, rank=info.rank, with_labels=use_nc,
+                             reduce=dist.all_reduce if info.enabled else None)
         row = {"epoch": epoch, "step": step, "seconds": time.time() - t0, **train_row, **valid_row}
         history.append(row)
         improved = best.update(epoch, row)
@@ -353,90 +309,32 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
 
     result: dict[str, Any] = {"out": str(out), "best": best.state, "parameters": n_params, "steps": step}
     if info.is_main and (out / "best.pt").exists():
-        result.update(_finalise(out, data, args, device, use_nc))
+        result.update(_finalise(out, data, args, device, test_sampler))
         (out / "results.json").write_text(json.dumps(result, indent=2))
     return result
 
 
 @torch.no_grad()
-def _validate(ema: ScoreModel, data: TrainingCorpus, args: argparse.Namespace, batch_size: int,
-              device: torch.device, info: _train.DistInfo, use_nc: bool) -> dict[str, float]:
-    """DSM loss of the EMA weights on fixed validation crops (fixed noise), and NC accuracy."""
-    ema.eval()
-    tot = torch.zeros(4, dtype=torch.float64)  # dsm sum, items, nc-correct, labelled items
-    for b, (noisy, clean, labels) in enumerate(iterate_batches(
-            data.valid, labels=data.labels if use_nc else None, epoch=0, seed=args.seed, batch_size=batch_size,
-            rank=info.rank, world_size=info.world_size, shuffle=False, max_batches=args.valid_batches)):
-        dtype = next(ema.parameters()).dtype
-        x0, y = common.to_specs(ema, noisy.to(device, dtype), clean.to(device, dtype), SAMPLE_RATE)
-        g = torch.Generator(device=device).manual_seed(_step_seed(args.seed, -1 - b, info.rank))
-        _, terms = ema.loss(x0, y, g, **({"labels": labels.to(device)} if use_nc else {}))
-        if "nc_acc" in terms:  # accuracy over the labelled items: back to counts for the exact total
-            n_labelled = int((labels >= 0).sum())
-            tot[2] += round(float(terms["nc_acc"]) * n_labelled)
-            tot[3] += n_labelled
-        tot[0] += float(terms["dsm"]) * x0.shape[0]
-        tot[1] += x0.shape[0]
-    if info.enabled:
-        dist.all_reduce(tot)
-    row = {"valid_dsm": float(tot[0] / tot[1].clamp(min=1))}
-    if use_nc and tot[3] > 0:
-        row["valid_nc_acc"] = float(tot[2] / tot[3])
-    return row
-
-
-@torch.no_grad()
 def _finalise(out: Path, data: TrainingCorpus, args: argparse.Namespace, device: torch.device,
-              use_nc: bool) -> dict[str, Any]:
-    """model.pt from best.pt's EMA weights + the k-NN bank; the final test table."""
-    ck = _train.load_checkpoint(out / "best.pt", map_location="cpu")
+              test_sampler: tuple[str, int]) -> dict[str, Any]:
+    """model.pt from best.pt's EMA weights + the k-NN bank of whole training files; the final test table."""
     model, _ = common.load_model(out / "best.pt", "ema")
     model.to(device)
     res: dict[str, Any] = {}
     if isinstance(model, NoiseCondScoreModel):
-        # embed whole training utterances exactly as enhancement does (model.prepare), so that
-        # bank and queries are computed the same way (not crops vs whole files)
-        n = min(len(data.train), args.bank_size)
-        order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(args.seed))[:n].sort().values
-        embs = []
-        for i in tqdm(order.tolist(), desc="k-NN bank", leave=False, dynamic_ncols=True):
-            e = data.train.entries[i]
-            noisy, _ = load_audio(e.noisy, SAMPLE_RATE, resample=args.resample, mono=True)
-            if noisy.abs().max() == 0 or noisy.shape[0] < model.transform.n_fft:
-                continue  # silent or too short: no embedding
-            embs.append(model.prepare(noisy.to(device), SAMPLE_RATE)[1].pooled)
-        model.fit_bank(torch.cat(embs), generator=torch.Generator().manual_seed(args.seed))
-        res["bank"] = {"size": len(model.bank), "tau": float(model.bank.tau)}
-        tqdm.write(f"k-NN bank: {len(model.bank)} training utterances embedded, tau = {float(model.bank.tau):.4f}")
-    final = {k: ck[k] for k in ("tool", "config", "model_config", "sample_rate", "frames", "class_names",
-                                "versions", "epoch", "step", "best")}
-    final["ema"] = {k: v.cpu() for k, v in model.state_dict().items()}
-    _train.save_checkpoint(out / "model.pt", final)
+        bank = fit_bank_on_files(model, [e.noisy for e in data.train.entries], sample_rate=SAMPLE_RATE,
+                                 max_files=args.bank_size, seed=args.seed, resample=args.resample,
+                                 progress=lambda it: tqdm(it, desc="k-NN bank", leave=False, dynamic_ncols=True))
+        res["bank"] = {"size": len(bank), "tau": float(bank.tau)}
+        tqdm.write(f"k-NN bank: {len(bank)} training utterances embedded, tau = {float(bank.tau):.4f}")
+    _train.save_checkpoint(out / "model.pt", final_checkpoint(model))
     n_test = args.test_files if args.test_files is not None else (4 if data.kind == "demo corpus" else None)
     pairs = data.test_pairs if n_test is None else data.test_pairs[:n_test]
     if pairs:
-        res["test"] = _test_table(model, pairs, args, out)
+        sampler, n_steps = test_sampler
+        res["test"] = common.test_table(model, pairs, common.EnhanceOptions(sampler=sampler, N=n_steps),
+                                        seed=args.seed, resample=args.resample, out=out)
     return res
-
-
-def _test_table(model: ScoreModel, pairs: list, args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    sampler = args.test_sampler or ("sb_ode" if args.sde == "sbve" else "pc")
-    n_steps = args.test_N or (10 if sampler.startswith("sb_") else 30)
-    opts = common.EnhanceOptions(sampler=sampler, N=n_steps)
-    rows: dict[str, list[dict[str, float]]] = {"noisy": [], "enhanced": []}
-    rtf = []
-    for i, (name, noisy_p, clean_p) in enumerate(tqdm(pairs, desc="test set", leave=False, dynamic_ncols=True)):
-        noisy, clean = common.load_pair(noisy_p, clean_p, SAMPLE_RATE, args.resample)
-        enh, info = common.enhance_wave(model, noisy, SAMPLE_RATE, opts, seed=args.seed + i)
-        rows["noisy"].append(common.scores(clean.numpy(), noisy.numpy(), SAMPLE_RATE))
-        rows["enhanced"].append(common.scores(clean.numpy(), enh.numpy(), SAMPLE_RATE))
-        rtf.append(info["rtf"])
-    mean = {k: {c: common.nanmean([r[c] for r in v]) for c in common.METRIC_COLUMNS} for k, v in rows.items()}
-    table = common.format_table([(k, v) for k, v in mean.items()])
-    print(f"\nHeld-out test set ({len(pairs)} utterances; {sampler} sampler N={n_steps}, conditional score, "
-          f"mean RTF {common.nanmean(rtf):.2f}):\n{table}\n", flush=True)
-    (out / "test_table.txt").write_text(table + "\n")
-    return {"mean": mean, "count": len(pairs), "rtf": common.nanmean(rtf)}
 
 
 if __name__ == "__main__":
