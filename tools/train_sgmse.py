@@ -95,8 +95,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="noise encoder: none (plain SGMSE+), cnn (a CNN trained from scratch), seq (sequence tokens for "
                         "cross-attention), pretrained (an audio encoder from --encoder-ckpt) (default cnn)")
     g.add_argument("--encoder-channels", type=_ints, default=(16, 32, 64, 64), metavar="C1,C2,...",
-                   help="conv widths of the cnn / seq encoders (64,128,256,512 in the noise-conditioning design) "
-                        "(default 16,32,64,64)")
+                   help="cnn / seq encoder conv widths (default 16,32,64,64; noise-conditioning design: 64,128,256,512)")
     g.add_argument("--embed-dim", type=int, default=128,
                    help="noise-embedding width (512 in the noise-conditioning design) (default 128)")
     g.add_argument("--num-tokens", type=int, default=16, help="tokens of the seq / pretrained encoders (default 16)")

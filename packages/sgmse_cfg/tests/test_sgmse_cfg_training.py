@@ -67,8 +67,9 @@ def test_build_model_equals_the_hand_built_model() -> None:
     got = build_model(n_classes=5, class_names=CLASSES)
     torch.manual_seed(3)
     tr = SpecTransform(sample_rate=SR)
-    want = NoiseCondScoreModel(SmallUNet(channels=(16, 32, 64, 64)), CNNNoiseEncoder("reim_logmag", (16, 32, 64, 64), 128),
-                               inject="input_add", n_classes=5, class_names=CLASSES, nc_weight=0.3, p_uncond=0.1,
+    want = NoiseCondScoreModel(SmallUNet(channels=(16, 32, 64, 64)),
+                               CNNNoiseEncoder("reim_logmag", (16, 32, 64, 64), 128), inject="input_add",
+                               n_classes=5, class_names=CLASSES, nc_weight=0.3, p_uncond=0.1,
                                bank={"max_size": 4096, "k": 10}, sde=OUVESDE(), transform=tr)
     assert type(got) is NoiseCondScoreModel and isinstance(got.sde, OUVESDE) and isinstance(got.backbone, SmallUNet)
     assert got.to_config() == want.to_config()
@@ -250,9 +251,10 @@ def test_fit_bank_on_files_embeds_whole_files_as_enhancement_does(tmp_path: Path
 
 def test_final_checkpoint_keeps_the_descriptive_entries_and_the_weights(tmp_path: Path) -> None:
     live, ema = _tiny(0), _tiny(1)
-    payload = {"format": CHECKPOINT_FORMAT, "tool": "train_sgmse", "config": {"seed": 0}, "model_config": ema.to_config(),
-               "sample_rate": SR, "frames": 32, "class_names": CLASSES, "versions": {"torch": "x"}, "epoch": 1,
-               "step": 4, "best": {"epoch": 1, "key": "valid_dsm"}, "history": [{"epoch": 0}],
+    payload = {"format": CHECKPOINT_FORMAT, "tool": "train_sgmse", "config": {"seed": 0},
+               "model_config": ema.to_config(), "sample_rate": SR, "frames": 32, "class_names": CLASSES,
+               "versions": {"torch": "x"}, "epoch": 1, "step": 4, "best": {"epoch": 1, "key": "valid_dsm"},
+               "history": [{"epoch": 0}],
                "model": live.state_dict(), "ema": ema.state_dict(), "optimizer": {"state": {}}, "rng": {}}
     torch.save(payload, tmp_path / "best.pt")
     m = load_model(tmp_path / "best.pt")

@@ -127,7 +127,8 @@ def crops_to_specs(model: ScoreModel, noisy: Tensor, clean: Tensor, sample_rate:
     and so stays 0, where :func:`normalize_by_noisy` would refuse it)."""
     normfac = noisy.abs().amax(dim=-1, keepdim=True).clamp_min(1e-8)
     tr = model.transform
-    return tr.wave_to_spec(clean / normfac, sample_rate)[:, None], tr.wave_to_spec(noisy / normfac, sample_rate)[:, None]
+    x0 = tr.wave_to_spec(clean / normfac, sample_rate)[:, None]
+    return x0, tr.wave_to_spec(noisy / normfac, sample_rate)[:, None]
 
 
 class SeededLoss(nn.Module):
