@@ -52,7 +52,6 @@ from aa_distill import (
     DistillationLoss,
     nam_document,
     NamWaveNet,
-    NMRLoss,
     bandlimit,
     chebyshev_window,
     load_nam,
@@ -320,8 +319,8 @@ def main(argv: list[str] | None = None) -> dict:
     lp = KaiserLowpass(FS).to(dev)
     with torch.no_grad():
         p_lp, t_lp = lp(y_teacher[:, -FS:]), lp(target)
-    nmr32 = NMRLoss(FS, reduction="none", dtype=torch.float32).to(dev)
-    nmr64 = NMRLoss(FS, reduction="none", dtype=torch.float64).to(dev)
+    nmr32 = NMR(FS, dtype=torch.float32).to(dev)  # per-item NMR [B]
+    nmr64 = NMR(FS, dtype=torch.float64).to(dev)
 
     def nmr_step(loss: nn.Module, dtype: torch.dtype) -> Callable[[], None]:
         p = p_lp.to(dtype).clone().requires_grad_(True)
@@ -333,7 +332,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     class _RefNMR(nn.Module):  # the reference's loop form, float64
         def forward(self, p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return reference_nmr(nmr64.nmr, p, t)
+            return reference_nmr(nmr64, p, t)
 
     ref_nmr = _RefNMR()
     nmr_step(nmr32, torch.float32)()

@@ -164,9 +164,10 @@ def test_nmr_gradient_matches_finite_differences():
 def test_nmr_loss_reductions_and_checks(tones_44k):
     x, xb = tones_44k
     per = NMR(44_100)(x, xb)
-    geo = NMRLoss(44_100)(x, xb)
+    geo, terms = NMRLoss(44_100)(x, xb)
+    assert torch.equal(terms["nmr"], geo.detach())
     assert float(10 * torch.log10(geo)) == pytest.approx(float(_db(per).mean()), abs=1e-9)
-    assert float(NMRLoss(44_100, reduction="mean")(x, xb)) == pytest.approx(float(per.mean()))
+    assert float(NMRLoss(44_100, reduction="mean")(x, xb)[0]) == pytest.approx(float(per.mean()))
     with pytest.raises(ValueError, match="36 kHz"):
         NMR(32_000)
     with pytest.raises(ValueError, match=r"\[B, T\]"):

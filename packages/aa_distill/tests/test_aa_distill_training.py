@@ -231,7 +231,7 @@ def _old_validate(student, loss_fn, data, lam, batch_size, dtype):
             p, t = loss_fn.lowpass(pred), loss_fn.lowpass(target)
             e, n, d = esr(p, t, "none"), nmr(p, t).to(torch.float64), dc_loss(p, t, "none")
             total = (w_esr * e + w_nmr * n + loss_fn.dc_weight * d).to(torch.float64).sum()
-            total = total + loss_fn.harmonic_weight * loss_fn.harmonic(pred, target, f0).double() * len(b)
+            total = total + loss_fn.harmonic_weight * loss_fn.harmonic(pred, target, f0)[0].double() * len(b)
             r = bandlimit(pred, f0, fs)
             ns = nmr(pred, r.bandlimited).to(torch.float64)
             a = r.aliases.double().pow(2).sum(-1) / r.bandlimited.double().pow(2).sum(-1)

@@ -93,14 +93,14 @@ class DistillationLoss(torch.nn.Module):
         w_esr, w_nmr = lambda_weights(self.lam if lam is None else lam)
         p, t = (self.lowpass(pred), self.lowpass(target)) if self.lowpass is not None \
             else (pred, target)
-        terms = {"esr": esr(p, t, self.esr_reduction), "nmr": self.nmr(p, t),
+        terms = {"esr": esr(p, t, self.esr_reduction), "nmr": self.nmr(p, t)[0],
                  "dc": dc_loss(p, t, self.dc_reduction)}
         total = w_esr * terms["esr"] + w_nmr * terms["nmr"].to(terms["esr"].dtype) \
             + self.dc_weight * terms["dc"]
         if self.harmonic is not None:
             if f0 is None:
                 raise ValueError("the harmonic-magnitude term needs f0")
-            terms["harmonic"] = self.harmonic(pred, target, f0)
+            terms["harmonic"] = self.harmonic(pred, target, f0)[0]
             total = total + self.harmonic_weight * terms["harmonic"]
         if self.reduction == "mean":
             total = total.mean()

@@ -60,7 +60,8 @@ def dc_loss(pred: torch.Tensor, target: torch.Tensor, reduction: str = "pooled",
 
 
 class ESRLoss(torch.nn.Module):
-    """:func:`esr` as a module: ``forward(pred, target)``."""
+    """:func:`esr` as a module: ``forward(pred, target) -> (total, {"esr": total})``, the
+    toolkit's loss convention (estimate first; ``total`` keeps its graph, terms are detached)."""
 
     def __init__(self, reduction: str = "pooled", eps: float = 0.0) -> None:
         super().__init__()
@@ -68,12 +69,13 @@ class ESRLoss(torch.nn.Module):
             raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
         self.reduction, self.eps = reduction, eps
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return esr(pred, target, self.reduction, self.eps)
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        total = esr(pred, target, self.reduction, self.eps)
+        return total, {"esr": total.detach()}
 
 
 class DCLoss(torch.nn.Module):
-    """:func:`dc_loss` as a module: ``forward(pred, target)``."""
+    """:func:`dc_loss` as a module: ``forward(pred, target) -> (total, {"dc": total})``."""
 
     def __init__(self, reduction: str = "pooled", eps: float = 0.0) -> None:
         super().__init__()
@@ -81,8 +83,9 @@ class DCLoss(torch.nn.Module):
             raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
         self.reduction, self.eps = reduction, eps
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return dc_loss(pred, target, self.reduction, self.eps)
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        total = dc_loss(pred, target, self.reduction, self.eps)
+        return total, {"dc": total.detach()}
 
 
 def asr(x: torch.Tensor | BandlimitResult, f0: torch.Tensor | float | None = None,
@@ -154,8 +157,9 @@ class HarmonicMagnitudeLoss(torch.nn.Module):
     cannot dominate), and weights ``1/k`` (``weighting="inverse"``) or ``1``
     (``"uniform"``) normalised to sum to 1 per item.
 
-    ``forward(pred [B, T], target [B, T], f0 [B]) -> scalar`` (``T >= sample_rate``), the
-    mean over items; with ``reduction="none"`` the per-item losses ``[B]``.
+    ``forward(pred [B, T], target [B, T], f0 [B]) -> (total, {"harmonic": total})``
+    (``T >= sample_rate``): ``total`` is the mean over items; with ``reduction="none"`` the
+    per-item losses ``[B]``.
     """
 
     def __init__(self, sample_rate: int, num_harmonics: int = 10, weighting: str = "inverse",
@@ -172,7 +176,7 @@ class HarmonicMagnitudeLoss(torch.nn.Module):
         self.weighting, self.floor_db = weighting, float(floor_db)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor,
-                f0: torch.Tensor | float) -> torch.Tensor:
+                f0: torch.Tensor | float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         _check(pred, target, "none")
         k = self.num_harmonics
         pa = harmonic_analysis(pred, f0, self.sample_rate)
@@ -188,7 +192,8 @@ class HarmonicMagnitudeLoss(torch.nn.Module):
         w = torch.where(valid, w, torch.zeros_like(w))
         w = w / w.sum(-1, keepdim=True)
         per_item = (w * (lp - lt).pow(2)).sum(-1)
-        return (per_item if self.reduction == "none" else per_item.mean()).to(pred.dtype)
+        total = (per_item if self.reduction == "none" else per_item.mean()).to(pred.dtype)
+        return total, {"harmonic": total.detach()}
 
 
 def lambda_weights(lam: float) -> tuple[float, float]:

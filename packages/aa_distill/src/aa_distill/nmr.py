@@ -281,7 +281,8 @@ class NMRLoss(torch.nn.Module):
 
     ``reduction="geometric"`` (the reference): mean of the per-item dB values, converted back
     to linear (``10^(mean_dB / 10)``, a geometric mean); ``"mean"``: arithmetic mean of the
-    linear values; ``"none"``: ``[B]``.
+    linear values; ``"none"``: ``[B]``. ``forward(pred, target) -> (total, {"nmr": total})``,
+    the toolkit's loss convention.
     """
 
     def __init__(self, sample_rate: float, reduction: str = "geometric", **nmr_kwargs) -> None:
@@ -291,10 +292,10 @@ class NMRLoss(torch.nn.Module):
         self.reduction = reduction
         self.nmr = NMR(sample_rate, **nmr_kwargs)
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         v = self.nmr(pred, target)
-        if self.reduction == "none":
-            return v
         if self.reduction == "mean":
-            return v.mean()
-        return torch.exp(torch.log(v).mean())
+            v = v.mean()
+        elif self.reduction == "geometric":
+            v = torch.exp(torch.log(v).mean())
+        return v, {"nmr": v.detach()}

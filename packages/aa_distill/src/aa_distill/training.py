@@ -94,7 +94,7 @@ def validation_metrics(student: torch.nn.Module, data: SineToneDataset,
             total, terms = loss_fn(pred, target, f0, lam=lam)
             own = bandlimit(pred, f0, fs)
             per_tone = (total.double(), _db(terms["esr"]), _db(terms["nmr"]), _db(terms["dc"]),
-                        _db(loss_fn.nmr(pred, own.bandlimited)), _db(asr(own)))
+                        _db(loss_fn.nmr(pred, own.bandlimited)[0]), _db(asr(own)))
             sums += torch.stack([v.sum() for v in per_tone]
                                 + [torch.tensor(float(len(b)), dtype=torch.float64,
                                                 device=total.device)]).cpu()
