@@ -15,28 +15,16 @@ from tqdm import tqdm
 import bandsplit
 from bandsplit import SpectrogramTransform
 from se_data import load_audio, save_audio
-from se_metrics import pesq, si_sdr, stoi
+from se_metrics import DEFAULT_TABLE_METRICS, METRIC_LABELS, format_metric_table, labelled_scores, mean_rows
 
-COLUMNS = ("PESQ-WB", "ESTOI", "SI-SDR (dB)")
-
-
-def _scores(clean: np.ndarray, test: np.ndarray, sr: int) -> dict[str, float]:
-    out: dict[str, float] = {}
-    try:
-        out["PESQ-WB"] = float(pesq(clean, test, sr, mode="wb"))
-    except Exception:  # noqa: BLE001 - an utterance without speech has no PESQ; counted as missing
-        out["PESQ-WB"] = float("nan")
-    out["ESTOI"] = float(stoi(clean, test, sr, extended=True))
-    out["SI-SDR (dB)"] = float(si_sdr(clean, test, sr))
-    return out
+#: the test table's metric columns (se_metrics.labelled_scores' headings)
+COLUMNS = tuple(METRIC_LABELS[m] for m in DEFAULT_TABLE_METRICS)
 
 
 def format_table(rows: dict[str, dict[str, float]], counts: dict[str, int]) -> str:
-    head = f"{'':10s}" + "".join(f"{c:>14s}" for c in COLUMNS) + f"{'files':>8s}"
-    lines = [head, "-" * len(head)]
-    for name, vals in rows.items():
-        lines.append(f"{name:10s}" + "".join(f"{vals[c]:14.3f}" for c in COLUMNS) + f"{counts[name]:8d}")
-    return "\n".join(lines)
+    """Mean scores per row (``noisy`` / ``enhanced``) and their file counts as the README shows them."""
+    return format_metric_table({k: {**v, "files": counts[k]} for k, v in rows.items()}, COLUMNS + ("files",),
+                               width=14, widths={"files": 8})
 
 
 @torch.no_grad()
@@ -58,12 +46,9 @@ def evaluate_test_set(model: nn.Module, stft: SpectrogramTransform, data: Any, o
         target.parent.mkdir(parents=True, exist_ok=True)
         save_audio(target, enh.clamp(-1, 1), sr, overwrite=False)
         c, x, e = clean.numpy(), noisy.numpy(), enh.numpy()
-        per_file.append({"file": name, "noisy": _scores(c, x, sr), "enhanced": _scores(c, e, sr)})
-    rows, counts = {}, {}
-    for cond in ("noisy", "enhanced"):
-        rows[cond] = {c: float(np.nanmean([f[cond][c] for f in per_file])) for c in COLUMNS}
-        counts[cond] = len(per_file)
-    table = format_table(rows, counts)
+        per_file.append({"file": name, "noisy": labelled_scores(c, x, sr), "enhanced": labelled_scores(c, e, sr)})
+    rows = mean_rows({cond: [f[cond] for f in per_file] for cond in ("noisy", "enhanced")}, COLUMNS)
+    table = format_table(rows, {cond: len(per_file) for cond in rows})
     print(f"\nHeld-out test set ({len(per_file)} utterances, {data.describe()['kind']}):\n{table}\n", flush=True)
     (out / "test_table.txt").write_text(table + "\n")
     (out / "test_per_file.json").write_text(json.dumps(per_file, indent=1))
