@@ -10,7 +10,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._compat import sample_rate_alias
+from se_data import keyword_alias
+
 from .noise_cond_model import NoiseCondScoreModel
 from .score_model import ScoreModel
 from .sdes import SBVESDE
@@ -44,12 +45,13 @@ def resolve_sampler(model: ScoreModel, sampler: str | None = None, N: int | None
     return sampler, int(N)
 
 
+@keyword_alias(sr="sample_rate")
 @torch.no_grad()
-def enhance(model: ScoreModel, audio: Tensor, sample_rate: int | None = None, *, sampler: str | None = None,
+def enhance(model: ScoreModel, audio: Tensor, sample_rate: int, *, sampler: str | None = None,
             N: int | None = None, guidance: str | None = None, w: float = 1.0, alpha: float = 0.5,
             noise_ref: Tensor | None = None, batched_cfg: bool = True,
             generator: torch.Generator | None = None, diagnostics: dict[str, Any] | None = None,
-            sr: int | None = None, **opts: Any) -> Tensor:
+            **opts: Any) -> Tensor:
     """Enhance one noisy waveform ``audio [T]`` (or ``[1, T]``) at ``sample_rate`` Hz with
     ``model``; returns the enhanced ``[T]`` at that rate, on ``audio``'s device.
 
@@ -78,7 +80,6 @@ def enhance(model: ScoreModel, audio: Tensor, sample_rate: int | None = None, *,
     every score evaluation. Wrong rates are a :class:`SampleRateError`, unusable audio a
     :class:`BadAudioError`, options the model cannot honour a ``ValueError``.
     """
-    sample_rate = sample_rate_alias(sample_rate, sr, "enhance")
     sampler, N = resolve_sampler(model, sampler, N)
     guidance = "cond" if guidance is None else guidance
     diag: dict[str, Any] = {"sampler": sampler, "N": N}

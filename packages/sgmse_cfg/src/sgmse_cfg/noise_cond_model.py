@@ -22,7 +22,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from ._compat import sample_rate_alias
+from se_data import keyword_alias
+
 from ._registry import name_of, new_registry, register
 from .conditioning import BackboneCond
 from .guidance import GUIDANCE_MODES, EmbeddingBank, GuidedCond, guidance_weights, nc_certainty
@@ -272,15 +273,15 @@ class NoiseCondScoreModel(ScoreModel):
             cond = self.guided_cond(self.encode(y, noise_ref), guidance, w, alpha)
         return super().sample(y, sampler=sampler, N=N, cond=cond, generator=generator, eps=eps, **kwargs)
 
+    @keyword_alias(sr="sample_rate")
     @torch.no_grad()
-    def prepare(self, y_wave: Tensor, sample_rate: int | None = None, *, guidance: str = "cond",
-                w: float = 1.0, alpha: float = 0.5, noise_ref: Tensor | None = None,
-                sr: int | None = None) -> tuple[GuidedCond, NoiseEncoding]:
+    def prepare(self, y_wave: Tensor, sample_rate: int, *, guidance: str = "cond",
+                w: float = 1.0, alpha: float = 0.5, noise_ref: Tensor | None = None
+                ) -> tuple[GuidedCond, NoiseEncoding]:
         """Encode one whole noisy waveform ``y_wave [L]`` at ``sample_rate`` Hz (normalised by
         ``max|y|`` as :meth:`enhance` does) and bind the guidance: ``(GuidedCond, encoding)``,
         batch 1. ``noise_ref [L']`` (optional, same rate) is a separate noise recording,
         scaled by the same factor as ``y``. ``sr`` is an older alias of ``sample_rate``."""
-        sample_rate = sample_rate_alias(sample_rate, sr, "prepare")
         y_wave = self._noisy_wave(y_wave, sample_rate)
         device = next(iter(self.parameters())).device
         y_norm, normfac = normalize_by_noisy(y_wave.to(device=device, dtype=torch.float32))
@@ -294,16 +295,15 @@ class NoiseCondScoreModel(ScoreModel):
         enc = self.encode(ref)
         return self.guided_cond(enc, guidance, w, alpha), enc
 
+    @keyword_alias(sr="sample_rate")
     @torch.no_grad()
-    def enhance(self, y_wave: Tensor, sample_rate: int | None = None, *, guidance: str = "cond",
+    def enhance(self, y_wave: Tensor, sample_rate: int, *, guidance: str = "cond",
                 w: float = 1.0, alpha: float = 0.5, noise_ref: Tensor | None = None,
-                cond: BackboneCond | GuidedCond | None = None, sr: int | None = None,
-                **kwargs: Any) -> Tensor:
+                cond: BackboneCond | GuidedCond | None = None, **kwargs: Any) -> Tensor:
         """As :meth:`ScoreModel.enhance` (normalisation, padding, chunking of long files);
         the noise embedding is computed once from the whole file (:meth:`prepare`) and
         shared by every chunk and every score evaluation. ``sr`` is an older alias of
         ``sample_rate``."""
-        sample_rate = sample_rate_alias(sample_rate, sr, "enhance")
         if cond is None:
             cond, _ = self.prepare(y_wave, sample_rate, guidance=guidance, w=w, alpha=alpha,
                                    noise_ref=noise_ref)

@@ -26,7 +26,8 @@ from se_data import chunked_apply
 from torch import Tensor
 
 from ._batch_random import share_rand
-from ._compat import sample_rate_alias
+from se_data import keyword_alias
+
 from ._registry import name_of, new_registry, register
 from .conditioning import BackboneCond
 from .errors import BadAudioError
@@ -215,12 +216,13 @@ class ScoreModel(nn.Module):
             raise BadAudioError(f"waveform too short: {y_wave.shape[0]} samples < n_fft={self.transform.n_fft}")
         return y_wave
 
+    @keyword_alias(sr="sample_rate")
     @torch.no_grad()
-    def enhance(self, y_wave: Tensor, sample_rate: int | None = None, *, sampler: str = "pc", N: int = 30,
+    def enhance(self, y_wave: Tensor, sample_rate: int, *, sampler: str = "pc", N: int = 30,
                 cond: BackboneCond | None = None, generator: torch.Generator | None = None,
                 chunk_seconds: float | None = None, overlap_seconds: float = 0.5,
                 max_chunk_seconds: float = 8.0, max_batch: int = 8, pad_mode: str = "zero",
-                sr: int | None = None, **sampler_kwargs: Any) -> Tensor:
+                **sampler_kwargs: Any) -> Tensor:
         """Enhance one noisy waveform ``y_wave [L]`` at ``sample_rate`` Hz; returns ``[L]`` at
         that rate (``sr`` is an older alias of ``sample_rate``).
 
@@ -234,7 +236,6 @@ class ScoreModel(nn.Module):
         (:func:`se_data.chunked_apply`), so memory stays bounded. ``cond`` must have batch 1
         (it is shared by all chunks).
         """
-        sample_rate = sample_rate_alias(sample_rate, sr, "enhance")
         y_wave = self._noisy_wave(y_wave, sample_rate)
         tr = self.transform
         device = next(iter(self.parameters()), torch.empty(0)).device

@@ -24,7 +24,8 @@ from torch import Tensor
 
 import se_data
 
-from ._compat import sample_rate_alias
+from se_data import keyword_alias
+
 from .errors import BadAudioError, SampleRateError
 
 __all__ = ["SpecTransform", "normalize_by_noisy"]
@@ -100,11 +101,10 @@ class SpecTransform:
         return f"SpecTransform({args})"
 
     # ---- checks --------------------------------------------------------------------
-    def check_sample_rate(self, sample_rate: int | None = None, what: str = "audio", *,
-                          sr: int | None = None) -> None:
+    @keyword_alias(sr="sample_rate")
+    def check_sample_rate(self, sample_rate: int, what: str = "audio") -> None:
         """Raise :class:`SampleRateError` unless ``sample_rate`` (Hz) equals the transform's
         rate. ``sr`` is an older alias of ``sample_rate``."""
-        sample_rate = sample_rate_alias(sample_rate, sr, "check_sample_rate")
         if int(sample_rate) != self.sample_rate:
             raise SampleRateError(
                 f"{what} is at {sample_rate} Hz but this SpecTransform (n_fft={self.n_fft}, "
@@ -172,14 +172,15 @@ class SpecTransform:
         return torch.polar(mag, spec.angle())
 
     # ---- waveform <-> model representation -----------------------------------------------
-    def wave_to_spec(self, wave: Tensor, sample_rate: int | None = None, *, sr: int | None = None) -> Tensor:
+    @keyword_alias(sr="sample_rate")
+    def wave_to_spec(self, wave: Tensor, sample_rate: int) -> Tensor:
         """Checked waveform -> compressed complex spectrogram.
 
         ``wave``: real ``[..., L]`` at ``sample_rate`` Hz (must equal the transform's
         ``sample_rate``; ``sr`` is an older alias); returns complex ``[..., F, T]``.
         Normalisation (``normalize_by_noisy``) is the caller's job, as in SGMSE+.
         """
-        self.check_sample_rate(sample_rate_alias(sample_rate, sr, "wave_to_spec"))
+        self.check_sample_rate(sample_rate)
         if not torch.isfinite(wave).all():
             raise BadAudioError("waveform contains NaN or Inf samples")
         return self.compress(self.stft(wave))
