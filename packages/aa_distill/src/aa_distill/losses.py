@@ -15,6 +15,9 @@ hot loop must not synchronise with the device): a silent target gives ``inf``/``
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import ClassVar
+
 import torch
 
 from .bandlimit import BandlimitResult, HarmonicAnalysis, bandlimit, harmonic_analysis
@@ -59,33 +62,41 @@ def dc_loss(pred: torch.Tensor, target: torch.Tensor, reduction: str = "pooled",
     return _ratio((target - pred).mean(-1).pow(2), target.pow(2).mean(-1), reduction, eps)
 
 
-class ESRLoss(torch.nn.Module):
+class _RatioLoss(torch.nn.Module):
+    """A ratio function as a loss module: ``forward(pred, target) -> (total, {key: total})``.
+
+    Subclasses set ``_key`` (the name of the detached term) and ``_fn`` (the ratio function,
+    called as ``_fn(pred, target, reduction, eps)``).
+    """
+
+    _key: ClassVar[str]
+    _fn: ClassVar[Callable[[torch.Tensor, torch.Tensor, str, float], torch.Tensor]]
+
+    def __init__(self, reduction: str = "pooled", eps: float = 0.0) -> None:
+        super().__init__()
+        if reduction not in _REDUCTIONS:
+            raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+        self.reduction, self.eps = reduction, eps
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Return ``(total, {key: total.detach()})`` for ``pred``, ``target`` of shape ``[B, T]``."""
+        total = type(self)._fn(pred, target, self.reduction, self.eps)
+        return total, {self._key: total.detach()}
+
+
+class ESRLoss(_RatioLoss):
     """:func:`esr` as a module: ``forward(pred, target) -> (total, {"esr": total})``, the
     toolkit's loss convention (estimate first; ``total`` keeps its graph, terms are detached)."""
 
-    def __init__(self, reduction: str = "pooled", eps: float = 0.0) -> None:
-        super().__init__()
-        if reduction not in _REDUCTIONS:
-            raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-        self.reduction, self.eps = reduction, eps
-
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        total = esr(pred, target, self.reduction, self.eps)
-        return total, {"esr": total.detach()}
+    _key = "esr"
+    _fn = staticmethod(esr)
 
 
-class DCLoss(torch.nn.Module):
+class DCLoss(_RatioLoss):
     """:func:`dc_loss` as a module: ``forward(pred, target) -> (total, {"dc": total})``."""
 
-    def __init__(self, reduction: str = "pooled", eps: float = 0.0) -> None:
-        super().__init__()
-        if reduction not in _REDUCTIONS:
-            raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-        self.reduction, self.eps = reduction, eps
-
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        total = dc_loss(pred, target, self.reduction, self.eps)
-        return total, {"dc": total.detach()}
+    _key = "dc"
+    _fn = staticmethod(dc_loss)
 
 
 def asr(x: torch.Tensor | BandlimitResult, f0: torch.Tensor | float | None = None,
