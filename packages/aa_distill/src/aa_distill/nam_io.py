@@ -93,13 +93,20 @@ def _check_weights(weights: Any, source: str) -> np.ndarray:
     return arr
 
 
-def _build_wavenet(config: Any, source: str, **kw: Any) -> tuple[NamWaveNet, int]:
+def _check_config_keys(config: Any, arch: str, keys: tuple[str, ...], source: str) -> None:
+    """Raise :class:`NamFormatError` unless ``config`` is an object whose keys are among ``keys``."""
     if not isinstance(config, dict):
-        raise _fail(source, "WaveNet 'config' must be an object")
-    unknown = sorted(set(config) - {"layers", "head", "head_scale"})
+        raise _fail(source, f"{arch} 'config' must be an object")
+    unknown = sorted(set(config) - set(keys))
     if unknown:
-        raise _fail(source, f"unknown WaveNet config keys {unknown} (a 0.5.x WaveNet config "
-                            f"has 'layers', 'head', 'head_scale')")
+        listed = ", ".join(f"'{k}'" for k in keys)
+        raise _fail(source, f"unknown {arch} config keys {unknown} (a 0.5.x {arch} config "
+                            f"has {listed})")
+
+
+def _build_wavenet(config: Any, source: str, **kw: Any) -> tuple[NamWaveNet, int]:
+    """Validate a WaveNet ``config`` and build the module; returns it and its weight count."""
+    _check_config_keys(config, "WaveNet", ("layers", "head", "head_scale"), source)
     if "layers" not in config or not isinstance(config["layers"], list):
         raise _fail(source, "WaveNet config needs a 'layers' list")
     if config.get("head") is not None:
@@ -123,12 +130,8 @@ def _build_wavenet(config: Any, source: str, **kw: Any) -> tuple[NamWaveNet, int
 
 
 def _build_lstm(config: Any, source: str, **kw: Any) -> tuple[NamLSTM, int]:
-    if not isinstance(config, dict):
-        raise _fail(source, "LSTM 'config' must be an object")
-    unknown = sorted(set(config) - {"input_size", "hidden_size", "num_layers"})
-    if unknown:
-        raise _fail(source, f"unknown LSTM config keys {unknown} (a 0.5.x LSTM config has "
-                            f"'input_size', 'hidden_size', 'num_layers')")
+    """Validate an LSTM ``config`` and build the module; returns it and its weight count."""
+    _check_config_keys(config, "LSTM", ("input_size", "hidden_size", "num_layers"), source)
     if "hidden_size" not in config:
         raise _fail(source, "LSTM config needs 'hidden_size'")
     hidden = config["hidden_size"]
