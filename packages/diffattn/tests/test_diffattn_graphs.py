@@ -5,15 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from diffattn import (
-    DenseBandAttention,
-    HarmonicBandGraph,
-    LearnableBandGraph,
-    NoInterBand,
-    band_centres_hz,
-    harmonic_band_mask,
-    make_inter_band,
-)
+from diffattn import DenseBandAttention, HarmonicBandGraph, LearnableBandGraph, NoInterBand
+from diffattn import band_centres_hz, harmonic_band_mask, make_inter_band
 
 BSRNN_WIDTHS = [2] + [3] * 10 + [8] * 12 + [16] * 7 + [17]
 
