@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 
@@ -17,12 +19,16 @@ def _spec(b: int, t: int, seed: int = 0, dtype=torch.complex64) -> torch.Tensor:
     return torch.randn(b, 257, t, dtype=dtype, generator=g)
 
 
+def _eval_bsdt(num_channel: int, num_layer: int, b: int, t: int, **kw: Any) -> tuple[BSDT, torch.Tensor]:
+    """A two-head BSDT in eval mode built under ``torch.manual_seed(0)``, and an input ``_spec(b, t)``."""
+    torch.manual_seed(0)
+    return BSDT(num_channel, num_layer, 2, **kw).eval(), _spec(b, t)
+
+
 @pytest.mark.parametrize("t", [1, 2, 7, 40])
 @pytest.mark.parametrize("graph", ["learned", "fixed", "dense", "none"])
 def test_io_contract_matches_bsrnn(graph: str, t: int) -> None:
-    torch.manual_seed(0)
-    m = BSDT(16, 2, 2, graph=graph).eval()
-    x = _spec(2, t)
+    m, x = _eval_bsdt(16, 2, 2, t, graph=graph)
     y = m(x)
     assert y.shape == x.shape and y.dtype == x.dtype
     assert torch.isfinite(torch.view_as_real(y)).all()
@@ -58,9 +64,7 @@ def test_ablation_switches_change_the_model() -> None:
 
 
 def test_analysis_outputs() -> None:
-    torch.manual_seed(0)
-    m = BSDT(16, 3, 2, graph="learned").eval()
-    x = _spec(2, 30)
+    m, x = _eval_bsdt(16, 3, 2, 30, graph="learned")
     y0 = m(x)
     y, an = m(x, return_analysis=True)
     # analysis is only computed on request and does not change the output
@@ -114,9 +118,7 @@ def test_gradients_reach_every_parameter() -> None:
 
 
 def test_batch_items_are_independent() -> None:
-    torch.manual_seed(0)
-    m = BSDT(16, 2, 2).eval()
-    x = _spec(3, 20)
+    m, x = _eval_bsdt(16, 2, 3, 20)
     with torch.no_grad():
         y = m(x)
         y1 = m(x[1:2])
@@ -141,9 +143,7 @@ def test_few_steps_reduce_the_loss() -> None:
 
 def test_sixty_seconds_runs_in_inference() -> None:
     """A 60 s utterance (T = 7,501 frames at hop 128) goes through the whole model on CPU."""
-    torch.manual_seed(0)
-    m = BSDT(8, 1, 2).eval()
-    x = _spec(1, 7501)
+    m, x = _eval_bsdt(8, 1, 1, 7501)
     with torch.no_grad():
         y = m(x)
     assert y.shape == x.shape and torch.isfinite(torch.view_as_real(y)).all()
