@@ -11,14 +11,8 @@ import torch
 
 from se_data.mixing import mix_at_snr
 from se_data.noise_augment import TemporalAugment, augment_noise, mix_noises
-from se_data.nonstationary import (
-    add_events,
-    compose_nonstationary,
-    concat_noises,
-    mix_with_snr_trajectory,
-    snr_trajectory,
-    synthetic_event,
-)
+from se_data.nonstationary import add_events, compose_nonstationary, concat_noises
+from se_data.nonstationary import mix_with_snr_trajectory, snr_trajectory, synthetic_event
 from se_data.synthetic_noise import brown_noise, white_noise
 
 SR = 16000

@@ -24,14 +24,9 @@ from typing import Literal, Sequence
 from .datasets import PairEntry, PairedAudioDataset, _listing, match_pairs
 
 __all__ = [
-    "VBDEMAND_TEST_NOISE_CLASSES",
-    "VBDEMAND_TEST_SPEAKERS",
-    "VBDEMAND_TRAIN_NOISE_CLASSES",
-    "VBDEMAND_TRAIN_SPEAKERS",
-    "VBDEMAND_VALID_SPEAKERS",
-    "VoiceBankDEMAND",
-    "find_vbdemand_log",
-    "read_vbdemand_log",
+    "VBDEMAND_TEST_NOISE_CLASSES", "VBDEMAND_TEST_SPEAKERS", "VBDEMAND_TRAIN_NOISE_CLASSES",
+    "VBDEMAND_TRAIN_SPEAKERS", "VBDEMAND_VALID_SPEAKERS", "VoiceBankDEMAND",
+    "find_vbdemand_log", "read_vbdemand_log",
 ]
 
 #: the 10 training noise types, in the order of their class index (the distinct names in the
