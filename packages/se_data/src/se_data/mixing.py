@@ -14,11 +14,12 @@ convention removes DC).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from ._records import AsDictMixin
 from ._rng import SeedLike, as_rng, check_positive_int, energy, out_dtype, to_f64
 from .errors import SampleRateError
 
@@ -32,7 +33,7 @@ def _dbfs(e: float, n: int) -> str:
 
 
 @dataclass(frozen=True)
-class MixInfo:
+class MixInfo(AsDictMixin):
     """What :func:`mix_at_snr` did.
 
     noise_gain: linear gain g applied to the (looped/cropped) noise; noise_offset: start
@@ -48,9 +49,6 @@ class MixInfo:
     requested_snr_db: float
     snr_db: float
     si_sdr_db: float
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def fit_to_length(noise: torch.Tensor | np.ndarray, length: int, *, offset: int | None = None,

@@ -7,11 +7,12 @@ set later by :func:`se_data.mix_at_snr`, so the outputs here are normalised to R
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from ._records import AsDictMixin
 from ._rng import SeedLike, as_rng, check_positive_int, to_f64
 from .mixing import fit_array
 
@@ -46,7 +47,7 @@ def mix_noises(noise_a: torch.Tensor | np.ndarray, noise_b: torch.Tensor | np.nd
 
 
 @dataclass(frozen=True)
-class TemporalAugment:
+class TemporalAugment(AsDictMixin):
     """Settings of :func:`augment_noise`.
 
     shift: roll the cropped segment by a uniform random number of samples (circular);
@@ -59,9 +60,6 @@ class TemporalAugment:
     gain_db: tuple[float, float] = (-6.0, 6.0)
     p_reverse: float = 0.5
     p_flip: float = 0.0
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def augment_noise(noise: torch.Tensor | np.ndarray, length: int, *, seed: SeedLike,

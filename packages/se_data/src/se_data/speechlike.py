@@ -23,11 +23,12 @@ RMS level (default −26 dBFS). The same seed gives the same samples.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from ._records import AsDictMixin
 from ._rng import SeedLike, as_rng, check_sample_rate
 
 #: F1–F4 targets (Hz) of ten vowels, adult male (Peterson & Barney 1952; F4 set to 3500 Hz)
@@ -43,7 +44,7 @@ _VOWEL_TABLE = np.array(list(VOWEL_FORMANTS.values()), dtype=np.float64)
 
 
 @dataclass(frozen=True)
-class Speaker:
+class Speaker(AsDictMixin):
     """Voice parameters of one synthetic talker.
 
     f0_hz: base pitch (Hz); vt_scale: formant scale (1.0 adult male, ~1.2 adult female);
@@ -59,9 +60,6 @@ class Speaker:
     breathiness: float
     open_quotient: float
     rate: float
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def random_speaker(seed: SeedLike) -> Speaker:
