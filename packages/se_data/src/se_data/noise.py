@@ -129,6 +129,20 @@ def _check_filter(name: str, wanted: Iterable | None, available: set, path: Path
     return wanted
 
 
+def _read_filtered_csv(root: Path, path: Path, columns: Sequence[str], label_name: str,
+                       label_column: str, labels: Iterable[str] | None, folds: Iterable[int] | None
+                       ) -> tuple[list[dict], set | None, set | None]:
+    """Read a dataset's metadata CSV and check the label and fold filters against its rows.
+
+    Returns ``(rows, wanted labels, wanted folds)``; a filter left as ``None`` stays ``None``.
+    """
+    rows = _read_csv(path, columns)
+    wanted_labels = _check_filter(label_name, labels, {r[label_column] for r in rows}, root)
+    wanted_folds = _check_filter("folds", None if folds is None else [int(x) for x in folds],
+                                 {int(r["fold"]) for r in rows}, root)
+    return rows, wanted_labels, wanted_folds
+
+
 def _resolve_missing(entries: list[NoiseEntry], missing: str, what: str) -> list[NoiseEntry]:
     if missing not in ("error", "skip"):
         raise ValueError(f"missing must be 'error' or 'skip', got {missing!r}")
@@ -157,10 +171,8 @@ class ESC50(NoiseSet):
                  folds: Iterable[int] | None = None, esc10_only: bool = False, missing: str = "error",
                  trim_silence: bool = False):
         root = Path(root)
-        rows = _read_csv(root / "meta" / "esc50.csv", ESC50_COLUMNS)
-        cats = _check_filter("categories", categories, {r["category"] for r in rows}, root)
-        fl = _check_filter("folds", None if folds is None else [int(x) for x in folds],
-                           {int(r["fold"]) for r in rows}, root)
+        rows, cats, fl = _read_filtered_csv(root, root / "meta" / "esc50.csv", ESC50_COLUMNS,
+                                            "categories", "category", categories, folds)
         entries = [NoiseEntry(root / "audio" / r["filename"], r["category"],
                               {"fold": int(r["fold"]), "target": int(r["target"]),
                                "esc10": r["esc10"].strip().lower() == "true", "src_file": r["src_file"],
@@ -186,10 +198,8 @@ class UrbanSound8K(NoiseSet):
                  folds: Iterable[int] | None = None, salience: int | None = None, missing: str = "error",
                  trim_silence: bool = False):
         root = Path(root)
-        rows = _read_csv(root / "metadata" / "UrbanSound8K.csv", US8K_COLUMNS)
-        cls = _check_filter("classes", classes, {r["class"] for r in rows}, root)
-        fl = _check_filter("folds", None if folds is None else [int(x) for x in folds],
-                           {int(r["fold"]) for r in rows}, root)
+        rows, cls, fl = _read_filtered_csv(root, root / "metadata" / "UrbanSound8K.csv", US8K_COLUMNS,
+                                           "classes", "class", classes, folds)
         if salience not in (None, 1, 2):
             raise ValueError(f"salience must be 1 (foreground), 2 (background) or None, got {salience!r}")
         entries = [NoiseEntry(root / "audio" / f"fold{int(r['fold'])}" / r["slice_file_name"], r["class"],
