@@ -129,19 +129,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="NMR compute precision (default float32, float64 with --float64)")
 
     g = p.add_argument_group("run")
-    g.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its last.pt exactly where it stopped (same flags; "
-                        "--epochs may grow)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
-    g.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs (needs tensorboard)")
-    g.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default 1 on CPU: the students' narrow convolutions scale badly "
-                        "across threads and a busy machine makes extra threads much slower; torch's choice "
-                        "on GPU)")
+    _train.add_run_args(g, threads_help="torch CPU threads (default 1 on CPU: the students' narrow convolutions "
+                                        "scale badly across threads and a busy machine makes extra threads much "
+                                        "slower; torch's choice on GPU)")
     _cli.add_common_args(p)
     args = p.parse_args(argv)
-    if args.resume and args.out is None:
-        p.error("--resume needs --out DIR (the run to continue)")
+    _train.check_run_args(p, args)
     for name in ("num_tones", "epochs", "batch_size", "valid_notes", "num_harmonics"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
@@ -235,18 +229,11 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
     lr = args.lr if args.lr is not None else (5e-4 if kind == "teacher" else 4e-3)
     opt = torch.optim.Adam(student.parameters(), lr=lr)
 
-    start_epoch, step, best = 0, 0, _train.BestTracker("valid_loss", "min")
-    history: list[dict[str, float]] = []
+    if ck is not None and ck["student_config"] != scfg:
+        raise SystemExit(f"error: --resume: the checkpoint's student {ck['student_config']} differs from {scfg}")
+    start_epoch, step, history, best = _train.restore(ck, _train.BestTracker("valid_loss", "min"), log, out,
+                                                      model=student, optimizer=opt)
     if ck is not None:
-        if ck["student_config"] != scfg:
-            raise SystemExit(f"error: --resume: the checkpoint's student {ck['student_config']} differs from "
-                             f"{scfg}")
-        student.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        start_epoch, step, history = ck["epoch"] + 1, ck["step"], ck["history"]
-        best = _train.BestTracker("valid_loss", "min", ck["best"])
-        _train.set_rng_state(ck["rng"])
-        log(f"resumed {out}/last.pt after epoch {start_epoch} (step {step})")
         if args.curriculum and ck["config"]["epochs"] != args.epochs:
             _aa_common.warn(f"--epochs changed from {ck['config']['epochs']} to {args.epochs}: the curriculum λ "
                             f"of the remaining epochs follows the new length")
@@ -260,9 +247,7 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
         f"tones of {args.duration} s at {fs} Hz; {info.world_size} process(es) on {device}")
     # the last layer's 1x1 residual conv feeds nothing (as in NAM): DDP must expect unused parameters
     model = DistributedDataParallel(student, find_unused_parameters=True) if info.enabled else student
-    csv_log = _train.MetricLogger(out, "log", tensorboard=args.tensorboard) if info.is_main else None
-    if csv_log is not None and args.resume:
-        csv_log.truncate_after("epoch", start_epoch - 1)
+    csv_log = _train.open_metric_log(out, args, info, start_epoch)
     valid_lam = args.curriculum_range[1] if args.curriculum else args.lam
     rf = student.receptive_field
 

@@ -72,20 +72,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--causal", action="store_true", help="BSRNN: causal norms and a unidirectional time LSTM")
 
     g = p.add_argument_group("data")
-    g.add_argument("--data", default=None, metavar="DIR",
-                   help="a VoiceBank-DEMAND tree ({clean,noisy}_{trainset_28spk,testset}_wav) or a paired-folder "
-                        "tree ({train,valid,test}/{clean,noisy}); default: the built-in demo corpus, generated "
-                        "once into --demo-dir")
-    g.add_argument("--demo-dir", default="runs/demo-corpus", metavar="DIR",
-                   help="where the demo corpus is generated and reused (default runs/demo-corpus)")
-    g.add_argument("--resample", action="store_true",
-                   help="resample audio at another rate than 16 kHz on load (VoiceBank-DEMAND's 48 kHz); without "
-                        "it such audio is an error (pre-resampling with tools/resample_dataset.py is faster)")
+    _train.add_corpus_args(g)
     g.add_argument("--segment", type=float, default=2.0, help="training crop length in seconds (default 2.0)")
     g.add_argument("--batch-size", type=int, default=6, help="utterances per batch and per process (default 6)")
-    g.add_argument("--valid-speakers", nargs="*", default=None,
-                   help="VoiceBank-DEMAND: training speakers held out for validation (default: the dataset "
-                        "class's default); the test set is never used for model selection")
 
     g = p.add_argument_group("optimisation (the BSRNN recipe)")
     g.add_argument("--epochs", type=int, default=None,
@@ -93,17 +82,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--steps-per-epoch", type=int, default=None,
                    help="cap on optimizer steps per epoch (default: a full pass over the training set)")
     g.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
-    g.add_argument("--optimizer", choices=["adam", "sgd"], default="adam",
-                   help="adam: the recipe's Adam; sgd: plain SGD (for controlled comparisons; default adam)")
     g.add_argument("--lr-step", type=int, default=10, help="StepLR step size in epochs (default 10)")
     g.add_argument("--lr-gamma", type=float, default=0.98, help="StepLR decay factor (default 0.98)")
     g.add_argument("--clip", type=float, default=5.0, help="gradient-norm clipping (default 5)")
     g.add_argument("--amp", action="store_true",
                    help="bf16 autocast for the model's training forward (a GPU speed option; the loss, the "
                         "complex STFT and mask, validation and test stay float32)")
-    g.add_argument("--float64", action="store_true",
-                   help="train in float64 (model, data and loss): slow, for exactness checks such as a DDP run "
-                        "equalling one process with the global batch regardless of float32 reduction order")
+    _train.add_optimizer_args(g)
     g.add_argument("--cuda-graphs", action="store_true",
                    help="replay the model's training forward + backward as CUDA graphs (one launch each instead "
                         "of hundreds; same numbers). A CUDA speed option for small batches, where the step is "
@@ -129,14 +114,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--test-files", type=int, default=None,
                    help="test utterances enhanced and scored at the end (default: all)")
     g.add_argument("--no-test", action="store_true", help="skip the final test-set evaluation")
-    g.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its last.pt exactly where it stopped")
-    g.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs (needs tensorboard)")
-    g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    _train.add_run_args(g)
     _cli.add_common_args(p)
     args = p.parse_args(argv)
-    if args.resume and args.out is None:
-        p.error("--resume needs --out DIR (the run to continue)")
+    _train.check_run_args(p, args)
     if args.valid_pesq_files == 0 and args.select_on == "pesq":
         args.select_on = "loss"
     return args
@@ -199,8 +180,7 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
     stft = model.stft  # the model's own STFT (n_fft 512, hop_length 128 at SAMPLE_RATE)
     stft.check_sample_rate(SAMPLE_RATE, what="the training data")
     criterion = BSRNNLoss() if args.loss == "recipe" else spectral_l1
-    opt = (torch.optim.Adam(model.parameters(), lr=args.lr) if args.optimizer == "adam"
-           else torch.optim.SGD(model.parameters(), lr=args.lr))
+    opt = _train.make_optimizer(model.parameters(), args.optimizer, args.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=args.lr_step, gamma=args.lr_gamma)
     disc = opt_d = None
     if args.gan:
@@ -211,19 +191,9 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
     best = _train.BestTracker("valid_pesq" if args.select_on == "pesq" else "valid_loss",
                               "max" if args.select_on == "pesq" else "min")
     history: list[dict[str, float]] = []
-    if ck is not None:
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        if disc is not None:
-            if "discriminator" not in ck:
-                raise SystemExit("error: --resume --gan, but the checkpoint was trained without --gan")
-            disc.load_state_dict(ck["discriminator"])
-            opt_d.load_state_dict(ck["optimizer_d"])
-        start_epoch, step, history = ck["epoch"] + 1, ck["step"], ck["history"]
-        best = _train.BestTracker(best.state["key"], best.state["mode"], ck["best"])
-        _train.set_rng_state(ck["rng"])
-        log(f"resumed {out}/last.pt at epoch {start_epoch}, step {step}")
+    gan_state = {} if disc is None else {"discriminator": disc, "optimizer_d": opt_d}
+    start_epoch, step, history, best = _train.restore(ck, best, log, out, model=model, optimizer=opt,
+                                                      scheduler=sched, **gan_state)
 
     n_params = count_parameters(model)
     if info.is_main and not args.resume:
@@ -235,9 +205,7 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
 
     ddp_model = DistributedDataParallel(model) if info.enabled else model
     graphed: bandsplit.GraphedTrainingForward | None = None   # captured on the first full batch
-    csv_log = _train.MetricLogger(out, "log", tensorboard=args.tensorboard) if info.is_main else None
-    if csv_log is not None and args.resume:
-        csv_log.truncate_after("epoch", start_epoch - 1)
+    csv_log = _train.open_metric_log(out, args, info, start_epoch)
     gan_start = int(math.ceil(args.gan_start * epochs))
 
     for epoch in range(start_epoch, epochs):

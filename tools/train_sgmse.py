@@ -119,20 +119,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--knn-k", type=int, default=10, help="neighbours of the k-NN reliability (default 10)")
 
     g = p.add_argument_group("data")
-    g.add_argument("--data", default=None, metavar="DIR",
-                   help="a VoiceBank-DEMAND tree ({clean,noisy}_{trainset_28spk,testset}_wav, 16 kHz or --resample) or a "
-                        "paired-folder tree ({train,valid,test}/{clean,noisy}); default: the demo corpus")
-    g.add_argument("--demo-dir", default="runs/demo-corpus", metavar="DIR",
-                   help="where the demo corpus is generated and reused (default runs/demo-corpus)")
-    g.add_argument("--resample", action="store_true",
-                   help="resample audio at another rate than 16 kHz on load (VoiceBank-DEMAND ships 48 kHz); "
-                        "without it such audio is an error naming the fix")
+    _train.add_corpus_args(g)
     g.add_argument("--frames", type=int, default=None,
                    help="training crop in STFT frames (SGMSE+: 256 = 2.04 s; default 256, or 128 on the demo corpus)")
     g.add_argument("--batch-size", type=int, default=None,
                    help="utterances per batch and process (SGMSE+: 8; default 8, or 4 on the demo corpus)")
-    g.add_argument("--valid-speakers", nargs="*", default=None,
-                   help="VoiceBank-DEMAND training speakers held out for validation (default p226 p287)")
 
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int, default=None, help="epochs (default: 8 on the demo corpus, 160 otherwise)")
@@ -141,12 +132,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--lr", type=float, default=None,
                    help="Adam learning rate (default: SGMSE+'s 1e-4; 1e-3 on the demo corpus, where 400 steps must "
                         "show learning in a few CPU minutes)")
-    g.add_argument("--optimizer", choices=["adam", "sgd"], default="adam",
-                   help="adam: the recipe's Adam; sgd: plain SGD (for controlled comparisons, e.g. DDP against "
-                        "one process; default adam)")
-    g.add_argument("--float64", action="store_true",
-                   help="train in float64 (model, data and loss): slow, for exactness checks such as a DDP run "
-                        "equalling one process with the global batch regardless of float32 reduction order")
+    _train.add_optimizer_args(g, adam_is="SGMSE+'s Adam")
     g.add_argument("--ema", type=float, default=0.999, help="EMA decay of the weights (SGMSE+: 0.999)")
     g.add_argument("--no-ema-warmup", action="store_true",
                    help="use the EMA decay from the first step (SGMSE+'s torch_ema). Default: decay "
@@ -165,13 +151,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="sampler steps for the final test enhancement (default: 30 for PC, 10 for the bridge ODE)")
     g.add_argument("--test-sampler", choices=["pc", "ode", "sb_ode", "sb_sde"], default=None,
                    help="sampler of the final test enhancement (default: pc for --sde ouve, sb_ode for sbve)")
-    g.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt exactly")
-    g.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs (needs tensorboard)")
-    g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    _train.add_run_args(g)
     _cli.add_common_args(p)
     args = p.parse_args(argv)
-    if args.resume and args.out is None:
-        p.error("--resume needs --out DIR (the run to continue)")
+    _train.check_run_args(p, args)
     if args.inject == "xattn" and args.backbone != "ncsnpp":
         p.error("--inject xattn needs --backbone ncsnpp (SmallUNet has no cross-attention)")
     if args.inject == "xattn" and args.encoder == "cnn":
@@ -223,19 +206,11 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
         raise SystemExit(f"error: --frames {frames} must be a multiple of the backbone's downsampling factor {f}")
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=lr) if args.optimizer == "adam" else torch.optim.SGD(params, lr=lr)
+    opt = _train.make_optimizer(params, args.optimizer, lr)
     mcfg = model.to_config()
 
-    start_epoch, step, best = 0, 0, _train.BestTracker("valid_dsm", "min")
-    history: list[dict[str, Any]] = []
-    if ck is not None:
-        model.load_state_dict(ck["model"])
-        ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["optimizer"])
-        start_epoch, step, history = ck["epoch"] + 1, ck["step"], ck["history"]
-        best = _train.BestTracker("valid_dsm", "min", ck["best"])
-        _train.set_rng_state(ck["rng"])
-        log(f"resumed {out}/last.pt at epoch {start_epoch}, step {step}")
+    start_epoch, step, history, best = _train.restore(ck, _train.BestTracker("valid_dsm", "min"), log, out,
+                                                      model=model, ema=ema, optimizer=opt)
 
     n_params = count_parameters(model)
     if info.is_main and not args.resume:
@@ -250,9 +225,7 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
 
     loss_module = SeededLoss(model, with_labels=use_nc)
     ddp = DistributedDataParallel(loss_module) if info.enabled else loss_module
-    csv_log = _train.MetricLogger(out, "log", tensorboard=args.tensorboard) if info.is_main else None
-    if csv_log is not None and args.resume:
-        csv_log.truncate_after("epoch", start_epoch - 1)
+    csv_log = _train.open_metric_log(out, args, info, start_epoch)
 
     def batches(split: Any, **kw: Any) -> Any:
         return iterate_batches(split, labels=data.labels if use_nc else None, seed=args.seed, batch_size=batch_size,
