@@ -249,3 +249,13 @@ def test_format_summary_table_with_out_dir(tmp_path):
     assert sm.is_evaluation_dir(tmp_path) is False
     (tmp_path / "per_file.csv").write_text("file\n")
     assert sm.is_evaluation_dir(tmp_path) is True
+
+
+def test_composite_frame_mean_without_frames_is_a_metric_error():
+    """keep_lowest_mean of no frames raises the package's error (not a NameError)."""
+    from se_metrics import MetricInputError
+    from se_metrics._frames import keep_lowest_mean
+
+    with pytest.raises(MetricInputError, match="no complete 30 ms frame"):
+        keep_lowest_mean(np.zeros(0))
+    assert keep_lowest_mean(np.arange(10.0), 0.5) == 2.0  # the 5 smallest: 0..4

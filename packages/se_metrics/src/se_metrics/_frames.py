@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import MetricSampleRateError
+from ._validate import MetricInputError, MetricSampleRateError
 
 FRAME_S = 0.03
 OVERLAP = 0.75
