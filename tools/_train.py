@@ -166,51 +166,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return read_checkpoint(path, map_location=map_location, error=RuntimeError)
 
 
-# ----------------------------------------------------------------------------- arguments
-FLOAT64_HELP = ("train in float64 (model, data and loss): slow, for exactness checks such as a DDP run "
-                "equalling one process with the global batch regardless of float32 reduction order")
-
-
-def add_optimizer_args(g: Any, *, adam_is: str = "the recipe's Adam") -> None:
-    """``--optimizer adam|sgd`` and ``--float64``, with one wording in every trainer."""
-    g.add_argument("--optimizer", choices=["adam", "sgd"], default="adam",
-                   help=f"adam: {adam_is}; sgd: plain SGD (for controlled comparisons, e.g. DDP against one "
-                        f"process; default adam)")
-    g.add_argument("--float64", action="store_true", help=FLOAT64_HELP)
-
-
-def add_corpus_args(g: Any) -> None:
-    """``--data``, ``--demo-dir``, ``--resample`` and ``--valid-speakers``: what :func:`open_corpus` reads."""
-    g.add_argument("--data", default=None, metavar="DIR",
-                   help="a VoiceBank-DEMAND tree ({clean,noisy}_{trainset_28spk,testset}_wav) or a paired-folder "
-                        "tree ({train,valid,test}/{clean,noisy}); default: the built-in demo corpus, generated "
-                        "once into --demo-dir")
-    g.add_argument("--demo-dir", default="runs/demo-corpus", metavar="DIR",
-                   help="where the demo corpus is generated and reused (default runs/demo-corpus)")
-    g.add_argument("--resample", action="store_true",
-                   help="resample audio at another rate than the model's on load (VoiceBank-DEMAND ships 48 kHz); "
-                        "without it such audio is an error naming the fix (pre-resampling the tree once with "
-                        "tools/resample_dataset.py is faster)")
-    g.add_argument("--valid-speakers", nargs="*", default=None,
-                   help="VoiceBank-DEMAND: training speakers held out for validation (default p226 p287); the "
-                        "test set is never used for model selection")
-
-
-def add_run_args(g: Any, *, threads_help: str = "torch CPU threads (default: torch's choice)") -> None:
-    """``--resume``, ``--tensorboard`` and ``--threads``, shared by the trainers."""
-    g.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its last.pt exactly where it stopped (same flags; "
-                        "--epochs may grow)")
-    g.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs (needs tensorboard)")
-    g.add_argument("--threads", type=int, default=None, help=threads_help)
-
-
-def check_run_args(p: Any, args: Any) -> None:
-    """Argument checks every trainer shares (``p.error`` exits with the usage line)."""
-    if args.resume and args.out is None:
-        p.error("--resume needs --out DIR (the run to continue)")
-
-
+# ----------------------------------------------------------------------------- optimiser
 def make_optimizer(params: Iterable[torch.nn.Parameter], name: str, lr: float) -> torch.optim.Optimizer:
     """``--optimizer``: Adam or plain SGD at ``lr``."""
     params = list(params)

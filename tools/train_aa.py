@@ -130,12 +130,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     g = p.add_argument_group("run")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
-    _train.add_run_args(g, threads_help="torch CPU threads (default 1 on CPU: the students' narrow convolutions "
+    _cli.add_run_args(g, threads_help="torch CPU threads (default 1 on CPU: the students' narrow convolutions "
                                         "scale badly across threads and a busy machine makes extra threads much "
                                         "slower; torch's choice on GPU)")
     _cli.add_common_args(p)
     args = p.parse_args(argv)
-    _train.check_run_args(p, args)
+    _cli.check_run_args(p, args)
     for name in ("num_tones", "epochs", "batch_size", "valid_notes", "num_harmonics"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")

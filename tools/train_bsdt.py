@@ -72,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--causal", action="store_true", help="BSRNN: causal norms and a unidirectional time LSTM")
 
     g = p.add_argument_group("data")
-    _train.add_corpus_args(g)
+    _cli.add_corpus_args(g)
     g.add_argument("--segment", type=float, default=2.0, help="training crop length in seconds (default 2.0)")
     g.add_argument("--batch-size", type=int, default=6, help="utterances per batch and per process (default 6)")
 
@@ -88,7 +88,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--amp", action="store_true",
                    help="bf16 autocast for the model's training forward (a GPU speed option; the loss, the "
                         "complex STFT and mask, validation and test stay float32)")
-    _train.add_optimizer_args(g)
+    _cli.add_optimizer_args(g)
     g.add_argument("--cuda-graphs", action="store_true",
                    help="replay the model's training forward + backward as CUDA graphs (one launch each instead "
                         "of hundreds; same numbers). A CUDA speed option for small batches, where the step is "
@@ -114,10 +114,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--test-files", type=int, default=None,
                    help="test utterances enhanced and scored at the end (default: all)")
     g.add_argument("--no-test", action="store_true", help="skip the final test-set evaluation")
-    _train.add_run_args(g)
+    _cli.add_run_args(g)
     _cli.add_common_args(p)
     args = p.parse_args(argv)
-    _train.check_run_args(p, args)
+    _cli.check_run_args(p, args)
     if args.valid_pesq_files == 0 and args.select_on == "pesq":
         args.select_on = "loss"
     return args

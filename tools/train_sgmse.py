@@ -119,7 +119,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--knn-k", type=int, default=10, help="neighbours of the k-NN reliability (default 10)")
 
     g = p.add_argument_group("data")
-    _train.add_corpus_args(g)
+    _cli.add_corpus_args(g)
     g.add_argument("--frames", type=int, default=None,
                    help="training crop in STFT frames (SGMSE+: 256 = 2.04 s; default 256, or 128 on the demo corpus)")
     g.add_argument("--batch-size", type=int, default=None,
@@ -132,7 +132,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--lr", type=float, default=None,
                    help="Adam learning rate (default: SGMSE+'s 1e-4; 1e-3 on the demo corpus, where 400 steps must "
                         "show learning in a few CPU minutes)")
-    _train.add_optimizer_args(g, adam_is="SGMSE+'s Adam")
+    _cli.add_optimizer_args(g, adam_is="SGMSE+'s Adam")
     g.add_argument("--ema", type=float, default=0.999, help="EMA decay of the weights (SGMSE+: 0.999)")
     g.add_argument("--no-ema-warmup", action="store_true",
                    help="use the EMA decay from the first step (SGMSE+'s torch_ema). Default: decay "
@@ -151,10 +151,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="sampler steps for the final test enhancement (default: 30 for PC, 10 for the bridge ODE)")
     g.add_argument("--test-sampler", choices=["pc", "ode", "sb_ode", "sb_sde"], default=None,
                    help="sampler of the final test enhancement (default: pc for --sde ouve, sb_ode for sbve)")
-    _train.add_run_args(g)
+    _cli.add_run_args(g)
     _cli.add_common_args(p)
     args = p.parse_args(argv)
-    _train.check_run_args(p, args)
+    _cli.check_run_args(p, args)
     if args.inject == "xattn" and args.backbone != "ncsnpp":
         p.error("--inject xattn needs --backbone ncsnpp (SmallUNet has no cross-attention)")
     if args.inject == "xattn" and args.encoder == "cnn":
