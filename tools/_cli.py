@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _outdir import LOCK_NAME, acquire_out_lock
 
 
 def default_out_dir(tool: str) -> Path:
@@ -28,13 +29,18 @@ def default_out_dir(tool: str) -> Path:
     return out
 
 
-def prepare_out_dir(out: str | os.PathLike | None, tool: str, *, allow_existing: bool = False) -> Path:
-    """Create the output folder; refuse a non-empty existing one unless ``allow_existing``."""
+def prepare_out_dir(out: str | os.PathLike | None, tool: str, *, allow_existing: bool = False,
+                    resumable: bool = False) -> Path:
+    """Create the output folder and take its lock (:func:`_outdir.acquire_out_lock`); refuse a
+    non-empty existing one unless ``allow_existing`` (``--resume``, which may also take over the
+    lock of a run that died)."""
     path = Path(out) if out is not None else default_out_dir(tool)
-    if path.exists() and any(path.iterdir()) and not allow_existing:
+    lock = path / LOCK_NAME
+    if path.exists() and any(p != lock for p in path.iterdir()) and not allow_existing:
         sys.exit(f"error: --out {path} already exists and is not empty; nothing is overwritten. "
-                 f"Choose a new --out (or pass --resume where the tool supports it).")
+                 f"Choose a new --out{' (or pass --resume to continue its run)' if resumable else ''}.")
     path.mkdir(parents=True, exist_ok=True)
+    acquire_out_lock(path, tool, resume=allow_existing, resumable=resumable)
     return path
 
 

@@ -199,7 +199,7 @@ def open_run_dir(args: Any, tool: str, info: DistInfo) -> Path:
     a non-empty folder is refused unless ``--resume``."""
     import _cli  # noqa: PLC0415
 
-    out = _cli.prepare_out_dir(args.out, tool, allow_existing=args.resume) if info.is_main else None
+    out = _cli.prepare_out_dir(args.out, tool, allow_existing=args.resume, resumable=True) if info.is_main else None
     return Path(broadcast_object(str(out) if out else None, info))
 
 
@@ -216,11 +216,15 @@ def check_resume_args(ck: dict[str, Any], args: Any, out: Path, *, free: Iterabl
 
 
 def resume_checkpoint(out: Path, tool: str, args: Any, *, free: Iterable[str] = RESUME_FREE) -> dict[str, Any] | None:
-    """``OUT/last.pt`` for ``--resume`` (None without it), written by ``tool`` with the same flags."""
+    """``OUT/last.pt`` for ``--resume`` (None without it), written by ``tool`` with the same flags.
+    A folder whose run stopped before its first checkpoint has no ``last.pt``: the run then starts
+    from scratch there (None)."""
     if not args.resume:
         return None
     if not (out / "last.pt").exists():
-        raise SystemExit(f"error: --resume: {out}/last.pt does not exist (nothing to resume)")
+        print(f"--resume: {out} holds no last.pt (its run stopped before the first checkpoint); "
+              f"starting from scratch in it", flush=True)
+        return None
     ck = load_checkpoint(out / "last.pt", map_location="cpu")
     if ck.get("tool") != tool:
         raise SystemExit(f"error: --resume: {out}/last.pt was written by {ck.get('tool')}, not {tool}")

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _cli  # noqa: E402
+from _outdir import check_no_overlap  # noqa: E402
 
 import bandsplit  # noqa: E402
 from se_data import SampleRateError, load_audio, save_audio  # noqa: E402
@@ -50,6 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    check_no_overlap(Path(args.out_dir), "OUT_DIR", IN_DIR=Path(args.in_dir))
     device = _cli.resolve_device(args.device)
     try:
         model = bandsplit.load_model(args.ckpt, weights=args.weights, map_location=device)

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _cli  # noqa: E402
+from _outdir import check_no_overlap  # noqa: E402
 import _sgmse_common as common  # noqa: E402
 
 from se_data import AudioFileError, SampleRateError, load_audio, save_audio  # noqa: E402
@@ -63,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     in_dir = Path(args.in_dir)
     if not in_dir.is_dir():
         sys.exit(f"error: {in_dir} is not a folder")
+    if args.out is not None:
+        check_no_overlap(Path(args.out), "--out", NOISY_DIR=in_dir, **{"--clean": args.clean, "--noise-ref": args.noise_ref})
     files = common.list_wavs(in_dir)[: args.limit]
     if not files:
         sys.exit(f"error: no .wav/.flac files under {in_dir}")

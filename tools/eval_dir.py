@@ -59,12 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from _cli import prepare_out_dir
+    from _outdir import acquire_out_lock, check_no_overlap
 
     args = build_parser().parse_args(argv)
     if args.workers < 1:
         sys.exit("error: --workers must be at least 1")
+    if args.out is not None:
+        check_no_overlap(Path(args.out), "--out", ENHANCED_DIR=args.enhanced_dir, CLEAN_DIR=args.clean_dir,
+                         **{"--noisy-dir": args.noisy_dir})
     if args.out is not None and is_evaluation_dir(args.out):
         out = Path(args.out)  # resume: the evaluator keeps rows already scored
+        acquire_out_lock(out, "eval_dir", resume=True)
         print(f"resuming the evaluation in {out}", file=sys.stderr)
     else:
         out = prepare_out_dir(args.out, "eval_dir")

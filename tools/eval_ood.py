@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _cli  # noqa: E402
+from _outdir import check_no_overlap  # noqa: E402
 import _sgmse_common as common  # noqa: E402
 
 from se_data import save_audio  # noqa: E402
@@ -127,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("error: this checkpoint has no noise encoder: only the 'cond' condition applies")
     sr = model.sample_rate
     sets = {"ID": set_pairs(Path(args.id_dir), args.files), "OOD": set_pairs(Path(args.ood_dir), args.files)}
+    if args.out is not None:
+        check_no_overlap(Path(args.out), "--out", **{"--id": args.id_dir, "--ood": args.ood_dir})
     out = _cli.prepare_out_dir(args.out, "eval_ood")
     base = common.options_from_args(args, model)
     per_file: list[dict[str, Any]] = []

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from _cli import add_common_args, default_out_dir
+from _outdir import check_no_overlap
 
 TOOL_NAME = "make_ood_testset"
 
@@ -71,6 +72,7 @@ def main(argv=None) -> int:
     from se_data.ood import OOD_TOOL_VERSION, build_ood_set, rebuild_ood_set  # after parsing: --help stays fast
 
     out = args.out if args.out is not None else default_out_dir(TOOL_NAME)
+    check_no_overlap(Path(out), "--out", **{"--clean": args.clean, "--noise": args.noise})
     try:
         if args.from_manifest:
             s = rebuild_ood_set(args.from_manifest, out, clean_dir=args.clean, noise_dir=args.noise,

@@ -196,7 +196,7 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
                                                       scheduler=sched, **gan_state)
 
     n_params = count_parameters(model)
-    if info.is_main and not args.resume:
+    if info.is_main and ck is None:
         (out / "config.json").write_text(json.dumps(
             {"args": vars(args), "model_config": mcfg, "parameters": n_params, "sample_rate": SAMPLE_RATE,
              "data": data.describe(), "epochs": epochs}, indent=2))

@@ -213,7 +213,7 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
                                                       model=model, ema=ema, optimizer=opt)
 
     n_params = count_parameters(model)
-    if info.is_main and not args.resume:
+    if info.is_main and ck is None:
         (out / "config.json").write_text(json.dumps(
             {"args": vars(args), "model_config": mcfg, "parameters": n_params, "sample_rate": SAMPLE_RATE,
              "frames": frames, "batch_size": batch_size, "epochs": epochs, "steps_per_epoch": steps_cap, "lr": lr,

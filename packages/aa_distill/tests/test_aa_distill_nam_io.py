@@ -305,3 +305,17 @@ def test_save_refuses_overwrite_non_finite_and_merges_metadata(shared_data, tmp_
     with pytest.raises(NamFormatError, match="non-finite"):
         nam_document(m)
     assert len(nam_sha256(p)) == 64
+
+
+
+def test_saved_nam_respects_the_umask(tmp_path):
+    """save_nam writes through a temp file; the result gets 0666 less the umask, as open() would."""
+    import os
+    import stat
+
+    old = os.umask(0o027)
+    try:
+        p = save_nam(_odd_wavenet(), tmp_path / "b.nam")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o640

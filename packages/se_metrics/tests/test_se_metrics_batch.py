@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import stat
 import shutil
 
 import numpy as np
@@ -128,8 +130,13 @@ def test_resume_computes_only_missing(tree, tmp_path):
     for f in list(EXPECTED_FAIL) + ["hi48k.wav"]:
         (enh / f).unlink()
     out = tmp_path / "out"
-    sm.evaluate_dir(enh, clean, out, workers=1, progress=False)
+    old_umask = os.umask(0o022)
+    try:
+        sm.evaluate_dir(enh, clean, out, workers=1, progress=False)
+    finally:
+        os.umask(old_umask)
     path = out / "per_file.csv"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # the umask's mode, not mkstemp's 0600
     rows = _read_csv(path)
     # tamper with one kept row and delete the other: only the deleted one may be recomputed
     rows["p287_001.wav"]["pesq_wb"] = "9.5"

@@ -219,6 +219,13 @@ def nam_document(model: NamModel, metadata: dict | None = None) -> dict:
     return doc
 
 
+def _default_file_mode() -> int:
+    """``0o666`` less the process umask: the mode a plainly created file gets."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def save_nam(model: NamModel, path: str | os.PathLike, metadata: dict | None = None, *,
              overwrite: bool = False, indent: int | None = None) -> Path:
     """Write ``model`` as a ``.nam`` 0.5.x file; returns the path.
@@ -238,6 +245,7 @@ def save_nam(model: NamModel, path: str | os.PathLike, metadata: dict | None = N
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, _default_file_mode())  # mkstemp's 0600 -> what open() would give (umask)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.replace(tmp, path)

@@ -162,6 +162,9 @@ def _read_rows(path: Path) -> dict[str, dict[str, Any]]:
 def _write_rows(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     """Write a complete CSV atomically (temp file + rename)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 -> what open() would give
     with os.fdopen(fd, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=COLUMNS)
         w.writeheader()
