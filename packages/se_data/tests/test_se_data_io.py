@@ -138,3 +138,25 @@ def test_keyword_alias_maps_an_earlier_name():
         f(2, sample_rate=8000, sr=8000)
     with pytest.raises(ValueError, match="no parameter"):
         keyword_alias(sr="rate")(f)
+
+
+@pytest.mark.parametrize("subtype,channels", [("PCM_16", 1), ("PCM_24", 2), ("FLOAT", 1)])
+def test_a_wav_cut_short_is_an_error_naming_both_frame_counts(tmp_path, subtype, channels):
+    from se_data import AudioFileError, audio_info
+
+    x = 0.1 * np.ones((16000, channels), np.float32)
+    full = tmp_path / "full.wav"
+    sf.write(full, x, 16000, subtype=subtype)
+    assert audio_info(full).frames == 16000  # an intact file passes
+    cut = tmp_path / "cut.wav"
+    data = full.read_bytes()
+    block = {"PCM_16": 2, "PCM_24": 3, "FLOAT": 4}[subtype] * channels
+    cut.write_bytes(data[: len(data) - 1000 * block])  # the last 1000 frames are lost
+    with pytest.raises(AudioFileError, match=r"cut.wav: truncated: its header declares 16000 frames but the file "
+                                             r"holds 15000"):
+        load_audio(cut, mono=True)
+    y, sr = load_audio(cut, mono=True, allow_truncated=True)  # the explicit option accepts it
+    assert sr == 16000 and y.shape == (15000,)
+    # other containers and intact files are not affected
+    sf.write(tmp_path / "a.flac", x, 16000)
+    assert audio_info(tmp_path / "a.flac").frames == 16000

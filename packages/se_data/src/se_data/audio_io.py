@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import struct
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,9 +48,39 @@ class AudioInfo:
         return self.frames / self.sample_rate
 
 
-def audio_info(path: str | os.PathLike) -> AudioInfo:
+def _wav_declared_frames(p: Path) -> int | None:
+    """Frames a RIFF/WAVE file's ``data`` chunk declares (``size / block_align``), or None where
+    the file is no plain RIFF/WAVE or declares no usable size (streamed writers leave 0 or 2^32-1)."""
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            block_align = None
+            for _ in range(64):  # chunk headers until "data"
+                ck = fh.read(8)
+                if len(ck) < 8:
+                    return None
+                cid, size = ck[:4], struct.unpack("<I", ck[4:])[0]
+                if cid == b"fmt ":
+                    fmt = fh.read(size + (size & 1))
+                    block_align = struct.unpack("<H", fmt[12:14])[0] if len(fmt) >= 14 else None
+                elif cid == b"data":
+                    if not block_align or size in (0, 0xFFFFFFFF):
+                        return None
+                    return size // block_align
+                else:
+                    fh.seek(size + (size & 1), 1)
+    except OSError:
+        return None
+    return None
+
+
+def audio_info(path: str | os.PathLike, *, allow_truncated: bool = False) -> AudioInfo:
     """Read the header of ``path`` (no samples). Raises :class:`AudioFileError` naming the file
-    when it is missing, not a readable audio file, or holds no samples."""
+    when it is missing, not a readable audio file, holds no samples, or is a WAV whose data chunk
+    is cut short (fewer frames than its header declares; ``allow_truncated=True`` accepts the
+    frames present)."""
     p = Path(path)
     if not p.is_file():
         raise AudioFileError(f"{p}: no such audio file")
@@ -60,12 +91,17 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
                              f"Re-create or re-download it.") from e
     if info.frames <= 0 or info.samplerate <= 0:
         raise AudioFileError(f"{p}: empty audio file ({info.frames} samples); re-create or remove it")
+    declared = _wav_declared_frames(p)
+    if declared is not None and declared > info.frames and not allow_truncated:
+        raise AudioFileError(f"{p}: truncated: its header declares {declared} frames but the file holds "
+                             f"{info.frames}; re-create or re-download it (or load the frames present with "
+                             f"allow_truncated=True)")
     return AudioInfo(p, int(info.samplerate), int(info.frames), int(info.channels), str(info.subtype))
 
 
 @keyword_alias(sr="sample_rate")
 def load_audio(path: str | os.PathLike, sample_rate: int | None = None, *, resample: bool = False,
-               mono: bool = False) -> tuple[torch.Tensor, int]:
+               mono: bool = False, allow_truncated: bool = False) -> tuple[torch.Tensor, int]:
     """Load a mono audio file as ``(audio [T] float32, sample_rate_hz)``.
 
     Args:
@@ -74,6 +110,8 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None, *, resam
             rate. A file at another rate raises :class:`SampleRateError` unless ``resample=True``.
         resample: resample to ``sample_rate`` (see :func:`se_data.resample`) instead of raising.
         mono: average the channels of a multi-channel file (mean downmix) instead of raising.
+        allow_truncated: load a WAV whose data chunk is cut short (fewer frames than its header
+            declares) instead of raising :class:`AudioFileError`.
         sr: the earlier name of ``sample_rate``, still accepted.
 
     Integer PCM is scaled to [-1, 1). Raises :class:`AudioFileError` for a missing, empty or
@@ -84,7 +122,7 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None, *, resam
         raise ValueError(f"sample_rate must be a positive integer in Hz or None, got {sr!r}")
     if resample and sr is None:
         raise ValueError("load_audio(resample=True) needs a target rate: pass sample_rate=...")
-    info = audio_info(path)
+    info = audio_info(path, allow_truncated=allow_truncated)
     p = info.path
     if info.channels > 1 and not mono:
         raise AudioFileError(f"{p}: has {info.channels} channels but mono audio is expected; "
