@@ -46,3 +46,11 @@ def test_no_code_in_the_file_runs(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="cannot read checkpoint"):
         read_checkpoint(tmp_path / "evil.pt")
     assert "read_checkpoint" in se_data.__all__ and issubclass(CheckpointError, ValueError)
+
+
+def test_reader_of_names_the_right_tool():
+    from se_data import reader_of
+
+    assert reader_of("train_sgmse") == "tools/enhance_sgmse.py --ckpt (sgmse_cfg.load_model)"
+    assert reader_of("train_bsdt").startswith("tools/enhance.py --ckpt")
+    assert "student.nam" in reader_of("train_aa") and reader_of(None) == "the package of tools/None.py"

@@ -114,7 +114,8 @@ def test_load_model_errors_name_the_file_and_the_fix(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match=r"cannot read checkpoint .*junk\.pt"):
         load_model(tmp_path / "junk.pt")
     _save(tmp_path / "bsdt.pt", m, tool="train_bsdt")
-    with pytest.raises(CheckpointError, match=r"bsdt\.pt was not written by tools/train_sgmse.py"):
+    with pytest.raises(CheckpointError, match=r"bsdt\.pt was not written by tools/train_sgmse.py .*use "
+                                              r"tools/enhance.py --ckpt \(bandsplit.load_model\)"):
         load_model(tmp_path / "bsdt.pt")
     # strict loading: a state dict with a missing key is refused
     sd = m.state_dict()

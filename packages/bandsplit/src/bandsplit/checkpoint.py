@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from se_data import CHECKPOINT_FORMAT, read_checkpoint
+from se_data import CHECKPOINT_FORMAT, read_checkpoint, reader_of
 from torch import nn
 
 from .registry import build_model
@@ -81,8 +81,8 @@ def load_model(path: str | os.PathLike, *, weights: str = "ema",
                                        "and call load_state_dict")
     tool = ckpt.get("tool", "train_bsdt")
     if tool != "train_bsdt":
-        raise ValueError(f"{path} was written by tools/{tool}.py, not tools/train_bsdt.py; bandsplit.load_model "
-                         f"loads band-split models only (load it with the package of that tool)")
+        raise ValueError(f"{path} was written by tools/{tool}.py, not tools/train_bsdt.py: bandsplit.load_model "
+                         f"loads band-split models only; use {reader_of(tool)}")
     mcfg = _model_config(ckpt, path)
     use = "ema" if weights == "ema" and isinstance(ckpt.get("ema"), dict) else "live"
     state = ckpt.get(use if use == "ema" else "model")

@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 # --- I/O, resampling and datasets ------------------------------------------------------
 from .audio_io import AudioInfo, audio_info, load_audio, save_audio
-from .checkpoint_io import CHECKPOINT_FORMAT, CheckpointError, read_checkpoint
+from .checkpoint_io import CHECKPOINT_FORMAT, CheckpointError, read_checkpoint, reader_of
 from .collate import pad_collate
 from .crop import PAD_POLICIES, crop_pair, item_generator
 from .datasets import PairedAudioDataset, PairedFolders, PairEntry, match_pairs
@@ -67,6 +67,7 @@ __all__ = [
     "match_pairs",
     "pad_collate",
     "read_checkpoint",
+    "reader_of",
     "read_vbdemand_log",
     "resample",
     "resample_hint",

@@ -15,10 +15,24 @@ from typing import Any
 
 import torch
 
-__all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "read_checkpoint"]
+__all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "read_checkpoint", "reader_of"]
 
 #: Format tag of the toolkit's training checkpoints (``tools/_train.py`` writes it).
 CHECKPOINT_FORMAT = "se-toolkit-checkpoint/1"
+
+
+#: what reads the checkpoints of each of the toolkit's trainers
+_READERS = {
+    "train_bsdt": "tools/enhance.py --ckpt (bandsplit.load_model)",
+    "train_sgmse": "tools/enhance_sgmse.py --ckpt (sgmse_cfg.load_model)",
+    "train_aa": "its exported student.nam (aa_distill.load_nam; tools/analyze_aa.py)",
+}
+
+
+def reader_of(tool: Any) -> str:
+    """Where a checkpoint written by ``tools/<tool>.py`` is meant to be read (for the message that
+    refuses it elsewhere)."""
+    return _READERS.get(str(tool), f"the package of tools/{tool}.py")
 
 
 class CheckpointError(ValueError):

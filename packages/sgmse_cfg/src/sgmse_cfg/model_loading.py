@@ -57,7 +57,7 @@ def load_model(path: str | os.PathLike, *, weights: Literal["ema", "live"] = "em
         format_hint="for SGMSE+'s own Lightning checkpoints use sgmse_cfg.sgmse_backbone_state_dict")
     if ck.get("tool") != "train_sgmse" or not isinstance(ck.get("model_config"), dict):
         raise CheckpointError(f"{p} was not written by tools/train_sgmse.py (tool={ck.get('tool')!r}); "
-                              f"it holds no score-model config")
+                              f"it holds no score-model config: use {se_data.reader_of(ck.get('tool'))}")
     state = ck.get("ema" if weights == "ema" else "model")
     if state is None:
         why = ("a final model.pt keeps only the EMA weights" if weights == "live"
