@@ -53,7 +53,8 @@ def test_eval_dir_noisy_resume_and_refusals(repo_root, shared_data, tmp_path):
 
     out = tmp_path / "eval"
     res = _run(repo_root, enh, clean, "--out", out, "--noisy-dir", noisy, "--workers", 2)
-    assert res.returncode == 0, res.stderr
+    assert res.returncode == 1, res.stderr  # two files failed: the exit status says so
+    assert "2 of 4 enhanced file(s) failed; exit status 1 (--allow-failures to exit 0)" in res.stderr
     assert "pesq_wb" in res.stdout and "delta (enh - noisy)" in res.stdout
     assert "2/4 enhanced files scored, 2 failed" in res.stdout
     assert "FAILED lonely.wav: missing clean partner for lonely.wav" in res.stdout
@@ -85,8 +86,10 @@ def test_eval_dir_noisy_resume_and_refusals(repo_root, shared_data, tmp_path):
         w = csv.DictWriter(fh, fieldnames=COLUMNS)
         w.writeheader()
         w.writerows(kept.values())
-    res2 = _run(repo_root, enh, clean, "--out", out, "--noisy-dir", noisy, "--workers", 1, "--no-progress")
+    res2 = _run(repo_root, enh, clean, "--out", out, "--noisy-dir", noisy, "--workers", 1, "--no-progress",
+                "--allow-failures")
     assert res2.returncode == 0, res2.stderr
+    assert "2 of 4 enhanced file(s) failed; exit status 0 (--allow-failures)" in res2.stderr
     assert "resuming" in res2.stderr and "(5 file(s) computed this run)" in res2.stdout
     again = _rows(out / "per_file.csv")
     assert list(again) == list(rows)

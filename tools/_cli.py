@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
 from _outdir import LOCK_NAME, acquire_out_lock
 
 
@@ -55,7 +54,11 @@ def add_common_args(p: argparse.ArgumentParser, *, device: bool = True, seed: bo
                        help="torch device: auto (cuda if available, else cpu), cpu, cuda, cuda:1 ... (default auto)")
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str) -> Any:
+    """The ``--device`` name as a ``torch.device`` (torch is imported here, not at module load,
+    so that tools that need no torch parse ``--help`` fast)."""
+    import torch  # noqa: PLC0415
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
@@ -104,3 +107,22 @@ def check_run_args(p: Any, args: Any) -> None:
     """Argument checks every trainer shares (``p.error`` exits with the usage line)."""
     if args.resume and args.out is None:
         p.error("--resume needs --out DIR (the run to continue)")
+
+
+ALLOW_FAILURES_HELP = ("exit 0 even when some items failed (they are still listed and counted); by default "
+                       "any failed item makes the exit status 1")
+
+
+def add_allow_failures(p: Any) -> None:
+    """``--allow-failures``: the one opt-out of "a failed item makes the exit status 1"."""
+    p.add_argument("--allow-failures", action="store_true", help=ALLOW_FAILURES_HELP)
+
+
+def failure_status(n_failed: int, n_total: int, args: Any, what: str = "item(s)") -> int:
+    """Exit status of a tool that processed ``n_total`` items of which ``n_failed`` failed:
+    1 when any failed (unless ``--allow-failures``), else 0; prints the count on failure."""
+    if n_failed:
+        print(f"{n_failed} of {n_total} {what} failed"
+              + ("; exit status 0 (--allow-failures)" if args.allow_failures else "; exit status 1 "
+                 "(--allow-failures to exit 0)"), file=sys.stderr)
+    return 1 if n_failed and not args.allow_failures else 0

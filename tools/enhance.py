@@ -41,6 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--chunk-seconds", type=float, default=30.0,
                    help="files longer than this are enhanced in overlapping chunks (default 30)")
     p.add_argument("--overlap-seconds", type=float, default=1.0, help="chunk cross-fade length (default 1)")
+    _cli.add_allow_failures(p)
     p.add_argument("--weights", choices=["ema", "live"], default="ema",
                    help="ema: the checkpoint's EMA weights where it has them, else its trained weights "
                         "(train_bsdt.py keeps no EMA, so both are the same for its checkpoints); live: the "
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'failed':>10s} {len(failed):6d}")
     for rel, why in failed:
         print(f"  {rel}: {why}")
-    return 1 if failed else 0
+    return _cli.failure_status(len(failed), len(files), args, "file(s)")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="resample files at another rate to the model's rate (output at the model's rate); without "
                         "it they are reported as failures naming the fix")
     p.add_argument("--limit", type=int, default=None, help="enhance only the first N files (sorted by name)")
+    _cli.add_allow_failures(p)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     common.add_sampler_args(p)
     _cli.add_common_args(p)
@@ -126,8 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         print(format_metric_table(mean_rows(metric_rows, common.COLUMNS), common.COLUMNS, width=common.WIDTH))
     if failed:
         print(f"  {len(failed)} failures (first: {failed[0][0]}: {failed[0][1]})")
-        return 1
-    return 0
+    return _cli.failure_status(len(failed), len(files), args, "file(s)")
 
 
 if __name__ == "__main__":

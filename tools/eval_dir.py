@@ -17,6 +17,7 @@ import os
 import sys
 from pathlib import Path
 
+from _cli import add_allow_failures, failure_status
 from se_metrics import MetricInputError, evaluate_dir, format_summary_table, is_evaluation_dir
 
 # _cli is imported inside the functions: the evaluator's worker processes may re-import this
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "the composite measures need 16000). Files at another rate are resampled "
                         "with scipy.signal.resample_poly and listed in summary.json")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_allow_failures(p)
     return p
 
 
@@ -79,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     except MetricInputError as err:
         sys.exit(f"error: {err}")
     print(format_summary_table(summary, out))
-    return 0
+    # a file that cannot be read or compared is a failure; a metric that is undefined for a pair is not
+    enhanced = summary["enhanced"]
+    return failure_status(len(enhanced["failures"]), enhanced["n_files"], args, "enhanced file(s)")
 
 
 if __name__ == "__main__":

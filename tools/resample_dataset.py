@@ -3,11 +3,12 @@
 
     uv run tools/resample_dataset.py ~/data/VB-DEMAND ~/data/VB-DEMAND-16k --sr 16000 --workers 8
 
-Every .wav/.flac under SRC is resampled (torchaudio, Kaiser-windowed sinc; see
+Every .wav/.flac under SRC is resampled (torchaudio's Kaiser-windowed sinc, in torch; see
 se_data.resample) into the same relative path under DST, keeping its subtype and channels;
 other files (e.g. log_trainset_28spk.txt) are copied. Re-running the same command resumes:
 files already done and valid in DST are skipped, and each file is written atomically, so an
-interrupted run never leaves a half file. Exits 1 if any file failed (listed at the end).
+interrupted run never leaves a half file. Exits 1 if any file failed (listed at the end), unless
+--allow-failures.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import argparse
 import json
 import os
 import sys
+
+from _cli import add_allow_failures, failure_status
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="also write the report (counts, failures, rates seen) as JSON to this file "
                         "(refused if it exists)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_allow_failures(p)
     args = p.parse_args(argv)
 
     if args.sr <= 0:
@@ -60,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         with open(args.report, "x") as f:
             json.dump(report.to_dict(), f, indent=2)
-    return 0 if report.ok else 1
+    n_audio = len(report.resampled) + len(report.copied_audio) + len(report.skipped) + len(report.failed)
+    return failure_status(len(report.failed), n_audio, args, "audio file(s)")
 
 
 if __name__ == "__main__":
