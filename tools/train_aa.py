@@ -45,6 +45,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _aa_common  # noqa: E402
 import _cli  # noqa: E402
+import _run_log  # noqa: E402
 import _train  # noqa: E402
 
 from aa_distill import (  # noqa: E402
@@ -207,7 +208,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
     device = info.device
     out = _train.open_run_dir(args, TOOL, info)
-    log = _train.run_logger(info)
+    log = _run_log.run_logger(info)
     teacher = _aa_common.load_teacher(args)
     fs = teacher.sample_rate
     dtype = torch.float64 if args.float64 else torch.float32
@@ -247,7 +248,7 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
         f"tones of {args.duration} s at {fs} Hz; {info.world_size} process(es) on {device}")
     # the last layer's 1x1 residual conv feeds nothing (as in NAM): DDP must expect unused parameters
     model = DistributedDataParallel(student, find_unused_parameters=True) if info.enabled else student
-    csv_log = _train.open_metric_log(out, args, info, start_epoch)
+    csv_log = _run_log.open_metric_log(out, args, info, start_epoch)
     valid_lam = args.curriculum_range[1] if args.curriculum else args.lam
     rf = student.receptive_field
 

@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _cli  # noqa: E402
+import _run_log  # noqa: E402
 import _train  # noqa: E402
 from _bsdt_report import evaluate_test_set, write_plots  # noqa: E402
 
@@ -165,7 +166,7 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
                          f"this run is on {device}{' with ' + str(info.world_size) + ' processes' if info.enabled else ''}. "
                          "Leave out --cuda-graphs")
     out = _train.open_run_dir(args, TOOL, info)
-    log = _train.run_logger(info)
+    log = _run_log.run_logger(info)
     ck = _train.resume_checkpoint(out, TOOL, args, free=RESUME_FREE)
 
     data = _train.open_corpus(args, sample_rate=SAMPLE_RATE, segment=args.segment, info=info)
@@ -205,7 +206,7 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
 
     ddp_model = DistributedDataParallel(model) if info.enabled else model
     graphed: bandsplit.GraphedTrainingForward | None = None   # captured on the first full batch
-    csv_log = _train.open_metric_log(out, args, info, start_epoch)
+    csv_log = _run_log.open_metric_log(out, args, info, start_epoch)
     gan_start = int(math.ceil(args.gan_start * epochs))
 
     for epoch in range(start_epoch, epochs):

@@ -40,6 +40,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _cli  # noqa: E402
 import _sgmse_common as common  # noqa: E402
+import _run_log  # noqa: E402
 import _train  # noqa: E402
 
 from se_data import TrainingCorpus, iterate_batches  # noqa: E402
@@ -174,7 +175,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
     device = info.device
     out = _train.open_run_dir(args, TOOL, info)
-    log = _train.run_logger(info)
+    log = _run_log.run_logger(info)
 
     is_demo = args.data is None
     if args.sde is None:
@@ -225,7 +226,7 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
 
     loss_module = SeededLoss(model, with_labels=use_nc)
     ddp = DistributedDataParallel(loss_module) if info.enabled else loss_module
-    csv_log = _train.open_metric_log(out, args, info, start_epoch)
+    csv_log = _run_log.open_metric_log(out, args, info, start_epoch)
 
     def batches(split: Any, **kw: Any) -> Any:
         return iterate_batches(split, labels=data.labels if use_nc else None, seed=args.seed, batch_size=batch_size,

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ._validate import MetricInputError, MetricSampleRateError, check_pair, sample_rate_alias
-from .batch import PER_FILE, PER_FILE_NOISY, SUMMARY
+from .batch import PER_FILE, PER_FILE_NOISY, SUMMARY, _stats
 from .composite_measures import composite
 from .evaluate import LOWER_IS_BETTER, METRICS
 from .log_spectral import lsd
@@ -101,14 +101,7 @@ def mean_scores(per_file: Iterable[Mapping[str, float]], metrics: Sequence[str]
             v = row.get(m, math.nan)
             if v is not None and not math.isnan(v):
                 values[m].append(float(v))
-    out: dict[str, dict[str, float | int | None]] = {}
-    for m, vs in values.items():
-        if not vs:
-            out[m] = {"mean": None, "std": None, "count": 0}
-            continue
-        a = np.asarray(vs, dtype=np.float64)
-        out[m] = {"mean": float(a.mean()), "std": float(a.std()), "count": int(a.size)}
-    return out
+    return {m: _stats(vs) for m, vs in values.items()}  # the evaluator's summary statistics
 
 
 def _cell(v: Any, width: int) -> str:
