@@ -68,7 +68,8 @@ def test_a_dead_holder_points_to_resume_which_starts_from_scratch(tmp_path):
 def test_a_failed_run_releases_its_lock(tmp_path):
     out = tmp_path / "run"
     r = _run("train_aa.py", *TOY, "--out", out, "--teacher", tmp_path / "missing.nam")
-    assert r.returncode != 0
+    assert r.returncode != 0 and "missing.nam" in r.stderr
+    assert out.is_dir()  # the run took the folder (and its lock) before it failed on the teacher
     assert not (out / ".lock").exists()
 
 
