@@ -15,6 +15,7 @@ from .datasets import PairedAudioDataset, PairedFolders, PairEntry, match_pairs
 from .batches import epoch_batches, iterate_batches
 from .corpus import DEMO_NOISE_CLASSES, TrainingCorpus, detect_layout, open_training_corpus
 from .errors import AudioFileError, CorpusLayoutError, SampleRateError, resample_hint
+from .fingerprint import file_fingerprint, fingerprint_change, write_json_atomic
 from .keyword_alias import keyword_alias
 from .overlap_add import chunk_starts, chunked_apply, crossfade_weights
 from .resample import RESAMPLE_FILTER, resample, resampled_length, sinc_resample
@@ -70,11 +71,14 @@ __all__ = [
     "reader_of",
     "read_vbdemand_log",
     "resample",
+    "file_fingerprint",
+    "fingerprint_change",
     "resample_hint",
     "resample_tree",
     "resampled_length",
     "save_audio",
     "sinc_resample",
+    "write_json_atomic",
 ]
 # --- end of I/O, resampling and datasets -------------------------------------------------
 

@@ -26,7 +26,6 @@ overwritten: an existing non-empty output folder is refused.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import math
 import os
@@ -43,6 +42,7 @@ import torch
 
 from ._rng import as_rng, check_sample_rate
 from .audio_io import load_audio, save_audio
+from .fingerprint import sha256_file
 from .mixing import mix_at_snr
 from .noise import AUDIO_EXTENSIONS, NoiseSet, load_noise, open_noise_set
 
@@ -63,15 +63,6 @@ class OODRow:
     snr_db: float
     clean_gain: float
     noise_gain: float
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _require_empty_out(out_dir: Path, *, create: bool = True) -> None:
