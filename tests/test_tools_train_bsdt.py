@@ -122,7 +122,8 @@ def test_enhance_refuses_wrong_rate_and_handles_long_files(trained: Path, tmp_pa
                            str(out), "--chunk-seconds", "4", "--device", "cpu"],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1  # one failure
-    assert "at48k.wav" in proc.stdout and "resample" in proc.stdout
+    assert "at48k.wav" in proc.stdout and "pass `--resample`" in proc.stdout
+    assert "resample=True" not in proc.stdout  # the tool's flag, never the API keyword
     y, sr = sf.read(out / "long.wav")
     assert sr == 16000 and len(y) == 16000 * 9
 
@@ -209,7 +210,30 @@ def test_48k_data_is_refused_without_resample(tmp_path: Path) -> None:
             sf.write(root / split / kind / "a.wav", 0.1 * rng.standard_normal(48000 * 2), 48000)
     proc = _run([*TINY, "--data", str(root), "--epochs", "1", "--out", str(tmp_path / "o")], check=False)
     assert proc.returncode != 0
-    assert "48000" in proc.stderr and "resample" in proc.stderr
+    assert "48000" in proc.stderr and "pass `--resample`" in proc.stderr and "resample=True" not in proc.stderr
+
+
+def test_stereo_data_is_refused_without_downmix(tmp_path: Path) -> None:
+    """A multi-channel corpus file is an error naming the file and `--downmix` (never the API's
+    mono=True); with --downmix the channels are averaged and training runs."""
+    import numpy as np
+
+    root = tmp_path / "tree"
+    rng = np.random.default_rng(0)
+    for split in ("train", "valid", "test"):
+        for kind in ("clean", "noisy"):
+            (root / split / kind).mkdir(parents=True)
+            sf.write(root / split / kind / "a.wav", 0.1 * rng.standard_normal((16000 * 2, 2)), 16000)
+    proc = _run([*TINY, "--data", str(root), "--epochs", "1", "--out", str(tmp_path / "o")], check=False)
+    assert proc.returncode != 0
+    assert "a.wav" in proc.stderr and "pass `--downmix`" in proc.stderr and "mono=True" not in proc.stderr
+    small = _run([*TINY, "--data", str(root), "--epochs", "1", "--downmix", "--out", str(tmp_path / "b")],
+                 check=False)  # one training file: fewer than one batch, refused before training
+    assert small.returncode != 0 and "--batch-size 6" in small.stderr and "1 item(s)" in small.stderr
+    assert "Traceback" not in small.stderr
+    _run([*TINY, "--data", str(root), "--epochs", "1", "--batch-size", "1", "--no-test", "--downmix",
+          "--out", str(tmp_path / "mixed")])
+    assert (tmp_path / "mixed" / "last.pt").is_file()
 
 
 def test_ddp_two_processes_equal_one_process_with_the_global_batch(corpus: Path, tmp_path: Path) -> None:

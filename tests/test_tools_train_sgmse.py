@@ -167,6 +167,17 @@ def test_enhance_folder_long_file_and_guidance(trained: Path, corpus: Path, tmp_
     bad = _run("enhance_sgmse.py", [d48, "--ckpt", trained / "model.pt", "--out", tmp_path / "e48", "--N", "1"],
                check=False)
     assert bad.returncode == 1 and "48000 Hz" in bad.stdout
+    assert "pass `--resample`" in bad.stdout and "resample=True" not in bad.stdout
+    # a stereo file: a failure naming --downmix, enhanced as the channel mean with it
+    d2 = tmp_path / "stereo"
+    d2.mkdir()
+    sf.write(d2 / "s.wav", np.stack([short, short], axis=1), sr)
+    bad = _run("enhance_sgmse.py", [d2, "--ckpt", trained / "model.pt", "--out", tmp_path / "e2", "--N", "1"],
+               check=False)
+    assert bad.returncode == 1 and "pass `--downmix`" in bad.stdout and "mono=True" not in bad.stdout
+    _run("enhance_sgmse.py", [d2, "--ckpt", trained / "model.pt", "--out", tmp_path / "e3", "--N", "1", "--downmix"])
+    y, r = sf.read(tmp_path / "e3" / "enhanced" / "s.wav", dtype="float32")
+    assert r == sr and y.ndim == 1 and len(y) == len(short)
 
 
 def test_enhance_with_a_separate_noise_reference(trained: Path, corpus: Path, tmp_path: Path) -> None:

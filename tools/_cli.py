@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import functools
 import os
 import sys
 from pathlib import Path
@@ -78,7 +79,8 @@ def add_optimizer_args(g: Any, *, adam_is: str = "the recipe's Adam") -> None:
 
 
 def add_corpus_args(g: Any) -> None:
-    """``--data``, ``--demo-dir``, ``--resample`` and ``--valid-speakers``: what :func:`open_corpus` reads."""
+    """``--data``, ``--demo-dir``, ``--resample``, ``--downmix`` and ``--valid-speakers``: what
+    :func:`open_corpus` reads."""
     g.add_argument("--data", default=None, metavar="DIR",
                    help="a VoiceBank-DEMAND tree ({clean,noisy}_{trainset_28spk,testset}_wav) or a paired-folder "
                         "tree ({train,valid,test}/{clean,noisy}); default: the built-in demo corpus, generated "
@@ -89,6 +91,9 @@ def add_corpus_args(g: Any) -> None:
                    help="resample audio at another rate than the model's on load (VoiceBank-DEMAND ships 48 kHz); "
                         "without it such audio is an error naming the fix (pre-resampling the tree once with "
                         "tools/resample_dataset.py is faster)")
+    g.add_argument("--downmix", action="store_true",
+                   help="average the channels of multi-channel files (mean downmix); without it such a file is an "
+                        "error naming it")
     g.add_argument("--valid-speakers", nargs="*", default=None,
                    help="VoiceBank-DEMAND: training speakers held out for validation (default p226 p287); the "
                         "test set is never used for model selection")
@@ -126,3 +131,26 @@ def failure_status(n_failed: int, n_total: int, args: Any, what: str = "item(s)"
               + ("; exit status 0 (--allow-failures)" if args.allow_failures else "; exit status 1 "
                  "(--allow-failures to exit 0)"), file=sys.stderr)
     return 1 if n_failed and not args.allow_failures else 0
+
+
+# ----------------------------------------------------------------------------- error phrasing
+def phrased(**flags: str | None) -> Any:
+    """Decorator for a tool's ``main``: library errors raised inside name this tool's flags
+    (``resample="--resample"`` → "pass `--resample`"), never API keywords ("resample=True"),
+    and for an option the tool has no flag for say what to do instead (see
+    :func:`se_data.cli_flags`)."""
+    def deco(fn: Any) -> Any:
+        @functools.wraps(fn)
+        def wrapper(*a: Any, **kw: Any) -> Any:
+            import se_data  # noqa: PLC0415 - tools that need no audio parse --help without it
+
+            with se_data.cli_flags(**flags):
+                return fn(*a, **kw)
+        return wrapper
+    return deco
+
+
+def corpus_flags(args: Any) -> dict[str, str | None]:
+    """The :func:`se_data.cli_flags` of a tool built with :func:`add_corpus_args`."""
+    return {"resample": "--resample" if hasattr(args, "resample") else None,
+            "mono": "--downmix" if hasattr(args, "downmix") else None}

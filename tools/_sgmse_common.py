@@ -172,7 +172,7 @@ def test_table(model: ScoreModel, pairs: list[tuple[str, Path, Path]], opts: Enh
     rows: dict[str, list[dict[str, float]]] = {"noisy": [], "enhanced": []}
     rtf = []
     for i, (_, noisy_p, clean_p) in enumerate(tqdm(pairs, desc="test set", leave=False, dynamic_ncols=True)):
-        noisy, clean = load_pair(noisy_p, clean_p, sr, resample)
+        noisy, clean = load_pair(noisy_p, clean_p, sr, resample, mono=True)  # the corpus checked channels
         enh, info = enhance_wave(model, noisy, sr, opts, seed=seed + i)
         rows["noisy"].append(labelled_scores(clean.numpy(), noisy.numpy(), sr))
         rows["enhanced"].append(labelled_scores(clean.numpy(), enh.numpy(), sr))
@@ -189,8 +189,11 @@ def list_wavs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in (".wav", ".flac"))
 
 
-def load_pair(noisy: Path, clean: Path, sr: int, resample: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    y, _ = load_audio(noisy, sr, resample=resample, mono=True)
-    x, _ = load_audio(clean, sr, resample=resample, mono=True)
+def load_pair(noisy: Path, clean: Path, sr: int, resample: bool, *, mono: bool = False
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(noisy [T], clean [T])`` at ``sr`` Hz, trimmed to the shorter; a multi-channel file is an
+    error naming it unless ``mono`` (mean downmix)."""
+    y, _ = load_audio(noisy, sr, resample=resample, mono=mono)
+    x, _ = load_audio(clean, sr, resample=resample, mono=mono)
     n = min(len(y), len(x))
     return y[:n], x[:n]

@@ -95,12 +95,19 @@ def open_corpus(args: Any, *, sample_rate: int, segment: float, info: DistInfo) 
             se_data.make_demo_corpus(args.demo_dir, seed=0, sample_rate=sample_rate)
         if info.enabled:
             dist.barrier()
-        return se_data.open_training_corpus(
-            args.data, sample_rate=sample_rate, segment=segment, resample=args.resample, seed=args.seed,
+        corpus = se_data.open_training_corpus(
+            args.data, sample_rate=sample_rate, segment=segment, resample=args.resample,
+            mono=getattr(args, "downmix", False), seed=args.seed,
             valid_speakers=None if args.valid_speakers is None else tuple(args.valid_speakers),
             demo_dir=args.demo_dir, build_demo=False)
     except (se_data.SampleRateError, se_data.AudioFileError, se_data.CorpusLayoutError) as e:
         raise SystemExit(f"error: --data: {e}") from e
+    batch = getattr(args, "batch_size", None)
+    if batch is not None and len(corpus.train) < batch * info.world_size:  # before anything trains
+        raise SystemExit(f"error: --batch-size {batch}: the training split of {corpus.root} holds "
+                         f"{len(corpus.train)} item(s), fewer than one global batch ({batch} x "
+                         f"{info.world_size} process(es)); lower --batch-size or use fewer processes")
+    return corpus
 
 
 # ----------------------------------------------------------------------------- NaN guard
@@ -185,9 +192,12 @@ def run_main(args: Any, body: Any) -> Any:
         torch.set_num_threads(args.threads)
     import _cli  # noqa: PLC0415 - tools/ is on sys.path when the tools run
 
+    import se_data  # noqa: PLC0415
+
     info = setup_distributed(_cli.resolve_device(args.device))
     try:
-        return body(args, info)
+        with se_data.cli_flags(**_cli.corpus_flags(args)):  # errors name this tool's flags
+            return body(args, info)
     except NonFiniteLossError as e:
         raise SystemExit(f"error: {e}") from None
     finally:

@@ -26,7 +26,7 @@ import _cli  # noqa: E402
 from _outdir import check_no_overlap  # noqa: E402
 
 import bandsplit  # noqa: E402
-from se_data import SampleRateError, load_audio, save_audio  # noqa: E402
+from se_data import load_audio, save_audio  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,6 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+@_cli.phrased(resample="--resample")  # multi-channel files are enhanced per channel
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     check_no_overlap(Path(args.out_dir), "OUT_DIR", IN_DIR=Path(args.in_dir))
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             done += 1
             seconds += enh.shape[-1] / sr
         except Exception as e:  # noqa: BLE001 - one bad file never stops the batch
-            why = f"{e} (this tool resamples on load with --resample)" if isinstance(e, SampleRateError) else str(e)
+            why = str(e)  # library errors name this tool's flags (_cli.phrased)
             failed.append((str(rel), why))
             tqdm.write(f"failed: {rel}: {why}")
     wall = time.time() - t0

@@ -49,6 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--resample", action="store_true",
                    help="resample files at another rate to the model's rate (output at the model's rate); without "
                         "it they are reported as failures naming the fix")
+    p.add_argument("--downmix", action="store_true",
+                   help="average the channels of multi-channel files (mean downmix); without it such a file is "
+                        "reported as a failure naming it")
     p.add_argument("--limit", type=int, default=None, help="enhance only the first N files (sorted by name)")
     _cli.add_allow_failures(p)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -57,6 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+@_cli.phrased(resample="--resample", mono="--downmix")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
@@ -84,13 +88,13 @@ def main(argv: list[str] | None = None) -> int:
         rel = f.relative_to(in_dir)
         target = (out / "enhanced" / rel).with_suffix(".wav")
         try:
-            noisy, _ = load_audio(f, sr, resample=args.resample, mono=True)
+            noisy, _ = load_audio(f, sr, resample=args.resample, mono=args.downmix)
             ref = None
             if args.noise_ref:
                 ref_p = Path(args.noise_ref) / rel
                 if not ref_p.is_file():
                     raise AudioFileError(f"no noise reference {ref_p} for {rel} (--noise-ref needs one per file)")
-                ref, _ = load_audio(ref_p, sr, resample=args.resample, mono=True)
+                ref, _ = load_audio(ref_p, sr, resample=args.resample, mono=args.downmix)
             enh, info = common.enhance_wave(model, noisy, sr, opts, seed=args.seed + i, noise_ref=ref)
             peak = float(enh.abs().max())
             if peak > 1.0:  # scale instead of clipping, and say so
@@ -101,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             row = {"file": rel.as_posix(), **info}
             if args.clean:
                 clean_p = Path(args.clean) / rel
-                clean, _ = load_audio(clean_p, sr, resample=args.resample, mono=True)
+                clean, _ = load_audio(clean_p, sr, resample=args.resample, mono=args.downmix)
                 n = min(len(clean), len(noisy))
                 sn = labelled_scores(clean[:n].numpy(), noisy[:n].numpy(), sr)
                 se = labelled_scores(clean[:n].numpy(), enh[:n].numpy(), sr)

@@ -116,6 +116,7 @@ def _corr(x: list[float], y: list[float]) -> dict[str, float]:
             "n": int(ok.sum())}
 
 
+@_cli.phrased(resample="--resample")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:

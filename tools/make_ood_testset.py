@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from _cli import add_common_args, default_out_dir
+from _cli import add_common_args, default_out_dir, phrased
 from _outdir import check_no_overlap
 
 TOOL_NAME = "make_ood_testset"
@@ -67,6 +67,7 @@ def print_summary(s: dict, version: str) -> None:
               else f"  rebuild: {len(m)} output(s) differ from the manifest: {m[:5]}")
 
 
+@phrased()  # errors name no API keywords: e.g. how to convert a stereo file
 def main(argv=None) -> int:
     args = parse_args(argv)
     from se_data.ood import OOD_TOOL_VERSION, build_ood_set, rebuild_ood_set  # after parsing: --help stays fast

@@ -160,3 +160,29 @@ def test_a_wav_cut_short_is_an_error_naming_both_frame_counts(tmp_path, subtype,
     # other containers and intact files are not affected
     sf.write(tmp_path / "a.flac", x, 16000)
     assert audio_info(tmp_path / "a.flac").frames == 16000
+
+
+def test_cli_flags_phrase_fixes_as_the_tools_flags(tmp_path):
+    """Inside ``cli_flags`` a fix names the tool's flag ("pass `--resample`"), or, where the tool
+    has none, what to do instead (convert a stereo file); outside it names the API keywords."""
+    from se_data import cli_flags
+
+    stereo, at48 = tmp_path / "stereo.wav", tmp_path / "at48.wav"
+    sf.write(stereo, np.zeros((1600, 2)) + 0.1, 16000)
+    sf.write(at48, np.zeros(4800) + 0.1, 48000)
+
+    def message(path, **kw):
+        with pytest.raises((AudioFileError, SampleRateError)) as e:
+            load_audio(path, 16000, **kw)
+        return str(e.value)
+
+    assert "mono=True" in message(stereo) and "resample=True" in message(at48)
+    with cli_flags(resample="--resample", mono="--downmix"):
+        m_stereo, m_rate = message(stereo), message(at48)
+    assert "pass `--downmix`" in m_stereo and "mono=True" not in m_stereo and str(stereo) in m_stereo
+    assert "pass `--resample`" in m_rate and "resample=True" not in m_rate and "se_data." not in m_rate
+    with cli_flags():  # a tool with neither flag: how to convert, and the whole-tree resampler
+        m_stereo, m_rate = message(stereo), message(at48)
+    assert "-ac 1" in m_stereo and "mono=True" not in m_stereo
+    assert "tools/resample_dataset.py" in m_rate and "resample=True" not in m_rate and "--resample`" not in m_rate
+    assert "mono=True" in message(stereo)  # the block's phrasing ends with it

@@ -14,7 +14,7 @@ from .crop import PAD_POLICIES, crop_pair, item_generator
 from .datasets import PairedAudioDataset, PairedFolders, PairEntry, match_pairs
 from .batches import epoch_batches, iterate_batches
 from .corpus import DEMO_NOISE_CLASSES, TrainingCorpus, detect_layout, open_training_corpus
-from .errors import AudioFileError, CorpusLayoutError, SampleRateError, resample_hint
+from .errors import AudioFileError, CorpusLayoutError, SampleRateError, cli_flags, fix_text, resample_hint
 from .fingerprint import file_fingerprint, fingerprint_change, write_json_atomic
 from .keyword_alias import keyword_alias
 from .overlap_add import chunk_starts, chunked_apply, crossfade_weights
@@ -73,6 +73,8 @@ __all__ = [
     "resample",
     "file_fingerprint",
     "fingerprint_change",
+    "cli_flags",
+    "fix_text",
     "resample_hint",
     "resample_tree",
     "resampled_length",

@@ -23,7 +23,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from .errors import AudioFileError, SampleRateError, resample_hint
+from .errors import AudioFileError, SampleRateError, fix_text, resample_hint
 from .keyword_alias import keyword_alias
 from .resample import resample as _resample
 
@@ -93,9 +93,10 @@ def audio_info(path: str | os.PathLike, *, allow_truncated: bool = False) -> Aud
         raise AudioFileError(f"{p}: empty audio file ({info.frames} samples); re-create or remove it")
     declared = _wav_declared_frames(p)
     if declared is not None and declared > info.frames and not allow_truncated:
+        keep = fix_text("allow_truncated", "load the frames present with allow_truncated=True",
+                        does="to use the frames present")
         raise AudioFileError(f"{p}: truncated: its header declares {declared} frames but the file holds "
-                             f"{info.frames}; re-create or re-download it (or load the frames present with "
-                             f"allow_truncated=True)")
+                             f"{info.frames}; re-create or re-download it (or {keep})")
     return AudioInfo(p, int(info.samplerate), int(info.frames), int(info.channels), str(info.subtype))
 
 
@@ -126,7 +127,8 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None, *, resam
     p = info.path
     if info.channels > 1 and not mono:
         raise AudioFileError(f"{p}: has {info.channels} channels but mono audio is expected; "
-                             f"pass mono=True to average the channels (mean downmix)")
+                             + fix_text("mono", "pass mono=True to average the channels (mean downmix)",
+                                        does="to average the channels (mean downmix)"))
     if sr is not None and info.sample_rate != sr and not resample:
         raise SampleRateError(f"{p}: sample rate is {info.sample_rate} Hz but {sr} Hz is required; "
                               + resample_hint(int(sr)))

@@ -51,6 +51,7 @@ class TrainingCorpus:
     is_demo: bool
     class_names: tuple[str, ...] | None = None
     labels: dict[str, int] | None = None
+    mono: bool = False
     _valid_cache: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list, repr=False)
 
     def describe(self) -> dict[str, Any]:
@@ -70,8 +71,8 @@ class TrainingCorpus:
         n = min(n, len(self.valid))
         while len(self._valid_cache) < n:
             e = self.valid.entries[len(self._valid_cache)]
-            clean, _ = load_audio(e.clean, self.sample_rate, resample=self.resample, mono=True)
-            noisy, _ = load_audio(e.noisy, self.sample_rate, resample=self.resample, mono=True)
+            clean, _ = load_audio(e.clean, self.sample_rate, resample=self.resample, mono=self.mono)
+            noisy, _ = load_audio(e.noisy, self.sample_rate, resample=self.resample, mono=self.mono)
             self._valid_cache.append((noisy, clean))
         return self._valid_cache[:n]
 
@@ -103,14 +104,15 @@ def _demo_labels(root: Path) -> dict[str, int] | None:
 
 
 def open_training_corpus(root: str | os.PathLike | None, *, sample_rate: int, segment: float | None,
-                         resample: bool = False, seed: int = 0, valid_speakers: tuple[str, ...] | None = None,
+                         resample: bool = False, mono: bool = False, seed: int = 0, valid_speakers: tuple[str, ...] | None = None,
                          demo_dir: str | os.PathLike = "runs/demo-corpus",
                          build_demo: bool = True) -> TrainingCorpus:
     """Open a corpus for training at ``sample_rate`` Hz with ``segment``-second training crops.
 
     ``root=None`` uses the demo corpus in ``demo_dir``, generated there first when
     ``build_demo`` (in DDP, let one rank build it and the others open it after a barrier).
-    Files at another rate raise :class:`~se_data.SampleRateError` unless ``resample``.
+    Files at another rate raise :class:`~se_data.SampleRateError` unless ``resample``;
+    multi-channel files raise :class:`~se_data.AudioFileError` unless ``mono`` (mean downmix).
     ``valid_speakers`` overrides VoiceBank-DEMAND's held-out training speakers. ``seed`` seeds
     the crops (:func:`se_data.item_generator`).
     """
@@ -121,7 +123,7 @@ def open_training_corpus(root: str | os.PathLike | None, *, sample_rate: int, se
             make_demo_corpus(root, seed=0, sample_rate=sample_rate)
     root = Path(root)
     layout = detect_layout(root)
-    common = dict(sample_rate=sample_rate, resample=resample, seed=seed)
+    common = dict(sample_rate=sample_rate, resample=resample, mono=mono, seed=seed)
     class_names: tuple[str, ...] | None = None
     labels: dict[str, int] | None = None
     if layout == "vbdemand":
@@ -142,4 +144,4 @@ def open_training_corpus(root: str | os.PathLike | None, *, sample_rate: int, se
         if demo_labels is not None:
             class_names, labels = DEMO_NOISE_CLASSES, demo_labels
     return TrainingCorpus(kind, root, train, valid, test, int(sample_rate), bool(resample), is_demo,
-                          class_names, labels)
+                          class_names, labels, bool(mono))

@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 
 from .audio_io import AudioInfo, audio_info, load_audio
 from .crop import PAD_POLICIES, crop_pair, item_generator
-from .errors import AudioFileError, SampleRateError, resample_hint
+from .errors import AudioFileError, SampleRateError, fix_text, resample_hint
 from .resample import resampled_length
 from .resample_tree import AUDIO_EXTENSIONS
 
@@ -167,11 +167,12 @@ class PairedAudioDataset(Dataset):
                                  f"sample rate or length: {_listing(mismatch)}")
         if channels:
             raise AudioFileError(f"{self.description}: {len(channels)} multi-channel file(s) where mono "
-                                 f"audio is expected: {_listing(channels)}; pass mono=True to average "
-                                 f"the channels")
+                                 f"audio is expected: {_listing(channels)}; "
+                                 + fix_text("mono", "pass mono=True to average the channels",
+                                            does="to average the channels (mean downmix)"))
         if wrong_rate and not self.resample:
             raise SampleRateError(f"{self.description}: {len(wrong_rate)} of {2 * len(entries)} files are "
-                                  f"not at sample_rate={self.sample_rate} Hz: {_listing(wrong_rate)}; "
+                                  f"not at {self.sample_rate} Hz: {_listing(wrong_rate)}; "
                                   + resample_hint(self.sample_rate))
         return lengths
 
