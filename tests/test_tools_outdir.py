@@ -84,3 +84,19 @@ def test_input_and_output_folders_must_not_overlap(tmp_path):
     assert r.returncode != 0 and "contains ENHANCED_DIR" in r.stderr, r.stderr
     r = _run("make_ood_testset.py", "--clean", noisy, "--noise", tmp_path, "--out", noisy / "ood")
     assert r.returncode != 0 and "--out" in r.stderr and "is inside --clean" in r.stderr, r.stderr
+
+
+def test_make_ood_testset_holds_the_out_lock(tmp_path):
+    """A second make_ood_testset into a folder another run holds stops before reading anything."""
+    clean, noise = tmp_path / "clean", tmp_path / "noise"
+    clean.mkdir()
+    noise.mkdir()
+    out = tmp_path / "ood"
+    _write_lock(out, os.getpid())
+    r = _run("make_ood_testset.py", "--clean", clean, "--noise", noise, "--out", out)
+    assert r.returncode != 0 and f"is in use by train_aa (PID {os.getpid()}" in r.stderr, r.stderr
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]
+    (out / ".lock").unlink()
+    (out / "old.txt").write_text("x")
+    r = _run("make_ood_testset.py", "--clean", clean, "--noise", noise, "--out", out)
+    assert r.returncode == 2 and "not empty" in r.stderr and (out / "old.txt").read_text() == "x"

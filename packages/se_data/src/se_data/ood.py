@@ -65,8 +65,12 @@ class OODRow:
     noise_gain: float
 
 
+#: A file a command-line tool keeps in its output folder while it runs (its run lock): not content.
+RUN_LOCK_NAME = ".lock"
+
+
 def _require_empty_out(out_dir: Path, *, create: bool = True) -> None:
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+    if out_dir.exists() and (not out_dir.is_dir() or any(p.name != RUN_LOCK_NAME for p in out_dir.iterdir())):
         raise FileExistsError(f"{out_dir}: already exists and is not empty; nothing is overwritten. "
                               f"Choose a new output folder.")
     if create:
