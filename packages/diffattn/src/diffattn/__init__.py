@@ -1,6 +1,7 @@
 """diffattn: differential attention, fusion gates and inter-band graphs (plain PyTorch)."""
 
 from .adaptive_attention import AdaptiveDifferentialAttention
+from .bandwise_attention import ATTENTION_KINDS, BandwiseAttention
 from .attention_stats import NUM_STATS, STAT_NAMES, differential_row_stats, row_stats_from_maps
 from .band_graphs import (
     DenseBandAttention,
@@ -25,11 +26,15 @@ from .fusion_gates import (
     scale_diversity_loss,
     sliding_mean,
 )
+from .losses import ScaleDiversityLoss
 from .norms import RMSNorm
 from .rotary import RotaryEmbedding, apply_rotary, rotary_angles
+from .standard_attention import StandardAttention, softmax_map
 
 __all__ = [
+    "ATTENTION_KINDS",
     "AdaptiveDifferentialAttention",
+    "BandwiseAttention",
     "DenseBandAttention",
     "DifferentialAttention",
     "FrequencyAdaptiveFusionGate",
@@ -41,6 +46,8 @@ __all__ = [
     "RMSNorm",
     "RotaryEmbedding",
     "STAT_NAMES",
+    "ScaleDiversityLoss",
+    "StandardAttention",
     "apply_rotary",
     "band_centres_hz",
     "combine_masks",
@@ -53,6 +60,7 @@ __all__ = [
     "rotary_angles",
     "row_stats_from_maps",
     "scale_diversity_loss",
+    "softmax_map",
     "sliding_mean",
     "two_map_sdpa",
 ]

@@ -91,7 +91,8 @@ class AdaptiveDifferentialAttention(DifferentialAttention):
             return_analysis: also return a dict with ``attn1``, ``attn2`` ``[..., H, T, T]``,
                 ``diff`` (``attn1 − λ_eff·attn2``), ``lambda`` (0-d), ``lambda_eff``
                 ``[..., H, T]``, ``gate`` ``[..., H, T]``, ``stats`` ``[..., H, T, 8]``,
-                ``stat_names``, ``scale_gates`` ``[S, ..., H, T]``, ``scale_weights``
+                ``stat_names``, ``scale_gates`` ``[S, ..., H, T]`` (not detached: it keeps its graph
+                for :class:`~diffattn.ScaleDiversityLoss`; the other entries are detached), ``scale_weights``
                 ``[..., H, S]`` and, with bands, ``band_scale_weights`` ``[B, K, S]``.
             return_diversity_loss: also return the gate's scale-diversity loss (0-d).
         Returns:
@@ -146,7 +147,7 @@ class AdaptiveDifferentialAttention(DifferentialAttention):
                 "lambda_eff": lam_eff.detach().reshape(*lead, h, L),
                 "gate": g.detach().reshape(*lead, h, L),
                 "stats": stats.detach().reshape(*lead, h, L, NUM_STATS), "stat_names": STAT_NAMES,
-                "scale_gates": ga["scale_gates"].detach().reshape(-1, *lead, h, L),
+                "scale_gates": ga["scale_gates"].reshape(-1, *lead, h, L),
                 "scale_weights": ga["scale_weights"].detach().reshape(*lead, h, -1),
             }
             if band_w is not None:

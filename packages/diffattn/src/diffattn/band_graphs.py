@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from .differential_attention import DifferentialAttention
 from .norms import RMSNorm
+from .standard_attention import StandardAttention
 
 GraphKind = Literal["fixed", "harmonic", "learned", "dense", "none"]
 
@@ -89,19 +90,29 @@ def harmonic_band_mask(centres_hz: Sequence[float] | Tensor, tol: float = 0.05,
 
 
 class _BandAttention(nn.Module):
-    """Shared body: ``x + DiffAttn_K(RMSNorm(x) + band_pos, mask)`` for ``x [B, K, T, N]``."""
+    """Shared body: ``x + Attn_K(RMSNorm(x) + band_pos, mask)`` for ``x [B, K, T, N]``.
+
+    ``attention="differential"`` (default): :class:`DifferentialAttention` with ``num_heads``
+    differential heads; ``"standard"``: :class:`StandardAttention` with ``2·num_heads`` softmax
+    heads of the same size (the Differential Transformer's baseline), the graph entering its
+    one map the same way.
+    """
 
     def __init__(self, dim: int, num_heads: int, num_bands: int, depth: int = 0,
-                 band_position: bool = True, norm_eps: float = 1e-5) -> None:
+                 band_position: bool = True, norm_eps: float = 1e-5, attention: str = "differential") -> None:
         super().__init__()
         if num_bands <= 0:
             raise ValueError(f"num_bands must be positive, got {num_bands}")
+        if attention not in ("differential", "standard"):
+            raise ValueError(f"attention must be 'differential' or 'standard', got {attention!r}")
         self.dim, self.num_heads, self.num_bands = dim, num_heads, num_bands
+        self.attention = attention
         self.norm = RMSNorm(dim, eps=norm_eps)
         # learned band-position embedding (zero at init); attention over K is otherwise blind to
         # which band is which
         self.band_pos = nn.Parameter(torch.zeros(num_bands, dim)) if band_position else None
-        self.attn = DifferentialAttention(dim, num_heads, depth, causal=False, norm_eps=norm_eps)
+        self.attn: nn.Module = (DifferentialAttention(dim, num_heads, depth, causal=False, norm_eps=norm_eps)
+                                if attention == "differential" else StandardAttention(dim, 2 * num_heads))
 
     def graph_mask(self) -> Tensor | None:
         """The mask given to the attention: bool/float ``[K, K]`` or ``None`` (dense)."""
@@ -117,7 +128,8 @@ class _BandAttention(nn.Module):
                 ) -> Tensor | tuple[Tensor, dict[str, Any]]:
         """``x [B, K, T, N] -> [B, K, T, N]``; with ``return_analysis=True`` also
         ``{"graph": [K, K], "diff_attention": [H, K, K] (the differential map averaged over B and
-        T), "lambda": 0-d}``."""
+        T), "lambda": 0-d}`` (standard attention: ``"attention": [2H, K, K]`` instead of the
+        differential map and λ)."""
         if x.ndim != 4 or x.shape[1] != self.num_bands or x.shape[-1] != self.dim:
             raise ValueError(f"{type(self).__name__} expects [B, {self.num_bands}, T, {self.dim}] "
                              f"(batch, bands, frames, features), got {tuple(x.shape)}")
@@ -148,9 +160,11 @@ class _BandAttention(nn.Module):
         out = x + y.transpose(1, 2)
         if not return_analysis:
             return out
-        info = {"graph": self.graph().detach(),
-                "diff_attention": an["diff"].detach().mean(dim=(0, 1)),
-                "lambda": an["lambda"]}
+        info: dict[str, Any] = {"graph": self.graph().detach()}
+        if "diff" in an:
+            info.update(diff_attention=an["diff"].detach().mean(dim=(0, 1)), **{"lambda": an["lambda"]})
+        else:
+            info["attention"] = an["attn"].detach().mean(dim=(0, 1))
         return out, info
 
 
@@ -165,14 +179,15 @@ class HarmonicBandGraph(_BandAttention):
         centres_hz: ``[K]`` band centres in Hz (e.g. :func:`band_centres_hz`).
         tol, max_harmonic, min_hz: see :func:`harmonic_band_mask`.
         depth: 0-based layer index for λ_init.
+        attention: ``"differential"`` or ``"standard"`` (see :class:`_BandAttention`).
     Shapes/memory: see the module docstring.
     """
 
     def __init__(self, dim: int, num_heads: int, centres_hz: Sequence[float] | Tensor, *,
                  tol: float = 0.05, max_harmonic: int = 8, min_hz: float = 50.0, depth: int = 0,
-                 band_position: bool = True) -> None:
+                 band_position: bool = True, attention: str = "differential") -> None:
         mask = harmonic_band_mask(centres_hz, tol=tol, max_harmonic=max_harmonic, min_hz=min_hz)
-        super().__init__(dim, num_heads, mask.shape[0], depth, band_position)
+        super().__init__(dim, num_heads, mask.shape[0], depth, band_position, attention=attention)
         self.register_buffer("mask", mask, persistent=False)
         self.register_buffer("centres_hz",
                              torch.as_tensor(centres_hz, dtype=torch.float64).detach().cpu(),
@@ -204,12 +219,14 @@ class LearnableBandGraph(_BandAttention):
         k: neighbours kept per band (``1 <= k < K``; 5 in the BSDT design).
         depth: 0-based layer index for λ_init.
         init_logits: optional ``[K, K]`` initial ``A``.
+        attention: ``"differential"`` or ``"standard"`` (see :class:`_BandAttention`).
     Shapes/memory: see the module docstring.
     """
 
     def __init__(self, dim: int, num_heads: int, num_bands: int, k: int = 5, *, depth: int = 0,
-                 init_logits: Tensor | None = None, band_position: bool = True) -> None:
-        super().__init__(dim, num_heads, num_bands, depth, band_position)
+                 init_logits: Tensor | None = None, band_position: bool = True,
+                 attention: str = "differential") -> None:
+        super().__init__(dim, num_heads, num_bands, depth, band_position, attention=attention)
         if not 1 <= k < num_bands:
             raise ValueError(f"LearnableBandGraph: need 1 <= k < num_bands ({num_bands}), got {k}")
         self.k = k
@@ -248,12 +265,12 @@ class LearnableBandGraph(_BandAttention):
 class DenseBandAttention(_BandAttention):
     """Inter-band differential attention over all K bands (graph = all ones).
 
-    Args: ``dim, num_heads, num_bands, depth``. Shapes/memory: see the module docstring.
+    Args: ``dim, num_heads, num_bands, depth, attention``. Shapes/memory: see the module docstring.
     """
 
     def __init__(self, dim: int, num_heads: int, num_bands: int, *, depth: int = 0,
-                 band_position: bool = True) -> None:
-        super().__init__(dim, num_heads, num_bands, depth, band_position)
+                 band_position: bool = True, attention: str = "differential") -> None:
+        super().__init__(dim, num_heads, num_bands, depth, band_position, attention=attention)
 
     def graph_mask(self) -> None:
         return None

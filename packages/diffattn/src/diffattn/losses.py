@@ -1,0 +1,71 @@
+"""The scale-diversity loss of the multi-scale dynamic fusion gate.
+
+The research notes' multi-scale fusion gate (seed 000, ``MultiScaleDynamicFusionGate`` with
+``use_diversity_reg``: "diversity loss to encourage scale specialization") penalises the
+similarity of the gates its scales predict, so that the windows 2, 4, 8 learn different
+patterns instead of one gate three times. Their code computed it but nothing added it to the
+training loss; here it is a loss class a trainer adds with a weight::
+
+    y, analysis = model(x, return_analysis=True)      # BSDT / ERB-UNet ("adaptive" attention)
+    div, terms = ScaleDiversityLoss()(analysis["scale_gates"])
+    loss = reconstruction + weight * div
+
+Formula. For layer ``l``, scales ``i < j`` and one gate sequence ``n`` (a band of an utterance, or a
+head), with the per-frame gates ``g_i, g_j ∈ (0, 1)^T``::
+
+    ρ_ij = Σ_t (g_i[t] − ḡ_i)(g_j[t] − ḡ_j) / (‖g_i − ḡ_i‖ ‖g_j − ḡ_j‖ + ε)      (Pearson, over time)
+    L_div = mean over l, i < j, n of |ρ_ij|              ∈ [0, 1]
+
+0 when every pair of scales is uncorrelated over time, 1 when their gates move identically (or
+exactly opposite). The seed used the cosine similarity of the raw gates (``centred=False``
+here): gates are sigmoids, all positive, so the raw cosine of two gates is close to 1 whenever
+their means are similar, whatever their time courses; minimising it mostly drives gates towards
+0 rather than apart. Centring measures the time courses, which is what "scale specialisation"
+means. A constant gate (e.g. at initialisation, where every gate is exactly 0.5) has no time
+course: its ``ρ`` is 0 and so is its gradient, so the loss acts once the gates vary.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class ScaleDiversityLoss(nn.Module):
+    """Mean absolute correlation over time between the gates of every pair of fusion scales.
+
+    Args:
+        centred: Pearson correlation (default); ``False``: cosine similarity of the raw gates as
+            in the research notes' code.
+        eps: added to the product of norms.
+
+    ``forward(scale_gates)``: ``scale_gates [L, S, *, T]`` (layers, scales, any sequence dims,
+    frames; e.g. BSDT's ``analysis["scale_gates"]`` ``[L, S, B, K, T]``; one gate: ``[1, S, *, T]``)
+    -> ``(total, {"diversity": total (detached), "per_layer": [L] (detached)})``. ``total`` is
+    0-d, in ``[0, 1]``; it is 0 (with a zero gradient) when ``S < 2``.
+    """
+
+    def __init__(self, centred: bool = True, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.centred, self.eps = bool(centred), float(eps)
+
+    def forward(self, scale_gates: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        if scale_gates.ndim < 3:
+            raise ValueError(f"ScaleDiversityLoss expects scale gates [L, S, ..., T], got {tuple(scale_gates.shape)}")
+        n_layers, s, t = scale_gates.shape[0], scale_gates.shape[1], scale_gates.shape[-1]
+        g = scale_gates.reshape(n_layers, s, -1, t)                        # [L, S, N, T]
+        if s < 2:
+            per_layer = g.sum(dim=(1, 2, 3)) * 0.0
+        else:
+            if self.centred:
+                g = g - g.mean(-1, keepdim=True)
+            norm = torch.linalg.vector_norm(g, dim=-1)                     # [L, S, N]
+            dots = torch.einsum("lant,lbnt->labn", g, g)                   # [L, S, S, N]
+            corr = dots / (norm[:, :, None] * norm[:, None, :] + self.eps)
+            iu = torch.triu_indices(s, s, 1, device=g.device)
+            per_layer = corr[:, iu[0], iu[1]].abs().mean(dim=(1, 2))      # [L]
+        total = per_layer.mean()
+        return total, {"diversity": total.detach(), "per_layer": per_layer.detach()}
+
+    def extra_repr(self) -> str:
+        return f"centred={self.centred}, eps={self.eps}"
