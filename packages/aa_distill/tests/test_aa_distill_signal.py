@@ -76,6 +76,28 @@ def test_bandlimit_recovers_off_bin_harmonic_series_below_minus_100_db():
         np.testing.assert_allclose(got, a, rtol=0, atol=3e-6 * a.max())  # window leakage: -110 dB
 
 
+@pytest.mark.parametrize("f0", [12_000.0, 4_800.0, 48_000 / 14])
+def test_a_harmonic_exactly_at_nyquist_is_counted_once(f0):
+    """fs / (2 f0) a whole number: the top harmonic sits on the real Nyquist bin. An alias-free
+    series with such a component is returned unchanged (aliases below -100 dB, ASR too); the
+    component's magnitude is what a sampled cosine at fs/2 shows, |A cos(phase)|. (Counting it
+    twice made the aliases equal minus that component: ASR about -12 dB for a 12 kHz tone.)"""
+    fs = 48_000
+    top = round(fs / (2 * f0))
+    rng = np.random.default_rng(3)
+    amps, ph = rng.uniform(0.2, 1.0, top) / np.arange(1, top + 1), rng.uniform(0, 2 * np.pi, top)
+    n = np.arange(int(1.25 * fs))
+    x = 0.02 + sum(amps[m - 1] * np.cos(2 * np.pi * m * f0 * n / fs + ph[m - 1]) for m in range(1, top))
+    x = x + amps[-1] * np.cos(np.pi * n + ph[-1])  # the harmonic at fs/2
+    xt = torch.from_numpy(x)[None]
+    r = bandlimit(xt, f0, fs)
+    seg = xt[:, -fs:].pow(2).sum()
+    assert float(10 * torch.log10(r.aliases.pow(2).sum() / seg)) < -100
+    assert float(10 * torch.log10(asr(xt, f0, fs))) < -100
+    got = r.analysis.magnitudes[0, top - 1].item()
+    assert got == pytest.approx(abs(amps[-1] * np.cos(ph[-1] + np.pi * (len(x) - fs))), abs=1e-6)
+
+
 def test_bandlimit_floor_is_the_window_side_lobes():
     """~290 harmonics of 27.53 Hz at 16 kHz: the 120 dB window's leakage limits the error to
     about -97 dB; with a 200 dB window the same code reaches < -170 dB (the synthesis is

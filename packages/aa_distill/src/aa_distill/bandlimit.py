@@ -52,6 +52,9 @@ HOST_WINDOW_CACHE_SIZE: int = 8
 #: Most ``(N, attenuation, device)`` windows kept on their devices.
 DEVICE_WINDOW_CACHE_SIZE: int = 4
 _TAYLOR_TERMS = 30  # (pi/2)^30 / 30! ~ 3e-27: far below float64 rounding
+#: A harmonic within this many 1 Hz bins of fs/2 is the Nyquist component (``m f0`` computed in
+#: float64 from an ``f0 = fs / (2 k)`` that is not a binary fraction misses fs/2 by ~1e-12).
+NYQUIST_BIN_TOLERANCE: float = 1e-6
 
 
 @dataclass
@@ -64,7 +67,8 @@ class HarmonicAnalysis:
     ----------
     amplitudes : complex128 ``[B, H]``
         ``C_m``: half the peak amplitude of harmonic ``m`` times ``exp(j phase)`` (phase at
-        the first sample of the last second). Zero where ``valid`` is False.
+        the first sample of the last second). Zero where ``valid`` is False. A harmonic at
+        exactly fs/2 is real: ``C_m = A cos(phase) / 2``, its only observable part.
     dc : float64 ``[B]``
         Mean (DC) of the windowed last second.
     frequencies : float64 ``[B, H]``
@@ -216,6 +220,11 @@ def harmonic_analysis(x: torch.Tensor, f0: torch.Tensor | float, sample_rate: in
     d = freqs - bins
     gathered = torch.gather(spec, 1, bins.to(torch.int64))
     amps = gathered / window_spectrum_at(d, n, attenuation_db)
+    # A harmonic exactly at Nyquist (fs / (2 f0) a whole number) has no separate negative-frequency
+    # image: the real bin N/2 holds its whole projection A cos(phase), not half of it as every other
+    # bin does, so halve it; the resynthesis 2 Re(C e^{j pi n}) then returns it once, not twice.
+    at_nyquist = valid & (bins == n // 2) & (d.abs() <= NYQUIST_BIN_TOLERANCE)
+    amps = torch.where(at_nyquist, 0.5 * amps, amps)
     amps = torch.where(valid, amps, torch.zeros_like(amps))
     dc = spec[:, 0].real / w.sum()
     return HarmonicAnalysis(amplitudes=amps, dc=dc, frequencies=freqs, valid=valid, f0=f,
