@@ -52,6 +52,8 @@ def load_nam(path: str | os.PathLike, dtype: torch.dtype = torch.float32,
     ``dtype`` (float32 or float64) is the dtype of the returned module's parameters and of
     its output. The module records ``sample_rate`` (48 kHz assumed where the file has none:
     see ``sample_rate_assumed``), ``receptive_field``, ``metadata`` and ``nam_version``.
+    Anything unusable in the file is a :class:`NamFormatError` naming it, including a weight
+    beyond float32's range when ``dtype`` is float32 (it would be inf there).
     """
     path = Path(path)
     try:
@@ -63,6 +65,9 @@ def load_nam(path: str | os.PathLike, dtype: torch.dtype = torch.float32,
     except json.JSONDecodeError as e:
         raise NamFormatError(f"{path}: malformed JSON ({e.msg} at line {e.lineno}, column "
                              f"{e.colno}); a .nam file is a JSON object written by NAM") from None
+    except (RecursionError, ValueError) as e:  # nesting too deep for the parser; an integer of > 4300 digits
+        raise NamFormatError(f"{path}: not a usable JSON document ({e}); a .nam file is a JSON object "
+                             f"written by NAM") from None
     return model_from_nam_dict(doc, source=str(path), dtype=dtype, device=device)
 
 
@@ -81,10 +86,23 @@ def _check_version(version: Any, source: str) -> str:
     return version
 
 
+def _is_finite(v: int | float) -> bool:
+    """``math.isfinite`` that is False (not an OverflowError) for an integer beyond a float's range."""
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
+
+
 def _check_weights(weights: Any, source: str) -> np.ndarray:
     if not isinstance(weights, list) or any(isinstance(w, bool) or not isinstance(w, (int, float))
                                             for w in weights):
         raise _fail(source, "'weights' must be a flat list of numbers")
+    too_large = next((i for i, w in enumerate(weights) if not _is_finite(w) and isinstance(w, int)), None)
+    if too_large is not None:  # JSON integers are unbounded; float64 is not
+        magnitude = int(abs(weights[too_large]).bit_length() * math.log10(2))
+        raise _fail(source, f"weight {too_large} is an integer too large for a float (about "
+                            f"10^{magnitude}); the model cannot be used")
     arr = np.asarray(weights, dtype=np.float64)
     bad = np.flatnonzero(~np.isfinite(arr))
     if bad.size:
@@ -104,8 +122,15 @@ def _check_config_keys(config: Any, arch: str, keys: tuple[str, ...], source: st
                             f"has {listed})")
 
 
-def _build_wavenet(config: Any, source: str, **kw: Any) -> tuple[NamWaveNet, int]:
-    """Validate a WaveNet ``config`` and build the module; returns it and its weight count."""
+def _check_count(arch: str, expected: int, got: int, source: str) -> None:
+    if got != expected:
+        raise _fail(source, f"weight count does not match the {arch} configuration: expected "
+                            f"{expected}, got {got}")
+
+
+def _build_wavenet(config: Any, source: str, n_weights: int, **kw: Any) -> NamWaveNet:
+    """Validate a WaveNet ``config`` and its weight count ``n_weights``, then build the module
+    (the count is checked first: a config declaring a huge model never allocates it)."""
     _check_config_keys(config, "WaveNet", ("layers", "head", "head_scale"), source)
     if "layers" not in config or not isinstance(config["layers"], list):
         raise _fail(source, "WaveNet config needs a 'layers' list")
@@ -123,24 +148,29 @@ def _build_wavenet(config: Any, source: str, **kw: Any) -> tuple[NamWaveNet, int
             except (TypeError, ValueError) as e:
                 raise ValueError(f"layer array {i}: {e}") from None
         check_layer_chain(layers)
-        model = NamWaveNet(layers, head_scale, **kw)
     except (TypeError, ValueError) as e:
         raise _fail(source, f"invalid WaveNet configuration: {e}") from None
-    return model, wavenet_num_weights(layers)
+    _check_count("WaveNet", wavenet_num_weights(layers), n_weights, source)
+    try:
+        return NamWaveNet(layers, head_scale, **kw)
+    except (TypeError, ValueError) as e:
+        raise _fail(source, f"invalid WaveNet configuration: {e}") from None
 
 
-def _build_lstm(config: Any, source: str, **kw: Any) -> tuple[NamLSTM, int]:
-    """Validate an LSTM ``config`` and build the module; returns it and its weight count."""
+def _build_lstm(config: Any, source: str, n_weights: int, **kw: Any) -> NamLSTM:
+    """Validate an LSTM ``config`` and its weight count ``n_weights``, then build the module
+    (the count is checked before anything is allocated)."""
     _check_config_keys(config, "LSTM", ("input_size", "hidden_size", "num_layers"), source)
     if "hidden_size" not in config:
         raise _fail(source, "LSTM config needs 'hidden_size'")
     hidden = config["hidden_size"]
     layers, n_in = config.get("num_layers", 1), config.get("input_size", 1)
-    try:
-        model = NamLSTM(hidden, layers, n_in, **kw)
+    if type(n_in) is int and n_in == 1 and all(type(v) is int and v >= 1 for v in (hidden, layers)):
+        _check_count("LSTM", lstm_num_weights(hidden, layers, n_in), n_weights, source)
+    try:  # NamLSTM refuses any other values before it allocates anything
+        return NamLSTM(hidden, layers, n_in, **kw)
     except (TypeError, ValueError) as e:
         raise _fail(source, f"invalid LSTM configuration: {e}") from None
-    return model, lstm_num_weights(hidden, layers, n_in)
 
 
 def model_from_nam_dict(doc: Any, source: str = "<.nam document>",
@@ -168,23 +198,27 @@ def model_from_nam_dict(doc: Any, source: str = "<.nam document>",
         extra["sample_rate"] = None  # keep an explicit null on re-export
     if sample_rate is not None and (isinstance(sample_rate, bool)
                                     or not isinstance(sample_rate, (int, float))
-                                    or not math.isfinite(sample_rate) or sample_rate <= 0):
+                                    or not _is_finite(sample_rate) or sample_rate <= 0):
         raise _fail(source, f"'sample_rate' must be a positive number of Hz, got {sample_rate!r}")
     weights = _check_weights(doc["weights"], source)
     kw = dict(sample_rate=sample_rate, metadata=metadata, nam_version=version, extra=extra)
     if arch == "WaveNet":
-        model, expected = _build_wavenet(doc["config"], source, **kw)
+        model: NamModel = _build_wavenet(doc["config"], source, weights.size, **kw)
     else:
-        model, expected = _build_lstm(doc["config"], source, **kw)
-    if weights.size != expected:
-        raise _fail(source, f"weight count does not match the {arch} configuration: expected "
-                            f"{expected}, got {weights.size}")
+        model = _build_lstm(doc["config"], source, weights.size, **kw)
     if isinstance(model, NamWaveNet):
         trailing = float(weights[-1])
         if not math.isclose(trailing, model.head_scale, rel_tol=1e-6, abs_tol=1e-12):
             raise _fail(source, f"the last weight ({trailing!r}) must repeat config head_scale "
                                 f"({model.head_scale!r}); NAM's Python and C++ players would "
                                 f"disagree on this file")
+    if dtype == torch.float32:
+        with np.errstate(over="ignore"):
+            big = np.flatnonzero(np.isinf(weights.astype(np.float32)))
+        if big.size:  # finite in the file, inf in a float32 module
+            raise _fail(source, f"{big.size} weight(s) beyond float32's range (first at index {big[0]}: "
+                                f"{float(weights[big[0]])!r}) would be inf in a float32 model; load it with "
+                                f"dtype=torch.float64")
     model.to(device=device, dtype=dtype)
     model.import_weights(weights)
     model.eval()

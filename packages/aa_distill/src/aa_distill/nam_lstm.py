@@ -24,11 +24,12 @@ from .nam_base import NAM_WRITE_VERSION, NamModel
 def lstm_num_weights(hidden_size: int, num_layers: int, input_size: int = 1) -> int:
     """Length of the flat weight list of an LSTM ``.nam`` file."""
     h = hidden_size
-    total = 0
-    for layer in range(num_layers):
-        n_in = input_size if layer == 0 else h
-        total += 4 * h * (n_in + h) + 4 * h + 2 * h
-    return total + h + 1
+    if num_layers < 1:
+        return h + 1
+    # layer 0 reads the input, every later layer the previous one's h outputs (closed form: a
+    # .nam file's num_layers is not trusted to be small)
+    first, later = 4 * h * (input_size + h) + 6 * h, 4 * h * (2 * h) + 6 * h
+    return first + (num_layers - 1) * later + h + 1
 
 
 class NamLSTM(NamModel):
