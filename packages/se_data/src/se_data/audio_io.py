@@ -142,11 +142,17 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None, *, resam
     if not np.isfinite(data).all():
         bad = int((~np.isfinite(data)).sum())
         raise AudioFileError(f"{p}: holds {bad} NaN/Inf samples; the file is broken, re-create it")
-    x = torch.from_numpy(data.mean(axis=1) if data.shape[1] > 1 else data[:, 0].copy())
+    # the downmix accumulates in float64: a float32 sum of channels near float32's limit is inf
+    x = torch.from_numpy(data.mean(axis=1, dtype=np.float64).astype(np.float32) if data.shape[1] > 1
+                         else data[:, 0].copy())
     out_sr = int(file_sr)
     if sr is not None and out_sr != sr:
         x = _resample(x, out_sr, int(sr)).contiguous()
         out_sr = int(sr)
+        if not bool(torch.isfinite(x).all()):  # the filter's overshoot on samples near float32's limit
+            peak = float(np.abs(data).max())
+            raise AudioFileError(f"{p}: resampling overflowed float32: its float samples reach |x| = {peak:.3g}, "
+                                 f"far outside [-1, 1]; scale the file into [-1, 1] and re-create it")
     return x, out_sr
 
 
