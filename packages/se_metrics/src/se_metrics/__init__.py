@@ -17,6 +17,7 @@ from .pesq_stoi import pesq, stoi
 from .report import METRIC_LABELS, format_metric_table, format_summary_table, mean_scores, score_pair
 from .sdr import si_sdr, snr
 from .segmental import ssnr
+from .study_stats import MeanCI, PairedTest, mean_ci, paired_test
 from .tables import DEFAULT_TABLE_METRICS, labelled_scores, mean_rows
 from .weighted_slope import wss
 
@@ -27,8 +28,10 @@ __all__ = [
     "LOWER_IS_BETTER",
     "METRICS",
     "METRIC_LABELS",
+    "MeanCI",
     "MetricInputError",
     "MetricSampleRateError",
+    "PairedTest",
     "composite",
     "evaluate_dir",
     "evaluate_pair",
@@ -39,7 +42,9 @@ __all__ = [
     "llr",
     "lsd",
     "mean_rows",
+    "mean_ci",
     "mean_scores",
+    "paired_test",
     "pesq",
     "score_pair",
     "si_sdr",
