@@ -4,13 +4,16 @@ Every metric takes ``(clean, enhanced, sample_rate)`` (reference first, as pesq 
 1-D numpy arrays or torch tensors ``[T]`` and the sample rate in Hz (``sr=`` is accepted as the
 keyword's older name). Bad input raises :class:`MetricInputError`; a rate a metric is not
 defined at raises its subclass :class:`MetricSampleRateError`, also a
-:class:`se_data.SampleRateError`.
+:class:`se_data.SampleRateError`; a valid pair for which one metric has no meaningful value
+(silent or DC-only estimate, shorter than that metric's minimum, too little speech) raises
+the subclass :class:`MetricUndefinedError` from that metric only
+(:func:`evaluate_pair_defined` returns the defined metrics and the reasons for the others).
 """
 
-from ._validate import MetricInputError, MetricSampleRateError
+from ._validate import MetricInputError, MetricSampleRateError, MetricUndefinedError
 from .batch import evaluate_dir, is_evaluation_dir
 from .composite_measures import composite
-from .evaluate import LOWER_IS_BETTER, METRICS, evaluate_pair
+from .evaluate import LOWER_IS_BETTER, METRICS, evaluate_pair, evaluate_pair_defined
 from .lpc import llr
 from .log_spectral import lsd
 from .pesq_stoi import pesq, stoi
@@ -32,9 +35,11 @@ __all__ = [
     "MetricInputError",
     "MetricSampleRateError",
     "PairedTest",
+    "MetricUndefinedError",
     "composite",
     "evaluate_dir",
     "evaluate_pair",
+    "evaluate_pair_defined",
     "format_metric_table",
     "format_summary_table",
     "is_evaluation_dir",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import MetricInputError, MetricSampleRateError
+from ._validate import MetricSampleRateError, MetricUndefinedError
 
 FRAME_S = 0.03
 OVERLAP = 0.75
@@ -46,5 +46,6 @@ def keep_lowest_mean(values: np.ndarray, fraction: float = KEEP_FRACTION) -> flo
     """Mean of the ``round(fraction * len)`` smallest values (composite.m's outlier removal)."""
     keep = int(round(values.shape[0] * fraction))
     if keep == 0:
-        raise MetricInputError("no complete 30 ms frame to score: use a longer signal.")
+        raise MetricUndefinedError("no complete 30 ms frame to score: use a longer signal.",
+                                   reason="no complete 30 ms frame")
     return float(np.mean(np.sort(values)[:keep]))

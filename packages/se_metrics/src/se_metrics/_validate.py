@@ -5,8 +5,10 @@ arrays or anything with ``.detach().cpu().numpy()``, i.e. torch tensors) and the
 Hz (``sr=`` is accepted as the keyword's older name, see :func:`sample_rate_alias`). Bad input
 raises :class:`MetricInputError` (a ``ValueError``) whose message names the problem and the
 fix; a rate a metric is not defined at raises its subclass :class:`MetricSampleRateError`,
-which is also a :class:`se_data.SampleRateError`. A metric never returns a number for input it
-cannot score.
+which is also a :class:`se_data.SampleRateError`. A pair that is valid but for which one
+metric has no meaningful value (silent or DC-only estimate, too short for that metric, too
+little speech) raises the subclass :class:`MetricUndefinedError` from that metric only. A
+metric never returns a number for input it cannot score.
 """
 
 from __future__ import annotations
@@ -16,17 +18,33 @@ from typing import Any
 import numpy as np
 from se_data import SampleRateError, keyword_alias, resample_hint
 
-#: Shortest signal any metric accepts, in seconds (PESQ's own limit is 1/4 s).
-MIN_DURATION_S = 0.25
 #: A reference whose RMS is below this (about -120 dBFS for audio in [-1, 1]) counts as silent.
 SILENCE_RMS = 1e-6
 
 
 class MetricInputError(ValueError):
-    """Input a metric cannot score: wrong shape, rate, length, NaN/Inf, silence, too short.
+    """Input a metric cannot score: wrong shape, rate, length, NaN/Inf, silent reference.
 
     The message says what is wrong and how to fix it. Subclass of ``ValueError``.
     """
+
+
+class MetricUndefinedError(MetricInputError):
+    """A valid pair for which this one metric has no meaningful value.
+
+    Raised per metric (the others may still be defined): a silent, near-silent or DC-only
+    estimate for the level-invariant and logarithmic metrics, a pair shorter than the metric's
+    minimum duration (see ``se_metrics._edges.MIN_SAMPLES``), too little speech for STOI, no
+    utterance found by PESQ, and the composite measures whenever PESQ-WB, LLR or WSS is
+    undefined. The message names the metric and the reason; ``reason`` holds the reason alone
+    (e.g. ``"silent estimate (every sample is 0)"``), which the evaluator writes into its
+    ``undefined`` column. A subclass of :class:`MetricInputError`, so ``except
+    MetricInputError`` still catches it; the evaluator records it without failing the file.
+    """
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason if reason is not None else message
 
 
 class MetricSampleRateError(MetricInputError, SampleRateError):
@@ -87,8 +105,10 @@ def check_pair(clean: Any, enhanced: Any, sample_rate: Any) -> tuple[np.ndarray,
     """Validate a (reference, estimate) pair; return both as 1-D arrays (dtype kept) and the
     sample rate in Hz as an int.
 
-    Checks, in order: 1-D shape, sample rate, equal length, duration >= 0.25 s, finite samples,
-    non-silent reference. Each failure raises MetricInputError naming the fix.
+    Checks, in order: 1-D shape, sample rate, equal length, at least one sample, finite
+    samples, non-silent reference. Each failure raises MetricInputError naming the fix. The
+    shortest duration is each metric's own (``se_metrics._edges.MIN_SAMPLES``): a pair too
+    short for one metric raises :class:`MetricUndefinedError` from that metric only.
     """
     c = as_1d_array(clean, "clean (reference)")
     e = as_1d_array(enhanced, "enhanced (estimate)")
@@ -99,12 +119,9 @@ def check_pair(clean: Any, enhanced: Any, sample_rate: Any) -> tuple[np.ndarray,
             f"Metrics compare sample by sample: make them the same length first (e.g. trim both to "
             f"the shorter one, n = min(len(clean), len(enhanced))) and check that both have the same "
             f"sample rate.")
-    n_min = int(np.ceil(MIN_DURATION_S * sr))
-    if c.shape[0] < n_min:
-        raise MetricInputError(
-            f"audio is too short: {c.shape[0]} samples = {c.shape[0] / sr:.3f} s at {sr} Hz; "
-            f"at least {MIN_DURATION_S} s ({n_min} samples) is needed (PESQ's minimum). "
-            f"Score longer utterances or concatenate short ones.")
+    if c.shape[0] == 0:
+        raise MetricInputError("clean and enhanced are empty (0 samples): there is nothing to score. "
+                               "Check the file reading or the trimming that produced them.")
     for arr, name in ((c, "clean (reference)"), (e, "enhanced (estimate)")):
         if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
             n_bad = int(np.count_nonzero(~np.isfinite(arr)))

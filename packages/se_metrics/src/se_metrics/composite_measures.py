@@ -16,14 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import as_float64, check_pair, sample_rate_alias, wrong_rate
-from ._frames import keep_lowest_mean
-from .lpc import llr_frames
+from ._validate import MetricUndefinedError, check_pair, sample_rate_alias, wrong_rate
+from .lpc import llr
 from .pesq_stoi import pesq
-from .segmental import ssnr_frames
-from .weighted_slope import wss_frames
+from .segmental import ssnr
+from .weighted_slope import wss
 
 COMPOSITE_SR = 16000
+#: the composite measures, in the evaluator's column order
+COMPOSITE_NAMES = ("csig", "cbak", "covl")
 
 
 def composite_from_parts(pesq_wb: float, llr: float, wss: float, ssnr: float) -> dict[str, float]:
@@ -34,25 +35,30 @@ def composite_from_parts(pesq_wb: float, llr: float, wss: float, ssnr: float) ->
     return {k: float(np.clip(v, 1.0, 5.0)) for k, v in (("csig", csig), ("cbak", cbak), ("covl", covl))}
 
 
-def loizou_parts(clean: Any, enhanced: Any, sr: int) -> dict[str, float]:
-    """LLR (95 % lowest frames), WSS (95 % lowest frames) and SSNR (dB) of a pair [T] at ``sr``,
-    computed from one validation pass. Keys ``llr``, ``wss``, ``ssnr``."""
-    c, e, sr = check_pair(clean, enhanced, sr)
-    c, e = as_float64(c, e)
-    return {
-        "llr": keep_lowest_mean(llr_frames(c, e, sr)),
-        "wss": keep_lowest_mean(wss_frames(c, e, sr)),
-        "ssnr": float(np.mean(ssnr_frames(c, e, sr))),
-    }
+def part_undefined(part: str, err: MetricUndefinedError) -> MetricUndefinedError:
+    """The composite's error when its input ``part`` (``"pesq_wb"``, ``"llr"``, ``"wss"`` or
+    ``"ssnr"``) is undefined for the pair with ``err``: the composite is undefined with it."""
+    return MetricUndefinedError(
+        f"the composite measures (CSIG / CBAK / COVL) are undefined for this pair: they combine "
+        f"PESQ-WB, LLR, WSS and SSNR, and {part} is undefined: {err}",
+        reason=f"needs {part}, which is undefined ({err.reason})")
 
 
 @sample_rate_alias
 def composite(clean: Any, enhanced: Any, sample_rate: int) -> dict[str, float]:
     """CSIG, CBAK, COVL (Hu & Loizou 2008; 1 ... 5, higher is better) of ``enhanced`` [T]
     against ``clean`` [T]. ``sample_rate`` (``sr=`` also accepted) must be 16000 Hz (wide-band
-    PESQ inside); another rate raises :class:`MetricSampleRateError`."""
+    PESQ inside); another rate raises :class:`MetricSampleRateError`. Undefined
+    (:class:`MetricUndefinedError`) wherever PESQ-WB, LLR, WSS or SSNR is: e.g. a silent
+    estimate or a pair shorter than PESQ's 0.25 s."""
     c, e, sr = check_pair(clean, enhanced, sample_rate)
     if sr != COMPOSITE_SR:
         raise wrong_rate("the composite measures use wide-band PESQ and need 16000 Hz", sr, COMPOSITE_SR)
-    parts = loizou_parts(c, e, sr)
-    return composite_from_parts(pesq(c, e, sr, "wb"), parts["llr"], parts["wss"], parts["ssnr"])
+    parts: dict[str, float] = {}
+    for name, fn in (("pesq_wb", lambda: pesq(c, e, sr, "wb")), ("llr", lambda: llr(c, e, sr)),
+                     ("wss", lambda: wss(c, e, sr)), ("ssnr", lambda: ssnr(c, e, sr))):
+        try:
+            parts[name] = fn()
+        except MetricUndefinedError as err:
+            raise part_undefined(name, err) from err
+    return composite_from_parts(parts["pesq_wb"], parts["llr"], parts["wss"], parts["ssnr"])

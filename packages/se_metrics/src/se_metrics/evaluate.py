@@ -1,24 +1,113 @@
-"""All metrics of one (clean, enhanced) pair in one call."""
+"""All metrics of one (clean, enhanced) pair in one call, and the undefined ones with reasons.
+
+:func:`evaluate_pair_defined` returns every metric of :data:`METRICS` that is defined for the
+pair plus a short reason for each undefined one (see :class:`MetricUndefinedError`);
+:func:`evaluate_pair` raises for an undefined metric by default, or records NaN with
+``undefined="nan"``. :func:`join_undefined` / :func:`split_undefined` turn the reasons into the
+one-line text the evaluator's ``undefined`` column holds and back.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._validate import check_pair, sample_rate_alias, wrong_rate
-from .composite_measures import COMPOSITE_SR, composite_from_parts, loizou_parts
+from ._validate import MetricUndefinedError, check_pair, sample_rate_alias, wrong_rate
+from .composite_measures import COMPOSITE_NAMES, COMPOSITE_SR, composite_from_parts, part_undefined
 from .log_spectral import lsd
+from .lpc import llr
 from .pesq_stoi import pesq, stoi
 from .sdr import si_sdr, snr
+from .segmental import ssnr
+from .weighted_slope import wss
 
 #: The metric columns of the evaluator's CSV, in order (higher is better for all but ``lsd``).
 METRICS: tuple[str, ...] = (
     "pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "snr", "ssnr", "lsd", "csig", "cbak", "covl")
 #: Metrics where a lower value is better.
 LOWER_IS_BETTER: frozenset[str] = frozenset({"lsd", "llr", "wss"})
+_UNDEFINED_MODES = ("raise", "nan")
+
+
+def _clean_reason(reason: str) -> str:
+    """A reason fit for :func:`join_undefined`'s text: one line, no ``;`` (the separator)."""
+    return " ".join(reason.replace(";", ",").split())
+
+
+def join_undefined(undefined: Mapping[str, str]) -> str:
+    """``{metric: reason}`` as one line, metrics sharing a reason grouped, in the mapping's
+    order: ``"pesq_wb, pesq_nb: silent estimate (every sample is 0); csig, cbak, covl: needs
+    pesq_wb, which is undefined (...)"``. Empty for an empty mapping."""
+    groups: dict[str, list[str]] = {}
+    for metric, reason in undefined.items():
+        groups.setdefault(_clean_reason(reason), []).append(metric)
+    return "; ".join(f"{', '.join(ms)}: {r}" for r, ms in groups.items())
+
+
+def split_undefined(text: str) -> dict[str, str]:
+    """Inverse of :func:`join_undefined`: ``{metric: reason}``. Raises ValueError for text not
+    in that form."""
+    out: dict[str, str] = {}
+    for entry in filter(None, (t.strip() for t in text.split("; "))):
+        names, sep, reason = entry.partition(": ")
+        if not sep or not names:
+            raise ValueError(f"not an 'undefined' entry ('metric, ...: reason'): {entry!r}")
+        for name in names.split(", "):
+            out[name] = reason
+    return out
 
 
 @sample_rate_alias
-def evaluate_pair(clean: Any, enhanced: Any, sample_rate: int) -> dict[str, float]:
+def evaluate_pair_defined(clean: Any, enhanced: Any, sample_rate: int
+                          ) -> tuple[dict[str, float], dict[str, str]]:
+    """The metrics of :data:`METRICS` defined for ``enhanced`` [T] against ``clean`` [T] at
+    16000 Hz, and why each other one is undefined.
+
+    Returns ``(values, undefined)``: ``values`` maps each defined metric to a finite float,
+    ``undefined`` each undefined one to a short reason (``"silent estimate (every sample is
+    0)"``, ``"too short (0.100 s < 0.250 s)"``, ...); together they hold every metric, each in
+    :data:`METRICS` order. PESQ is computed once and reused by the composite, which is
+    undefined wherever PESQ-WB, LLR, WSS or SSNR is. Input that no metric can score (shape,
+    length, NaN/Inf, silent reference, empty) raises :class:`MetricInputError`, a rate other
+    than 16000 Hz :class:`MetricSampleRateError`. ``sr=`` is accepted for ``sample_rate``.
+    """
+    c, e, sr = check_pair(clean, enhanced, sample_rate)
+    if sr != COMPOSITE_SR:
+        raise wrong_rate("evaluate_pair computes wide-band PESQ and the composite measures, which "
+                         "need 16000 Hz", sr, COMPOSITE_SR)
+    steps: dict[str, Callable[[], float]] = {
+        "pesq_wb": lambda: pesq(c, e, sr, "wb"),
+        "pesq_nb": lambda: pesq(c, e, sr, "nb"),
+        "stoi": lambda: stoi(c, e, sr, extended=False),
+        "estoi": lambda: stoi(c, e, sr, extended=True),
+        "si_sdr": lambda: si_sdr(c, e, sr),
+        "snr": lambda: snr(c, e, sr),
+        "ssnr": lambda: ssnr(c, e, sr),
+        "lsd": lambda: lsd(c, e, sr),
+        "llr": lambda: llr(c, e, sr),   # composite inputs, not columns of their own
+        "wss": lambda: wss(c, e, sr),
+    }
+    got: dict[str, float] = {}
+    errors: dict[str, MetricUndefinedError] = {}
+    for name, step in steps.items():
+        try:
+            got[name] = step()
+        except MetricUndefinedError as err:
+            errors[name] = err
+    missing = next((p for p in ("pesq_wb", "llr", "wss", "ssnr") if p in errors), None)
+    if missing is None:
+        got.update(composite_from_parts(got["pesq_wb"], got["llr"], got["wss"], got["ssnr"]))
+    else:
+        err = part_undefined(missing, errors[missing])
+        errors.update({k: err for k in COMPOSITE_NAMES})
+    values = {m: got[m] for m in METRICS if m in got}
+    undefined = {m: errors[m].reason for m in METRICS if m in errors}
+    return values, undefined
+
+
+@sample_rate_alias
+def evaluate_pair(clean: Any, enhanced: Any, sample_rate: int, *, undefined: str = "raise") -> dict[str, float]:
     """Every metric of :data:`METRICS` for ``enhanced`` [T] against ``clean`` [T] at 16000 Hz.
 
     Returns ``{"pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "snr", "ssnr", "lsd", "csig",
@@ -26,21 +115,18 @@ def evaluate_pair(clean: Any, enhanced: Any, sample_rate: int) -> dict[str, floa
     MetricInputError for bad input, and its subclass MetricSampleRateError for
     ``sample_rate != 16000`` (wide-band PESQ and the composite are defined at 16 kHz; call the
     single metrics at other rates). ``sr=`` is accepted for ``sample_rate``.
+
+    undefined: what a metric that is undefined for this pair (silent estimate, too short, ...;
+        see :func:`evaluate_pair_defined`) gives: ``"raise"`` (default) raises
+        :class:`MetricUndefinedError` naming every undefined metric and its reason; ``"nan"``
+        records NaN for it and returns the others.
     """
-    c, e, sr = check_pair(clean, enhanced, sample_rate)
-    if sr != COMPOSITE_SR:
-        raise wrong_rate("evaluate_pair computes wide-band PESQ and the composite measures, which "
-                         "need 16000 Hz", sr, COMPOSITE_SR)
-    out = {
-        "pesq_wb": pesq(c, e, sr, "wb"),
-        "pesq_nb": pesq(c, e, sr, "nb"),
-        "stoi": stoi(c, e, sr, extended=False),
-        "estoi": stoi(c, e, sr, extended=True),
-        "si_sdr": si_sdr(c, e, sr),
-        "snr": snr(c, e, sr),
-    }
-    parts = loizou_parts(c, e, sr)
-    out["ssnr"] = parts["ssnr"]
-    out["lsd"] = lsd(c, e, sr)
-    out.update(composite_from_parts(out["pesq_wb"], parts["llr"], parts["wss"], parts["ssnr"]))
-    return {k: out[k] for k in METRICS}
+    if undefined not in _UNDEFINED_MODES:
+        raise ValueError(f"undefined must be one of {_UNDEFINED_MODES}, got {undefined!r}")
+    values, why = evaluate_pair_defined(clean, enhanced, sample_rate)
+    if why and undefined == "raise":
+        text = join_undefined(why)
+        raise MetricUndefinedError(
+            f"{len(why)} metric(s) undefined for this pair: {text}. Use evaluate_pair_defined (or "
+            f"undefined='nan') to get the defined ones.", reason=text)
+    return {m: values.get(m, math.nan) for m in METRICS}

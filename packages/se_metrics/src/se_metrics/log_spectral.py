@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 from scipy.signal import get_window
 
-from ._validate import MetricInputError, as_float64, check_pair, sample_rate_alias
+from ._edges import LOGARITHMIC, require_finite, require_samples, require_signal
+from ._validate import as_float64, check_pair, sample_rate_alias
 
 N_FFT = 2048
 HOP = 512
@@ -34,13 +35,15 @@ def lsd(clean: Any, enhanced: Any, sample_rate: int) -> float:
     2048-point periodic-Hann STFT, hop 512, no centre padding, magnitude scaled by
     1/sum(window), and 1e-8 added to the power before log10 (units: log10 power, i.e. bels;
     multiply by 10 for dB). The +1e-8 makes the value depend slightly on level in very quiet
-    bins, as in the reference implementation. Needs at least 2048 samples. 0 is best.
+    bins, as in the reference implementation. 0 is best.
+
+    Raises :class:`MetricUndefinedError` for a pair shorter than 2048 samples (one STFT frame)
+    and for an estimate without signal (silent, DC-only or more than 100 dB below the
+    reference), whose log power the 1e-8 floor, not the estimate, would set.
     """
     c, e, sr = check_pair(clean, enhanced, sample_rate)
-    if c.shape[0] < N_FFT:
-        raise MetricInputError(
-            f"LSD needs at least {N_FFT} samples (one STFT frame), got {c.shape[0]} at {sr} Hz. "
-            f"Use a longer signal.")
+    require_samples(c.shape[0], N_FFT, sr, "LSD", "one STFT frame")
+    require_signal(c, e, "LSD", LOGARITHMIC)
     c, e = as_float64(c, e)
     d = _log_power(e) - _log_power(c)
-    return float(np.mean(np.sqrt(np.mean(d ** 2, axis=1))))
+    return require_finite(np.mean(np.sqrt(np.mean(d ** 2, axis=1))), "LSD")

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from ._frames import frame_params, frames, keep_lowest_mean, loizou_hann, n_frames_composite
+from ._edges import LEVEL_INVARIANT, frame_min_samples, require_finite, require_samples, require_signal
 from ._validate import as_float64, check_pair, sample_rate_alias
 
 
@@ -78,7 +79,11 @@ def llr_frames(clean: np.ndarray, enhanced: np.ndarray, sr: int) -> np.ndarray:
 def llr(clean: Any, enhanced: Any, sample_rate: int) -> float:
     """Log-likelihood ratio of ``enhanced`` [T] against ``clean`` [T] at ``sample_rate`` Hz
     (``sr=`` also accepted), as composite.m: mean over the 95 % lowest frame LLRs (no clipping
-    at 2). Range 0 ... ; lower is better."""
+    at 2). Range 0 ... ; lower is better. Raises :class:`MetricUndefinedError` for a pair
+    without one complete 30 ms frame and for an estimate without signal (the LPC model of a
+    silent frame does not exist; LPC ignores the gain, so a near-silent copy would score 0)."""
     c, e, sr = check_pair(clean, enhanced, sample_rate)
+    require_samples(c.shape[0], frame_min_samples(*frame_params(sr)), sr, "LLR", "one complete 30 ms frame")
+    require_signal(c, e, "LLR", LEVEL_INVARIANT)
     c, e = as_float64(c, e)
-    return keep_lowest_mean(llr_frames(c, e, sr))
+    return require_finite(keep_lowest_mean(llr_frames(c, e, sr)), "LLR")

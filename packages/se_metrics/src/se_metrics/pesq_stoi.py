@@ -2,21 +2,39 @@
 
 Both wrappers pass the arrays through unchanged (same dtype, no rescaling), so the values are
 bit-identical to ``pesq.pesq(fs, clean, enhanced, mode)`` and ``pystoi.stoi(clean, enhanced, fs)``
-on the same arrays. What they add: input checks with clear errors, and turning the libraries'
-silent failure modes (pystoi returning 1e-5 with a warning) into errors.
+on the same arrays. What they add: input checks with clear errors, and
+:class:`MetricUndefinedError` where the libraries fail or return a placeholder (pystoi's 1e-5
+with a warning, PESQ's exceptions on silence) or where the value would mean nothing: an
+estimate without signal (both normalise its level), a pair shorter than the library's minimum.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
 import pesq as _pesq_lib
 from pystoi import stoi as _pystoi
 
-from ._validate import MetricInputError, check_pair, sample_rate_alias, wrong_rate
+from ._edges import LEVEL_INVARIANT, require_finite, require_samples, require_signal
+from ._validate import MetricInputError, MetricUndefinedError, check_pair, sample_rate_alias, wrong_rate
 
 PESQ_RATES = (8000, 16000)
+#: pystoi's internal rate (Hz), frame length and the frames its intermediate measure needs
+_STOI_FS, _STOI_FRAME, _STOI_HOP, _STOI_N = 10000, 256, 128, 30
+
+
+def pesq_min_samples(sr: int) -> int:
+    """Shortest pair PESQ scores at ``sr`` Hz: a quarter second (the pesq library's minimum)."""
+    return math.ceil(sr / 4)
+
+
+def stoi_min_samples(sr: int) -> int:
+    """Shortest pair (samples at ``sr`` Hz) for which pystoi can have 30 frames: its signal
+    resampled to 10 kHz must exceed ``(30 + 2) * 128`` samples (0.41 s), before silent frames
+    are removed."""
+    return (_STOI_N + 2) * _STOI_HOP * sr // _STOI_FS + 1
 
 
 @sample_rate_alias
@@ -27,7 +45,10 @@ def pesq(clean: Any, enhanced: Any, sample_rate: int, mode: str = "wb") -> float
     mode: ``"wb"`` (wide-band, P.862.2, 16 kHz only) or ``"nb"`` (narrow-band, P.862, 8 or 16 kHz).
     Range about 1.0 ... 4.64 (WB) / 4.55 (NB); higher is better. Do not zero-pad before
     calling: padding changes the score. Another rate than 8 / 16 kHz (or wide-band PESQ at
-    8 kHz) raises :class:`MetricSampleRateError`.
+    8 kHz) raises :class:`MetricSampleRateError`. Raises :class:`MetricUndefinedError` for a
+    pair shorter than 0.25 s, an estimate without signal (silent, DC-only or more than 100 dB
+    below the reference: PESQ aligns the estimate's level, so it would score it as if
+    audible) and a pair in which PESQ finds no utterance.
     """
     c, e, sr = check_pair(clean, enhanced, sample_rate)
     if mode not in ("wb", "nb"):
@@ -37,20 +58,20 @@ def pesq(clean: Any, enhanced: Any, sample_rate: int, mode: str = "wb") -> float
     if sr == 8000 and mode == "wb":
         raise wrong_rate("wide-band PESQ needs 16000 Hz audio (at 8000 Hz use mode='nb' instead)",
                          sr, 16000)
+    require_samples(c.shape[0], pesq_min_samples(sr), sr, "PESQ", "the pesq library's minimum")
+    require_signal(c, e, "PESQ", LEVEL_INVARIANT)
     try:
-        return float(_pesq_lib.pesq(sr, c, e, mode))
+        value = _pesq_lib.pesq(sr, c, e, mode)
     except _pesq_lib.NoUtterancesError as err:
-        raise MetricInputError(
-            f"PESQ found no speech utterance in the signals ({err}). Check that the reference "
-            f"holds speech at a normal level and that the pair is not swapped or misaligned.") from err
-    except _pesq_lib.BufferTooShortError as err:
-        raise MetricInputError(f"PESQ: audio too short ({err}); at least 0.25 s is needed.") from err
-    except ValueError as err:  # the library fails inside on a silent estimate ("cannot convert NaN")
-        if e.max() == e.min():
-            raise MetricInputError(
-                "PESQ cannot score a silent estimate (every sample equal, e.g. all zero): the "
-                "system that produced the enhanced signal output no signal.") from err
-        raise
+        raise MetricUndefinedError(
+            f"PESQ is undefined for this pair: it found no speech utterance ({err}). Check that the reference "
+            f"holds speech at a normal level and that the pair is not swapped or misaligned.",
+            reason="PESQ found no utterance") from err
+    except (_pesq_lib.PesqError, ValueError) as err:  # e.g. "cannot convert NaN" inside the library
+        raise MetricUndefinedError(f"PESQ is undefined for this pair: the pesq library failed "
+                                   f"({type(err).__name__}: {err}).",
+                                   reason=f"the pesq library failed ({type(err).__name__})") from err
+    return require_finite(value, "PESQ")
 
 
 @sample_rate_alias
@@ -60,10 +81,16 @@ def stoi(clean: Any, enhanced: Any, sample_rate: int, extended: bool = False) ->
     (Jensen & Taal 2016) with ``extended=True``. Range 0 ... 1 (ESTOI can go slightly below 0);
     higher is better. pystoi resamples internally to 10 kHz, so any rate works.
 
-    Raises MetricInputError where pystoi would return its placeholder 1e-5 (fewer than 30
-    frames of speech left after its silent-frame removal).
+    Raises :class:`MetricUndefinedError` for a pair shorter than 0.41 s
+    (:func:`stoi_min_samples`), where pystoi would return its placeholder 1e-5 (fewer than 30
+    frames of speech left after its silent-frame removal), and for an estimate without signal
+    (STOI rescales the estimate per segment, so it would score it as if audible).
     """
     c, e, sr = check_pair(clean, enhanced, sample_rate)
+    label = "ESTOI" if extended else "STOI"
+    require_samples(c.shape[0], stoi_min_samples(sr), sr, label,
+                    f"{_STOI_N} frames of {_STOI_FRAME} samples at pystoi's {_STOI_FS} Hz")
+    require_signal(c, e, label, LEVEL_INVARIANT)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         value = float(_pystoi(c, e, sr, extended=extended))
@@ -71,8 +98,8 @@ def stoi(clean: Any, enhanced: Any, sample_rate: int, extended: bool = False) ->
         if "Not enough STFT frames" not in str(w.message):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)  # pass others on
             continue
-        raise MetricInputError(
-            f"{'ESTOI' if extended else 'STOI'}: fewer than 30 frames (384 ms) of speech remain "
-            f"after removing silent frames, so the score is undefined (pystoi would return 1e-5). "
-            f"Use longer utterances with more active speech.")
-    return value
+        raise MetricUndefinedError(
+            f"{label} is undefined for this pair: fewer than 30 frames (384 ms) of speech remain "
+            f"after removing silent frames (pystoi would return 1e-5). Use longer utterances with "
+            f"more active speech.", reason="too little speech (fewer than 30 STOI frames)")
+    return require_finite(value, label)

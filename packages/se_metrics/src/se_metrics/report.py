@@ -1,11 +1,12 @@
 """Scoring a chosen set of metrics with a failure policy, and the text tables tools print.
 
 * :func:`score_pair` scores one (clean, estimate) pair with any subset of the metric names in
-  :data:`METRIC_LABELS`. A metric that is undefined for this pair (no utterance for PESQ, too
-  little speech for STOI, a silent estimate for SI-SDR or PESQ) is NaN with
+  :data:`METRIC_LABELS`. A metric that is undefined for this pair (it raises
+  :class:`MetricUndefinedError`: no utterance for PESQ, too little speech for STOI, a silent,
+  DC-only or near-silent estimate, a pair shorter than that metric's minimum) is NaN with
   ``on_error="nan"`` (counted as missing), or raises with ``on_error="raise"``. A pair that no
-  metric can score (shapes, lengths, NaN/Inf, a silent reference, under 0.25 s) and a rate a
-  metric is not defined at always raise: they are mistakes upstream, not missing scores.
+  metric can score (shapes, lengths, NaN/Inf, a silent reference, empty) and a rate a metric
+  is not defined at always raise: they are mistakes upstream, not missing scores.
 * :func:`mean_scores` reduces per-file scores to mean / std (population) / count per metric,
   skipping NaN, as the evaluator's ``summary.json`` does.
 * :func:`format_metric_table` prints rows of numbers under column names (floats ``.3f``, ints as is).
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import MetricInputError, MetricSampleRateError, check_pair, sample_rate_alias
+from ._validate import MetricUndefinedError, check_pair, sample_rate_alias
 from .batch import PER_FILE, PER_FILE_NOISY, SUMMARY, _stats
 from .composite_measures import composite
 from .evaluate import LOWER_IS_BETTER, METRICS
@@ -60,7 +61,7 @@ def score_pair(clean: Any, enhanced: Any, sample_rate: int,
     [T] at ``sample_rate`` Hz (``sr=`` also accepted), as ``{name: value}`` in that order.
 
     on_error: ``"nan"`` (default) records NaN for a metric that is undefined for this pair
-        (it raises :class:`MetricInputError`) and scores the others; ``"raise"`` re-raises.
+        (it raises :class:`MetricUndefinedError`) and scores the others; ``"raise"`` re-raises.
     The pair is validated first: input that no metric can score raises
     :class:`MetricInputError` whatever ``on_error`` says, and so does a rate a metric is not
     defined at (:class:`MetricSampleRateError`). The composite measures (``csig`` / ``cbak``
@@ -82,8 +83,8 @@ def score_pair(clean: Any, enhanced: Any, sample_rate: int,
                 out[m] = comp[m]
             else:
                 out[m] = float(_SINGLE[m](clean, enhanced, sample_rate))
-        except MetricInputError as err:
-            if on_error == "raise" or isinstance(err, MetricSampleRateError):
+        except MetricUndefinedError:
+            if on_error == "raise":
                 raise
             out[m] = math.nan
             if m in _COMPOSITE:

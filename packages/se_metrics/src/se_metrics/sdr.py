@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 from se_data import si_sdr_db
 
-from ._validate import MetricInputError, as_float64, check_pair, sample_rate_alias
+from ._edges import LEVEL_INVARIANT, require_finite, require_signal
+from ._validate import MetricUndefinedError, as_float64, check_pair, sample_rate_alias
 
 #: Added to both energies so identical signals give a large finite value instead of +inf.
 _EPS = 1e-12
@@ -27,16 +28,21 @@ def si_sdr(clean: Any, enhanced: Any, sample_rate: int) -> float:
     give a large finite value. Higher is better. ``sample_rate`` (Hz; ``sr=`` also accepted)
     is only checked: the metric does not depend on it.
 
-    The formula is :func:`se_data.si_sdr_db`'s, called here, so the two agree on every input.
-    An estimate that is silent (all samples equal, e.g. all zero) raises MetricInputError:
-    SI-SDR is undefined there.
+    The formula is :func:`se_data.si_sdr_db`'s, called here, so the two agree on every input
+    both score. Raises :class:`MetricUndefinedError` for an estimate without signal (silent,
+    DC-only, or more than 100 dB below the reference: after the mean is removed and the
+    projection rescales it, the 1e-12 stabiliser, not the estimate, would set the value) and
+    for a constant reference (nothing is left after removing its mean, e.g. a 1-sample pair).
     """
     c, e, _ = check_pair(clean, enhanced, sample_rate)
     s, y = as_float64(c, e)
+    require_signal(s, y, "SI-SDR", LEVEL_INVARIANT)
     try:
-        return si_sdr_db(s, y)
-    except ValueError as err:
-        raise MetricInputError(f"{err}.") from err
+        value = si_sdr_db(s, y)
+    except ValueError as err:  # a constant reference
+        raise MetricUndefinedError(f"{err}.", reason="constant reference (nothing left after removing its mean)") \
+            from err
+    return require_finite(value, "SI-SDR")
 
 
 @sample_rate_alias
@@ -44,6 +50,8 @@ def snr(clean: Any, enhanced: Any, sample_rate: int) -> float:
     """Plain SNR in dB, no scaling and no mean removal: ``10 log10(sum s^2 / sum (e - s)^2)``.
 
     Signals [T]; higher is better; ``sample_rate`` (Hz; ``sr=`` also accepted) is only checked.
+    Defined for any pair of at least one sample: a silent estimate scores exactly 0 dB (its
+    error is the reference itself).
     """
     c, e, _ = check_pair(clean, enhanced, sample_rate)
     s, y = as_float64(c, e)

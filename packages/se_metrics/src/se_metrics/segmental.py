@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from ._frames import frame_params, frames, loizou_hann, n_frames_composite
+from ._edges import frame_min_samples, require_finite, require_samples
 from ._validate import as_float64, check_pair, sample_rate_alias
 
 SSNR_MIN_DB = -10.0
@@ -38,7 +39,11 @@ def ssnr(clean: Any, enhanced: Any, sample_rate: int) -> float:
 
     Mean over 30 ms Hann frames (75 % overlap) of the frame SNR clipped to [-10, 35] dB, as
     Loizou's composite.m (no voice-activity selection). Range -10 ... 35; higher is better.
+    Defined for a silent estimate (every frame 0 dB, or -10 where the reference is silent);
+    a pair without one complete frame (600 samples at 16 kHz) raises
+    :class:`MetricUndefinedError`.
     """
     c, e, sr = check_pair(clean, enhanced, sample_rate)
+    require_samples(c.shape[0], frame_min_samples(*frame_params(sr)), sr, "SSNR", "one complete 30 ms frame")
     c, e = as_float64(c, e)
-    return float(np.mean(ssnr_frames(c, e, sr)))
+    return require_finite(np.mean(ssnr_frames(c, e, sr)), "SSNR")

@@ -25,8 +25,9 @@ def labelled_scores(clean: Any, enhanced: Any, sample_rate: int,
     """``score_pair(clean, enhanced, sample_rate, metrics, on_error="nan")`` with each metric
     under its heading in :data:`METRIC_LABELS` (``{"PESQ-WB": ..., "ESTOI": ...,
     "SI-SDR (dB)": ...}`` by default), in ``metrics`` order. A metric undefined for the pair
-    (e.g. SI-SDR or PESQ of a silent estimate) is NaN; a pair no metric can score and a wrong
-    rate raise as in :func:`score_pair`."""
+    (it raises :class:`MetricUndefinedError`: e.g. SI-SDR or PESQ of a silent estimate, PESQ
+    of a pair under 0.25 s) is NaN; a pair no metric can score and a wrong rate raise as in
+    :func:`score_pair`."""
     return {METRIC_LABELS[m]: v for m, v in score_pair(clean, enhanced, sample_rate, metrics, on_error="nan").items()}
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from ._frames import frame_params, frames, keep_lowest_mean, loizou_hann, n_frames_composite
+from ._edges import LEVEL_INVARIANT, frame_min_samples, require_finite, require_samples, require_signal
 from ._validate import as_float64, check_pair, sample_rate_alias
 
 # 25 critical bands: centre frequencies and bandwidths in Hz (composite.m's table).
@@ -86,7 +87,11 @@ def wss(clean: Any, enhanced: Any, sample_rate: int) -> float:
     """Weighted spectral slope distance of ``enhanced`` [T] against ``clean`` [T] at
     ``sample_rate`` Hz (``sr=`` also accepted): 25 critical bands, 30 ms Hann frames, 75 %
     overlap, mean over the 95 % lowest frames, as Loizou's composite.m. Range 0 ... ; lower is
-    better."""
+    better. Raises :class:`MetricUndefinedError` for a pair without one complete 30 ms frame
+    and for an estimate without signal (its band energies would sit on the -100 dB floor; the
+    slopes ignore the gain, so a near-silent copy would score 0)."""
     c, e, sr = check_pair(clean, enhanced, sample_rate)
+    require_samples(c.shape[0], frame_min_samples(*frame_params(sr)), sr, "WSS", "one complete 30 ms frame")
+    require_signal(c, e, "WSS", LEVEL_INVARIANT)
     c, e = as_float64(c, e)
-    return keep_lowest_mean(wss_frames(c, e, sr))
+    return require_finite(keep_lowest_mean(wss_frames(c, e, sr)), "WSS")
