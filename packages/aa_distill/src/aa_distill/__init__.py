@@ -15,6 +15,8 @@ Public API (everything else is private):
   :func:`analyse_outputs` (:class:`ModelMetrics`), :func:`per_tone_rows`,
   :func:`per_band_rows`, :func:`overall_rows`, :func:`mean_db`, :data:`ANALYSIS_METRICS`,
   :data:`ANALYSIS_TARGETS_DB`.
+* Listening signals — :func:`exponential_sweep` (Farina's sine sweep) and :func:`plucked_string`
+  (a Karplus-Strong guitar DI), for rendering audio through teachers and students.
 """
 
 from .analysis import (
@@ -54,6 +56,7 @@ from .band_metrics import (
     spectral_band_shares,
 )
 from .distill_loss import DistillationLoss
+from .excitation import GUITAR_OPEN_STRINGS_HZ, exponential_sweep, plucked_string
 from .errors import NamFormatError
 from .losses import (
     DCLoss,
@@ -199,5 +202,8 @@ __all__ = [
     "nam_sha256",
     "save_nam",
     "wavenet_num_weights",
+    "GUITAR_OPEN_STRINGS_HZ",
+    "exponential_sweep",
+    "plucked_string",
 ]
 __version__ = "0.1.0"
