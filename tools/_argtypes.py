@@ -67,14 +67,14 @@ class Range:
         return self.noun
 
     # ---------------------------------------------------------------- the range in words
-    def bounds_text(self) -> str:
-        """``"x >= 1"``, ``"0 <= x < 1"``, ``"x > 0"``, ``"any finite x"``."""
-        lo = None if self.low is None else f"{_num(self.low)} {'<' if self.low_open else '<='} "
-        hi = None if self.high is None else f" {'<' if self.high_open else '<='} {_num(self.high)}"
+    def bounds_text(self, sep: str = " ") -> str:
+        """``"x >= 1"``, ``"0 <= x < 1"``, ``"x > 0"``, ``"any finite x"`` (``sep=""``: ``"x>=1"``)."""
+        lo = None if self.low is None else f"{_num(self.low)}{sep}{'<' if self.low_open else '<='}{sep}"
+        hi = None if self.high is None else f"{sep}{'<' if self.high_open else '<='}{sep}{_num(self.high)}"
         if lo is not None and hi is not None:
             return f"{lo}x{hi}"
         if lo is not None:
-            return f"x {'>' if self.low_open else '>='} {_num(self.low)}"  # type: ignore[arg-type]
+            return f"x{sep}{'>' if self.low_open else '>='}{sep}{_num(self.low)}"  # type: ignore[arg-type]
         if hi is not None:
             return f"x{hi}"
         return "any finite x"
@@ -85,8 +85,9 @@ class Range:
         return text + (", or 'none'" if self.allow_none else "")
 
     def help_text(self) -> str:
-        """The range as ``--help`` shows it: ``"integer, x >= 1"``, ``"0 <= x <= 1"``."""
-        text = ("integer, " if self.integer else "") + self.bounds_text() + (f" {self.unit}" if self.unit else "")
+        """The range as ``--help`` shows it (no spaces inside, so it never wraps apart):
+        ``"integer x>=1"``, ``"0<=x<=1"``, ``"x>0 s"``."""
+        text = ("integer " if self.integer else "") + self.bounds_text("") + (f" {self.unit}" if self.unit else "")
         return text + (", or none" if self.allow_none else "")
 
     # ---------------------------------------------------------------- checking
@@ -203,10 +204,10 @@ LEVEL_DBFS = float_range(-120.0, 0.0, noun="a level in dBFS", unit="dBFS")
 SEED = int_range(0, 2**32 - 1, noun="a seed (integer)")
 #: torch CPU threads; 0 is the same as leaving the flag out (torch's choice / the tool's default)
 THREADS = int_range(0, 1024, noun="a thread count (integer)")
-#: worker processes
-WORKERS = int_range(1, 1024, noun="a worker count (integer)")
-#: an optimiser learning rate
-LEARNING_RATE = float_range(0.0, 10.0, low_open=True, noun="a learning rate")
+#: worker processes (no upper bound: the default is the machine's core count)
+WORKERS = int_range(1, None, noun="a worker count (integer)")
+#: an optimiser learning rate (no upper bound: a diverging rate is caught as a non-finite loss)
+LEARNING_RATE = float_range(0.0, None, low_open=True, noun="a learning rate")
 #: a classifier-free guidance scale w (s = s_u + w (s_c - s_u)): 0 unconditional, 1 conditional,
 #: > 1 stronger conditioning (the research uses 1..7)
 GUIDANCE_SCALE = float_range(0.0, 20.0, noun="a guidance scale")

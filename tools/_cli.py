@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import _argtypes as T
 from _outdir import LOCK_NAME, acquire_out_lock
 
 
@@ -49,7 +50,7 @@ def add_common_args(p: argparse.ArgumentParser, *, device: bool = True, seed: bo
                    help="output folder (default: a new runs/<tool>-<YYYYmmdd-HHMMSS>/); "
                         "an existing non-empty folder is refused, never overwritten")
     if seed:
-        p.add_argument("--seed", type=int, default=0, help="random seed for every random choice (default 0)")
+        p.add_argument("--seed", type=T.SEED, default=0, help="random seed for every random choice (default 0)")
     if device:
         p.add_argument("--device", default="auto",
                        help="torch device: auto (cuda if available, else cpu), cpu, cuda, cuda:1 ... (default auto)")
@@ -99,13 +100,16 @@ def add_corpus_args(g: Any) -> None:
                         "test set is never used for model selection")
 
 
-def add_run_args(g: Any, *, threads_help: str = "torch CPU threads (default: torch's choice)") -> None:
+THREADS_HELP = "torch CPU threads (default, or 0: torch's choice)"
+
+
+def add_run_args(g: Any, *, threads_help: str = THREADS_HELP) -> None:
     """``--resume``, ``--tensorboard`` and ``--threads``, shared by the trainers."""
     g.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last.pt exactly where it stopped (same flags; "
                         "--epochs may grow)")
     g.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs (needs tensorboard)")
-    g.add_argument("--threads", type=int, default=None, help=threads_help)
+    g.add_argument("--threads", type=T.THREADS, default=None, help=threads_help)
 
 
 def check_run_args(p: Any, args: Any) -> None:
