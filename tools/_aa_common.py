@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+import _argtypes as T
 from aa_distill import (
     NamFormatError,
     NamModel,
@@ -59,13 +60,24 @@ def add_teacher_args(p: argparse.ArgumentParser, *, required: bool) -> None:
                    help="built-in teacher's nonlinearity: hardclip = clamp(g x, -1, 1), tanh = tanh(g x) "
                         "(default hardclip: at 8x oversampling tanh is nearly alias-free, leaving nothing "
                         "to distil)")
-    g.add_argument("--builtin-gain", type=float, default=10.0,
+    g.add_argument("--builtin-gain", type=T.float_range(0.0, None, low_open=True), default=10.0,
                    help="built-in teacher's pre-gain g (default 10)")
-    g.add_argument("--builtin-oversample", type=int, default=8,
+    g.add_argument("--builtin-oversample", type=T.positive_int(), default=8,
                    help="built-in teacher's oversampling factor, polyphase Kaiser up/down-sampling "
                         "(default 8; 1 = the naive waveshaper at the base rate)")
-    g.add_argument("--builtin-rate", type=int, default=48_000,
-                   help="built-in teacher's sample rate in Hz (default 48000)")
+    g.add_argument("--builtin-rate", type=T.SAMPLE_RATE_HZ, default=48_000,
+                   help="built-in teacher's sample rate in Hz, even (default 48000)")
+
+
+def builtin_nyquist(args: argparse.Namespace) -> float | None:
+    """Nyquist of the built-in teacher when it is the teacher (known at parse time), else None."""
+    return args.builtin_rate / 2 if args.teacher in (None, BUILTIN) else None
+
+
+def check_teacher_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Checks of the teacher flags right after parsing (``p.error``)."""
+    if args.teacher in (None, BUILTIN) and args.builtin_rate % 2:
+        p.error(f"--builtin-rate {args.builtin_rate} must be even (the 1 Hz-bin bandlimiter needs an even rate)")
 
 
 def _fail(msg: str) -> SystemExit:

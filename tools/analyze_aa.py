@@ -42,6 +42,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _aa_common  # noqa: E402
+import _argtypes as T  # noqa: E402
 import _cli  # noqa: E402
 
 from aa_distill import (  # noqa: E402
@@ -61,35 +62,43 @@ from aa_distill import (  # noqa: E402
 TOOL = "analyze_aa"
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="analyze_aa.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     _aa_common.add_teacher_args(p, required=True)
     p.add_argument("--student", default=None, metavar="S.nam",
                    help="the distilled student (.nam); without it only the teacher is analysed")
     g = p.add_argument_group("tones")
-    g.add_argument("--num-tones", type=int, default=50,
+    g.add_argument("--num-tones", type=T.positive_int(), default=50,
                    help="log-spaced fundamentals from --f-range (default 50, as the research notes' baseline "
                         "analysis)")
-    g.add_argument("--f-range", type=float, nargs=2, default=(27.5, 12_000.0), metavar=("LO", "HI"),
-                   help="lowest and highest f0 in Hz (default 27.5 12000)")
-    g.add_argument("--levels-db", type=float, nargs="+", default=(-36.0, -18.0, -6.0), metavar="DB",
+    g.add_argument("--f-range", type=T.float_range(1.0, None, noun="a frequency in Hz", unit="Hz"), nargs=2,
+                   default=(27.5, 12_000.0), metavar=("LO", "HI"),
+                   help="lowest and highest f0 in Hz (default 27.5 12000; LO <= HI < the teacher's Nyquist)")
+    g.add_argument("--levels-db", type=T.LEVEL_DBFS, nargs="+", default=(-36.0, -18.0, -6.0), metavar="DB",
                    help="tone levels in dBFS peak (default -36 -18 -6, the paper's validation levels)")
-    g.add_argument("--duration", type=float, default=1.2,
+    g.add_argument("--duration", type=T.seconds(low=1.0), default=1.2,
                    help="tone length in s; the last second is analysed (default 1.2)")
     g = p.add_argument_group("computation and output")
     g.add_argument("--float32", action="store_true",
                    help="run the models in float32 (default float64; the metrics are always float64)")
-    g.add_argument("--batch-size", type=int, default=16, help="tones per batch (default 16)")
-    g.add_argument("--spectrogram-tones", type=int, default=3,
+    g.add_argument("--batch-size", type=T.positive_int(), default=16, help="tones per batch (default 16)")
+    g.add_argument("--spectrogram-tones", type=T.nonneg_int(), default=3,
                    help="highest tones (at the loudest level) shown in spectrograms.png (default 3; 0 = none)")
     g.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
-    g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    g.add_argument("--threads", type=T.THREADS, default=None, help=_cli.THREADS_HELP)
     _cli.add_common_args(p, seed=False)
+    return T.annotate_help(p)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = build_parser()
     args = p.parse_args(argv)
-    if args.num_tones < 1 or args.batch_size < 1 or args.spectrogram_tones < 0:
-        p.error("--num-tones and --batch-size must be >= 1, --spectrogram-tones >= 0")
+    _aa_common.check_teacher_args(p, args)
+    T.check_less(p, ("--f-range LO", args.f_range[0]), ("HI", args.f_range[1]), strict=False)
+    T.check_less(p, ("--f-range HI", args.f_range[1]), ("the built-in teacher's Nyquist",
+                                                          _aa_common.builtin_nyquist(args)))
     return args
 
 

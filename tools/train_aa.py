@@ -44,6 +44,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _aa_common  # noqa: E402
+import _argtypes as T  # noqa: E402
 import _cli  # noqa: E402
 import _run_log  # noqa: E402
 import _train  # noqa: E402
@@ -58,7 +59,7 @@ TOOL = "train_aa"
 
 
 # ----------------------------------------------------------------------------- arguments
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="train_aa.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     _aa_common.add_teacher_args(p, required=False)
@@ -68,61 +69,68 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="teacher: fine-tune a copy of a WaveNet teacher (Carson et al.'s method); a NAM "
                         "preset name: a fresh WaveNet of that size; auto (default): teacher for a .nam "
                         "WaveNet teacher, nano otherwise")
-    g.add_argument("--channels", type=int, nargs=2, default=None, metavar=("C1", "C2"),
+    g.add_argument("--channels", type=T.positive_int(), nargs=2, default=None, metavar=("C1", "C2"),
                    help="override the preset's channels of the two layer arrays")
-    g.add_argument("--dilations1", type=int, nargs="+", metavar="D", help="override the first layer array's dilations")
-    g.add_argument("--dilations2", type=int, nargs="+", metavar="D", help="override the second layer array's dilations")
-    g.add_argument("--kernel-size", type=int, default=3, help="dilated-convolution kernel size (default 3)")
+    g.add_argument("--dilations1", type=T.positive_int(), nargs="+", metavar="D",
+                   help="override the first layer array's dilations")
+    g.add_argument("--dilations2", type=T.positive_int(), nargs="+", metavar="D",
+                   help="override the second layer array's dilations")
+    g.add_argument("--kernel-size", type=T.positive_int(), default=3, help="dilated-convolution kernel size (default 3)")
     g.add_argument("--activation", default="Tanh", help="layer activation, a NAM name (default Tanh)")
     g.add_argument("--gated", action="store_true", help="gated activations (tanh x sigmoid)")
-    g.add_argument("--head-scale", type=float, default=0.02, help="output scale head_scale (default 0.02)")
+    g.add_argument("--head-scale", type=T.float_range(0.0, None, low_open=True), default=0.02,
+                   help="output scale head_scale (default 0.02)")
 
     g = p.add_argument_group("data (sine tones at the teacher's rate)")
-    g.add_argument("--num-tones", type=int, default=32,
+    g.add_argument("--num-tones", type=T.positive_int(), default=32,
                    help="training tones, drawn once; their teacher targets are cached (default 32; the paper 1600)")
-    g.add_argument("--duration", type=float, default=1.2,
+    g.add_argument("--duration", type=T.seconds(low=1.0), default=1.2,
                    help="tone length in s: the last second is the loss window, the rest warm-up that must "
                         "cover the teacher's and student's receptive fields (default 1.2)")
-    g.add_argument("--midi-range", type=float, nargs=2, default=(21.0, 127.0), metavar=("LO", "HI"),
-                   help="non-integer MIDI notes drawn uniformly in [LO, HI] (default 21 127: 27.5 Hz - 12.5 kHz)")
+    g.add_argument("--midi-range", type=T.MIDI_NOTE, nargs=2, default=(21.0, 127.0), metavar=("LO", "HI"),
+                   help="non-integer MIDI notes drawn uniformly in [LO, HI] (default 21 127: 27.5 Hz - 12.5 kHz; "
+                        "LO < HI, HI below the teacher's Nyquist)")
     g.add_argument("--amplitude", choices=["linear", "db"], default="linear",
                    help="amplitude distribution: linear U(0, 1) as the paper, or uniform in dB over "
                         "--db-range (default linear)")
-    g.add_argument("--db-range", type=float, nargs=2, default=(-60.0, 0.0), metavar=("LO", "HI"),
-                   help="dBFS range for --amplitude db (default -60 0)")
-    g.add_argument("--valid-notes", type=int, default=6,
+    g.add_argument("--db-range", type=T.LEVEL_DBFS, nargs=2, default=(-60.0, 0.0), metavar=("LO", "HI"),
+                   help="dBFS range for --amplitude db (default -60 0; LO <= HI)")
+    g.add_argument("--valid-notes", type=T.positive_int(88), default=6,
                    help="validation notes: this many integer MIDI notes spread over 21-108 (88 = every "
                         "piano key, the paper) at each --valid-levels-db level (default 6)")
-    g.add_argument("--valid-levels-db", type=float, nargs="+", default=(-36.0, -18.0, -6.0),
+    g.add_argument("--valid-levels-db", type=T.LEVEL_DBFS, nargs="+", default=(-36.0, -18.0, -6.0),
                    metavar="DB", help="validation levels in dBFS (default -36 -18 -6, the paper's)")
 
     g = p.add_argument_group("loss")
-    g.add_argument("--lambda", dest="lam", type=float, default=1.0,
+    g.add_argument("--lambda", dest="lam", type=T.float_range(0.0), default=1.0,
                    help="NMR weight λ: loss = ESR/(1+λ) + NMR·λ/(1+λ) + DC (default 1.0, the reference's "
                         "0.5/0.5; lower, e.g. 0.3 or 0.1, favours fidelity over alias suppression)")
     g.add_argument("--curriculum", action="store_true",
                    help="λ(epoch) = start·(end/start)^(epoch/epochs) instead of a fixed λ (alias suppression "
                         "first, fidelity later); validation then uses λ = end")
-    g.add_argument("--curriculum-range", type=float, nargs=2, default=(3.0, 0.3), metavar=("START", "END"),
+    g.add_argument("--curriculum-range", type=T.float_range(0.0, None, low_open=True), nargs=2, default=(3.0, 0.3),
+                   metavar=("START", "END"),
                    help="curriculum λ start and end (default 3.0 0.3)")
-    g.add_argument("--harmonic-weight", type=float, default=0.0,
+    g.add_argument("--harmonic-weight", type=T.float_range(0.0), default=0.0,
                    help="weight of the harmonic-magnitude loss (dB error of the first harmonics, 1/k "
                         "weights, to keep the teacher's harmonics; e.g. 0.3; default 0 = off)")
-    g.add_argument("--num-harmonics", type=int, default=10,
+    g.add_argument("--num-harmonics", type=T.positive_int(), default=10,
                    help="harmonics in the harmonic-magnitude loss (default 10)")
-    g.add_argument("--dc-weight", type=float, default=1.0, help="weight of the DC term (default 1.0)")
-    g.add_argument("--lowpass-hz", type=float, nargs=2, default=(12_000.0, 16_000.0), metavar=("PASS", "STOP"),
+    g.add_argument("--dc-weight", type=T.float_range(0.0), default=1.0, help="weight of the DC term (default 1.0)")
+    g.add_argument("--lowpass-hz", type=T.FREQUENCY_HZ, nargs=2, default=(12_000.0, 16_000.0), metavar=("PASS", "STOP"),
                    help="Kaiser lowpass pre-emphasis edges in Hz, 80 dB (default 12000 16000, the "
-                        "reference's; 18000 22000 lets the loss see most of the 12-20 kHz band)")
+                        "reference's; 18000 22000 lets the loss see most of the 12-20 kHz band; PASS < STOP < "
+                        "the teacher's Nyquist)")
     g.add_argument("--no-lowpass", action="store_true", help="compute the loss without the lowpass")
 
     g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, default=4, help="training epochs (default 4; the paper 100)")
-    g.add_argument("--batch-size", type=int, default=8, help="tones per batch and process (default 8; the paper 40)")
-    g.add_argument("--lr", type=float, default=None,
+    g.add_argument("--epochs", type=T.positive_int(), default=4, help="training epochs (default 4; the paper 100)")
+    g.add_argument("--batch-size", type=T.positive_int(), default=8,
+                   help="tones per batch and process (default 8; the paper 40)")
+    g.add_argument("--lr", type=T.LEARNING_RATE, default=None,
                    help="Adam learning rate (default: 5e-4, the reference's, when fine-tuning the teacher; "
                         "4e-3, NAM's trainer default, for a fresh student)")
-    g.add_argument("--clip", type=float, default=1.0, help="gradient-norm clipping (default 1.0; 0 = off)")
+    g.add_argument("--clip", type=T.float_range(0.0), default=1.0, help="gradient-norm clipping (default 1.0; 0 = off)")
     g.add_argument("--float64", action="store_true",
                    help="train the student and compute every loss term in float64 (the reference's double "
                         "precision; slower). Default: float32 student, float32 NMR")
@@ -133,15 +141,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     _cli.add_run_args(g, threads_help="torch CPU threads (default 1 on CPU: the students' narrow convolutions "
                                         "scale badly across threads and a busy machine makes extra threads much "
-                                        "slower; torch's choice on GPU)")
+                                        "slower; torch's choice on GPU; 0 = that default)")
     _cli.add_common_args(p)
+    return T.annotate_help(p)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = build_parser()
     args = p.parse_args(argv)
     _cli.check_run_args(p, args)
-    for name in ("num_tones", "epochs", "batch_size", "valid_notes", "num_harmonics"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1")
-    if args.lam < 0 or not math.isfinite(args.lam):
-        p.error("--lambda must be a finite number >= 0")
+    _aa_common.check_teacher_args(p, args)
+    nyquist = _aa_common.builtin_nyquist(args)  # a .nam teacher's rate is checked when it is loaded
+    T.check_less(p, ("--midi-range LO", args.midi_range[0]), ("HI", args.midi_range[1]))
+    if nyquist is not None and 440.0 * 2.0 ** ((args.midi_range[1] - 69.0) / 12.0) >= nyquist:
+        p.error(f"--midi-range HI {args.midi_range[1]:g} lies above the built-in teacher's Nyquist "
+                f"({nyquist:g} Hz at --builtin-rate {args.builtin_rate})")
+    T.check_less(p, ("--db-range LO", args.db_range[0]), ("HI", args.db_range[1]), strict=False)
+    if not args.no_lowpass:
+        T.check_less(p, ("--lowpass-hz PASS", args.lowpass_hz[0]), ("STOP", args.lowpass_hz[1]))
+        T.check_less(p, ("--lowpass-hz STOP", args.lowpass_hz[1]), ("the built-in teacher's Nyquist", nyquist))
     if args.nmr_dtype is None:
         args.nmr_dtype = "float64" if args.float64 else "float32"
     for name in ("midi_range", "db_range", "valid_levels_db", "curriculum_range", "lowpass_hz"):

@@ -31,6 +31,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _argtypes as T  # noqa: E402
 import _cli  # noqa: E402
 import _run_log  # noqa: E402
 import _train  # noqa: E402
@@ -49,7 +50,7 @@ SAMPLE_RATE = 16000
 MODELS = bandsplit.MODEL_NAMES
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="train_bsdt.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("model")
@@ -58,11 +59,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "learnable inter-band graph (v2); bsdt-v1: with the fixed harmonic graph; erb-unet: "
                         "the ERB-grouped UNet at its own resolution behind the 257-bin adapter; erb-unet-257: "
                         "its 257-bin redesign (default bsdt)")
-    g.add_argument("--num-channel", type=int, default=None,
-                   help="feature width N (default: 32 for the demo-size models; BSRNN's published size is 64)")
-    g.add_argument("--num-layer", type=int, default=None,
+    g.add_argument("--num-channel", type=T.positive_int(), default=None,
+                   help="feature width N (default: 32 for the demo-size models; BSRNN's published size is 64; "
+                        "BSDT: a multiple of 2 x --num-heads)")
+    g.add_argument("--num-layer", type=T.positive_int(), default=None,
                    help="number of blocks L (default: 2 for the demo-size models; BSRNN's published size is 5)")
-    g.add_argument("--num-heads", type=int, default=None, help="differential-attention heads (BSDT; default 2)")
+    g.add_argument("--num-heads", type=T.positive_int(), default=None,
+                   help="differential-attention heads (BSDT; default 2)")
     g.add_argument("--graph", choices=["fixed", "learned", "dense", "none"], default=None,
                    help="BSDT inter-band graph (default: learned for bsdt, fixed for bsdt-v1)")
     g.add_argument("--no-inter-band", action="store_true", help="BSDT ablation: drop the inter-band module")
@@ -74,18 +77,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     g = p.add_argument_group("data")
     _cli.add_corpus_args(g)
-    g.add_argument("--segment", type=float, default=2.0, help="training crop length in seconds (default 2.0)")
-    g.add_argument("--batch-size", type=int, default=6, help="utterances per batch and per process (default 6)")
+    g.add_argument("--segment", type=T.seconds(), default=2.0, help="training crop length in seconds (default 2.0)")
+    g.add_argument("--batch-size", type=T.positive_int(), default=6,
+                   help="utterances per batch and per process (default 6)")
 
     g = p.add_argument_group("optimisation (the BSRNN recipe)")
-    g.add_argument("--epochs", type=int, default=None,
+    g.add_argument("--epochs", type=T.positive_int(), default=None,
                    help="training epochs (default: 3 on the demo corpus, about 5 CPU-minutes; 120 otherwise)")
-    g.add_argument("--steps-per-epoch", type=int, default=None,
-                   help="cap on optimizer steps per epoch (default: a full pass over the training set)")
-    g.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
-    g.add_argument("--lr-step", type=int, default=10, help="StepLR step size in epochs (default 10)")
-    g.add_argument("--lr-gamma", type=float, default=0.98, help="StepLR decay factor (default 0.98)")
-    g.add_argument("--clip", type=float, default=5.0, help="gradient-norm clipping (default 5)")
+    g.add_argument("--steps-per-epoch", type=T.optional(T.positive_int()), default=None,
+                   help="cap on optimizer steps per epoch (default, or none: a full pass over the training set)")
+    g.add_argument("--lr", type=T.LEARNING_RATE, default=1e-3, help="learning rate (default 1e-3)")
+    g.add_argument("--lr-step", type=T.positive_int(), default=10, help="StepLR step size in epochs (default 10)")
+    g.add_argument("--lr-gamma", type=T.float_range(0.0, 1.0, low_open=True), default=0.98,
+                   help="StepLR decay factor (default 0.98; 1 = constant)")
+    g.add_argument("--clip", type=T.float_range(0.0, None, low_open=True), default=5.0,
+                   help="gradient-norm clipping (default 5; always on)")
     g.add_argument("--amp", action="store_true",
                    help="bf16 autocast for the model's training forward (a GPU speed option; the loss, the "
                         "complex STFT and mask, validation and test stay float32)")
@@ -103,22 +109,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--gan", action="store_true",
                    help="add the MetricGAN discriminator trained on PESQ targets (generator term from "
                         "--gan-start on)")
-    g.add_argument("--gan-start", type=float, default=0.5,
+    g.add_argument("--gan-start", type=T.PROBABILITY.but(noun="a fraction"), default=0.5,
                    help="fraction of the epochs after which the generator's adversarial term is used (default 0.5)")
-    g.add_argument("--gan-weight", type=float, default=1.0, help="weight of the generator's adversarial term")
+    g.add_argument("--gan-weight", type=T.float_range(0.0), default=1.0,
+                   help="weight of the generator's adversarial term (default 1)")
 
     g = p.add_argument_group("validation, output and runtime")
-    g.add_argument("--valid-pesq-files", type=int, default=8,
+    g.add_argument("--valid-pesq-files", type=T.nonneg_int(), default=8,
                    help="validation utterances scored with PESQ each epoch (default 8; 0: validation loss only)")
     g.add_argument("--select-on", choices=["pesq", "loss"], default="pesq",
                    help="validation quantity that picks best.pt (default pesq; loss when --valid-pesq-files 0)")
-    g.add_argument("--test-files", type=int, default=None,
-                   help="test utterances enhanced and scored at the end (default: all)")
+    g.add_argument("--test-files", type=T.optional(T.positive_int()), default=None,
+                   help="test utterances enhanced and scored at the end (default, or none: all; --no-test skips "
+                        "the test set)")
     g.add_argument("--no-test", action="store_true", help="skip the final test-set evaluation")
     _cli.add_run_args(g)
     _cli.add_common_args(p)
+    return T.annotate_help(p)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = build_parser()
     args = p.parse_args(argv)
     _cli.check_run_args(p, args)
+    cfg = model_config(args)
+    if "num_heads" in cfg and cfg["num_channel"] % (2 * cfg["num_heads"]):
+        n = f"--num-channel {cfg['num_channel']}" if args.num_channel else f"the default width {cfg['num_channel']}"
+        p.error(f"{n} must be a multiple of 2 x --num-heads = {2 * cfg['num_heads']} (differential attention "
+                f"splits the width into two halves per head)")
     if args.valid_pesq_files == 0 and args.select_on == "pesq":
         args.select_on = "loss"
     return args

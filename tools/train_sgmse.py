@@ -38,6 +38,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _argtypes as T  # noqa: E402
 import _cli  # noqa: E402
 import _sgmse_common as common  # noqa: E402
 import _run_log  # noqa: E402
@@ -71,11 +72,7 @@ MODEL_FLAGS = ("sde", "backbone", "unet_channels", "ncsnpp_preset", "encoder", "
                "nc_weight", "p_uncond", "bank_size", "knn_k")
 
 
-def _ints(s: str) -> tuple[int, ...]:
-    return tuple(int(v) for v in s.split(",") if v.strip())
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="train_sgmse.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("score model")
@@ -83,7 +80,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="smallunet: the 0.7 M-parameter CPU UNet; ncsnpp: NCSN++ (see --ncsnpp-preset) (default smallunet)")
     g.add_argument("--ncsnpp-preset", choices=sorted(NCSNPP_PRESETS), default="sgmse",
                    help="NCSN++ configuration: sgmse (SGMSE+'s 65.6 M), storm_m, storm_12m, storm_6m, ... (default sgmse)")
-    g.add_argument("--unet-channels", type=_ints, default=(16, 32, 64, 64), metavar="C1,C2,...",
+    g.add_argument("--unet-channels", type=T.int_list(1), default=(16, 32, 64, 64), metavar="C1,C2,...",
                    help="SmallUNet channels per level (default 16,32,64,64)")
     g.add_argument("--sde", choices=["ouve", "sbve"], default=None,
                    help="ouve: SGMSE+'s OUVE SDE (theta 1.5, sigma 0.05..0.5); sbve: Schroedinger bridge "
@@ -95,11 +92,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--encoder", choices=["none", "cnn", "seq", "pretrained"], default="cnn",
                    help="noise encoder: none (plain SGMSE+), cnn (a CNN trained from scratch), seq (sequence tokens for "
                         "cross-attention), pretrained (an audio encoder from --encoder-ckpt) (default cnn)")
-    g.add_argument("--encoder-channels", type=_ints, default=(16, 32, 64, 64), metavar="C1,C2,...",
+    g.add_argument("--encoder-channels", type=T.int_list(1), default=(16, 32, 64, 64), metavar="C1,C2,...",
                    help="cnn / seq encoder conv widths (default 16,32,64,64; noise-conditioning design: 64,128,256,512)")
-    g.add_argument("--embed-dim", type=int, default=128,
+    g.add_argument("--embed-dim", type=T.positive_int(), default=128,
                    help="noise-embedding width (512 in the noise-conditioning design) (default 128)")
-    g.add_argument("--num-tokens", type=int, default=16, help="tokens of the seq / pretrained encoders (default 16)")
+    g.add_argument("--num-tokens", type=T.positive_int(), default=16,
+                   help="tokens of the seq / pretrained encoders (default 16)")
     g.add_argument("--encoder-features", choices=["reim", "reim_logmag"], default="reim_logmag",
                    help="cnn / seq input: real+imag (the noise-conditioning design's) or real+imag+log-magnitude "
                         "(default reim_logmag)")
@@ -110,60 +108,68 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--inject", choices=["input_add", "film", "xattn"], default="input_add",
                    help="input_add: NASE's input addition; film: FiLM on the time embedding; xattn: cross-attention "
                         "(needs --backbone ncsnpp) (default input_add)")
-    g.add_argument("--nc-weight", type=float, default=0.3,
+    g.add_argument("--nc-weight", type=T.float_range(0.0), default=0.3,
                    help="weight of the noise-classification cross-entropy (NASE: 0.3; 0 disables the NC head). "
                         "Labels: VoiceBank-DEMAND's training log (10 classes) or the demo corpus' noise kinds (5)")
-    g.add_argument("--p-uncond", type=float, default=0.1,
+    g.add_argument("--p-uncond", type=T.float_range(0.0, 1.0, high_open=True, noun="a probability"), default=0.1,
                    help="condition dropout probability for classifier-free guidance (0 disables; default 0.1)")
-    g.add_argument("--bank-size", type=int, default=4096,
+    g.add_argument("--bank-size", type=T.int_range(2), default=4096,
                    help="training embeddings kept in the model's k-NN bank for adaptive guidance (default 4096)")
-    g.add_argument("--knn-k", type=int, default=10, help="neighbours of the k-NN reliability (default 10)")
+    g.add_argument("--knn-k", type=T.positive_int(), default=10,
+                   help="neighbours of the k-NN reliability (default 10; less than --bank-size)")
 
     g = p.add_argument_group("data")
     _cli.add_corpus_args(g)
-    g.add_argument("--frames", type=int, default=None,
+    g.add_argument("--frames", type=T.positive_int(), default=None,
                    help="training crop in STFT frames (SGMSE+: 256 = 2.04 s; default 256, or 128 on the demo corpus)")
-    g.add_argument("--batch-size", type=int, default=None,
+    g.add_argument("--batch-size", type=T.positive_int(), default=None,
                    help="utterances per batch and process (SGMSE+: 8; default 8, or 4 on the demo corpus)")
 
     g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, default=None, help="epochs (default: 8 on the demo corpus, 160 otherwise)")
-    g.add_argument("--steps-per-epoch", type=int, default=None,
+    g.add_argument("--epochs", type=T.positive_int(), default=None,
+                   help="epochs (default: 8 on the demo corpus, 160 otherwise)")
+    g.add_argument("--steps-per-epoch", type=T.positive_int(), default=None,
                    help="cap on optimizer steps per epoch (default: 50 on the demo corpus, a full pass otherwise)")
-    g.add_argument("--lr", type=float, default=None,
+    g.add_argument("--lr", type=T.LEARNING_RATE, default=None,
                    help="Adam learning rate (default: SGMSE+'s 1e-4; 1e-3 on the demo corpus, where 400 steps must "
                         "show learning in a few CPU minutes)")
     _cli.add_optimizer_args(g, adam_is="SGMSE+'s Adam")
-    g.add_argument("--ema", type=float, default=0.999, help="EMA decay of the weights (SGMSE+: 0.999)")
+    g.add_argument("--ema", type=T.float_range(0.0, 1.0, high_open=True), default=0.999,
+                   help="EMA decay of the weights (SGMSE+: 0.999; 0 = no averaging)")
     g.add_argument("--no-ema-warmup", action="store_true",
                    help="use the EMA decay from the first step (SGMSE+'s torch_ema). Default: decay "
                         "min(--ema, (1 + step) / (10 + step)) as TensorFlow's ExponentialMovingAverage(num_updates), "
                         "so a short run's EMA is not stuck at the initial weights; the same as SGMSE+ after ~10k steps")
-    g.add_argument("--clip", type=float, default=0.0,
+    g.add_argument("--clip", type=T.float_range(0.0), default=0.0,
                    help="gradient-norm clipping (default 0 = off, as SGMSE+)")
 
     g = p.add_argument_group("validation, test and runtime")
-    g.add_argument("--valid-batches", type=int, default=None,
-                   help="validation batches per epoch (default: all of the validation split)")
-    g.add_argument("--test-files", type=int, default=None,
+    g.add_argument("--valid-batches", type=T.optional(T.positive_int()), default=None,
+                   help="validation batches per epoch (default, or none: all of the validation split)")
+    g.add_argument("--test-files", type=T.nonneg_int(), default=None,
                    help="test utterances enhanced and scored at the end (default: 4 on the demo corpus, all otherwise; "
                         "0 skips); the test set never selects a checkpoint")
-    g.add_argument("--test-N", type=int, default=None,
+    g.add_argument("--test-N", type=T.positive_int(), default=None,
                    help="sampler steps for the final test enhancement (default: 30 for PC, 10 for the bridge ODE)")
     g.add_argument("--test-sampler", choices=["pc", "ode", "sb_ode", "sb_sde"], default=None,
                    help="sampler of the final test enhancement (default: pc for --sde ouve, sb_ode for sbve)")
     _cli.add_run_args(g)
     _cli.add_common_args(p)
+    return T.annotate_help(p)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = build_parser()
     args = p.parse_args(argv)
     _cli.check_run_args(p, args)
+    T.check_less(p, ("--knn-k", args.knn_k), ("--bank-size", args.bank_size),
+                 why="the k-NN reliability needs more bank entries than neighbours")
     if args.inject == "xattn" and args.backbone != "ncsnpp":
         p.error("--inject xattn needs --backbone ncsnpp (SmallUNet has no cross-attention)")
     if args.inject == "xattn" and args.encoder == "cnn":
         p.error("--inject xattn reads token sequences: use --encoder seq or pretrained")
     if args.encoder == "pretrained" and not args.encoder_ckpt:
         p.error("--encoder pretrained needs --encoder-ckpt PATH (a local file; nothing is downloaded)")
-    if not 0.0 <= args.p_uncond < 1.0:
-        p.error("--p-uncond must be in [0, 1)")
     return args
 
 
