@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+import _argtypes as T
 from se_data import load_audio
 from se_metrics import DEFAULT_TABLE_METRICS, METRIC_LABELS, format_metric_table, labelled_scores, mean_rows
 import sgmse_cfg
@@ -96,32 +97,42 @@ def add_sampler_args(p: argparse.ArgumentParser, *, default_N: int = 30) -> None
                    help="pc: predictor-corrector (SGMSE+'s default); ode: probability-flow ODE (Heun); "
                         "sb_ode / sb_sde: Schroedinger-bridge samplers (models trained with --sde sbve) "
                         "(default: sb_ode for a bridge model, pc otherwise)")
-    g.add_argument("--N", type=int, default=None,
+    g.add_argument("--N", type=T.positive_int(), default=None,
                    help=f"sampler steps (default {default_N} for pc / ode, 10 for the bridge samplers; PC: 2N score "
                         f"evaluations)")
     g.add_argument("--predictor", choices=["reverse_diffusion", "euler_maruyama", "none"], default="reverse_diffusion",
                    help="PC predictor (default reverse_diffusion)")
     g.add_argument("--corrector", choices=["ald", "none"], default="ald", help="PC corrector (default ald)")
-    g.add_argument("--snr", type=float, default=0.5, help="annealed-Langevin corrector snr (default 0.5)")
-    g.add_argument("--corrector-steps", type=int, default=1, help="corrector steps per PC step (default 1)")
+    g.add_argument("--snr", type=T.float_range(0.0, None, low_open=True), default=0.5,
+                   help="annealed-Langevin corrector snr, a step-size ratio, not dB (default 0.5)")
+    g.add_argument("--corrector-steps", type=T.nonneg_int(), default=1,
+                   help="corrector steps per PC step (default 1; 0 = no correction, as --corrector none)")
     g.add_argument("--ode-method", choices=["heun", "euler"], default="heun", help="ODE solver (default heun)")
     g.add_argument("--guidance", choices=["cond", "uncond", "static", "nc", "knn", "mix"], default="cond",
                    help="cond: conditional score (NASE, no CFG); uncond: null condition; static: CFG with a fixed "
                         "--w; nc / knn / mix: per-utterance w = --w x reliability from NC confidence, k-NN "
                         "distance to the training bank, or alpha-mix of both (default cond)")
-    g.add_argument("--w", type=float, default=1.0,
+    g.add_argument("--w", type=T.GUIDANCE_SCALE, default=1.0,
                    help="guidance scale (static) or its maximum (adaptive); s = s_u + w (s_c - s_u) (default 1)")
-    g.add_argument("--alpha", type=float, default=0.5, help="mix: weight of the NC term (default 0.5)")
-    g.add_argument("--max-chunk-seconds", type=float, default=8.0,
+    g.add_argument("--alpha", type=T.PROBABILITY.but(noun="a weight"), default=0.5,
+                   help="mix: weight of the NC term (default 0.5)")
+    g.add_argument("--max-chunk-seconds", type=T.seconds(), default=8.0,
                    help="files longer than this are enhanced in overlapping chunks (default 8)")
-    g.add_argument("--chunk-seconds", type=float, default=None,
+    g.add_argument("--chunk-seconds", type=T.seconds(), default=None,
                    help="chunk length for long files (default: half of --max-chunk-seconds)")
-    g.add_argument("--overlap-seconds", type=float, default=0.5, help="chunk cross-fade (default 0.5)")
+    g.add_argument("--overlap-seconds", type=T.seconds(low_open=False), default=0.5,
+                   help="chunk cross-fade (default 0.5; less than --chunk-seconds; at most half a chunk is used)")
     g.add_argument("--amp", action="store_true",
                    help="bf16 autocast for the backbone (complex I/O stays float32); GPU speed option")
     g.add_argument("--cfg-two-forwards", action="store_true",
                    help="compute the CFG halves with two forwards of batch 1 instead of one of batch 2 (same "
                         "output; faster on a CPU, slower on a GPU)")
+
+
+def check_sampler_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Checks between the sampling flags, right after parsing (``p.error``)."""
+    T.check_less(p, ("--overlap-seconds", args.overlap_seconds), ("--chunk-seconds", args.chunk_seconds),
+                 why="chunks must advance")
 
 
 def options_from_args(args: argparse.Namespace, model: ScoreModel) -> EnhanceOptions:

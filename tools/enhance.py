@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _argtypes as T  # noqa: E402
 import _cli  # noqa: E402
 from _outdir import check_no_overlap  # noqa: E402
 
@@ -29,7 +30,7 @@ import bandsplit  # noqa: E402
 from se_data import load_audio, save_audio  # noqa: E402
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="enhance.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ckpt", required=True, help="checkpoint from tools/train_bsdt.py (best.pt or last.pt)")
@@ -38,16 +39,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--resample", action="store_true",
                    help="resample files at another rate to the model's rate (and write at the model's rate); "
                         "without it such files are reported as failures")
-    p.add_argument("--chunk-seconds", type=float, default=30.0,
+    p.add_argument("--chunk-seconds", type=T.seconds(), default=30.0,
                    help="files longer than this are enhanced in overlapping chunks (default 30)")
-    p.add_argument("--overlap-seconds", type=float, default=1.0, help="chunk cross-fade length (default 1)")
+    p.add_argument("--overlap-seconds", type=T.seconds(), default=1.0,
+                   help="chunk cross-fade length (default 1; less than --chunk-seconds; at most half a chunk is used)")
     _cli.add_allow_failures(p)
     p.add_argument("--weights", choices=["ema", "live"], default="ema",
                    help="ema: the checkpoint's EMA weights where it has them, else its trained weights "
                         "(train_bsdt.py keeps no EMA, so both are the same for its checkpoints); live: the "
                         "trained weights (default ema)")
     p.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, cuda:1 ... (default auto)")
-    return p.parse_args(argv)
+    return T.annotate_help(p)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = build_parser()
+    args = p.parse_args(argv)
+    T.check_less(p, ("--overlap-seconds", args.overlap_seconds), ("--chunk-seconds", args.chunk_seconds),
+                 why="chunks must advance")
+    return args
 
 
 @_cli.phrased(resample="--resample")  # multi-channel files are enhanced per channel

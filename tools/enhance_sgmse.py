@@ -26,6 +26,7 @@ import torch
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _argtypes as T  # noqa: E402
 import _cli  # noqa: E402
 from _outdir import check_no_overlap  # noqa: E402
 import _sgmse_common as common  # noqa: E402
@@ -34,7 +35,7 @@ from se_data import AudioFileError, SampleRateError, load_audio, save_audio  # n
 from se_metrics import format_metric_table, labelled_scores, mean_rows  # noqa: E402
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="enhance_sgmse.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("in_dir", metavar="NOISY_DIR", help="folder with noisy .wav/.flac files (searched recursively)")
@@ -52,12 +53,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--downmix", action="store_true",
                    help="average the channels of multi-channel files (mean downmix); without it such a file is "
                         "reported as a failure naming it")
-    p.add_argument("--limit", type=int, default=None, help="enhance only the first N files (sorted by name)")
+    p.add_argument("--limit", type=T.optional(T.positive_int()), default=None,
+                   help="enhance only the first N files (sorted by name; default, or none: all)")
     _cli.add_allow_failures(p)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=T.THREADS, default=None, help=_cli.THREADS_HELP)
     common.add_sampler_args(p)
     _cli.add_common_args(p)
-    return p.parse_args(argv)
+    return T.annotate_help(p)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = build_parser()
+    args = p.parse_args(argv)
+    common.check_sampler_args(p, args)
+    return args
 
 
 @_cli.phrased(resample="--resample", mono="--downmix")

@@ -31,6 +31,7 @@ import torch
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _argtypes as T  # noqa: E402
 import _cli  # noqa: E402
 from _outdir import check_no_overlap  # noqa: E402
 import _sgmse_common as common  # noqa: E402
@@ -42,7 +43,7 @@ from sgmse_cfg import NoiseCondScoreModel  # noqa: E402
 DEFAULT_CONDITIONS = ["uncond", "cond", "static:2", "nc", "knn", "mix"]
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="eval_ood.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ckpt", required=True, help="model.pt (or best.pt / last.pt) from tools/train_sgmse.py")
@@ -54,20 +55,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="OOD set from tools/make_ood_testset.py (clean/, noisy/, manifest.csv)")
     p.add_argument("--conditions", nargs="+", default=DEFAULT_CONDITIONS, metavar="COND",
                    help="guidance conditions: uncond, cond, static:W, and nc[:W] / knn[:W] / mix[:W] (adaptive, W = "
-                        "the maximum scale, default 1) (default: %(default)s)")
+                        f"the maximum scale, default 1; {T.GUIDANCE_SCALE.bounds_text()}) (default: %(default)s)")
     p.add_argument("--reference", default="cond",
                    help="condition whose quality is correlated with the uncertainty (default cond; else the first)")
-    p.add_argument("--files", type=int, default=None, help="at most this many utterances per set (default: all)")
+    p.add_argument("--files", type=T.optional(T.positive_int()), default=None,
+                   help="at most this many utterances per set (default, or none: all)")
     p.add_argument("--resample", action="store_true", help="resample audio at another rate to the model's rate")
     p.add_argument("--save-audio", action="store_true", help="also write every enhanced file to OUT/audio/")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=T.THREADS, default=None, help=_cli.THREADS_HELP)
     common.add_sampler_args(p)
     _cli.add_common_args(p)
+    return T.annotate_help(p)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = build_parser()
     args = p.parse_args(argv)
+    common.check_sampler_args(p, args)
     try:
         args.parsed_conditions = [parse_condition(c) for c in args.conditions]
     except ValueError as e:
-        p.error(str(e))
+        p.error(f"argument --conditions: {e}")
     return args
 
 
@@ -80,7 +88,10 @@ def parse_condition(c: str) -> tuple[str, str, float]:
         raise ValueError("static needs a scale, e.g. static:2")
     if mode in ("uncond", "cond") and w:
         raise ValueError(f"{mode} takes no scale")
-    val = float(w) if w else 1.0
+    try:
+        val = T.GUIDANCE_SCALE(w) if w else 1.0
+    except argparse.ArgumentTypeError as e:
+        raise ValueError(f"condition {c!r}: the scale W: {e}") from None
     label = mode if mode in ("uncond", "cond") else f"{mode} w={val:g}" if mode == "static" else \
         (f"{mode}" if val == 1.0 else f"{mode} max {val:g}")
     return label, mode, val
