@@ -25,6 +25,7 @@ from se_metrics import MetricInputError, evaluate_dir, format_summary_table, is_
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import _argtypes as T
     from _cli import add_common_args
 
     p = argparse.ArgumentParser(
@@ -47,25 +48,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder of the unprocessed noisy inputs: also scores noisy vs clean into "
                         "per_file_noisy.csv, and summary.json gets 'enhanced', 'noisy' and 'delta' "
                         "(enhanced - noisy per file) sections")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, metavar="N",
+    p.add_argument("--workers", type=T.WORKERS, default=os.cpu_count() or 1, metavar="N",
                    help="worker processes, one utterance per task, never padded "
                         f"(default: all cores = {os.cpu_count()}); 1 runs in this process")
-    p.add_argument("--sr", type=int, default=16000, metavar="HZ",
+    p.add_argument("--sr", type=T.SAMPLE_RATE_HZ, default=16000, metavar="HZ",
                    help="sample rate the metrics run at, in Hz (default 16000; wide-band PESQ and "
                         "the composite measures need 16000). Files at another rate are resampled "
                         "with scipy.signal.resample_poly and listed in summary.json")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_allow_failures(p)
-    return p
+    return T.annotate_help(p)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     from _cli import prepare_out_dir
     from _outdir import acquire_out_lock, check_no_overlap
 
-    args = build_parser().parse_args(argv)
-    if args.workers < 1:
-        sys.exit("error: --workers must be at least 1")
+    args = parse_args(argv)
     if args.out is not None:
         check_no_overlap(Path(args.out), "--out", ENHANCED_DIR=args.enhanced_dir, CLEAN_DIR=args.clean_dir,
                          **{"--noisy-dir": args.noisy_dir})

@@ -15,25 +15,27 @@ import argparse
 import sys
 from pathlib import Path
 
+import _argtypes as T
 from _cli import add_common_args, default_out_dir, phrased
 from _outdir import check_no_overlap
 
 TOOL_NAME = "make_ood_testset"
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="make_ood_testset.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--clean", metavar="DIR", help="folder of clean speech files (searched recursively)")
     p.add_argument("--noise", metavar="DIR",
                    help="noise source: an ESC-50 root (meta/esc50.csv), an UrbanSound8K root "
                         "(metadata/UrbanSound8K.csv) or any folder of noise files")
-    p.add_argument("--snrs", type=float, nargs="+", default=[0.0, 5.0, 10.0], metavar="DB",
-                   help="SNRs in dB; every clean file is mixed once at each (default: 0 5 10)")
-    p.add_argument("--sr", type=int, default=16000, help="output sample rate in Hz; sources at other rates "
+    p.add_argument("--snrs", type=T.SNR_DB, nargs="+", default=[0.0, 5.0, 10.0], metavar="DB",
+                   help="SNRs in dB, distinct; every clean file is mixed once at each (default: 0 5 10)")
+    p.add_argument("--sr", type=T.SAMPLE_RATE_HZ, default=16000, help="output sample rate in Hz; sources at other rates "
                                                          "are resampled (default 16000)")
     p.add_argument("--categories", nargs="+", default=None, metavar="NAME",
                    help="ESC-50 categories / UrbanSound8K classes to use (default: all)")
-    p.add_argument("--folds", type=int, nargs="+", default=None, metavar="N",
+    p.add_argument("--folds", type=T.int_range(1, 10), nargs="+", default=None, metavar="N",
                    help="ESC-50 (1-5) / UrbanSound8K (1-10) folds to use (default: all)")
     p.add_argument("--allow-missing", action="store_true",
                    help="skip (with a warning) metadata rows whose audio file is absent, e.g. a partial "
@@ -47,7 +49,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "--clean / --noise then relocate the source roots if they moved")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_common_args(p, device=False)
+    return T.annotate_help(p)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = build_parser()
     args = p.parse_args(argv)
+    T.check_distinct(p, "--snrs", args.snrs)
     if args.from_manifest is None and (args.clean is None or args.noise is None):
         p.error("--clean and --noise are required (or --from-manifest to rebuild a set)")
     return args

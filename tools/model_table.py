@@ -14,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+import _argtypes as T
 import bandsplit
 
 
@@ -37,14 +38,30 @@ def rows(num_channel: int, num_layer: int, num_heads: int) -> list[tuple[str, di
     ]
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="model_table.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--num-channel", type=int, default=64, help="N of the BSDT/BSRNN comparison rows (default 64)")
-    p.add_argument("--num-layer", type=int, default=5, help="L of the BSDT/BSRNN comparison rows (default 5)")
-    p.add_argument("--num-heads", type=int, default=4, help="differential heads of the BSDT rows (default 4)")
+    p.add_argument("--num-channel", type=T.positive_int(), default=64,
+                   help="N of the BSDT/BSRNN comparison rows (default 64; a multiple of 2 x --num-heads)")
+    p.add_argument("--num-layer", type=T.positive_int(), default=5,
+                   help="L of the BSDT/BSRNN comparison rows (default 5)")
+    p.add_argument("--num-heads", type=T.positive_int(), default=4,
+                   help="differential heads of the BSDT rows (default 4)")
     p.add_argument("--json", metavar="FILE", default=None, help="also write the table as JSON to FILE (new file)")
+    return T.annotate_help(p)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = build_parser()
     args = p.parse_args(argv)
+    if args.num_channel % (2 * args.num_heads):
+        p.error(f"--num-channel {args.num_channel} must be a multiple of 2 x --num-heads = {2 * args.num_heads} "
+                f"(differential attention splits the width into two halves per head)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     table = []
     for label, cfg in rows(args.num_channel, args.num_layer, args.num_heads):
         model = bandsplit.build_model(cfg)

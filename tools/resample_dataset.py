@@ -18,30 +18,37 @@ import json
 import os
 import sys
 
+import _argtypes as T
 from _cli import add_allow_failures, failure_status
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="resample_dataset.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("src", metavar="SRC", help="source folder, searched recursively for .wav/.flac files")
     p.add_argument("dst", metavar="DST", help="destination folder (created; must not overlap SRC). "
                                               "An existing DST is resumed: valid files in it are kept")
-    p.add_argument("--sr", type=int, default=16000, help="target sample rate in Hz (default 16000)")
-    p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1)),
+    p.add_argument("--sr", type=T.SAMPLE_RATE_HZ, default=16000, help="target sample rate in Hz (default 16000)")
+    p.add_argument("--workers", type=T.WORKERS, default=max(1, (os.cpu_count() or 1)),
                    help="parallel worker processes (default: all CPU cores; 1 = no pool)")
     p.add_argument("--report", default=None, metavar="FILE.json",
                    help="also write the report (counts, failures, rates seen) as JSON to this file "
                         "(refused if it exists)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_allow_failures(p)
-    args = p.parse_args(argv)
+    return T.annotate_help(p)
 
-    if args.sr <= 0:
-        p.error("--sr must be a positive integer (Hz)")
-    if args.workers < 1:
-        p.error("--workers must be >= 1")
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = build_parser()
+    args = p.parse_args(argv)
     if args.report and os.path.exists(args.report):
         p.error(f"--report {args.report} already exists; nothing is overwritten")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     from se_data.resample_tree import resample_tree  # after parsing: --help stays fast
 
     try:
