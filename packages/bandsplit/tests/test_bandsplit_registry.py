@@ -45,3 +45,24 @@ def test_config_overrides_the_preset() -> None:
         build_model(preset="tiny")
     with pytest.raises(ValueError, match="choose one of bsrnn"):
         build_model({"name": "unet"})
+
+
+def test_research_presets_hold_the_research_sizes() -> None:
+    # the BSDT design's size: N=128, 4 differential heads, one block (the notes' "~3.9M")
+    assert dict(PRESETS["bsdt-research"]) == {"name": "bsdt", "num_channel": 128, "num_layer": 1, "num_heads": 4}
+    assert _params(build_model(preset="bsdt-research")) == 3_919_311
+    assert _params(build_model(preset="bsdt-v1-research")) == 3_918_350
+    # the ERB-UNet's "~15-20M" size at 601 and at 801 bins (the seed's Net2 and Net1)
+    assert _params(build_model(preset="erb-unet-research")) == 16_981_402
+    net1 = build_model(preset="erb-unet-801-research")
+    assert _params(net1) == 17_624_210 and net1.net.num_bins == 801
+    for name in PRESETS:
+        assert build_model(preset=name).config == preset_config(name)
+
+
+def test_models_carry_their_config() -> None:
+    cfg = {"name": "bsdt", "num_channel": 8, "num_layer": 1, "fusion": "fixed", "windows": [4]}
+    m = build_model(cfg)
+    assert m.config == cfg and m.config is not cfg
+    assert _params(build_model(m.config)) == _params(m)
+    assert build_model({"num_layer": 1}, preset="bsdt-demo").config == {**preset_config("bsdt-demo"), "num_layer": 1}

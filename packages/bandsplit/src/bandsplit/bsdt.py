@@ -7,14 +7,18 @@ Same I/O as :class:`bandsplit.BSRNN`: complex STFT ``[B, 257, T]`` (16 kHz, n_ff
 
 1. **temporal differential attention** per band, weights shared across bands (the ``B·K``
    band sequences are one batch; no loop over bands):
-   ``a = DiffAttn_T(RMSNorm(z))`` with ``λ_init`` set by the block's 0-based depth;
+   ``a = DiffAttn_T(RMSNorm(z))`` with ``λ_init`` set by the block's 0-based depth
+   (``temporal_sharing="per_band"``: one module per band as in the BSDT design, batched;
+   ``attention="standard"``: softmax attention instead, here and in step 4);
 2. **frequency-adaptive multi-scale fusion** (``use_multiscale``): ``a`` is smoothed over
    centred odd windows covering 2, 4 and 8 frames; :class:`diffattn.FrequencyAdaptiveFusionGate`
    turns the statistics of ``a`` plus a learned band embedding into per-band scale weights
    ``w [B, K, 3]``, and :class:`diffattn.MultiScaleDynamicFusionGate` (its scales mixed with
    ``w``) predicts a per-frame gate ``g [B, K, T]`` between the unsmoothed attention output and
    the band's weighted multi-scale context: ``m = g·a + (1 − g)·Σ_s w_s·smooth_s(a)``;
-   without it ``m = a``. Then ``z ← z + m``;
+   without it ``m = a``. Then ``z ← z + m``. Ablations (``fusion``, ``windows``): the
+   seed-000 dynamic gate with global scale weights, fixed learned constants, equal weights,
+   single-scale fusion, no fusion (see :class:`BSDT`);
 3. a pre-norm feed-forward layer (``N → 2N → N``, GELU), residual;
 4. **inter-band attention** (``use_inter_band``) across the K bands for every frame, on the
    graph ``graph``: ``"fixed"`` (harmonic sparse mask from the bands' real centre
@@ -36,10 +40,13 @@ import torch
 from torch import Tensor, nn
 
 from diffattn import (
+    ATTENTION_KINDS,
+    BandwiseAttention,
     DifferentialAttention,
     FrequencyAdaptiveFusionGate,
     MultiScaleDynamicFusionGate,
     RMSNorm,
+    StandardAttention,
     make_inter_band,
     odd_kernel,
     sliding_mean,
@@ -55,28 +62,83 @@ __all__ = ["BSDT", "BSDTBlock"]
 GRAPH_KINDS = ("fixed", "learned", "dense", "none")
 
 
+FUSION_KINDS = ("adaptive", "dynamic", "fixed", "equal", "none")
+TEMPORAL_SHARING = ("shared", "per_band")
+
+
 class _MultiScaleFusion(nn.Module):
-    """Frequency-adaptive multi-scale temporal fusion of ``a [B, K, T, N]`` (see module docstring)."""
+    """Multi-scale temporal fusion of ``a [B, K, T, N]``: ``m = g·a + (1 − g)·Σ_s w_s·smooth_s(a)``.
+
+    ``kind`` sets where the scale weights ``w`` and the gate ``g`` come from (see :class:`BSDT`):
+    ``"adaptive"`` (per band and input: :class:`diffattn.FrequencyAdaptiveFusionGate`; per-frame
+    gate from :class:`diffattn.MultiScaleDynamicFusionGate`), ``"dynamic"`` (learned global scale
+    weights, per-frame gate), ``"fixed"`` (learned constants ``softmax(logits)`` and
+    ``sigmoid(logit)``, input- and band-independent) or ``"equal"`` (``w = 1/S``, ``g = 0.5``, no
+    parameters). With a single window ``w = 1`` and no parameters hold scale weights.
+    """
 
     def __init__(self, dim: int, num_bands: int, windows: Sequence[int] = (2, 4, 8), stats_dim: int = 8,
-                 centres_hz: Tensor | None = None) -> None:
+                 centres_hz: Tensor | None = None, kind: str = "adaptive") -> None:
         super().__init__()
+        self.kind = kind
         self.windows = tuple(int(w) for w in windows)
         self.kernels = tuple(odd_kernel(w) for w in self.windows)
-        self.stats = nn.Linear(dim, stats_dim)  # per-frame statistics the gates read
-        self.band_gate = FrequencyAdaptiveFusionGate(stats_dim, num_bands, num_scales=len(self.windows),
-                                                     centres_hz=centres_hz)
-        self.frame_gate = MultiScaleDynamicFusionGate(stats_dim, windows=self.windows, learn_scale_weights=False)
+        n_scales = len(self.windows)
+        if kind in ("adaptive", "dynamic"):
+            self.stats = nn.Linear(dim, stats_dim)  # per-frame statistics the gates read
+            self.band_gate = (FrequencyAdaptiveFusionGate(stats_dim, num_bands, num_scales=n_scales,
+                                                          centres_hz=centres_hz)
+                              if kind == "adaptive" and n_scales > 1 else None)
+            self.frame_gate = MultiScaleDynamicFusionGate(
+                stats_dim, windows=self.windows, learn_scale_weights=kind == "dynamic" and n_scales > 1)
+        elif kind == "fixed":
+            self.scale_logits = nn.Parameter(torch.zeros(n_scales)) if n_scales > 1 else None
+            self.gate_logit = nn.Parameter(torch.zeros(()))
+        elif kind != "equal":
+            raise ValueError(f"fusion kind must be one of {FUSION_KINDS[:-1]}, got {kind!r}")
+
+    def _weights_and_gate(self, a: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """``w`` ``[B, K, S]`` or ``[1, 1, S]``, ``g`` ``[B, K, T, 1]`` or ``[]``, per-scale gates or None."""
+        n_scales = len(self.kernels)
+        uniform = a.new_full((1, 1, n_scales), 1.0 / n_scales)
+        if self.kind in ("adaptive", "dynamic"):
+            s = self.stats(a)                                              # [B, K, T, S_d]
+            if self.band_gate is not None:
+                w = self.band_gate(s)                                      # [B, K, S]
+            elif self.kind == "dynamic" and n_scales > 1:
+                w = self.frame_gate.learned_scale_weights().to(a.dtype)[None, None]
+            else:
+                w = uniform
+            g, ga = self.frame_gate(s, scale_weights=w, return_analysis=True)  # [B, K, T]
+            return w, g.unsqueeze(-1), ga["scale_gates"]
+        if self.kind == "fixed":
+            w = uniform if self.scale_logits is None else torch.softmax(self.scale_logits, 0).to(a.dtype)[None, None]
+            return w, torch.sigmoid(self.gate_logit).to(a.dtype), None
+        return uniform, a.new_tensor(0.5), None
 
     def forward(self, a: Tensor, return_analysis: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
-        s = self.stats(a)                                                  # [B, K, T, S_d]
-        w = self.band_gate(s)                                              # [B, K, S]
-        g = self.frame_gate(s, scale_weights=w)                            # [B, K, T]
+        w, g, scale_gates = self._weights_and_gate(a)
         ctx = sum(w[..., i, None, None] * sliding_mean(a, k) for i, k in enumerate(self.kernels))
-        g = g.unsqueeze(-1)
         out = g * a + (1.0 - g) * ctx
-        info = {"scale_weights": w.detach(), "frame_gate": g.squeeze(-1).detach()} if return_analysis else {}
+        if not return_analysis:
+            return out, {}
+        b, k, t, _ = a.shape
+        info = {"scale_weights": w.detach().expand(b, k, -1),
+                "frame_gate": g.detach().expand(b, k, t, 1).squeeze(-1) if g.ndim else g.detach().expand(b, k, t)}
+        if scale_gates is not None:
+            info["scale_gates"] = scale_gates                              # [S, B, K, T], attached
         return out, info
+
+
+def _temporal_attention(dim: int, num_heads: int, num_bands: int, depth: int, attention: str,
+                        sharing: str) -> nn.Module:
+    """The block's attention over time: one module shared by the bands, or one per band (batched)."""
+    heads = num_heads if attention == "differential" else 2 * num_heads
+    if sharing == "per_band":
+        return BandwiseAttention(dim, heads, num_bands, depth, kind=attention)  # type: ignore[arg-type]
+    if attention == "differential":
+        return DifferentialAttention(dim, num_heads, depth)
+    return StandardAttention(dim, heads)
 
 
 class BSDTBlock(nn.Module):
@@ -84,17 +146,20 @@ class BSDTBlock(nn.Module):
 
     def __init__(self, dim: int, num_heads: int, num_bands: int, depth: int, *, centres_hz: Tensor,
                  use_multiscale: bool = True, use_inter_band: bool = True, graph: str = "learned",
-                 top_k: int = 5, windows: Sequence[int] = (2, 4, 8)) -> None:
+                 top_k: int = 5, windows: Sequence[int] = (2, 4, 8), fusion: str | None = None,
+                 attention: str = "differential", temporal_sharing: str = "shared") -> None:
         super().__init__()
+        fusion = ("adaptive" if use_multiscale else "none") if fusion is None else fusion
+        self.attention, self.temporal_sharing = attention, temporal_sharing
         self.norm_t = RMSNorm(dim)
-        self.attn_t = DifferentialAttention(dim, num_heads, depth)
-        self.fusion = (_MultiScaleFusion(dim, num_bands, windows, centres_hz=centres_hz)
-                       if use_multiscale else None)
+        self.attn_t = _temporal_attention(dim, num_heads, num_bands, depth, attention, temporal_sharing)
+        self.fusion = (_MultiScaleFusion(dim, num_bands, windows, centres_hz=centres_hz, kind=fusion)
+                       if fusion != "none" else None)
         self.norm_ff = RMSNorm(dim)
         self.ff = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
         kind = graph if use_inter_band else "none"
         self.inter_band = make_inter_band(kind, dim, num_heads, num_bands, centres_hz=centres_hz, k=top_k,
-                                          depth=depth)
+                                          depth=depth, attention=attention)
         self.graph_kind = kind
 
     def forward(self, z: Tensor, return_analysis: bool = False) -> tuple[Tensor, dict[str, Any]]:
@@ -108,7 +173,8 @@ class BSDTBlock(nn.Module):
         if return_analysis:
             z, ginfo = self.inter_band(z, return_analysis=True)
             info["graph"] = ginfo["graph"]
-            info["lambda"] = self.attn_t.lambda_full().detach()
+            if self.attention == "differential":
+                info["lambda"] = self.attn_t.lambda_full().detach()
         else:
             z = self.inter_band(z)
         return z, info
@@ -124,16 +190,38 @@ class BSDT(nn.Module):
         graph: inter-band graph, ``"learned"`` (v2, default), ``"fixed"`` (v1: harmonic mask from
             the band centre frequencies), ``"dense"`` or ``"none"``.
         use_inter_band: ablation switch; ``False`` is the same as ``graph="none"``.
-        use_multiscale: ablation switch for the frequency-adaptive multi-scale fusion.
-        top_k: neighbours per band of the learned graph.
+        use_multiscale: ablation switch; ``False`` is the same as ``fusion="none"`` (no fusion).
+        top_k: neighbours kept per band by the learned graph (``graph="learned"``; ``1 <= top_k < K``).
+        windows: temporal scales of the fusion in frames (default 2, 4, 8: centred odd kernels 3,
+            5, 9); one window, e.g. ``(4,)``, is single-scale fusion that keeps the gate
+            (``m = g·a + (1 − g)·smooth_4(a)``; scale weights are then 1, with no parameters).
+        fusion: how the scales and the attention output are fused (``None``: ``"adaptive"``, or
+            ``"none"`` with ``use_multiscale=False``):
+            ``"adaptive"`` (default; seed 001's frequency-adaptive fusion: per-band scale weights
+            from the statistics of ``a`` and a learned band embedding, per-frame gate from the
+            statistics), ``"dynamic"`` (seed 000's multi-scale dynamic fusion gate: per-frame gate
+            from the statistics, learned global scale weights ``softmax(logits)``), ``"fixed"``
+            (non-adaptive: learned constant scale weights ``softmax(logits)`` and a learned
+            constant gate ``sigmoid(logit)``, the same for every input and band), ``"equal"``
+            (``w = 1/S``, ``g = 0.5``, no parameters) or ``"none"`` (``m = a``).
+        attention: ``"differential"`` (default) or ``"standard"``: softmax attention with
+            ``2·num_heads`` heads of the same size (the Differential Transformer's baseline; no λ,
+            no per-head norm), in the temporal and the inter-band attention alike.
+        temporal_sharing: ``"shared"`` (default: one temporal attention for all bands) or
+            ``"per_band"`` (the BSDT design's one temporal module per band, K times the temporal
+            attention's parameters, run batched by :class:`diffattn.BandwiseAttention`).
         band_widths, sample_rate, n_fft: the band table and the STFT it splits (bands' real centre
             frequencies feed the harmonic graph and the band embeddings).
         hop_length: hop of that STFT in samples; ``self.stft`` is the model's STFT
             (:func:`bandsplit.enhance` uses it).
 
-    ``forward(x, return_analysis=True)`` returns ``(y, analysis)`` with ``fusion_weights``
-    ``[L, K, 3]`` (per-band scale weights averaged over the batch; absent without multi-scale),
-    ``graph`` ``[L, K, K]`` (each block's inter-band graph), ``lambda`` ``[L]`` and ``windows``.
+    ``forward(x, return_analysis=True)`` returns ``(y, analysis)`` with ``graph`` ``[L, K, K]``
+    (each block's inter-band graph), ``graph_kind``, ``windows``, ``fusion``, ``lambda`` (``[L]``,
+    ``[L, K]`` per band; absent for standard attention) and, with fusion, ``fusion_weights``
+    ``[L, K, S]`` (scale weights per band, averaged over the batch), ``frame_gate``
+    ``[L, B, K, T]`` and, for ``"adaptive"`` / ``"dynamic"``, ``scale_gates`` ``[L, S, B, K, T]``:
+    the per-scale gates, *not* detached, for :class:`diffattn.ScaleDiversityLoss`
+    (``loss + weight · ScaleDiversityLoss()(analysis["scale_gates"])[0]``).
     """
 
     supports_analysis = True
@@ -141,23 +229,39 @@ class BSDT(nn.Module):
     def __init__(self, num_channel: int = 64, num_layer: int = 4, num_heads: int = 2, *, graph: str = "learned",
                  use_inter_band: bool = True, use_multiscale: bool = True, top_k: int = 5,
                  band_widths: Sequence[int] | None = None, sample_rate: int = 16000, n_fft: int = 512,
-                 windows: Sequence[int] = (2, 4, 8), hop_length: int = 128) -> None:
+                 windows: Sequence[int] = (2, 4, 8), hop_length: int = 128, fusion: str | None = None,
+                 attention: str = "differential", temporal_sharing: str = "shared") -> None:
         super().__init__()
         if graph not in GRAPH_KINDS:
             raise ValueError(f"graph must be one of {GRAPH_KINDS}, got {graph!r}")
+        if fusion is None:
+            fusion = "adaptive" if use_multiscale else "none"
+        elif fusion not in FUSION_KINDS:
+            raise ValueError(f"fusion must be one of {FUSION_KINDS}, got {fusion!r}")
+        elif not use_multiscale and fusion != "none":
+            raise ValueError(f"use_multiscale=False means fusion='none', but fusion={fusion!r} was given; "
+                             f"drop use_multiscale")
+        if attention not in ATTENTION_KINDS:
+            raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {attention!r}")
+        if temporal_sharing not in TEMPORAL_SHARING:
+            raise ValueError(f"temporal_sharing must be one of {TEMPORAL_SHARING}, got {temporal_sharing!r}")
+        windows = tuple(windows)
+        if not windows or any(isinstance(w, bool) or int(w) != w or w < 1 for w in windows):
+            raise ValueError(f"windows must be one or more window sizes >= 1 frame, got {windows}")
         widths = check_band_widths(BSRNN_BAND_WIDTHS if band_widths is None else band_widths, n_fft // 2 + 1)
         self.num_channel, self.num_layer, self.num_heads = int(num_channel), int(num_layer), int(num_heads)
         self.band_widths, self.n_freq = widths, sum(widths)
         self.sample_rate, self.n_fft = int(sample_rate), int(n_fft)
         self.graph = graph if use_inter_band else "none"
-        self.use_multiscale, self.use_inter_band = bool(use_multiscale), bool(use_inter_band)
-        self.windows = tuple(windows)
+        self.fusion, self.attention, self.temporal_sharing = fusion, attention, temporal_sharing
+        self.use_multiscale, self.use_inter_band = fusion != "none", bool(use_inter_band)
+        self.windows = tuple(int(w) for w in windows)
         centres = band_centres_hz(widths, sample_rate, n_fft)
         self.band_split = BandSplit(widths, self.num_channel)
         self.blocks = nn.ModuleList(
             BSDTBlock(self.num_channel, self.num_heads, len(widths), depth=i, centres_hz=centres,
-                      use_multiscale=use_multiscale, use_inter_band=use_inter_band, graph=graph, top_k=top_k,
-                      windows=windows)
+                      use_inter_band=use_inter_band, graph=graph, top_k=top_k, windows=self.windows,
+                      fusion=fusion, attention=attention, temporal_sharing=temporal_sharing)
             for i in range(self.num_layer))
         self.mask_decoder = MaskDecoder(widths, self.num_channel)
         #: the model's STFT (no parameters; its window is a non-persistent buffer)
@@ -165,7 +269,8 @@ class BSDT(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"num_channel={self.num_channel}, num_layer={self.num_layer}, num_heads={self.num_heads}, "
-                f"graph={self.graph!r}, use_multiscale={self.use_multiscale}")
+                f"graph={self.graph!r}, fusion={self.fusion!r}, windows={self.windows}, "
+                f"attention={self.attention!r}, temporal_sharing={self.temporal_sharing!r}")
 
     def get_learned_graph(self) -> Tensor:
         """Each block's inter-band graph ``[L, K, K]`` (edge weights; identity for ``"none"``)."""
@@ -194,10 +299,13 @@ class BSDT(nn.Module):
         y = apply_fir_mask(mask, x)
         if not return_analysis:
             return y
-        analysis: dict[str, Any] = {"lambda": torch.stack([i["lambda"] for i in infos]),
-                                    "graph": torch.stack([i["graph"].float() for i in infos]),
-                                    "graph_kind": self.graph, "windows": self.windows}
+        analysis: dict[str, Any] = {"graph": torch.stack([i["graph"].float() for i in infos]),
+                                    "graph_kind": self.graph, "windows": self.windows, "fusion": self.fusion}
+        if self.attention == "differential":
+            analysis["lambda"] = torch.stack([i["lambda"] for i in infos])
         if self.use_multiscale:
             analysis["fusion_weights"] = torch.stack([i["scale_weights"].mean(0) for i in infos])
             analysis["frame_gate"] = torch.stack([i["frame_gate"] for i in infos])
+            if "scale_gates" in infos[0]:
+                analysis["scale_gates"] = torch.stack([i["scale_gates"] for i in infos])
         return y, analysis

@@ -68,6 +68,9 @@ class ERBUNetAdapter(nn.Module):
 
     ``forward(spec)``: complex ``[B, io_n_fft//2+1, T]`` (any T >= 1) -> complex, same shape and
     dtype. Cost: two STFTs and two inverse STFTs besides the net; memory linear in T.
+    ``forward(spec, return_analysis=True)`` returns ``(out, analysis)`` with the net's analysis
+    (its frames are the net's own, ``net.hop`` apart), for nets that support it
+    (``supports_analysis``).
     """
 
     def __init__(self, net: nn.Module, io_n_fft: int = 512, io_hop: int = 128, sample_rate: int = 16000,
@@ -96,6 +99,11 @@ class ERBUNetAdapter(nn.Module):
         self._floor = edge_floor * float(self.io.window.double().square().sum()) / io_hop
 
     @property
+    def supports_analysis(self) -> bool:
+        """Whether ``forward(..., return_analysis=True)`` works (the net's own flag)."""
+        return bool(getattr(self.net, "supports_analysis", False))
+
+    @property
     def stft(self) -> SpectrogramTransform:
         """The STFT of the adapter's input and output (what :func:`bandsplit.enhance` uses)."""
         return self.io
@@ -110,8 +118,10 @@ class ERBUNetAdapter(nn.Module):
         """Alias of :attr:`num_freqs`."""
         return self.io.num_freqs
 
-    def forward(self, spec: Tensor) -> Tensor:
+    def forward(self, spec: Tensor, return_analysis: bool = False) -> Tensor | tuple[Tensor, dict]:
         """Complex ``[B, F_io, T]`` -> complex ``[B, F_io, T]`` through ``net`` at its own resolution."""
+        if return_analysis and not self.supports_analysis:
+            raise ValueError(f"{type(self.net).__name__} returns no analysis (no supports_analysis)")
         if not spec.is_complex() or spec.dim() != 3 or spec.shape[1] != self.io.num_freqs or spec.shape[2] < 1:
             raise ValueError(f"ERBUNetAdapter expects a complex spectrogram [B, {self.io.num_freqs}, T] "
                              f"(n_fft {self.io.n_fft}, hop {self.io.hop_length}, {self.sample_rate} Hz), got "
@@ -126,7 +136,8 @@ class ERBUNetAdapter(nn.Module):
         if short:
             z = F.pad(z, (short // 2, short - short // 2))
         spec_net = self.net_stft.stft(z)  # [B, F_net, T_net]
-        out_ri = self.net(torch.view_as_real(spec_net).permute(0, 3, 1, 2))
+        net_in = torch.view_as_real(spec_net).permute(0, 3, 1, 2)
+        out_ri, analysis = self.net(net_in, return_analysis=True) if return_analysis else (self.net(net_in), None)
         if out_ri.shape != (spec_net.shape[0], 2, *spec_net.shape[1:]):
             raise ValueError(f"the net returned {list(out_ri.shape)}, expected real/imag stacked "
                              f"{[spec_net.shape[0], 2, *spec_net.shape[1:]]}")
@@ -137,4 +148,4 @@ class ERBUNetAdapter(nn.Module):
         delta = torch.stft(y - z_in, n_fft, hop, window=window, center=False, onesided=True,
                            return_complex=True)
         assert delta.shape[-1] == t, (delta.shape, t)
-        return spec + delta
+        return (spec + delta, analysis) if return_analysis else spec + delta

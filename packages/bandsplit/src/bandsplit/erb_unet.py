@@ -18,11 +18,11 @@ not a convex mix of two maps.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from diffattn import AdaptiveDifferentialAttention, DifferentialAttention
+from diffattn import AdaptiveDifferentialAttention, DifferentialAttention, StandardAttention
 from torch import Tensor, nn
 
 from ._complex import as_complex
@@ -30,7 +30,8 @@ from .erb_conv import DEFAULT_GROUP_KERNELS, HarmonicAwareGroupedConv
 from .stft import SpectrogramTransform
 
 
-AttentionKind = Literal["diff", "adaptive"]
+AttentionKind = Literal["diff", "adaptive", "standard"]
+ConvKind = Literal["erb", "plain"]
 
 
 def _norm_act(ch: int) -> nn.Sequential:
@@ -51,22 +52,40 @@ class _SwiGLU(nn.Module):
 
 
 class _DiffTransformerLayer(nn.Module):
-    """Pre-norm block: ``x + DiffAttn(LN(x))`` then ``x + SwiGLU(LN(x))``, ``[B, T, D] -> [B, T, D]``."""
+    """Pre-norm block: ``x + Attn(LN(x))`` then ``x + SwiGLU(LN(x))``, ``[B, T, D] -> [B, T, D]``.
+
+    ``attention``: ``"diff"`` (DifferentialAttention, H heads), ``"adaptive"``
+    (AdaptiveDifferentialAttention) or ``"standard"`` (softmax attention with 2H heads of the same size).
+    """
 
     def __init__(self, dim: int, num_heads: int, depth: int, ffn_mult: float,
                  attention: AttentionKind) -> None:
         super().__init__()
+        self.kind = attention
         self.norm1 = nn.LayerNorm(dim)
         if attention == "diff":
             self.attn: nn.Module = DifferentialAttention(dim, num_heads, depth, causal=False)
-        else:
+        elif attention == "adaptive":
             self.attn = AdaptiveDifferentialAttention(dim, num_heads, depth, causal=False)
+        else:
+            self.attn = StandardAttention(dim, 2 * num_heads)
         self.norm2 = nn.LayerNorm(dim)
         self.ffn = _SwiGLU(dim, max(1, int(round(ffn_mult * dim))))
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.attn(self.norm1(x))
-        return x + self.ffn(self.norm2(x))
+    def forward(self, x: Tensor, return_analysis: bool = False) -> tuple[Tensor, dict[str, Any]]:
+        """``x [B, T, D]`` -> ``(x', info)``; ``info`` is empty unless ``return_analysis``."""
+        info: dict[str, Any] = {}
+        if return_analysis and self.kind == "adaptive":
+            a, an = self.attn(self.norm1(x), return_analysis=True)
+            info = {"lambda": an["lambda"], "alpha": an["gate"], "lambda_eff": an["lambda_eff"],
+                    "scale_gates": an["scale_gates"],
+                    "scale_weights": self.attn.gate.learned_scale_weights().detach()}
+        else:
+            a = self.attn(self.norm1(x))
+            if return_analysis and self.kind == "diff":
+                info = {"lambda": self.attn.lambda_full().detach()}
+        x = x + a
+        return x + self.ffn(self.norm2(x)), info
 
 
 class _DiffTransformerBottleneck(nn.Module):
@@ -97,14 +116,17 @@ class _DiffTransformerBottleneck(nn.Module):
         self.norm = nn.LayerNorm(d_model)
         self.proj_out = nn.Linear(d_model, channels * freq_bins)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, return_analysis: bool = False) -> tuple[Tensor, list[dict[str, Any]]]:
+        """``x [B, C, Fb, T]`` -> ``(y, per-layer analysis dicts)`` (empty dicts unless requested)."""
         b, c, f, t = x.shape
         tok = self.proj_in(x.permute(0, 3, 1, 2).reshape(b, t, c * f))  # [B, T, D]
         tok = tok + self.pos(tok.transpose(1, 2)).transpose(1, 2)
+        infos = []
         for layer in self.layers:
-            tok = layer(tok)
+            tok, info = layer(tok, return_analysis)
+            infos.append(info)
         y = self.proj_out(self.norm(tok)).reshape(b, t, c, f).permute(0, 2, 3, 1)
-        return x + y
+        return x + y, infos
 
 
 #: Keyword arguments that give ERBUNet the research design's "~15-20 M" size (16.98 M parameters at
@@ -171,7 +193,35 @@ class ERBUNet(nn.Module):
         mask_bound: upper bound of the mask magnitude.
         input_compression: power applied to the input magnitude for the features (None: none).
         attention: ``"diff"`` (DifferentialAttention) or ``"adaptive"`` (the research notes' adaptive variant,
-            ``diffattn.AdaptiveDifferentialAttention``) in the bottleneck.
+            ``diffattn.AdaptiveDifferentialAttention``) in the bottleneck, or ``"standard"`` (softmax
+            attention with ``2 * num_heads`` heads of the same size: the "without differential
+            attention" ablation).
+        conv: ``"erb"`` (``HarmonicAwareGroupedConv``, default) or ``"plain"``: one ``Conv2d`` per
+            position with the largest group kernel (7, 3 by default: the same receptive field, no
+            ERB groups, no soft masks; the "regular conv vs ERB-aware conv" ablation of seed 000).
+            The modules keep their names (``enc_hag``, ``dec_hag``) either way.
+
+    ``forward(x, return_analysis=True)`` returns ``(y, analysis)``: ``attention``, ``conv``,
+    ``lambda`` ``[Lb]`` (one per bottleneck layer; differential kinds), and for
+    ``attention="adaptive"`` the seed's "alpha" pattern: ``alpha`` ``[Lb, B, H, T]`` (the gate
+    ``g ∈ (0, 1)`` per head and frame; ``λ_eff = 2·alpha·λ`` is the strength of the subtraction,
+    ``alpha = 0.5`` is plain differential attention), ``lambda_eff`` ``[Lb, B, H, T]``,
+    ``scale_weights`` ``[Lb, S]`` (the learned weights of the windows ``windows``, 2, 4, 8
+    frames) and ``scale_gates`` ``[Lb, S, B, H, T]`` (per-window gates, not detached, for
+    :class:`diffattn.ScaleDiversityLoss`); with ``conv="erb"`` also ``erb_masks_enc`` /
+    ``erb_masks_dec`` (lists over levels of the soft group masks ``[G, F_l]``). T counts this
+    net's frames (its own hop). The analysis path materialises the ``T x T`` attention maps of the
+    adaptive bottleneck.
+
+    Resolution variants: seed 000's "Net2" is this net at n_fft 1200 (601 bins), its "Net1" at
+    n_fft 1600, hop 100 (801 bins; registry name ``"erb-unet-801"``). The seed lists two more
+    differences, both workarounds for shapes that did not line up in that code and absent here
+    at either resolution: the soft ERB masks were defined on the input grid and resized to each
+    level (nearest in Net1, bilinear in Net2), while here each level computes its masks from its
+    own bins' real frequencies (level ``l``'s bin ``j`` is input bin ``2^l j``: exactly what a
+    nearest-neighbour resize samples, without the unused logits); and decoder outputs were
+    adaptive-pooled (Net1) or truncated (Net2) to the skip's size, while here the transposed
+    convolutions' output padding restores each level's bin count, so skips align bin for bin.
 
     GroupNorm statistics span the whole utterance (like BSRNN's), so the net is non-causal.
     Parameters draw from the global torch RNG: call ``torch.manual_seed`` before construction.
@@ -182,7 +232,7 @@ class ERBUNet(nn.Module):
                  channel_mults: Sequence[int] | None = None, ffn_mult: float = 2.0,
                  kernels: Sequence[tuple[int, int]] = DEFAULT_GROUP_KERNELS, num_groups: int = 4,
                  mask_bound: float = 2.0, input_compression: float | None = 0.3,
-                 attention: AttentionKind = "diff") -> None:
+                 attention: AttentionKind = "diff", conv: ConvKind = "erb") -> None:
         super().__init__()
         if depth < 1:
             raise ValueError(f"depth must be >= 1 (frequency downsamplings before the bottleneck), "
@@ -193,8 +243,11 @@ class ERBUNet(nn.Module):
         if len(channel_mults) != depth + 1 or min(channel_mults) < 1:
             raise ValueError(f"channel_mults needs depth + 1 = {depth + 1} positive entries (the last for "
                              f"the bottleneck), got {channel_mults}")
-        if attention not in ("diff", "adaptive"):
-            raise ValueError(f"attention must be 'diff' or 'adaptive', got {attention!r}")
+        if attention not in ("diff", "adaptive", "standard"):
+            raise ValueError(f"attention must be 'diff', 'adaptive' or 'standard', got {attention!r}")
+        if conv not in ("erb", "plain"):
+            raise ValueError(f"conv must be 'erb' or 'plain', got {conv!r}")
+        self.attention, self.conv = attention, conv
         if mask_bound <= 0:
             raise ValueError(f"mask_bound must be > 0, got {mask_bound}")
         self.transform = SpectrogramTransform(n_fft, hop, sample_rate)
@@ -206,7 +259,11 @@ class ERBUNet(nn.Module):
         ch = [base_channels * m for m in channel_mults]
         self.freq_sizes, self.channels = tuple(sizes), tuple(ch)
 
-        def hag(cin: int, cout: int, level: int) -> HarmonicAwareGroupedConv:
+        plain_kernel = (max(int(k[0]) for k in kernels), max(int(k[1]) for k in kernels))
+
+        def hag(cin: int, cout: int, level: int) -> nn.Module:
+            if conv == "plain":
+                return nn.Conv2d(cin, cout, plain_kernel, padding=(plain_kernel[0] // 2, plain_kernel[1] // 2))
             return HarmonicAwareGroupedConv(cin, cout, sizes[level], sample_rate, n_fft, num_groups, kernels,
                                             bin_stride=2 ** level)
 
@@ -235,15 +292,18 @@ class ERBUNet(nn.Module):
         power = (x.square().sum(dim=1, keepdim=True) + 1e-8) ** ((self.input_compression - 1.0) / 2.0)
         return x * power
 
-    def mask(self, x: Tensor) -> Tensor:
-        """Bounded complex mask ``[B, 2, F, T]`` (real/imag) for input ``[B, 2, F, T]``."""
+    supports_analysis = True
+
+    def mask(self, x: Tensor, return_analysis: bool = False) -> Tensor | tuple[Tensor, dict[str, Any]]:
+        """Bounded complex mask ``[B, 2, F, T]`` (real/imag) for input ``[B, 2, F, T]``
+        (with ``return_analysis``: ``(mask, analysis)``, see the class docstring)."""
         h = self.features(x)
         skips = []
         for hag, hag_norm, down in zip(self.enc_hag, self.enc_hag_norm, self.enc_down, strict=True):
             h = hag_norm(hag(h))
             skips.append(h)
             h = down(h)
-        h = self.bottleneck(h)
+        h, infos = self.bottleneck(h, return_analysis)
         for lv in reversed(range(len(self.dec_up))):
             h = self.dec_up[lv](h)
             h = self.dec_merge[lv](torch.cat([h, skips[lv]], dim=1))
@@ -251,10 +311,25 @@ class ERBUNet(nn.Module):
         m = self.head(h)
         m = m + torch.tensor([1.0, 0.0], dtype=m.dtype, device=m.device)[:, None, None]
         r = torch.sqrt(m.square().sum(dim=1, keepdim=True) + 1e-12)
-        return m * (self.mask_bound * torch.tanh(r / self.mask_bound) / r)
+        m = m * (self.mask_bound * torch.tanh(r / self.mask_bound) / r)
+        return (m, self._analysis(infos)) if return_analysis else m
 
-    def forward(self, x: Tensor) -> Tensor:
-        """``[B, 2, F, T]`` real/imag (F = n_fft // 2 + 1) -> enhanced ``[B, 2, F, T]``."""
+    def _analysis(self, infos: list[dict[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {"attention": self.attention, "conv": self.conv}
+        if infos and "lambda" in infos[0]:
+            out["lambda"] = torch.stack([i["lambda"] for i in infos])
+        if self.attention == "adaptive" and infos:
+            for key in ("alpha", "lambda_eff", "scale_gates", "scale_weights"):
+                out[key] = torch.stack([i[key] for i in infos])
+            out["windows"] = self.bottleneck.layers[0].attn.gate.windows
+        if self.conv == "erb":
+            out["erb_masks_enc"] = [c.masks().detach() for c in self.enc_hag]
+            out["erb_masks_dec"] = [c.masks().detach() for c in self.dec_hag]
+        return out
+
+    def forward(self, x: Tensor, return_analysis: bool = False) -> Tensor | tuple[Tensor, dict[str, Any]]:
+        """``[B, 2, F, T]`` real/imag (F = n_fft // 2 + 1) -> enhanced ``[B, 2, F, T]`` (and the
+        analysis dict with ``return_analysis=True``)."""
         if x.dim() != 4 or x.shape[1] != 2 or x.shape[2] != self.num_bins or x.shape[3] < 1:
             raise ValueError(
                 f"ERBUNet(n_fft={self.n_fft}, hop={self.hop}) expects real/imag stacked "
@@ -262,10 +337,11 @@ class ERBUNet(nn.Module):
                 f"ERBUNetAdapter(ERBUNet()) or ERBUNet257")
         if x.is_complex():
             raise ValueError("ERBUNet takes real/imag stacked real tensors; got a complex tensor")
-        m = self.mask(x)
+        m, analysis = self.mask(x, True) if return_analysis else (self.mask(x), None)
         xr, xi = x[:, 0], x[:, 1]
         mr, mi = m[:, 0], m[:, 1]
-        return torch.stack([mr * xr - mi * xi, mr * xi + mi * xr], dim=1)
+        y = torch.stack([mr * xr - mi * xi, mr * xi + mi * xr], dim=1)
+        return (y, analysis) if return_analysis else y
 
     def extra_repr(self) -> str:
         return (f"n_fft={self.n_fft}, hop={self.hop}, sample_rate={self.sample_rate}, bins per level="
@@ -294,11 +370,14 @@ class ERBUNet257(ERBUNet):
         """The model's STFT (n_fft 512, hop 128 at ``sample_rate``; :func:`bandsplit.enhance` uses it)."""
         return self.transform
 
-    def forward(self, spec: Tensor) -> Tensor:  # type: ignore[override]
-        """Complex ``[B, 257, T]`` -> complex ``[B, 257, T]``."""
+    def forward(self, spec: Tensor, return_analysis: bool = False  # type: ignore[override]
+                ) -> Tensor | tuple[Tensor, dict[str, Any]]:
+        """Complex ``[B, 257, T]`` -> complex ``[B, 257, T]`` (``return_analysis``: see ERBUNet)."""
         if not spec.is_complex() or spec.dim() != 3 or spec.shape[1] != self.num_bins:
             raise ValueError(f"ERBUNet257 expects a complex spectrogram [B, {self.num_bins}, T] "
                              f"(n_fft 512, hop 128), "
                              f"got {'complex' if spec.is_complex() else spec.dtype} {list(spec.shape)}")
-        y = super().forward(torch.view_as_real(spec).permute(0, 3, 1, 2))
-        return as_complex(y.permute(0, 2, 3, 1).contiguous())
+        out = super().forward(torch.view_as_real(spec).permute(0, 3, 1, 2), return_analysis)
+        y, analysis = out if return_analysis else (out, None)
+        y = as_complex(y.permute(0, 2, 3, 1).contiguous())
+        return (y, analysis) if return_analysis else y
