@@ -17,7 +17,7 @@ from pathlib import Path
 
 import _argtypes as T
 from _cli import add_common_args, default_out_dir, phrased
-from _outdir import check_no_overlap
+from _outdir import LOCK_NAME, acquire_out_lock, check_no_overlap
 
 TOOL_NAME = "make_ood_testset"
 
@@ -82,6 +82,13 @@ def main(argv=None) -> int:
 
     out = args.out if args.out is not None else default_out_dir(TOOL_NAME)
     check_no_overlap(Path(out), "--out", **{"--clean": args.clean, "--noise": args.noise})
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(p.name != LOCK_NAME for p in out.iterdir())):
+        print(f"error: --out {out} already exists and is not empty; nothing is overwritten. Choose a new --out",
+              file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    acquire_out_lock(out, TOOL_NAME, resumable=False)  # a second run into --out stops here, naming this one
     try:
         if args.from_manifest:
             s = rebuild_ood_set(args.from_manifest, out, clean_dir=args.clean, noise_dir=args.noise,
