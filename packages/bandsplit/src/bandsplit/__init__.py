@@ -12,6 +12,8 @@ Public API (everything else is private):
   ``se_data.SampleRateError``), ``load_model`` / ``CHECKPOINT_FORMAT``, ``enhance``
   (``enhance_waveform`` is its earlier name)
 - training speed: ``GraphedTrainingForward`` (forward + backward replayed as CUDA graphs)
+- cost: ``count_macs(model, seconds=1.0)`` -> ``MacCount`` (MACs per second of audio, by op),
+  ``op_macs(fn, *inputs)`` (MACs of any call by op)
 - the BSRNN training recipe: ``BSRNNLoss``, ``MetricDiscriminator``, ``compress_magnitude``,
   ``pesq_to_target``, and the MetricGAN terms ``metric_generator_loss``,
   ``metric_discriminator_loss``, ``metric_discriminator_step``, ``score_batch``
@@ -33,6 +35,7 @@ from .cuda_graphs import GraphedTrainingForward
 from .erb_unet import ERB_UNET_FULL_SIZE, ERB_UNET_SEED_SIZE, ERBUNet, ERBUNet257
 from .checkpoint import CHECKPOINT_FORMAT, load_model
 from .inference import enhance, enhance_waveform
+from .macs import MacCount, count_macs, op_macs
 from .mask_decoder import MaskDecoder, apply_fir_mask
 from .recipe import BSRNNLoss, MetricDiscriminator, compress_magnitude, pesq_to_target
 from .metricgan import metric_discriminator_loss, metric_discriminator_step, metric_generator_loss, score_batch
@@ -84,5 +87,8 @@ __all__: list[str] = [
     "metric_discriminator_step",
     "score_batch",
     "GraphedTrainingForward",
+    "MacCount",
+    "count_macs",
+    "op_macs",
 ]
 __version__ = "0.1.0"

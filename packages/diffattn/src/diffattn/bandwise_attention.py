@@ -56,6 +56,7 @@ class BandwiseAttention(nn.Module):
         kind: ``"differential"`` or ``"standard"``.
         causal: query ``t`` attends to keys ``<= t`` only.
         norm_eps: eps of the per-head RMSNorm (differential).
+        impl: ``"auto"`` (fused SDPA unless analysis is requested) or ``"naive"`` (explicit maps).
 
     Parameters (stacked over bands, names as in the single modules): ``q_proj``, ``k_proj``,
     ``v_proj`` ``[K, dim, dim]``, ``out_proj`` ``[K, dim, dim]`` (``[out, in]`` per band, like
@@ -64,8 +65,12 @@ class BandwiseAttention(nn.Module):
     """
 
     def __init__(self, dim: int, num_heads: int, num_bands: int, depth: int = 0, *,
-                 kind: AttentionKind = "differential", causal: bool = False, norm_eps: float = 1e-5) -> None:
+                 kind: AttentionKind = "differential", causal: bool = False, norm_eps: float = 1e-5,
+                 impl: str = "auto") -> None:
         super().__init__()
+        if impl not in ("auto", "naive"):
+            raise ValueError(f"impl must be 'auto' or 'naive', got {impl!r}")
+        self.impl = impl
         if kind not in ATTENTION_KINDS:
             raise ValueError(f"kind must be one of {ATTENTION_KINDS}, got {kind!r}")
         per = 2 * num_heads if kind == "differential" else num_heads
@@ -144,13 +149,14 @@ class BandwiseAttention(nn.Module):
         b, kb, t, _ = x.shape
         H, d = self.num_heads, self.head_dim
         analysis: dict[str, Any] = {}
+        explicit = return_analysis or self.impl == "naive"
         if self.kind == "differential":
             q = self._heads(self._project(x, self.q_proj), 2 * H, d)
             k = self._heads(self._project(x, self.k_proj), 2 * H, d)
             v = self._heads(self._project(x, self.v_proj), H, 2 * d)
             lam = self.lambda_full().to(x.dtype)
             lam_n = lam.expand(b, kb).reshape(-1, 1, 1, 1)               # [B·K, 1, 1, 1]
-            if return_analysis:
+            if explicit:
                 a1, a2 = differential_maps(q, k, scale=self.scaling, causal=self.causal)
                 diff = a1 - lam_n * a2
                 o = torch.matmul(diff, v)
@@ -165,7 +171,7 @@ class BandwiseAttention(nn.Module):
             o = o.transpose(2, 3).reshape(b, kb, t, self.dim)
         else:
             q, k, v = (self._heads(self._project(x, w), H, d) for w in (self.q_proj, self.k_proj, self.v_proj))
-            if return_analysis:
+            if explicit:
                 a = softmax_map(q, k, scale=self.scaling, causal=self.causal)
                 o = torch.matmul(a, v)
                 analysis = {"attn": a.reshape(b, kb, H, t, t)}
