@@ -75,9 +75,14 @@ class PackedPerBandModule(nn.Module):
                 continue
             keys = [prefix + template.format(b + 1) for b in range(len(shapes))]
             present = {k: state_dict.pop(k) for k in keys if k in state_dict}
-            bad = [k for b, k in enumerate(keys) if k in present and tuple(present[k].shape) != shapes[b]]
+            bad = [k for b, k in enumerate(keys) if k in present and (not isinstance(present[k], torch.Tensor)
+                                                                        or tuple(present[k].shape) != shapes[b])]
             for k in bad:
                 b = keys.index(k)
+                if not isinstance(present[k], torch.Tensor):  # torch's own wording for a non-tensor entry
+                    error_msgs.append(f"While copying the parameter named \"{k}\", expected torch.Tensor from "
+                                      f"checkpoint but received {type(present[k])}")
+                    continue
                 error_msgs.append(
                     f"size mismatch for {k}: copying a param with shape {tuple(present[k].shape)} from "
                     f"checkpoint, the shape in current model is {shapes[b]} (band {b + 1} of "

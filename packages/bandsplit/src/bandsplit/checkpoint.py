@@ -90,7 +90,8 @@ def load_model(path: str | os.PathLike, *, weights: str = "ema",
         raise ValueError(f"{path}: the checkpoint holds no model weights (state dict under 'model')")
     try:
         model = build_model(mcfg)
-    except (TypeError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - whatever a stored config breaks (e.g. torch's RuntimeError
+        # for a negative size) is the file's fault: re-raised naming it
         raise ValueError(f"{path}: cannot rebuild the model from its config {mcfg}: {e}") from e
     dtype = _float_dtype(state)
     if dtype is not None:
@@ -102,9 +103,13 @@ def load_model(path: str | os.PathLike, *, weights: str = "ema",
 
     stft = model.stft
     if "sample_rate" in ckpt or "stft" in ckpt:
-        settings = {**stft.to_dict(), **({"sample_rate": ckpt["sample_rate"]} if "sample_rate" in ckpt else {}),
-                    **dict(ckpt.get("stft") or {})}
-        stored = SpectrogramTransform.from_dict(settings)
+        try:
+            settings = {**stft.to_dict(), **({"sample_rate": ckpt["sample_rate"]} if "sample_rate" in ckpt else {}),
+                        **dict(ckpt.get("stft") or {})}
+            stored = SpectrogramTransform.from_dict(settings)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{path}: unusable STFT settings (sample_rate {ckpt.get('sample_rate')!r}, stft "
+                             f"{ckpt.get('stft')!r}): {e}; the file is damaged or not of tools/train_bsdt.py") from e
         if stored.to_dict() != stft.to_dict():
             err = SampleRateMismatchError if stored.sample_rate != stft.sample_rate else ValueError
             raise err(f"{path}: the checkpoint's STFT ({stored.to_dict()}) differs from the one its model "

@@ -31,7 +31,11 @@ class SampleRateMismatchError(SampleRateError):
 
 
 def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or int(value) != value or value <= 0:
+    try:
+        ok = not isinstance(value, bool) and int(value) == value and value > 0
+    except (TypeError, ValueError, OverflowError):  # None, a string, NaN, inf
+        ok = False
+    if not ok:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
 
