@@ -13,7 +13,9 @@ import pytest
 import soundfile as sf
 
 COLUMNS = ["file", "pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "snr", "ssnr", "lsd",
-           "csig", "cbak", "covl", "error"]
+           "csig", "cbak", "covl", "undefined", "note", "error",
+           "input_path", "input_size", "input_mtime_ns", "input_sha256",
+           "clean_path", "clean_size", "clean_mtime_ns", "clean_sha256"]
 
 
 def _run(repo_root, *args):
@@ -103,3 +105,52 @@ def test_eval_dir_noisy_resume_and_refusals(repo_root, shared_data, tmp_path):
     (other / "keep.txt").write_text("x")
     res3 = _run(repo_root, enh, clean, "--out", other)
     assert res3.returncode != 0 and "not empty" in res3.stderr and (other / "keep.txt").read_text() == "x"
+
+
+def test_undefined_metrics_exit_0_and_a_replaced_file_is_rescored(repo_root, shared_data, tmp_path):
+    """A silent output and a 0.3 s file have undefined metrics (counted, not failures: exit 0);
+    replacing an enhanced file makes the next run rescore exactly that file and say why."""
+    vb = shared_data / "speech" / "voicebank16k"
+    enh, clean = tmp_path / "enh", tmp_path / "clean"
+    enh.mkdir()
+    clean.mkdir()
+    c, sr = sf.read(vb / "clean" / "p287_001.wav")
+    for name in ("p287_001.wav", "p287_002.wav"):
+        shutil.copy(vb / "noisy" / name, enh / name)
+        shutil.copy(vb / "clean" / name, clean / name)
+    sf.write(enh / "silent.wav", np.zeros_like(c), sr)
+    shutil.copy(vb / "clean" / "p287_001.wav", clean / "silent.wav")
+    sf.write(enh / "short.wav", c[sr: sr + int(0.3 * sr)], sr)
+    sf.write(clean / "short.wav", c[sr: sr + int(0.3 * sr)], sr)
+    out = tmp_path / "eval"
+    res = _run(repo_root, enh, clean, "--out", out, "--workers", 2, "--no-progress")
+    assert res.returncode == 0, res.stderr
+    assert "4/4 enhanced files scored, 0 failed" in res.stdout and "failed;" not in res.stderr
+    assert "2 enhanced file(s) scored with some metrics undefined" in res.stdout
+    assert "UNDEFINED silent.wav: pesq_wb, pesq_nb, stoi, estoi, si_sdr, lsd: silent estimate" in res.stdout
+    assert "UNDEFINED short.wav: stoi, estoi: too short (4800 samples = 0.300 s" in res.stdout
+    pesq_line = next(ln for ln in res.stdout.splitlines() if ln.startswith("pesq_wb"))
+    assert pesq_line.split()[-2:] == ["3", "1"]  # defined for 3 files, undefined for 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["enhanced"]["metrics"]["stoi"]["n_undefined"] == 2 and summary["enhanced"]["failures"] == []
+    rows = _rows(out / "per_file.csv")
+    assert rows["silent.wav"]["si_sdr"] == "" and float(rows["silent.wav"]["snr"]) == 0.0
+
+    before = float(rows["p287_002.wav"]["pesq_wb"])
+    shutil.copy(vb / "clean" / "p287_002.wav", enh / "p287_002.wav")  # a better enhancement replaces the file
+    res2 = _run(repo_root, enh, clean, "--out", out, "--workers", 1, "--no-progress")
+    assert res2.returncode == 0, res2.stderr
+    assert "(1 file(s) computed this run)" in res2.stdout
+    assert "1 enhanced file(s) recomputed: enhanced file changed (1)" in res2.stdout
+    after = _rows(out / "per_file.csv")
+    assert float(after["p287_002.wav"]["pesq_wb"]) > 4.5 > before
+    assert {k: v for k, v in after["p287_001.wav"].items() if k != "estoi"} == \
+        {k: v for k, v in rows["p287_001.wav"].items() if k != "estoi"}  # untouched: kept as it was
+
+    # an unreadable enhanced file is a failure: exit status 1
+    (enh / "broken.wav").write_bytes(b"not a wav file at all")
+    shutil.copy(vb / "clean" / "p287_001.wav", clean / "broken.wav")
+    res3 = _run(repo_root, enh, clean, "--out", out, "--workers", 1, "--no-progress")
+    assert res3.returncode == 1
+    assert "1 of 5 enhanced file(s) failed; exit status 1" in res3.stderr
+    assert "FAILED broken.wav: " in res3.stdout and "cannot be read as audio" in res3.stdout

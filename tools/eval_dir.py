@@ -3,7 +3,11 @@
 inputs): PESQ-WB/NB, STOI, ESTOI, SI-SDR, SNR, SSNR, LSD, CSIG/CBAK/COVL.
 
 Writes DIR/per_file.csv, DIR/summary.json (and DIR/per_file_noisy.csv with --noisy-dir), prints
-a table. Re-running with the same --out resumes: only files not yet scored are computed.
+a table. Re-running with the same --out resumes: rows whose scored file and clean reference are
+unchanged (same size and SHA-256, recorded in the CSV) are kept; failed rows, new files and rows
+whose inputs changed are computed, and the table says how many were recomputed and why. A metric
+undefined for a file (e.g. PESQ of a silent output) is an empty cell with its reason, not a failure:
+the exit status is 1 only for files that cannot be read or compared.
 
 Example:
     uv run tools/eval_dir.py runs/enhance-X/enhanced data/vb16k/clean_testset_wav \\
@@ -73,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         check_no_overlap(Path(args.out), "--out", ENHANCED_DIR=args.enhanced_dir, CLEAN_DIR=args.clean_dir,
                          **{"--noisy-dir": args.noisy_dir})
     if args.out is not None and is_evaluation_dir(args.out):
-        out = Path(args.out)  # resume: the evaluator keeps rows already scored
+        out = Path(args.out)  # resume: the evaluator keeps rows whose inputs are unchanged
         acquire_out_lock(out, "eval_dir", resume=True)
         print(f"resuming the evaluation in {out}", file=sys.stderr)
     else:

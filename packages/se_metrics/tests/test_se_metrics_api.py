@@ -245,8 +245,8 @@ def test_format_summary_table_with_out_dir(tmp_path):
                "resampled": [], "n_computed_this_run": 3}
     text = sm.format_summary_table(json.loads(json.dumps(summary)), tmp_path)
     lines = text.splitlines()
-    assert lines[0].split() == ["metric", "enhanced", "count"]
-    assert lines[2].split() == ["pesq_wb", "↑", "1.000", "±", "0.500", "2"]
+    assert lines[0].split() == ["metric", "enhanced", "count", "undefined"]
+    assert lines[2].split() == ["pesq_wb", "↑", "1.000", "±", "0.500", "2", "0"]  # a summary without n_undefined: 0
     assert "2/3 enhanced files scored, 1 failed" in text and "FAILED x.wav: missing clean partner" in text
     assert lines[-1] == (f"wrote {tmp_path / 'per_file.csv'} and {tmp_path / 'summary.json'} "
                          f"(3 file(s) computed this run)")

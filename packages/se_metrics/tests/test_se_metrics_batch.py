@@ -1,4 +1,5 @@
-"""evaluate_dir: pairing, per-file failures, resampling, resume, noisy/delta sections."""
+"""evaluate_dir: pairing, per-file failures, resampling, resume (recomputing rows whose inputs
+changed), undefined metrics and clipped files, noisy/delta sections."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import pytest
 import soundfile as sf
 from scipy.signal import resample_poly
 
+import se_data
 import se_metrics as sm
-from se_metrics.batch import COLUMNS
+from se_metrics.batch import COLUMNS, LEGACY_COLUMNS
 
 SR = 16000
 
@@ -118,8 +120,18 @@ def test_evaluate_dir_rows_failures_resampling(tree, tmp_path, shared_data, work
     for m in sm.METRICS:
         vals = [float(r[m]) for r in rows.values() if not r["error"]]
         assert enh_sec["metrics"][m] == {"mean": pytest.approx(np.mean(vals), abs=1e-12),
-                                         "std": pytest.approx(np.std(vals), abs=1e-12), "count": 3}
+                                         "std": pytest.approx(np.std(vals), abs=1e-12), "count": 3,
+                                         "n_undefined": 0}
     assert {f["file"] for f in enh_sec["failures"]} == set(EXPECTED_FAIL)
+    assert enh_sec["undefined"] == {} and enh_sec["n_clipped"] == 0 and enh_sec["recomputed"]["n_files"] == 0
+    # each scored row records both inputs' fingerprints; a failed row's partner is named where known
+    for rel, name in (("p287_001.wav", "p287_001.wav"), ("sub/p287_002.wav", "p287_002.wav")):
+        fp_e, fp_c = se_data.file_fingerprint(enh / rel), se_data.file_fingerprint(clean / name)
+        r = rows[rel]
+        assert (r["input_path"], r["clean_path"]) == (rel, name)
+        assert (int(r["input_size"]), int(r["input_mtime_ns"]), r["input_sha256"]) == tuple(fp_e.values())
+        assert (int(r["clean_size"]), int(r["clean_mtime_ns"]), r["clean_sha256"]) == tuple(fp_c.values())
+    assert rows["orphan.wav"]["clean_path"] == "" and rows["orphan.wav"]["clean_sha256"] == ""
     assert "noisy" not in summary and "delta" not in summary
     table = sm.format_summary_table(summary)
     assert "3/10 enhanced files scored, 7 failed" in table and "FAILED orphan.wav" in table
@@ -200,3 +212,202 @@ def test_evaluate_dir_bad_arguments(tmp_path):
         sm.evaluate_dir(tmp_path / "nope", tmp_path / "e", tmp_path / "o")
     with pytest.raises(sm.MetricSampleRateError, match="sample_rate=8000"):
         sm.evaluate_dir(tmp_path / "e", tmp_path / "e", tmp_path / "o", sr=8000)
+
+
+def _tamper(path, values):
+    """Overwrite cells of per_file.csv rows ({file: {column: text}}), keeping everything else."""
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        header, rows = reader.fieldnames, list(reader)
+    for r in rows:
+        r.update(values.get(r["file"], {}))
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=header)
+        w.writeheader()
+        w.writerows(rows)
+
+
+@pytest.fixture()
+def three(tmp_path, vb):
+    """enhanced/ = three real noisy files (one in a subfolder), clean/ their references."""
+    enh, clean = tmp_path / "enh", tmp_path / "clean"
+    (enh / "sub").mkdir(parents=True)
+    clean.mkdir()
+    for rel in ("p287_001.wav", "sub/p287_002.wav", "p287_003.wav"):
+        name = rel.rsplit("/", 1)[-1]
+        shutil.copy(vb / "noisy" / name, enh / rel)
+        shutil.copy(vb / "clean" / name, clean / name)  # sub/p287_002 paired by its unique name
+    return enh, clean
+
+
+def test_resume_recomputes_rows_whose_inputs_changed(three, tmp_path, vb):
+    enh, clean = three
+    out = tmp_path / "out"
+    sm.evaluate_dir(enh, clean, out, workers=1, progress=False)
+    first = _read_csv(out / "per_file.csv")
+    # mark every kept row: a row that is not recomputed keeps the marker
+    _tamper(out / "per_file.csv", {f: {"pesq_wb": "9.5"} for f in first})
+    shutil.copy(vb / "clean" / "p287_001.wav", enh / "p287_001.wav")   # enhanced file replaced
+    c2, sr = sf.read(clean / "p287_002.wav")
+    sf.write(clean / "p287_002.wav", 0.5 * c2, sr)                     # clean reference replaced
+    st = (enh / "p287_003.wav").stat()                                 # touched, same bytes
+    os.utime(enh / "p287_003.wav", ns=(st.st_atime_ns, st.st_mtime_ns + 5 * 10**9))
+    summary = sm.evaluate_dir(enh, clean, out, workers=1, progress=False)
+    rows = _read_csv(out / "per_file.csv")
+    assert summary["n_computed_this_run"] == 2
+    assert rows["p287_003.wav"]["pesq_wb"] == "9.5"                    # unchanged content: kept
+    assert float(rows["p287_001.wav"]["pesq_wb"]) > 4.5                # now the clean file itself
+    assert float(rows["p287_001.wav"]["pesq_wb"]) == sm.pesq(*[sf.read(p)[0] for p in (
+        clean / "p287_001.wav", enh / "p287_001.wav")], SR)
+    new2 = sm.evaluate_pair(sf.read(clean / "p287_002.wav")[0], sf.read(enh / "sub" / "p287_002.wav")[0], SR)
+    assert float(rows["sub/p287_002.wav"]["pesq_wb"]) == new2["pesq_wb"]   # recomputed on the new reference
+    assert float(rows["sub/p287_002.wav"]["snr"]) == new2["snr"] != float(first["sub/p287_002.wav"]["snr"])
+    assert rows["sub/p287_002.wav"]["clean_sha256"] == se_data.file_fingerprint(clean / "p287_002.wav")["sha256"]
+    rec = summary["enhanced"]["recomputed"]
+    assert rec["n_files"] == 2 and rec["by_reason"] == {"clean reference changed": 1, "enhanced file changed": 1}
+    reasons = {f["file"]: f["reasons"] for f in rec["files"]}
+    assert reasons["p287_001.wav"][0].startswith("enhanced file changed: ")
+    assert reasons["sub/p287_002.wav"] == [f"clean reference changed: content changed (sha256 "
+                                           f"{first['sub/p287_002.wav']['clean_sha256'][:8]}... -> "
+                                           f"{rows['sub/p287_002.wav']['clean_sha256'][:8]}...)"]
+    assert "2 enhanced file(s) recomputed: clean reference changed (1), enhanced file changed (1)" \
+        in sm.format_summary_table(summary)
+    # the clean partner moves: a file now exists at the same relative path, which wins
+    (clean / "sub").mkdir()
+    shutil.copy(vb / "clean" / "p287_002.wav", clean / "sub" / "p287_002.wav")
+    s3 = sm.evaluate_dir(enh, clean, out, workers=1, progress=False)
+    assert s3["n_computed_this_run"] == 1
+    assert s3["enhanced"]["recomputed"]["files"] == [
+        {"file": "sub/p287_002.wav", "reasons": ["clean partner changed: p287_002.wav -> sub/p287_002.wav"]}]
+    assert _read_csv(out / "per_file.csv")["sub/p287_002.wav"]["clean_path"] == "sub/p287_002.wav"
+    # nothing changed since: nothing computed, nothing reported
+    s4 = sm.evaluate_dir(enh, clean, out, workers=1, progress=False)
+    assert s4["n_computed_this_run"] == 0 and s4["enhanced"]["recomputed"]["n_files"] == 0
+    # a clean reference that disappears: its row is recomputed, and fails
+    (clean / "p287_003.wav").unlink()
+    s5 = sm.evaluate_dir(enh, clean, out, workers=1, progress=False)
+    assert s5["enhanced"]["recomputed"]["by_reason"] == {"partner missing": 1}
+    assert [f["file"] for f in s5["enhanced"]["failures"]] == ["p287_003.wav"]
+
+
+def test_resume_recomputes_rows_without_fingerprints(three, tmp_path):
+    enh, clean = three
+    (enh / "p287_003.wav").unlink()
+    out = tmp_path / "out"
+    sm.evaluate_dir(enh, clean, out, workers=1, progress=False)
+    rows = _read_csv(out / "per_file.csv")
+    # an older per_file.csv: no undefined / note / fingerprint columns; its rows are never trusted
+    with open(out / "per_file.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=LEGACY_COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows({**r, "pesq_wb": "9.5"} for r in rows.values())
+    summary = sm.evaluate_dir(enh, clean, out, workers=1, progress=False)
+    again = _read_csv(out / "per_file.csv")  # rewritten with the current columns
+    assert summary["n_computed_this_run"] == 2
+    assert {f: r["pesq_wb"] for f, r in again.items()} == {f: r["pesq_wb"] for f, r in rows.items()}
+    assert summary["enhanced"]["recomputed"]["by_reason"] == {"no fingerprint recorded": 2}
+    # a current-format row with its fingerprint cells emptied is recomputed too
+    _tamper(out / "per_file.csv", {"p287_001.wav": {"pesq_wb": "9.5", "clean_sha256": ""},
+                                   "sub/p287_002.wav": {"pesq_wb": "9.5"}})
+    s3 = sm.evaluate_dir(enh, clean, out, workers=1, progress=False)
+    assert s3["n_computed_this_run"] == 1 and s3["enhanced"]["recomputed"]["by_reason"] == {"no fingerprint recorded": 1}
+    third = _read_csv(out / "per_file.csv")
+    assert third["p287_001.wav"]["pesq_wb"] == rows["p287_001.wav"]["pesq_wb"]
+    assert third["sub/p287_002.wav"]["pesq_wb"] == "9.5"
+    # a row whose cells are not numbers is recomputed, not a crash
+    _tamper(out / "per_file.csv", {"p287_001.wav": {"snr": "loud"}})
+    s4 = sm.evaluate_dir(enh, clean, out, workers=1, progress=False)
+    assert s4["enhanced"]["recomputed"]["by_reason"] == {"unreadable row": 1}
+    assert _read_csv(out / "per_file.csv")["p287_001.wav"]["snr"] == rows["p287_001.wav"]["snr"]
+
+
+@pytest.fixture()
+def edges(tmp_path, vb):
+    """A real pair plus edge-case estimates, each with a clean partner of the same length."""
+    enh, clean = tmp_path / "enh", tmp_path / "clean"
+    enh.mkdir()
+    clean.mkdir()
+    c, _ = sf.read(vb / "clean" / "p287_001.wav")
+    shutil.copy(vb / "noisy" / "p287_001.wav", enh / "good.wav")
+    rng = np.random.default_rng(0)
+    estimates = {"silent.wav": np.zeros_like(c), "near_silent.wav": 1e-9 * rng.standard_normal(c.shape[0]),
+                 "dc.wav": np.full_like(c, 0.3), "clipped.wav": np.clip(20 * c, -1, 1)}
+    for name, e in estimates.items():
+        sf.write(enh / name, e, SR, subtype="FLOAT")
+        sf.write(clean / name, c, SR, subtype="FLOAT")
+    shutil.copy(vb / "clean" / "p287_001.wav", clean / "good.wav")
+    for name, n in (("short01.wav", int(0.1 * SR)), ("short03.wav", int(0.3 * SR))):
+        cut = c[SR: SR + n]
+        sf.write(clean / name, cut, SR, subtype="FLOAT")
+        sf.write(enh / name, cut + 0.01 * rng.standard_normal(n), SR, subtype="FLOAT")
+    (enh / "broken.wav").write_bytes(b"not a wav file at all")
+    sf.write(clean / "broken.wav", c, SR)
+    return enh, clean
+
+
+SILENT_WHY = ("pesq_wb, pesq_nb, stoi, estoi, si_sdr, lsd: silent estimate (every sample is 0); csig, cbak, covl: "
+              "needs pesq_wb, which is undefined (silent estimate (every sample is 0))")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_undefined_metrics_are_recorded_not_failed(edges, tmp_path, workers):
+    enh, clean = edges
+    out = tmp_path / f"out{workers}"
+    summary = sm.evaluate_dir(enh, clean, out, workers=workers, progress=False)
+    rows = _read_csv(out / "per_file.csv")
+    sec = summary["enhanced"]
+    assert [f["file"] for f in sec["failures"]] == ["broken.wav"]   # only what cannot be read
+    assert sec["n_ok"] == 7 and sec["n_files"] == 8
+    # undefined: empty cells with the reason; the defined metrics of the same file are recorded
+    assert rows["silent.wav"]["undefined"] == SILENT_WHY and rows["silent.wav"]["error"] == ""
+    assert float(rows["silent.wav"]["snr"]) == 0.0 and rows["silent.wav"]["si_sdr"] == ""
+    assert rows["near_silent.wav"]["undefined"].startswith("pesq_wb, pesq_nb, stoi, estoi, si_sdr, lsd: near-silent")
+    assert rows["dc.wav"]["undefined"].startswith("pesq_wb, pesq_nb, stoi, estoi, si_sdr, lsd: DC-only estimate")
+    assert rows["short01.wav"]["undefined"].startswith("pesq_wb, pesq_nb: too short (1600 samples = 0.100 s")
+    assert float(rows["short01.wav"]["si_sdr"]) > 20 and rows["short01.wav"]["lsd"] == ""
+    assert rows["short03.wav"]["undefined"] == "stoi, estoi: too short (4800 samples = 0.300 s, needs 6554 = 0.410 s)"
+    assert float(rows["short03.wav"]["pesq_wb"]) > 1
+    assert rows["good.wav"]["undefined"] == "" and rows["clipped.wav"]["undefined"] == ""
+    # counts per metric; means and stds over the defined values only, all finite
+    want_undef = {"pesq_wb": 4, "pesq_nb": 4, "stoi": 5, "estoi": 5, "si_sdr": 3, "snr": 0, "ssnr": 0, "lsd": 4,
+                  "csig": 4, "cbak": 4, "covl": 4}
+    for m in sm.METRICS:
+        st = sec["metrics"][m]
+        vals = [float(r[m]) for r in rows.values() if r[m] != ""]
+        assert st["n_undefined"] == want_undef[m] and st["count"] == 7 - want_undef[m] == len(vals), m
+        assert st["mean"] == pytest.approx(np.mean(vals), abs=1e-12) and np.isfinite(st["std"])
+        assert [e["file"] for e in sec["undefined"].get(m, [])] == sorted(
+            f for f, r in rows.items() if not r["error"] and r[m] == "")
+    assert sec["undefined"]["si_sdr"][0] == {"file": "dc.wav", "reason": "DC-only estimate (every sample is 0.3)"}
+    # clipped: scored, counted, noted
+    n_clip = int(np.count_nonzero(np.abs(sf.read(enh / "clipped.wav")[0]) >= 1))
+    assert n_clip > 1000 and rows["clipped.wav"]["note"] == f"clipped: {n_clip} sample(s) at |x| >= 1"
+    assert sec["n_clipped"] == 1 and sec["clipped"] == [{"file": "clipped.wav", "note": rows["clipped.wav"]["note"]}]
+    assert all(rows["clipped.wav"][m] != "" for m in sm.METRICS)
+    assert json.loads((out / "summary.json").read_text()) == summary
+    table = sm.format_summary_table(summary)
+    head = table.splitlines()[0].split()
+    assert head == ["metric", "enhanced", "count", "undefined"]
+    assert table.splitlines()[2].split()[-2:] == ["3", "4"]   # pesq_wb: 3 defined, 4 undefined
+    assert f"UNDEFINED silent.wav: {SILENT_WHY}" in table and "5 enhanced file(s) scored with some metrics undefined" in table
+    assert "1 enhanced file(s) clipped" in table and "7/8 enhanced files scored, 1 failed" in table
+    # resume keeps rows with undefined metrics (they round-trip through the CSV) and retries the failure
+    again = sm.evaluate_dir(enh, clean, out, workers=1, progress=False)
+    assert again["n_computed_this_run"] == 1 and again["enhanced"]["recomputed"]["n_files"] == 0
+    assert again["enhanced"]["metrics"] == sec["metrics"] and again["enhanced"]["undefined"] == sec["undefined"]
+
+
+def test_noisy_delta_skips_metrics_undefined_on_either_side(edges, tmp_path):
+    enh, clean = edges
+    for f in enh.iterdir():
+        if f.name not in ("good.wav", "silent.wav"):
+            f.unlink()
+    noisy = tmp_path / "noisy"
+    noisy.mkdir()
+    shutil.copy(enh / "good.wav", noisy / "good.wav")
+    shutil.copy(enh / "good.wav", noisy / "silent.wav")  # the noisy input of the silent output was fine
+    summary = sm.evaluate_dir(enh, clean, tmp_path / "out", workers=1, noisy_dir=noisy, progress=False)
+    d = summary["delta"]["metrics"]
+    assert d["pesq_wb"]["count"] == 1 and d["pesq_wb"]["mean"] == 0.0   # only good.wav, identical files
+    assert d["snr"]["count"] == 2   # defined for both
+    assert summary["noisy"]["metrics"]["pesq_wb"]["n_undefined"] == 0

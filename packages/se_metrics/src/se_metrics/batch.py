@@ -2,19 +2,43 @@
 
 ``evaluate_dir(enhanced_dir, clean_dir, out_dir)`` pairs every ``*.wav`` below ENHANCED_DIR
 with the clean file at the same relative path (or, failing that, the only clean file with the
-same name), scores each pair with :func:`evaluate_pair` in a process pool (one unpadded
-utterance per task: padding would change PESQ), and writes into ``out_dir``:
+same name), scores each pair with :func:`evaluate_pair_defined` in a process pool (one
+unpadded utterance per task: padding would change PESQ), and writes into ``out_dir``:
 
-* ``per_file.csv``: columns ``file`` (path relative to ENHANCED_DIR), the eleven metrics of
-  :data:`METRICS`, ``error`` (empty unless that file failed; a failed file has no numbers);
+* ``per_file.csv``, one row per file, columns:
+
+  - ``file``: path relative to ENHANCED_DIR (the row key);
+  - the eleven metrics of :data:`METRICS`; a cell is empty where the metric is undefined for
+    that pair or the file failed;
+  - ``undefined``: why each empty metric of a scored file is undefined, ``"metric, ...:
+    reason; ..."`` (e.g. ``"pesq_wb, pesq_nb, stoi, estoi, si_sdr, lsd: silent estimate
+    (every sample is 0); csig, cbak, covl: needs pesq_wb, which is undefined (...)"``). An
+    undefined metric is not a failure: the file's other metrics are recorded;
+  - ``note``: ``"clipped: N sample(s) at |x| >= 1"`` for a scored file with samples at full
+    scale (every metric is defined for it: it is scored, and counted in the summary);
+  - ``error``: empty unless the file failed (missing or ambiguous partner, unreadable, empty,
+    multi-channel, length mismatch, NaN/Inf, silent reference); a failed file has no numbers;
+  - ``input_path, input_size, input_mtime_ns, input_sha256, clean_path, clean_size,
+    clean_mtime_ns, clean_sha256``: the scored file (relative to its folder) and its clean
+    reference (relative to CLEAN_DIR) as they were when read: size in bytes, mtime in ns,
+    SHA-256 of the bytes (:func:`se_data.file_fingerprint`, taken before reading);
 * ``per_file_noisy.csv``: the same for NOISY_DIR vs clean, when ``noisy_dir`` is given;
-* ``summary.json``: per metric mean / std (population) / count, the failures with their
-  reasons, which files were resampled, and with ``noisy_dir`` an ``enhanced``, a ``noisy`` and
-  a ``delta`` (per-file enhanced - noisy, over files that succeeded in both) section;
+* ``summary.json``: per section (``enhanced``; with ``noisy_dir`` also ``noisy`` and
+  ``delta``, per-file enhanced - noisy over files scored in both): per metric mean / std
+  (population) / count over the files where it is defined and ``n_undefined``; ``undefined``
+  (per metric the files and reasons), ``clipped`` (files and notes), the ``failures`` with
+  their reasons and ``recomputed`` (rows redone because an input changed, counted per
+  reason); then the resampled files and ``n_computed_this_run``;
 * ``eval_config.json``: the settings, checked when resuming.
 
-Rows are appended as results arrive, so an interrupted run resumes: files already scored
-successfully are kept, failed and missing files are (re)computed.
+Rows are appended as results arrive, so an interrupted run resumes. On resume a row is kept
+only when it was scored without error and both its inputs are unchanged: the same partner
+paths and, per :func:`se_data.fingerprint_change`, the same size and content hash. Failed
+rows are retried; a row whose scored file, clean partner or clean reference changed, and
+every row of a ``per_file.csv`` written before fingerprints were recorded, is recomputed and
+reported under ``recomputed`` with its reason. The fingerprints live in the CSV rows
+themselves, so a row and the record of what it scored are written in one line and cannot
+disagree after a crash.
 """
 
 from __future__ import annotations
@@ -25,21 +49,24 @@ import json
 import multiprocessing
 import os
 import sys
-import tempfile
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import soundfile as sf
+from se_data import file_fingerprint, fingerprint_change
 from tqdm import tqdm
 
 from ._audio import read_wav
+from ._per_file import COLUMNS, LEGACY_COLUMNS, csv_cells, fingerprint_cells, read_rows, recorded, write_rows
 from ._validate import MetricInputError, MetricSampleRateError, sample_rate_alias
-from .evaluate import METRICS, evaluate_pair
+from .evaluate import METRICS, evaluate_pair_defined, join_undefined, split_undefined
 
-COLUMNS: tuple[str, ...] = ("file",) + METRICS + ("error",)
+__all__ = ["COLUMNS", "LEGACY_COLUMNS", "evaluate_dir", "is_evaluation_dir", "list_wavs"]
+
 PER_FILE = "per_file.csv"
 PER_FILE_NOISY = "per_file_noisy.csv"
 SUMMARY = "summary.json"
@@ -48,11 +75,13 @@ CONFIG = "eval_config.json"
 
 @dataclass(frozen=True)
 class _Task:
-    kind: str           # "enhanced" or "noisy"
-    file: str           # path relative to ENHANCED_DIR (the row key)
-    clean: str | None   # clean partner path, None if missing
-    other: str | None   # the enhanced or noisy file, None if missing
-    missing: str = ""   # why a partner is missing
+    kind: str                # "enhanced" or "noisy"
+    file: str                # path relative to ENHANCED_DIR (the row key)
+    clean: str | None        # clean partner path, None if missing
+    other: str | None        # the enhanced or noisy file, None if missing
+    missing: str = ""        # why a partner is missing
+    clean_rel: str | None = None  # ``clean`` relative to CLEAN_DIR
+    other_rel: str | None = None  # ``other`` relative to ENHANCED_DIR / NOISY_DIR
 
 
 def list_wavs(root: Path) -> list[str]:
@@ -71,13 +100,14 @@ def _partner_index(root: Path) -> tuple[set[str], dict[str, list[str]]]:
 
 def _find_partner(rel: str, root: Path, index: tuple[set[str], dict[str, list[str]]], role: str
                   ) -> tuple[str | None, str]:
-    """Partner of ``rel`` below ``root``: same relative path, else the unique same-named file."""
+    """Partner of ``rel`` below ``root``, relative to ``root``: the same relative path, else the
+    unique same-named file; None and the reason when there is none."""
     rels, by_name = index
     if rel in rels:
-        return str(root / rel), ""
+        return rel, ""
     cands = by_name.get(rel.rsplit("/", 1)[-1], [])
     if len(cands) == 1:
-        return str(root / cands[0]), ""
+        return cands[0], ""
     if not cands:
         return None, (f"missing {role} partner for {rel}: neither {root / rel} nor any file named "
                       f"{rel.rsplit('/', 1)[-1]!r} below {root} exists")
@@ -119,58 +149,73 @@ def _pool_context() -> multiprocessing.context.BaseContext:
 
 
 def _score(task: _Task, sr: int) -> dict[str, Any]:
-    """Worker: one row for one task. Never raises; a failure fills ``error`` and no numbers."""
-    row: dict[str, Any] = {"file": task.file}
+    """Worker: one row for one task. Never raises; a failure fills ``error`` and no numbers.
+
+    Both inputs are fingerprinted before they are read, so a file that changes meanwhile is
+    seen as changed on the next resume (the record holds the older state)."""
+    row: dict[str, Any] = {c: "" for c in COLUMNS}
+    row.update(fingerprint_cells("input", task.other_rel, None), file=task.file)
+    row.update(fingerprint_cells("clean", task.clean_rel, None))
     try:
         if task.clean is None or task.other is None:
             raise MetricInputError(task.missing)
-        clean, _ = read_wav(Path(task.clean), sr, "clean")
-        other, _ = read_wav(Path(task.other), sr, task.kind)
+        for prefix, rel, path in (("clean", task.clean_rel, task.clean), ("input", task.other_rel, task.other)):
+            with contextlib.suppress(OSError):  # an unreadable file fails below, named
+                row.update(fingerprint_cells(prefix, rel, file_fingerprint(path)))
+        clean = read_wav(Path(task.clean), sr, "clean")
+        other = read_wav(Path(task.other), sr, task.kind)
         try:
-            values = evaluate_pair(clean, other, sr)
+            values, undefined = evaluate_pair_defined(clean.samples, other.samples, sr)
         except MetricInputError as err:
             raise MetricInputError(f"{task.kind} {task.other} vs clean {task.clean}: {err}") from err
         bad = [m for m, v in values.items() if not np.isfinite(v)]
         if bad:
             raise MetricInputError(f"{task.kind} {task.other} vs clean {task.clean}: "
                                    f"non-finite {', '.join(bad)}; not recorded")
-        row.update(values)
-        row["error"] = ""
+        row.update({m: values.get(m, "") for m in METRICS}, undefined=join_undefined(undefined))
+        if other.n_clipped:
+            row["note"] = f"clipped: {other.n_clipped} sample(s) at |x| >= 1"
     except Exception as err:  # noqa: BLE001 - a failed file must never stop the batch
         msg = str(err) if isinstance(err, MetricInputError) else f"{type(err).__name__}: {err}"
-        row = {"file": task.file, **{m: "" for m in METRICS}, "error": msg.replace("\n", " ")}
+        row.update({m: "" for m in METRICS}, undefined="", note="", error=msg.replace("\n", " "))
     return row
 
 
-def _read_rows(path: Path) -> dict[str, dict[str, Any]]:
-    """Rows of an existing per-file CSV keyed by ``file``; checks the header."""
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        if tuple(reader.fieldnames or ()) != COLUMNS:
-            raise MetricInputError(
-                f"{path} does not have the evaluator's columns {list(COLUMNS)} "
-                f"(found {reader.fieldnames}); it cannot be resumed. Use a new output folder.")
-        rows = {}
-        for r in reader:
-            if r["error"]:
-                rows[r["file"]] = {"file": r["file"], **{m: "" for m in METRICS}, "error": r["error"]}
-            else:
-                rows[r["file"]] = {"file": r["file"], **{m: float(r[m]) for m in METRICS}, "error": ""}
-    return rows
+class _Fingerprints:
+    """Current fingerprints of the input files, each hashed at most once per run (a clean
+    reference is shared by the enhanced and the noisy row); None for a file that is gone."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, dict[str, Any] | None] = {}
+
+    def __call__(self, path: str) -> dict[str, Any] | None:
+        if path not in self._cache:
+            try:
+                self._cache[path] = file_fingerprint(path)
+            except OSError:
+                self._cache[path] = None
+        return self._cache[path]
 
 
-def _write_rows(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    """Write a complete CSV atomically (temp file + rename)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 -> what open() would give
-    with os.fdopen(fd, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=COLUMNS)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in r.items()})
-    os.replace(tmp, path)
+def _changes(row: dict[str, Any], task: _Task, current: _Fingerprints) -> list[str]:
+    """Why a row scored without error no longer matches its inputs, as ``"category: detail"``
+    strings; empty when it still matches. Categories: ``"{kind} file changed"``, ``"{kind}
+    partner changed"``, ``"clean partner changed"``, ``"clean reference changed"``, ``"partner
+    missing"``, ``"no fingerprint recorded"``."""
+    if task.other is None or task.clean is None:
+        return [f"partner missing: {task.missing}"]
+    if recorded(row, "input") is None or recorded(row, "clean") is None:
+        return ["no fingerprint recorded: the row has no input fingerprints"]
+    why: list[str] = []
+    for prefix, role, what, rel, path in (("input", task.kind, "file", task.other_rel, task.other),
+                                          ("clean", "clean", "reference", task.clean_rel, task.clean)):
+        if row[f"{prefix}_path"] != rel:
+            why.append(f"{role} partner changed: {row[f'{prefix}_path']} -> {rel}")
+            continue
+        change = fingerprint_change(recorded(row, prefix), path, current(path))
+        if change is not None:
+            why.append(f"{role} {what} changed: {change}")
+    return why
 
 
 def _stats(values: list[float]) -> dict[str, float | int | None]:
@@ -180,21 +225,45 @@ def _stats(values: list[float]) -> dict[str, float | int | None]:
     return {"mean": float(a.mean()), "std": float(a.std()), "count": int(a.size)}
 
 
-def _section(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    ok = [r for r in rows.values() if not r["error"]]
+def _recomputed(redo: dict[str, list[str]]) -> dict[str, Any]:
+    """``{file: ["category: detail", ...]}`` as the summary's ``recomputed`` entry: the number
+    of files, how many had each category (a file counts once per category) and every file
+    with its reasons."""
+    by_reason: Counter[str] = Counter()
+    for reasons in redo.values():
+        by_reason.update({r.split(": ", 1)[0] for r in reasons})
+    return {"n_files": len(redo), "by_reason": dict(sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "files": [{"file": f, "reasons": redo[f]} for f in sorted(redo)]}
+
+
+def _section(rows: dict[str, dict[str, Any]], redo: dict[str, list[str]]) -> dict[str, Any]:
+    ordered = [rows[f] for f in sorted(rows)]
+    ok = [r for r in ordered if not r["error"]]
+    why = {r["file"]: split_undefined(r["undefined"]) for r in ok}
+    metrics = {}
+    for m in METRICS:
+        metrics[m] = _stats([r[m] for r in ok if r[m] != ""])
+        metrics[m]["n_undefined"] = sum(m in why[r["file"]] for r in ok)
     return {
         "n_files": len(rows),
         "n_ok": len(ok),
-        "metrics": {m: _stats([r[m] for r in ok]) for m in METRICS},
-        "failures": [{"file": r["file"], "reason": r["error"]} for r in sorted(rows.values(), key=lambda r: r["file"])
-                     if r["error"]],
+        "metrics": metrics,
+        "undefined": {m: [{"file": f, "reason": w[m]} for f, w in why.items() if m in w]
+                      for m in METRICS if metrics[m]["n_undefined"]},
+        "n_clipped": sum(bool(r["note"]) for r in ok),
+        "clipped": [{"file": r["file"], "note": r["note"]} for r in ok if r["note"]],
+        "failures": [{"file": r["file"], "reason": r["error"]} for r in ordered if r["error"]],
+        "recomputed": _recomputed(redo),
     }
 
 
 def _delta(enh: dict[str, dict[str, Any]], noisy: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Per metric statistics of enhanced - noisy over the files scored in both where the metric
+    is defined in both."""
     both = [f for f in enh if f in noisy and not enh[f]["error"] and not noisy[f]["error"]]
     return {"n_files": len(both),
-            "metrics": {m: _stats([enh[f][m] - noisy[f][m] for f in both]) for m in METRICS}}
+            "metrics": {m: _stats([enh[f][m] - noisy[f][m] for f in both if enh[f][m] != "" and noisy[f][m] != ""])
+                        for m in METRICS}}
 
 
 def _rate_report(tasks: list[_Task], sr: int) -> list[dict[str, Any]]:
@@ -231,6 +300,46 @@ def is_evaluation_dir(out_dir: str | os.PathLike) -> bool:
     return (Path(out_dir) / PER_FILE).is_file()
 
 
+def _tasks(files: list[str], enh_root: Path, clean_root: Path, noisy_root: Path | None) -> list[_Task]:
+    """One task per file and kind (enhanced, and noisy with NOISY_DIR), partners resolved."""
+    clean_index = _partner_index(clean_root)
+    noisy_index = _partner_index(noisy_root) if noisy_root else None
+    tasks: list[_Task] = []
+    for rel in files:
+        c, why = _find_partner(rel, clean_root, clean_index, "clean")
+        clean = str(clean_root / c) if c else None
+        tasks.append(_Task("enhanced", rel, clean, str(enh_root / rel), why, c, rel))
+        if noisy_root:
+            n, why_n = _find_partner(rel, noisy_root, noisy_index, "noisy")
+            tasks.append(_Task("noisy", rel, clean, str(noisy_root / n) if n else None, why if c is None else why_n,
+                               c, n))
+    return tasks
+
+
+def _resume(path: Path, tasks: dict[str, _Task], current: _Fingerprints
+            ) -> tuple[dict[str, dict[str, Any]], dict[str, list[str]], list[str]]:
+    """Rows of an earlier run in ``path`` to keep, rows to recompute because an input changed
+    (``{file: reasons}``) and row keys no longer below ENHANCED_DIR (dropped). Failed rows are
+    neither kept nor listed: they are retried."""
+    if not path.exists():
+        return {}, {}, []
+    done, must_redo = read_rows(path)
+    kept: dict[str, dict[str, Any]] = {}
+    redo: dict[str, list[str]] = {}
+    for f, row in done.items():
+        if f not in tasks:
+            continue
+        if f in must_redo:
+            redo[f] = [must_redo[f]]
+        elif not row["error"]:
+            why = _changes(row, tasks[f], current)
+            if why:
+                redo[f] = why
+            else:
+                kept[f] = row
+    return kept, redo, [f"{path.name}: {f}" for f in done if f not in tasks]
+
+
 @sample_rate_alias
 def evaluate_dir(enhanced_dir: str | os.PathLike, clean_dir: str | os.PathLike, out_dir: str | os.PathLike,
                  sample_rate: int = 16000, workers: int | None = None,
@@ -243,7 +352,8 @@ def evaluate_dir(enhanced_dir: str | os.PathLike, clean_dir: str | os.PathLike, 
         ``resampled``. Another value raises :class:`MetricSampleRateError`.
     workers: processes (default ``os.cpu_count()``); 1 scores in this process.
     noisy_dir: optional folder of the unprocessed noisy inputs, paired like the clean files.
-    Resumes from an existing ``per_file.csv`` in ``out_dir``: rows scored without error are kept.
+    Resumes from an existing ``per_file.csv`` in ``out_dir``: rows scored without error whose
+    inputs are unchanged are kept; the others are recomputed (see the module docstring).
     """
     if sample_rate != 16000:
         raise MetricSampleRateError(
@@ -267,30 +377,21 @@ def evaluate_dir(enhanced_dir: str | os.PathLike, clean_dir: str | os.PathLike, 
               "resampler": "scipy.signal.resample_poly"}
     _check_config(out, config)
 
-    clean_index = _partner_index(clean_root)
-    noisy_index = _partner_index(noisy_root) if noisy_root else None
+    all_tasks = _tasks(files, enh_root, clean_root, noisy_root)
     kinds = {"enhanced": out / PER_FILE}
     if noisy_root:
         kinds["noisy"] = out / PER_FILE_NOISY
-    all_tasks: list[_Task] = []
-    for rel in files:
-        c, why = _find_partner(rel, clean_root, clean_index, "clean")
-        all_tasks.append(_Task("enhanced", rel, c, str(enh_root / rel), why))
-        if noisy_root:
-            n, why_n = _find_partner(rel, noisy_root, noisy_index, "noisy")
-            all_tasks.append(_Task("noisy", rel, c, n, why if c is None else why_n))
-
     rows: dict[str, dict[str, dict[str, Any]]] = {}
+    redo: dict[str, dict[str, list[str]]] = {}
     todo: list[_Task] = []
-    current = set(files)
     stale: list[str] = []
+    current = _Fingerprints()
     for kind, path in kinds.items():
-        done = _read_rows(path) if path.exists() else {}
-        kept = {f: r for f, r in done.items() if not r["error"] and f in current}
-        stale += [f"{path.name}: {f}" for f in done if f not in current]
-        rows[kind] = kept
-        _write_rows(path, kept.values())  # failed / stale rows are recomputed or dropped
-        todo += [t for t in all_tasks if t.kind == kind and t.file not in kept]
+        tasks = {t.file: t for t in all_tasks if t.kind == kind}
+        rows[kind], redo[kind], dropped = _resume(path, tasks, current)
+        stale += dropped
+        write_rows(path, rows[kind].values())  # failed, changed and stale rows are recomputed or dropped
+        todo += [t for f, t in tasks.items() if f not in rows[kind]]
 
     handles = {kind: open(path, "a", newline="") for kind, path in kinds.items()}
     writers = {kind: csv.DictWriter(fh, fieldnames=COLUMNS) for kind, fh in handles.items()}
@@ -300,7 +401,7 @@ def evaluate_dir(enhanced_dir: str | os.PathLike, clean_dir: str | os.PathLike, 
 
         def take(task: _Task, row: dict[str, Any]) -> None:
             rows[task.kind][task.file] = row
-            writers[task.kind].writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in row.items()})
+            writers[task.kind].writerow(csv_cells(row))
             handles[task.kind].flush()
             bar.update(1)
 
@@ -319,10 +420,10 @@ def evaluate_dir(enhanced_dir: str | os.PathLike, clean_dir: str | os.PathLike, 
             fh.close()
 
     for kind, path in kinds.items():  # final files sorted by name
-        _write_rows(path, (rows[kind][f] for f in sorted(rows[kind])))
-    summary: dict[str, Any] = {"config": config, "enhanced": _section(rows["enhanced"])}
+        write_rows(path, (rows[kind][f] for f in sorted(rows[kind])))
+    summary: dict[str, Any] = {"config": config, "enhanced": _section(rows["enhanced"], redo["enhanced"])}
     if noisy_root:
-        summary["noisy"] = _section(rows["noisy"])
+        summary["noisy"] = _section(rows["noisy"], redo["noisy"])
         summary["delta"] = _delta(rows["enhanced"], rows["noisy"])
     summary["resampled"] = _rate_report(all_tasks, int(sr))
     summary["n_computed_this_run"] = len(todo)

@@ -26,7 +26,7 @@ import numpy as np
 from ._validate import MetricUndefinedError, check_pair, sample_rate_alias
 from .batch import PER_FILE, PER_FILE_NOISY, SUMMARY, _stats
 from .composite_measures import composite
-from .evaluate import LOWER_IS_BETTER, METRICS
+from .evaluate import LOWER_IS_BETTER, METRICS, join_undefined
 from .log_spectral import lsd
 from .lpc import llr
 from .pesq_stoi import pesq, stoi
@@ -141,31 +141,64 @@ def _fmt(s: Mapping[str, Any] | None, signed: bool = False) -> str:
     return f"{s['mean']:+.3f} ± {s['std']:.3f}" if signed else f"{s['mean']:.3f} ± {s['std']:.3f}"
 
 
+def _undefined_by_file(section: Mapping[str, Any]) -> dict[str, str]:
+    """``{file: "metric, ...: reason; ..."}`` from a summary section's per-metric ``undefined``."""
+    per_file: dict[str, dict[str, str]] = {}
+    for m, entries in section.get("undefined", {}).items():
+        for e in entries:
+            per_file.setdefault(e["file"], {})[m] = e["reason"]
+    return {f: join_undefined(per_file[f]) for f in sorted(per_file)}
+
+
+def _recomputed_line(section: Mapping[str, Any], kind: str) -> str | None:
+    rec = section.get("recomputed") or {}
+    if not rec.get("n_files"):
+        return None
+    why = ", ".join(f"{k} ({n})" for k, n in rec["by_reason"].items())
+    return f"{rec['n_files']} {kind} file(s) recomputed: {why}"
+
+
 def format_summary_table(summary: Mapping[str, Any], out_dir: str | os.PathLike | None = None) -> str:
     """:func:`evaluate_dir`'s summary as plain text: per metric the enhanced (and noisy, delta)
-    mean ± std and the count, the scored / failed counts, the first ten failures with their
-    reasons, the resampled-file count; with ``out_dir`` also a last line naming the files
-    written there and how many files this run computed."""
+    mean ± std over the files where it is defined, that count and how many files it is
+    undefined for; the scored / failed counts, the first ten failures with their reasons, the
+    first ten files with undefined metrics and why (not failures), the clipped-file count,
+    the files recomputed because an input changed (per reason), the resampled-file count;
+    with ``out_dir`` also a last line naming the files written there and how many files this
+    run computed."""
     has_noisy = "noisy" in summary
-    head = ["metric", "enhanced"] + (["noisy", "delta (enh - noisy)"] if has_noisy else []) + ["count"]
+    enh = summary["enhanced"]
+    head = ["metric", "enhanced"] + (["noisy", "delta (enh - noisy)"] if has_noisy else []) + ["count", "undefined"]
     lines = []
     for m in METRICS:
         arrow = "↓" if m in LOWER_IS_BETTER else "↑"
-        cells = [f"{m} {arrow}", _fmt(summary["enhanced"]["metrics"][m])]
+        cells = [f"{m} {arrow}", _fmt(enh["metrics"][m])]
         if has_noisy:
             cells += [_fmt(summary["noisy"]["metrics"][m]), _fmt(summary["delta"]["metrics"][m], signed=True)]
-        cells.append(str(summary["enhanced"]["metrics"][m]["count"]))
+        cells += [str(enh["metrics"][m]["count"]), str(enh["metrics"][m].get("n_undefined", 0))]
         lines.append(cells)
     widths = [max(len(r[i]) for r in [head] + lines) for i in range(len(head))]
     fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths))  # noqa: E731
     out = [fmt(head), "  ".join("-" * w for w in widths)] + [fmt(r) for r in lines]
-    enh = summary["enhanced"]
     out.append(f"{enh['n_ok']}/{enh['n_files']} enhanced files scored, {len(enh['failures'])} failed"
                + (f"; noisy: {summary['noisy']['n_ok']}/{summary['noisy']['n_files']}" if has_noisy else ""))
     for f in enh["failures"][:10]:
         out.append(f"  FAILED {f['file']}: {f['reason']}")
     if len(enh["failures"]) > 10:
         out.append(f"  ... and {len(enh['failures']) - 10} more (see summary.json)")
+    undefined = _undefined_by_file(enh)
+    if undefined:
+        out.append(f"{len(undefined)} enhanced file(s) scored with some metrics undefined (not failures; left out "
+                   f"of the means):")
+        out += [f"  UNDEFINED {f}: {why}" for f, why in list(undefined.items())[:10]]
+        if len(undefined) > 10:
+            out.append(f"  ... and {len(undefined) - 10} more (see summary.json)")
+    if enh.get("n_clipped"):
+        out.append(f"{enh['n_clipped']} enhanced file(s) clipped (samples at |x| >= 1; scored, listed in summary.json)")
+    for kind in ("enhanced", "noisy"):
+        line = _recomputed_line(summary[kind], kind) if kind in summary else None
+        if line:
+            out.append(line)
     if summary.get("resampled"):
         out.append(f"{len(summary['resampled'])} file(s) resampled to {summary['config']['sr']} Hz "
                    f"(listed in summary.json)")
