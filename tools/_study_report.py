@@ -1,0 +1,302 @@
+"""report.html of a study (not a public API): one self-contained page -- no scripts, no network,
+only relative links to ``report/figures/*.png`` and ``report/audio/*.wav`` beside it -- holding
+the table, the figures across runs and audio players for a few test utterances (noisy, each
+model's output, clean, side by side).
+
+Figures: ablation bars with 95 % CIs per metric; spectrograms of one test utterance across
+models; overlaid loss curves (each run's ``log.csv``); for BSDT rows the fusion weights per band
+and the inter-band graph of each model side by side (from the ``analysis.json`` the run wrote
+from its checkpoint).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from _study_job import read_json
+from _study_run import Run
+from _study_schema import Study, slug
+from _study_table import COST_COLUMNS, LABELS, TableRow, _cost, _fmt, _fmt_p
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _measured(rows: list[TableRow]) -> list[TableRow]:
+    return [r for r in rows if r.kind != "quoted" and r.runs]
+
+
+def _first_point_dir(r: TableRow) -> Path | None:
+    """The evaluation folder of the first run of a model table row (its enhanced/ and analysis)."""
+    if r.kind != "model" or not r.runs or not r.runs[0].point_dir:
+        return None
+    return Path(r.runs[0].point_dir)
+
+
+def bars(rows: list[TableRow], metrics: list[str], path: Path, baseline: str | None) -> Path | None:
+    meas = _measured(rows)
+    if not meas:
+        return None
+    plt = _plt()
+    n = len(metrics)
+    cols = min(3, n)
+    nr = math.ceil(n / cols)
+    fig, axes = plt.subplots(nr, cols, figsize=(4.2 * cols, 0.35 * len(meas) * nr + 1.8 * nr), squeeze=False)
+    names = [r.name for r in meas]
+    for k, m in enumerate(metrics):
+        a = axes[k // cols][k % cols]
+        mean = [r.cells.get(m, {}).get("mean") for r in meas]
+        ci = [r.cells.get(m, {}).get("ci") or 0.0 for r in meas]
+        y = np.arange(len(meas))
+        colors = ["C3" if r.name == baseline else ("0.6" if r.kind == "noisy" else "C0") for r in meas]
+        a.barh(y, [v if v is not None else np.nan for v in mean], xerr=ci, color=colors, capsize=3)
+        a.set_yticks(y, names if k % cols == 0 else [""] * len(names), fontsize=8)
+        a.invert_yaxis()
+        a.set_title(LABELS.get(m, m) + (" (lower is better)" if m in ("lsd",) else ""), fontsize=9)
+        finite = [v for v in mean if v is not None]
+        if finite:
+            lo, hi = min(finite), max(finite)
+            pad = 0.15 * (hi - lo or abs(hi) or 1.0)
+            a.set_xlim(lo - pad - max(ci), hi + pad + max(ci))
+    for k in range(n, nr * cols):
+        axes[k // cols][k % cols].axis("off")
+    fig.suptitle("mean ± 95 % CI over seeds (red: baseline, grey: noisy input)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def spectrograms(rows: list[TableRow], testset: dict[str, Any], path: Path) -> Path | None:
+    from se_data import load_audio
+
+    if not testset.get("files"):
+        return None
+    name = testset["files"][0]
+    panels: list[tuple[str, Path]] = [("noisy", Path(testset["noisy"]) / name)]
+    for r in rows:
+        d = _first_point_dir(r)
+        if d is not None and (d / "enhanced" / name).exists():
+            panels.append((r.name, d / "enhanced" / name))
+    panels.append(("clean", Path(testset["clean"]) / name))
+    import torch
+
+    plt = _plt()
+    cols = min(4, len(panels))
+    nr = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(nr, cols, figsize=(3.6 * cols, 2.6 * nr), squeeze=False, sharey=True)
+    win = torch.hann_window(512)
+    for k, (label, f) in enumerate(panels):
+        a = axes[k // cols][k % cols]
+        x, sr = load_audio(f, 16000, resample=True, mono=True)
+        s = torch.stft(x, 512, 128, window=win, return_complex=True).abs()
+        db = 20 * torch.log10(s + 1e-8)
+        a.imshow(db.numpy(), origin="lower", aspect="auto", cmap="magma", vmin=float(db.max()) - 80,
+                 vmax=float(db.max()), extent=(0, x.shape[-1] / sr, 0, sr / 2000))
+        a.set_title(label, fontsize=8)
+        a.set_xlabel("time (s)", fontsize=7)
+    for k in range(len(panels), nr * cols):
+        axes[k // cols][k % cols].axis("off")
+    axes[0][0].set_ylabel("kHz")
+    fig.suptitle(f"test utterance {name}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def _log_rows(run_dir: Path) -> list[dict[str, float]]:
+    f = run_dir / "train" / "log.csv"
+    if not f.exists():
+        return []
+    with open(f, newline="") as fh:
+        out = []
+        for r in csv.DictReader(fh):
+            try:
+                out.append({k: float(v) for k, v in r.items() if v not in ("", None)})
+            except ValueError:
+                continue
+        return out
+
+
+def loss_curves(rows: list[TableRow], path: Path) -> Path | None:
+    curves = []
+    seen = set()
+    for r in rows:
+        if r.kind != "model" or not r.runs or r.runs[0].run_dir in seen:
+            continue
+        seen.add(r.runs[0].run_dir)
+        log = _log_rows(Path(r.runs[0].run_dir))
+        if log:
+            curves.append((r.name.split(" / ")[0], log))
+    if not curves:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(1, 2, figsize=(11, 3.6))
+    for k, (name, log) in enumerate(curves):
+        x = [h.get("step", h.get("epoch", i)) for i, h in enumerate(log)]
+        for a, key in zip(ax, ("train_loss", "valid_loss")):
+            y = [h.get(key, np.nan) for h in log]
+            a.plot(x, y, marker="o", ms=3, label=name, color=f"C{k % 10}")
+    for a, t in zip(ax, ("training loss", "validation loss")):
+        a.set(xlabel="step", title=t + " (first seed of each row)")
+    ax[1].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def bsdt_analysis(rows: list[TableRow], path: Path) -> Path | None:
+    items = []
+    for r in rows:
+        d = _first_point_dir(r)
+        a = read_json(d / "analysis.json") if d is not None else None
+        if a and (a.get("fusion_weights") or a.get("graph")):
+            items.append((r.name, a))
+    if not items:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(2, len(items), figsize=(3.4 * len(items), 6.2), squeeze=False)
+    for k, (name, a) in enumerate(items):
+        fw = np.asarray(a.get("fusion_weights") or [], dtype=float)
+        top = axes[0][k]
+        if fw.size:
+            w = fw.mean(axis=0)  # [K, S]: mean over blocks
+            top.imshow(w.T, aspect="auto", origin="lower", cmap="viridis", vmin=0, vmax=1)
+            wins = a.get("windows") or []
+            if wins:
+                top.set_yticks(range(len(wins)), [f"w={x}" for x in wins], fontsize=7)
+            top.set_xlabel("band", fontsize=7)
+        else:
+            top.text(0.5, 0.5, "no multi-scale fusion", ha="center", va="center", fontsize=8)
+            top.axis("off")
+        top.set_title(f"{name}\nfusion weight per band", fontsize=8)
+        g = np.asarray(a.get("graph") or [], dtype=float)
+        bot = axes[1][k]
+        if g.size:
+            bot.imshow(g.mean(axis=0) if g.ndim == 3 else g, cmap="Blues", origin="lower", vmin=0)
+            bot.set_xlabel("band", fontsize=7)
+            bot.set_title(f"inter-band graph ({a.get('graph_kind')})", fontsize=8)
+        else:
+            bot.text(0.5, 0.5, "no inter-band graph", ha="center", va="center", fontsize=8)
+            bot.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def _audio(out: Path, rows: list[TableRow], testset: dict[str, Any], n: int) -> list[dict[str, Any]]:
+    """Copy noisy / each model's output / clean of the first ``n`` test files to report/audio."""
+    utts = []
+    for name in testset.get("files", [])[:n]:
+        d = out / "report" / "audio" / slug(Path(name).stem)
+        d.mkdir(parents=True, exist_ok=True)
+        players = [("noisy", Path(testset["noisy"]) / name)]
+        for r in rows:
+            p = _first_point_dir(r)
+            if p is not None and (p / "enhanced" / name).exists():
+                players.append((r.name, p / "enhanced" / name))
+        players.append(("clean", Path(testset["clean"]) / name))
+        items = []
+        for label, src in players:
+            dst = d / f"{slug(label)}.wav"
+            shutil.copyfile(src, dst)
+            items.append({"label": label, "src": dst.relative_to(out).as_posix()})
+        utts.append({"file": name, "players": items})
+    return utts
+
+
+def _html_table(rows: list[TableRow], metrics: list[str], baseline: str | None) -> str:
+    h = ["configuration", *(LABELS.get(m, m) for m in metrics), "params", "MACs/s", "RTF", "seeds", "status"]
+    out = ["<table><tr>" + "".join(f"<th>{html.escape(x)}</th>" for x in h) + "</tr>"]
+    for r in rows:
+        if r.kind == "quoted":
+            continue
+        tds = [html.escape(r.name + (" (baseline)" if r.name == baseline else ""))]
+        for m in metrics:
+            c = r.cells.get(m, {})
+            txt = _fmt(c.get("mean")) + (f" ± {_fmt(c.get('ci'))}" if c.get("ci") is not None else "")
+            if c.get("delta") is not None:
+                txt += f"<br><small>Δ {c['delta']:+.3f}, p {_fmt_p(c.get('p'))}</small>"
+            tds.append(f"<b>{txt}</b>" if m in r.best else txt)
+        tds += [_cost(c, r.cost.get(c)) for c in COST_COLUMNS]
+        status = html.escape(r.status)
+        for f in r.failed:
+            if f.get("log"):
+                status += f' <a href="{html.escape(Path(f["log"]).as_posix())}">log</a>'
+        tds += [str(len(r.runs)), status]
+        out.append("<tr>" + "".join(f"<td>{x}</td>" for x in tds) + "</tr>")
+    out.append("</table>")
+    quoted = [r for r in rows if r.kind == "quoted"]
+    if quoted:
+        out.append("<p>Quoted from papers (not measured here; other test sets; never ranked):</p><table><tr>"
+                   + "".join(f"<th>{html.escape(x)}</th>" for x in
+                             ["configuration", *(LABELS.get(m, m) for m in metrics), "test set", "source"]) + "</tr>")
+        for r in quoted:
+            out.append("<tr>" + "".join(f"<td>{x}</td>" for x in [
+                html.escape(r.name) + " †", *(_fmt(r.quoted.get(m), 2) for m in metrics), html.escape(r.test_set),
+                html.escape(r.citation)]) + "</tr>")
+        out.append("</table>")
+    return "\n".join(out)
+
+
+CSS = """body{font-family:sans-serif;margin:1.5em;max-width:1400px}table{border-collapse:collapse;font-size:13px}
+td,th{border:1px solid #bbb;padding:3px 6px;text-align:right}td:first-child,th:first-child{text-align:left}
+.utt{display:flex;flex-wrap:wrap;gap:10px;margin-bottom:12px}.utt div{font-size:12px}img{max-width:100%}
+.quick{background:#fff3c4;padding:6px;border:1px solid #e0c060}"""
+
+
+def write_report(out: Path, study: Study, rows: list[TableRow], metrics: list[str], runs: list[Run],
+                 testset: dict[str, Any], *, quick: bool, table_md: str, utterances: int) -> Path:
+    """Write the figures, the audio copies and ``out/report.html``; returns the page's path."""
+    figdir = out / "report" / "figures"
+    figdir.mkdir(parents=True, exist_ok=True)
+    figs = [(t, f) for t, f in (
+        ("Ablation bars", bars(rows, metrics, figdir / "bars.png", study.baseline)),
+        ("Spectrograms of one test utterance", spectrograms(rows, testset, figdir / "spectrograms.png")),
+        ("Loss curves", loss_curves(rows, figdir / "loss_curves.png")),
+        ("BSDT: fusion weights per band and inter-band graphs", bsdt_analysis(rows, figdir / "bsdt_analysis.png")),
+    ) if f is not None]
+    utts = _audio(out, rows, testset, utterances)
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(study.title)}</title>"
+             f"<style>{CSS}</style></head><body><h1>{html.escape(study.title)}</h1>"]
+    if quick:
+        parts.append("<p class='quick'>QUICK run: demo corpus, 1 seed, at most 10 training steps, tiny models. The "
+                     "numbers check the pipeline; they say nothing about the models.</p>")
+    if study.description:
+        parts.append(f"<p>{html.escape(study.description)}</p>")
+    parts.append(f"<p>Test set: {len(testset.get('files', []))} files. Mean ± 95 % CI over seeds; bold: best "
+                 f"measured value per column; Δ and p (Wilcoxon signed-rank over test files) against "
+                 f"{html.escape(study.baseline or '-')}.</p>")
+    parts.append(_html_table(rows, metrics, study.baseline))
+    for title, f in figs:
+        parts.append(f"<h2>{html.escape(title)}</h2><img src='{f.relative_to(out).as_posix()}' alt='{html.escape(title)}'>")
+    if utts:
+        parts.append("<h2>Listen</h2>")
+        for u in utts:
+            parts.append(f"<h3>{html.escape(u['file'])}</h3><div class='utt'>")
+            for p in u["players"]:
+                parts.append(f"<div>{html.escape(p['label'])}<br><audio controls preload='none' "
+                             f"src='{p['src']}'></audio></div>")
+            parts.append("</div>")
+    if study.full_run or study.gpu_time:
+        parts.append(f"<h2>Full run</h2><pre>{html.escape(study.full_run)}</pre><p>{html.escape(study.gpu_time)}</p>")
+    parts.append("</body></html>\n")
+    page = out / "report.html"
+    page.write_text("\n".join(parts))
+    return page

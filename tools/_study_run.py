@@ -1,0 +1,378 @@
+"""Planning and running a study (not a public API): the runs (row x seed) with their
+configuration hashes, the held-out test set, setup steps, the noisy row, the launchers
+(local: sequential, or one run per visible GPU; Slurm through submitit) and one progress bar.
+
+Folder layout of a study (``--out``)::
+
+    study.json                 the study file's name, path and mode (checked when resuming)
+    testset/{clean,noisy}/     the held-out test files every run is scored on (links)
+    setup/<name>/              outputs of [[setup]] steps
+    noisy/metrics/             the unprocessed input scored like a model
+    runs/<row>/seed<S>/        job.json, run.json, train.log, train/, eval/<point>/
+    replaced/                  runs moved aside by --rerun (never deleted)
+    table.md, table.csv, results.json, report.html, report/
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from _study_job import JOB_JSON, RUN_JSON, RunFailed, execute, read_json, write_json
+from _study_schema import Row, Study, StudyError, config_hash, slug, to_argv
+import _study_tools as tools
+
+TOOLS_DIR = Path(__file__).resolve().parent
+
+
+@dataclass
+class Run:
+    row: Row
+    seed: int
+    dir: Path
+    job: dict[str, Any]
+
+    @property
+    def hash(self) -> str:
+        return self.job["config_hash"]
+
+    def state(self) -> str:
+        """``complete``, ``failed``, ``partial`` (started, not finished: resumes), ``new`` or
+        ``changed`` (its folder holds a run of another configuration)."""
+        rec = read_json(self.dir / RUN_JSON)
+        if rec is None:
+            return "partial" if (self.dir / "train").exists() else "new"
+        if rec.get("config_hash") != self.hash:
+            return "changed"
+        if rec.get("status") == "complete" and all(
+                (self.dir / "eval" / p["slug"] / "stats.json").exists() for p in self.job["points"]):
+            return "complete"
+        return "failed" if rec.get("status") == "failed" else "partial"
+
+
+# ----------------------------------------------------------------------------- test set
+def corpus_test_dirs(data: str | None, demo_dir: str) -> tuple[Path, Path]:
+    """``(clean, noisy)`` test folders of the corpus: the demo corpus' ``test/``, a
+    VoiceBank-DEMAND tree's ``*_testset_wav``, or a paired tree's ``test/``."""
+    if data is None:
+        root = Path(demo_dir)
+        return root / "test" / "clean", root / "test" / "noisy"
+    import se_data
+
+    root = Path(data)
+    if se_data.detect_layout(root) == "vbdemand":
+        return root / "clean_testset_wav", root / "noisy_testset_wav"
+    return root / "test" / "clean", root / "test" / "noisy"
+
+
+def prepare_testset(out: Path, clean: Path, noisy: Path, limit: int | None) -> dict[str, Any]:
+    """``out/testset/{clean,noisy}``: links to the first ``limit`` (all: None) noisy files by name
+    and their clean partners. A study folder keeps its test set: another one is refused."""
+    files = sorted(p.name for p in noisy.glob("*.wav"))
+    files = [f for f in files if (clean / f).exists()][: limit or None]
+    if not files:
+        raise StudyError(f"no test files: no *.wav in {noisy} with a clean partner of the same name in {clean}")
+    desc = {"clean": str(clean.resolve()), "noisy": str(noisy.resolve()), "files": files}
+    ts = out / "testset"
+    old = read_json(ts / "testset.json")
+    if old is not None and old != desc:
+        raise StudyError(f"{out} was run on another test set ({old['noisy']}, {len(old['files'])} files); this run "
+                         f"would use {desc['noisy']} ({len(files)} files). Use another --out")
+    if old is None:
+        for kind, src in (("clean", clean), ("noisy", noisy)):
+            d = ts / kind
+            shutil.rmtree(d, ignore_errors=True)
+            d.mkdir(parents=True)
+            for f in files:
+                os.symlink((src / f).resolve(), d / f)
+        write_json(ts / "testset.json", desc)
+    return {"clean": str(ts / "clean"), "noisy": str(ts / "noisy"), "root": str(ts), "files": files}
+
+
+# ----------------------------------------------------------------------------- planning
+def seeds_of(row: Row, n_seeds: int | None, quick: bool) -> list[int]:
+    if n_seeds is not None:
+        return list(range(n_seeds))
+    seeds = row.seeds or [0]
+    return seeds[:1] if quick else seeds
+
+
+def plan(study: Study, out: Path, *, data: str | None, demo_dir: str, quick: bool, n_seeds: int | None,
+         device: str, threads: int | None, workers: int, testset: dict[str, Any] | None,
+         setup_dirs: dict[str, str]) -> list[Run]:
+    """Every run of the study with its job description and configuration hash."""
+    runs = []
+    for row in study.rows:
+        if row.kind != "model":
+            continue
+        spec = tools.TOOLS[row.tool or ""]
+        argv = _subst(tools.train_argv(study, row, data=data is not None, quick=quick), setup_dirs)
+        runner_argv = ["--device", device]
+        if threads:
+            runner_argv += ["--threads", str(threads)]
+        if row.tool in ("train_bsdt", "train_sgmse"):
+            runner_argv += ["--data", data] if data is not None else ["--demo-dir", demo_dir]
+        if row.tool == "train_bsdt":
+            runner_argv.append("--no-test")  # the study enhances and scores its own test set
+        if row.tool == "train_sgmse":
+            runner_argv += ["--test-files", "0"]
+        points = []
+        for p in row.sweep or [None]:
+            enh, ev = tools.point_flags(row, p.flags if p is not None else {}, quick=quick)
+            label = p.label if p is not None else ""
+            points.append({"label": label, "slug": slug(label) if label else "default",
+                           "enhance_argv": _subst(to_argv(enh), setup_dirs),
+                           "eval_argv": _subst(to_argv(ev), setup_dirs)})
+        teacher = [a for k, v in _teacher_flags(row, study, data is not None, quick).items()
+                   for a in to_argv({k: v})]
+        config = {"tool": row.tool, "train_argv": argv, "nproc": row.nproc, "eval_tool": row.eval_tool,
+                  "points": points, "data": str(Path(data).resolve()) if data else "demo", "quick": quick,
+                  "testset": (testset or {}).get("files")}
+        h = config_hash(config)
+        for seed in seeds_of(row, n_seeds, quick):
+            d = out / "runs" / row.slug / f"seed{seed}"
+            job = {"row": row.name, "seed": seed, "tool": row.tool, "train_argv": argv, "runner_argv": runner_argv,
+                   "nproc": row.nproc, "eval_tool": row.eval_tool, "points": points, "teacher_argv": teacher,
+                   "testset": testset or {}, "device": device, "threads": threads, "workers": workers,
+                   "run_dir": str(d), "config_hash": h, "spec": spec.name}
+            runs.append(Run(row, seed, d, job))
+    return runs
+
+
+def _teacher_flags(row: Row, study: Study, data: bool, quick: bool) -> dict[str, Any]:
+    """train_aa's teacher flags, passed on to analyze_aa (the same teacher is analysed)."""
+    if row.tool != "train_aa":
+        return {}
+    from _study_schema import merged_flags
+
+    flags = merged_flags(study, row, data=data, quick=quick)
+    keep = {k: v for k, v in flags.items() if k == "teacher" or k.startswith("builtin-")}
+    keep.setdefault("teacher", "builtin")
+    return keep
+
+
+def _subst(argv: list[str], setup_dirs: dict[str, str]) -> list[str]:
+    return [setup_dirs.get(a[6:], a) if a.startswith("setup:") else a for a in argv]
+
+
+def check_changes(runs: list[Run], rerun: set[str], out: Path) -> list[Run]:
+    """Refuse runs whose folder holds another configuration, unless their row is in ``rerun``;
+    move the runs of ``rerun`` rows aside (``out/replaced/``) so they train anew."""
+    changed = [r for r in runs if r.state() == "changed" and r.row.name not in rerun and r.row.slug not in rerun]
+    if changed:
+        names = sorted({r.row.name for r in changed})
+        raise StudyError("the configuration of row(s) " + ", ".join(repr(n) for n in names) + " changed since their "
+                         f"runs in {out}/runs; the runner never mixes the two. Pass "
+                         + " ".join(f"--rerun {n!r}" for n in names) + " to train them anew (the old runs are moved "
+                         "to replaced/), or choose another --out")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for r in runs:
+        if (r.row.name in rerun or r.row.slug in rerun) and r.dir.exists():
+            dest = out / "replaced" / f"{r.row.slug}-seed{r.seed}-{stamp}"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(r.dir, dest)
+    return runs
+
+
+# ----------------------------------------------------------------------------- setup and noisy
+def run_setups(study: Study, out: Path, *, demo_dir: str, data: str | None, log: Callable[[str], None]
+               ) -> dict[str, str]:
+    """Run each [[setup]] step once (its tool as a subprocess into ``out/setup/NAME``);
+    ``{name: folder}``. ``{demo_dir}`` / ``{data}`` in a flag value are replaced."""
+    dirs: dict[str, str] = {}
+    for s in study.setups:
+        d = out / "setup" / slug(s.name)
+        flags = {k: (v.replace("{demo_dir}", demo_dir).replace("{data}", data or "") if isinstance(v, str) else v)
+                 for k, v in s.flags.items()}
+        h = config_hash({"tool": s.tool, "flags": flags})
+        done = read_json(out / "setup" / f"{slug(s.name)}.json")
+        if done is not None and done.get("config_hash") == h:
+            dirs[s.name] = str(d)
+            continue
+        if d.exists():
+            shutil.rmtree(d)  # a half-made set of a killed attempt, or of another configuration
+        d.parent.mkdir(parents=True, exist_ok=True)
+        logf = out / "setup" / f"{slug(s.name)}.log"
+        cmd = [sys.executable, str(TOOLS_DIR / f"{s.tool}.py"), *to_argv(flags), "--out", str(d)]
+        log(f"setup {s.name}: {' '.join(cmd[1:])}")
+        with open(logf, "w") as fh:
+            rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT).returncode
+        if rc != 0:
+            raise StudyError(f"setup step {s.name!r} failed (exit {rc}); see {logf}")
+        write_json(out / "setup" / f"{slug(s.name)}.json", {"config_hash": h, "command": cmd})
+        dirs[s.name] = str(d)
+    return dirs
+
+
+def score_noisy(out: Path, testset: dict[str, Any], workers: int) -> Path:
+    """The noisy row: se_metrics' evaluator on the unprocessed test inputs (once per study)."""
+    from se_metrics import evaluate_dir
+
+    d = out / "noisy" / "metrics"
+    if not (d / "summary.json").exists():
+        evaluate_dir(testset["noisy"], testset["clean"], d, sample_rate=16000, workers=workers, progress=False)
+    return d
+
+
+# ----------------------------------------------------------------------------- launchers
+class Progress:
+    """One bar for the whole study: runs done / total and tqdm's ETA."""
+
+    def __init__(self, total: int, done: int, enabled: bool) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, initial=done, desc="study", unit="run", disable=not enabled,
+                        dynamic_ncols=True, file=sys.stderr)
+        self.t0 = time.time()
+
+    def write(self, msg: str) -> None:
+        self.bar.write(msg, file=sys.stderr)
+
+    def step(self) -> None:
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _describe(r: Run) -> str:
+    return f"{r.row.name} seed {r.seed}"
+
+
+def launch_local(runs: list[Run], *, slots: int, gpus: list[int], progress: Progress) -> list[tuple[Run, str]]:
+    """Run every job: in this process one after another (``slots == 1``), else one subprocess per
+    slot, each with its own GPUs (``CUDA_VISIBLE_DEVICES``; a torchrun row takes ``nproc``).
+    Returns ``[(run, error)]`` of the runs that failed."""
+    failed: list[tuple[Run, str]] = []
+    if slots <= 1:
+        for r in runs:
+            r.dir.mkdir(parents=True, exist_ok=True)
+            write_json(r.dir / JOB_JSON, r.job)
+            progress.write(f"run  {_describe(r)} -> {r.dir}")
+            t0 = time.time()
+            try:
+                execute(r.job)
+                progress.write(f"done {_describe(r)} ({time.time() - t0:.0f} s)")
+            except RunFailed as e:
+                failed.append((r, f"{e} (log: {e.log})"))
+                progress.write(f"FAILED {_describe(r)}: {e} (log: {e.log})")
+            progress.step()
+        return failed
+    free = list(gpus)
+    running: list[tuple[subprocess.Popen, Run, list[int]]] = []
+    queue = list(runs)
+    try:
+        while queue or running:
+            while queue and len(free) >= min(queue[0].row.nproc, len(gpus)):
+                r = queue.pop(0)
+                take, free = free[: r.row.nproc], free[r.row.nproc:]
+                r.dir.mkdir(parents=True, exist_ok=True)
+                write_json(r.dir / JOB_JSON, r.job)
+                env = {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(map(str, take))}
+                p = subprocess.Popen([sys.executable, str(TOOLS_DIR / "_study_job.py"), str(r.dir / JOB_JSON)],
+                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                running.append((p, r, take))
+                progress.write(f"run  {_describe(r)} on GPU {','.join(map(str, take))} -> {r.dir}")
+            time.sleep(0.5)
+            for item in list(running):
+                p, r, take = item
+                if p.poll() is None:
+                    continue
+                running.remove(item)
+                free += take
+                rec = read_json(r.dir / RUN_JSON) or {}
+                if p.returncode != 0 or rec.get("status") != "complete":
+                    failed.append((r, f"{rec.get('error', 'exit ' + str(p.returncode))} (log: {rec.get('log')})"))
+                    progress.write(f"FAILED {_describe(r)}: {rec.get('error')} (log: {rec.get('log')})")
+                else:
+                    progress.write(f"done {_describe(r)}")
+                progress.step()
+    finally:
+        for p, _, _ in running:  # Ctrl-C: stop the runs in flight; finished ones stay complete
+            p.terminate()
+    return failed
+
+
+def launch_slurm(runs: list[Run], *, out: Path, executor: str, partition: str | None, timeout_min: int,
+                 progress: Progress) -> list[tuple[Run, str]]:
+    """Submit every job through submitit (``executor``: ``slurm``, or ``local`` / ``debug`` to run
+    the same path on this machine) and wait for them; ``[(run, error)]`` of the failed ones."""
+    try:
+        import submitit
+    except ImportError:
+        raise StudyError("--launcher slurm needs submitit (uv sync installs it with the workspace)") from None
+    ex = submitit.AutoExecutor(folder=str(out / "slurm" / "%j"), cluster=None if executor == "slurm" else executor)
+    params: dict[str, Any] = {"timeout_min": timeout_min, "name": "run_study"}
+    if executor == "slurm" and partition:
+        params["slurm_partition"] = partition
+    failed: list[tuple[Run, str]] = []
+    jobs = []
+    for r in runs:
+        r.dir.mkdir(parents=True, exist_ok=True)
+        write_json(r.dir / JOB_JSON, r.job)
+        p = dict(params)
+        if executor == "slurm" and r.job["device"] != "cpu":
+            p.update(gpus_per_node=r.row.nproc, tasks_per_node=1)
+        ex.update_parameters(**p)
+        fn = submitit.helpers.CommandFunction([sys.executable, str(TOOLS_DIR / "_study_job.py"),
+                                               str(r.dir / JOB_JSON)], cwd=str(TOOLS_DIR.parent))
+        jobs.append((ex.submit(fn), r))
+        progress.write(f"submitted {_describe(r)} ({executor} job {jobs[-1][0].job_id})")
+    for job, r in jobs:
+        try:
+            job.result()
+        except Exception as e:  # noqa: BLE001 - a failed job is reported; the others go on
+            rec = read_json(r.dir / RUN_JSON) or {}
+            failed.append((r, f"{rec.get('error') or type(e).__name__} (log: {rec.get('log')})"))
+            progress.write(f"FAILED {_describe(r)}: {rec.get('error')} (log: {rec.get('log')})")
+        else:
+            progress.write(f"done {_describe(r)}")
+        progress.step()
+    return failed
+
+
+def study_record(study: Study, quick: bool, data: str | None) -> dict[str, Any]:
+    return {"study": study.name, "file": str(study.path), "quick": quick, "data": data}
+
+
+def open_study_dir(out: Path, record: dict[str, Any]) -> None:
+    """Create or resume ``out`` for this study: an existing non-empty folder must hold the same
+    study in the same mode (``study.json``); takes ``out/.lock``."""
+    from _outdir import acquire_out_lock
+
+    existing = read_json(out / "study.json")
+    if out.exists() and any(p.name != ".lock" for p in out.iterdir()):
+        if existing is None:
+            raise StudyError(f"--out {out} is not empty and holds no study; nothing is overwritten. Choose a new --out")
+        for k in ("study", "quick", "data"):
+            if existing.get(k) != record.get(k):
+                raise StudyError(f"--out {out} holds study {existing.get('study')!r} (quick={existing.get('quick')}, "
+                                 f"data={existing.get('data')}); this is {record['study']!r} (quick={record['quick']}, "
+                                 f"data={record['data']}). Choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    acquire_out_lock(out, "run_study", resume=True)  # a study always resumes; a dead holder is taken over
+    write_json(out / "study.json", record)
+
+
+def visible_gpus(device: str) -> list[int]:
+    """GPU indices the local launcher may use (none for a CPU device)."""
+    if device == "cpu":
+        return []
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    if device.startswith("cuda:"):
+        return [int(device.split(":")[1])]
+    return list(range(torch.cuda.device_count()))
+
+
+def as_json(obj: Any) -> str:
+    return json.dumps(obj, indent=1, default=str)

@@ -1,0 +1,448 @@
+"""The study file of tools/run_study.py: TOML read with the standard library's ``tomllib``,
+checked in full before anything runs (not a public API).
+
+Schema (every table but ``[study]`` and ``[[row]]`` is optional)::
+
+    [study]                       name, title, baseline (a row name), test_set ("test": the
+                                  corpus' held-out test split), metrics (se_metrics names; default
+                                  every metric of the table), description, full_run, gpu_time
+    [defaults]                    shared by every row of a tool: flags = {...}, data_flags = {...}
+                                  (added with --data: research sizes), quick_flags = {...}
+    [[setup]]                     name, tool (make_ood_testset), flags: run once before the rows;
+                                  a row's flag value "setup:NAME" is that step's output folder
+    [[row]]                       name, tool (train_bsdt | train_sgmse | train_aa), flags,
+                                  data_flags, quick_flags, seeds = [...], nproc (torchrun),
+                                  [row.eval]: tool (eval_dir | eval_ood | analyze_aa), flags,
+                                  [[row.eval.sweep]]: label, flags -- one table row per entry
+                                  from the same trained model (evaluation-only sweep)
+    [[row]] kind = "noisy"        the unprocessed input, scored like a model
+    [[row]] kind = "quoted"       numbers from a paper: citation, test_set, values = {metric: x}
+
+A flag ``key = value`` is ``--key value``; ``true`` is the bare switch, ``false`` leaves it out,
+a list gives several values. tomllib gives no line numbers, so errors find the line by scanning
+the text for the row's table and the key (:class:`SourceLines`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TRAIN_TOOLS = ("train_bsdt", "train_sgmse", "train_aa")
+EVAL_TOOLS = ("eval_dir", "eval_ood", "analyze_aa")
+SETUP_TOOLS = ("make_ood_testset",)
+#: the evaluator that a training tool's rows get when their eval names none
+DEFAULT_EVAL = {"train_bsdt": "eval_dir", "train_sgmse": "eval_dir", "train_aa": "analyze_aa"}
+#: which evaluators may score which tool's models
+EVAL_FOR = {"train_bsdt": ("eval_dir",), "train_sgmse": ("eval_dir", "eval_ood"), "train_aa": ("analyze_aa",)}
+ROW_KINDS = ("model", "noisy", "quoted")
+STUDY_KEYS = {"name", "title", "baseline", "test_set", "metrics", "description", "full_run", "gpu_time"}
+ROW_KEYS = {"name", "kind", "tool", "flags", "data_flags", "quick_flags", "seeds", "nproc", "eval", "citation",
+            "test_set", "values", "note"}
+EVAL_KEYS = {"tool", "flags", "sweep"}
+SWEEP_KEYS = {"label", "flags"}
+SETUP_KEYS = {"name", "tool", "flags"}
+DEFAULTS_KEYS = {"flags", "data_flags", "quick_flags"}
+
+
+class StudyError(Exception):
+    """A bad study file: the message names the file and line."""
+
+
+class SourceLines:
+    """Line numbers for tomllib's line-less tables: the ``n``-th ``[[row]]`` header and a key
+    inside it, found by scanning the text."""
+
+    _HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.\-]+)\s*\]\]?\s*(#.*)?$")
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.lines = text.splitlines()
+        self.sections: list[tuple[str, int]] = []  # (header name, 1-based line) in file order
+        for i, line in enumerate(self.lines, 1):
+            m = self._HEADER.match(line)
+            if m:
+                self.sections.append((m.group(1), i))
+
+    def table(self, name: str, index: int | None = None) -> tuple[int, int]:
+        """``(first, last)`` lines of table ``name`` (the ``index``-th of an array of tables),
+        including its sub-tables (``row.eval``...)."""
+        hits = [(k, ln) for k, (n, ln) in enumerate(self.sections) if n == name]
+        if not hits:
+            return 1, len(self.lines)
+        k, start = hits[index or 0] if (index or 0) < len(hits) else hits[-1]
+        end = len(self.lines)
+        for n, ln in self.sections[k + 1:]:
+            if not n.startswith(name + "."):
+                end = ln - 1
+                break
+        return start, end
+
+    def find(self, name: str, index: int | None, *needles: str) -> int:
+        """The first line inside the table holding ``needles[0]`` as a key (or, failing that,
+        any needle as text); the table's header line when none is found."""
+        start, end = self.table(name, index)
+        for needle in needles:
+            key = re.compile(rf"(^|[\s{{,]){re.escape(needle)}\s*=")
+            for ln in range(start, end + 1):
+                if key.search(self.lines[ln - 1].split("#", 1)[0]):
+                    return ln
+        for needle in needles:
+            for ln in range(start, end + 1):
+                if needle in self.lines[ln - 1]:
+                    return ln
+        return start
+
+    def error(self, line: int, message: str) -> StudyError:
+        text = self.lines[line - 1].strip() if 0 < line <= len(self.lines) else ""
+        return StudyError(f"{self.path}:{line}: {message}" + (f"\n    {line} | {text}" if text else ""))
+
+
+@dataclass
+class Setup:
+    name: str
+    tool: str
+    flags: dict[str, Any]
+    line: int
+
+
+@dataclass
+class SweepPoint:
+    """One evaluation setting of a trained model (``label`` "" for the row's only one)."""
+
+    label: str
+    flags: dict[str, Any]
+    line: int
+
+
+@dataclass
+class Row:
+    name: str
+    kind: str
+    index: int                         # position among the [[row]] tables
+    line: int
+    tool: str | None = None
+    flags: dict[str, Any] = field(default_factory=dict)
+    data_flags: dict[str, Any] = field(default_factory=dict)
+    quick_flags: dict[str, Any] = field(default_factory=dict)
+    seeds: list[int] | None = None
+    nproc: int = 1
+    eval_tool: str | None = None
+    eval_flags: dict[str, Any] = field(default_factory=dict)
+    sweep: list[SweepPoint] = field(default_factory=list)
+    citation: str = ""
+    test_set: str = ""
+    values: dict[str, float] = field(default_factory=dict)
+    note: str = ""
+
+    @property
+    def slug(self) -> str:
+        return slug(self.name)
+
+    def table_names(self) -> list[str]:
+        """The table rows this row gives: one per sweep point (``"NAME / LABEL"``)."""
+        if self.kind != "model" or not self.sweep:
+            return [self.name]
+        return [f"{self.name} / {p.label}" if p.label else self.name for p in self.sweep]
+
+
+@dataclass
+class Study:
+    path: Path
+    source: SourceLines
+    name: str
+    title: str
+    baseline: str | None
+    test_set: str
+    metrics: list[str]
+    description: str
+    full_run: str
+    gpu_time: str
+    defaults: dict[str, dict[str, dict[str, Any]]]   # tool -> {"flags"|"data_flags"|"quick_flags": {...}}
+    setups: list[Setup]
+    rows: list[Row]
+
+    def row(self, name: str) -> Row:
+        for r in self.rows:
+            if r.name == name or r.slug == name:
+                return r
+        raise KeyError(name)
+
+
+def slug(name: str) -> str:
+    """A folder name for a row or sweep label: ``"BSDT w/o inter-band"`` -> ``"bsdt-w-o-inter-band"``."""
+    s = re.sub(r"[^A-Za-z0-9.]+", "-", name).strip("-.").lower()
+    return s or "row"
+
+
+def config_hash(obj: Any) -> str:
+    """SHA-256 (first 16 hex digits) of ``obj`` as canonical JSON: a run's configuration."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- loading
+def load_study(path: str | Path) -> Study:
+    """Read and check the structure of a study file (flags against the tools' parsers are
+    checked by ``_study_tools.validate``); raises :class:`StudyError` naming the line."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise StudyError(f"{path}: cannot read the study file ({e.strerror})") from None
+    src = SourceLines(path, text)
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"line (\d+)", str(e))
+        raise src.error(int(m.group(1)) if m else 1, f"not valid TOML: {e}") from None
+
+    for key in doc:
+        if key not in ("study", "defaults", "setup", "row"):
+            raise src.error(src.find(key, None, key) if key in dict(src.sections) else _top_line(src, key),
+                            f"unknown table [{key}]; a study has [study], [defaults], [[setup]] and [[row]]")
+    st = doc.get("study")
+    if not isinstance(st, dict):
+        raise src.error(1, "missing [study] table (name, baseline, test_set)")
+    _check_keys(src, "study", None, st, STUDY_KEYS)
+    name = _string(src, "study", None, st, "name", required=True)
+    metrics = st.get("metrics")
+    if metrics is not None and not (isinstance(metrics, list) and all(isinstance(m, str) for m in metrics)):
+        raise src.error(src.find("study", None, "metrics"), "metrics must be a list of metric names")
+
+    defaults: dict[str, dict[str, dict[str, Any]]] = {}
+    dd = doc.get("defaults", {})
+    if not isinstance(dd, dict):
+        raise src.error(_top_line(src, "defaults"), "[defaults] must be a table")
+    for tool, block in dd.items():
+        line = src.find("defaults", None, tool) if tool not in DEFAULTS_KEYS else src.table("defaults")[0]
+        if tool in DEFAULTS_KEYS:  # [defaults] flags = ...: shared by every training tool
+            block, tool = {tool: block}, "*"
+        elif tool not in TRAIN_TOOLS:
+            raise src.error(src.find(f"defaults.{tool}", None) if f"defaults.{tool}" in dict(src.sections) else line,
+                            f"unknown tool {tool!r} in [defaults]; one of {', '.join(TRAIN_TOOLS)}")
+        if not isinstance(block, dict):
+            raise src.error(line, f"[defaults] {tool}: expected a table of flags")
+        for k, v in block.items():
+            if k not in DEFAULTS_KEYS:
+                raise src.error(src.find("defaults", None, k), f"unknown key {k!r} in [defaults]; "
+                                f"use {', '.join(sorted(DEFAULTS_KEYS))}")
+            _flag_table(src, "defaults", None, k, v)
+        defaults.setdefault(tool, {}).update(block)
+    for tool, block in list(defaults.items()):
+        for k in DEFAULTS_KEYS:
+            block.setdefault(k, {})
+
+    setups = [_setup(src, i, s) for i, s in enumerate(_array(src, doc, "setup"))]
+    rows = [_row(src, i, r) for i, r in enumerate(_array(src, doc, "row"))]
+    if not rows:
+        raise src.error(len(src.lines) or 1, "the study has no [[row]]")
+    seen: dict[str, Row] = {}
+    for r in rows:
+        for key in (r.name, r.slug):
+            if key in seen and seen[key] is not r:
+                raise src.error(r.line, f"row name {r.name!r} repeats (or has the same folder name as) the row on "
+                                f"line {seen[key].line}")
+            seen[key] = r
+    names = {s.name for s in setups}
+    if len(names) != len(setups):
+        raise src.error(setups[-1].line, "two [[setup]] steps share a name")
+    baseline = st.get("baseline")
+    if baseline is not None:
+        if not isinstance(baseline, str) or baseline not in {n for r in rows for n in r.table_names()}:
+            raise src.error(src.find("study", None, "baseline"),
+                            f"baseline {baseline!r} is not the name of a row (or of a row's sweep entry)")
+        if next(r for r in rows if baseline in r.table_names()).kind == "quoted":
+            raise src.error(src.find("study", None, "baseline"),
+                            "the baseline must be a measured row, not a quoted one")
+    for r in rows:
+        for k, v in r.flags.items():
+            if isinstance(v, str) and v.startswith("setup:") and v[6:] not in names:
+                raise src.error(src.find("row", r.index, k), f"{k} = {v!r}: no [[setup]] step named {v[6:]!r}")
+    return Study(path=path, source=src, name=name, title=_string(src, "study", None, st, "title") or name,
+                 baseline=baseline, test_set=_string(src, "study", None, st, "test_set") or "test",
+                 metrics=list(metrics) if metrics is not None else [],
+                 description=_string(src, "study", None, st, "description"),
+                 full_run=_string(src, "study", None, st, "full_run"),
+                 gpu_time=_string(src, "study", None, st, "gpu_time"),
+                 defaults=defaults, setups=setups, rows=rows)
+
+
+def _top_line(src: SourceLines, key: str) -> int:
+    for i, line in enumerate(src.lines, 1):
+        if re.match(rf"\s*\[*\s*{re.escape(key)}\b", line) or re.match(rf"\s*{re.escape(key)}\s*=", line):
+            return i
+    return 1
+
+
+def _array(src: SourceLines, doc: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    v = doc.get(name, [])
+    if not isinstance(v, list) or not all(isinstance(x, dict) for x in v):
+        raise src.error(_top_line(src, name), f"{name} must be an array of tables: write [[{name}]]")
+    return v
+
+
+def _check_keys(src: SourceLines, table: str, index: int | None, d: dict[str, Any], allowed: set[str]) -> None:
+    for k in d:
+        if k not in allowed:
+            raise src.error(src.find(table, index, k), f"unknown key {k!r} in [{table}]; "
+                            f"allowed: {', '.join(sorted(allowed))}")
+
+
+def _string(src: SourceLines, table: str, index: int | None, d: dict[str, Any], key: str,
+            required: bool = False) -> str:
+    v = d.get(key)
+    if v is None:
+        if required:
+            raise src.error(src.table(table, index)[0], f"[{table}] needs {key} = \"...\"")
+        return ""
+    if not isinstance(v, str) or (required and not v.strip()):
+        raise src.error(src.find(table, index, key), f"{key} must be a non-empty string")
+    return v
+
+
+def _flag_table(src: SourceLines, table: str, index: int | None, key: str, v: Any) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise src.error(src.find(table, index, key), f"{key} must be a table of flags: {key} = {{ epochs = 3 }}")
+    for k, x in v.items():
+        ok = isinstance(x, (str, int, float, bool)) or (
+            isinstance(x, list) and all(isinstance(y, (str, int, float)) and not isinstance(y, bool) for y in x))
+        if not ok:
+            raise src.error(src.find(table, index, k, key), f"flag {k!r}: a value must be a string, number, "
+                            "true/false or a list of strings/numbers")
+    return dict(v)
+
+
+def _setup(src: SourceLines, i: int, s: dict[str, Any]) -> Setup:
+    _check_keys(src, "setup", i, s, SETUP_KEYS)
+    name = _string(src, "setup", i, s, "name", required=True)
+    tool = _string(src, "setup", i, s, "tool", required=True)
+    if tool not in SETUP_TOOLS:
+        raise src.error(src.find("setup", i, "tool"), f"unknown setup tool {tool!r}; one of {', '.join(SETUP_TOOLS)}")
+    return Setup(name, tool, _flag_table(src, "setup", i, "flags", s.get("flags", {})), src.table("setup", i)[0])
+
+
+def _row(src: SourceLines, i: int, r: dict[str, Any]) -> Row:
+    _check_keys(src, "row", i, r, ROW_KEYS)
+    line = src.table("row", i)[0]
+    name = _string(src, "row", i, r, "name", required=True)
+    kind = r.get("kind", "model")
+    if kind not in ROW_KINDS:
+        raise src.error(src.find("row", i, "kind"), f"row {name!r}: unknown kind {kind!r}; one of "
+                        f"{', '.join(ROW_KINDS)}")
+    row = Row(name=name, kind=kind, index=i, line=line, note=_string(src, "row", i, r, "note"))
+    if kind == "quoted":
+        for k in ("tool", "flags", "seeds", "eval", "data_flags", "quick_flags", "nproc"):
+            if k in r:
+                raise src.error(src.find("row", i, k), f"row {name!r}: a quoted row has no {k} (it is not run)")
+        row.citation = _string(src, "row", i, r, "citation", required=True)
+        row.test_set = _string(src, "row", i, r, "test_set", required=True)
+        vals = r.get("values")
+        if not isinstance(vals, dict) or not vals or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals.values()):
+            raise src.error(src.find("row", i, "values"), f"row {name!r}: a quoted row needs values = {{ metric = "
+                            "number, ... }}")
+        row.values = {k: float(v) for k, v in vals.items()}
+        return row
+    if kind == "noisy":
+        for k in ("tool", "flags", "seeds", "eval", "citation", "values", "data_flags", "quick_flags", "nproc"):
+            if k in r:
+                raise src.error(src.find("row", i, k), f"row {name!r}: the noisy row has no {k}; it scores the "
+                                "unprocessed input of the study's test set")
+        return row
+    for k in ("citation", "values", "test_set"):
+        if k in r:
+            raise src.error(src.find("row", i, k), f"row {name!r}: {k} belongs to quoted rows (kind = \"quoted\")")
+    tool = r.get("tool")
+    if tool not in TRAIN_TOOLS:
+        raise src.error(src.find("row", i, "tool"), f"row {name!r}: unknown tool {tool!r}; one of "
+                        f"{', '.join(TRAIN_TOOLS)}")
+    row.tool = tool
+    row.flags = _flag_table(src, "row", i, "flags", r.get("flags", {}))
+    row.data_flags = _flag_table(src, "row", i, "data_flags", r.get("data_flags", {}))
+    row.quick_flags = _flag_table(src, "row", i, "quick_flags", r.get("quick_flags", {}))
+    seeds = r.get("seeds")
+    if seeds is not None:
+        if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                                                          for s in seeds)) or len(set(seeds)) != len(seeds):
+            raise src.error(src.find("row", i, "seeds"), f"row {name!r}: seeds must be a list of distinct integers "
+                            ">= 0, e.g. seeds = [0, 1, 2]")
+        row.seeds = list(seeds)
+    nproc = r.get("nproc", 1)
+    if not isinstance(nproc, int) or isinstance(nproc, bool) or nproc < 1:
+        raise src.error(src.find("row", i, "nproc"), f"row {name!r}: nproc must be an integer >= 1 (processes "
+                        "under torchrun)")
+    row.nproc = nproc
+    ev = r.get("eval", {})
+    if not isinstance(ev, dict):
+        raise src.error(src.find("row", i, "eval"), f"row {name!r}: eval must be a table: eval = {{ tool = "
+                        "\"eval_dir\" }}")
+    _check_keys(src, "row", i, ev, EVAL_KEYS)
+    row.eval_tool = ev.get("tool", DEFAULT_EVAL[tool])
+    if row.eval_tool not in EVAL_TOOLS:
+        raise src.error(src.find("row", i, "tool", str(row.eval_tool)), f"row {name!r}: unknown evaluator "
+                        f"{row.eval_tool!r}; one of {', '.join(EVAL_TOOLS)}")
+    if row.eval_tool not in EVAL_FOR[tool]:
+        raise src.error(src.find("row", i, str(row.eval_tool)), f"row {name!r}: {row.eval_tool} cannot score "
+                        f"{tool}'s models; use {' or '.join(EVAL_FOR[tool])}")
+    row.eval_flags = _flag_table(src, "row", i, "flags", ev.get("flags", {}))
+    sweep = ev.get("sweep", [])
+    if not isinstance(sweep, list) or not all(isinstance(p, dict) for p in sweep):
+        raise src.error(src.find("row", i, "sweep"), f"row {name!r}: write each sweep entry as [[row.eval.sweep]]")
+    labels = set()
+    for j, p in enumerate(sweep):
+        pline = _sweep_line(src, i, j)
+        for k in p:
+            if k not in SWEEP_KEYS:
+                raise src.error(pline, f"row {name!r}: unknown key {k!r} in a sweep entry; use label and flags")
+        label = p.get("label")
+        if not isinstance(label, str) or not label.strip() or label in labels:
+            raise src.error(pline, f"row {name!r}: every sweep entry needs a distinct label = \"...\"")
+        labels.add(label)
+        if not isinstance(p.get("flags", {}), dict):
+            raise src.error(pline, f"row {name!r}: sweep flags must be a table")
+        row.sweep.append(SweepPoint(label, dict(p.get("flags", {})), pline))
+    return row
+
+
+def _sweep_line(src: SourceLines, row_index: int, j: int) -> int:
+    start, end = src.table("row", row_index)
+    hits = [ln for n, ln in src.sections if n == "row.eval.sweep" and start <= ln <= end]
+    return hits[j] if j < len(hits) else start
+
+
+# ----------------------------------------------------------------------------- flags
+def merged_flags(study: Study, row: Row, *, data: bool, quick: bool) -> dict[str, Any]:
+    """The row's flags: ``[defaults]`` (shared, then its tool's) under the row's own; with
+    ``data`` each level's ``data_flags`` over its ``flags`` (so a row's explicit size beats a
+    default research size), with ``quick`` the ``quick_flags`` likewise."""
+    out: dict[str, Any] = {}
+    for level in (study.defaults.get("*", {}), study.defaults.get(row.tool or "", {}),
+                  {"flags": row.flags, "data_flags": row.data_flags, "quick_flags": row.quick_flags}):
+        out.update(level.get("flags", {}))
+        if data:
+            out.update(level.get("data_flags", {}))
+        if quick:
+            out.update(level.get("quick_flags", {}))
+    return out
+
+
+def to_argv(flags: dict[str, Any]) -> list[str]:
+    """``{"num-channel": 8, "no-multiscale": True, "valid-speakers": ["p226"]}`` ->
+    ``["--num-channel", "8", "--no-multiscale", "--valid-speakers", "p226"]``; False is left out."""
+    argv: list[str] = []
+    for k, v in flags.items():
+        opt = "--" + k
+        if v is True:
+            argv.append(opt)
+        elif v is False or v is None:
+            continue
+        elif isinstance(v, list):
+            argv += [opt, *(str(x) for x in v)]
+        else:
+            argv += [opt, str(v)]
+    return argv

@@ -1,0 +1,253 @@
+"""The table of a study (not a public API): per configuration the mean ± 95 % CI over seeds,
+Δ against the baseline with a paired Wilcoxon test over test files, the best value per column
+marked; quoted rows shown apart and never ranked. Written as ``table.md``, ``table.csv`` and
+into ``results.json``; :func:`check_table` re-derives every number from the runs' evaluator
+summaries.
+
+A run's scores are ``{metric: {item: value}}`` (items: test files, or tones for analyze_aa);
+its mean is the mean over items (NaN skipped, as se_metrics' summary). Over seeds the runs'
+means give :func:`se_metrics.mean_ci`; for the paired test each item's score is first averaged
+over the seeds, then paired with the baseline's on the common items.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from se_metrics import LOWER_IS_BETTER, METRIC_LABELS, mean_ci, paired_test
+
+#: the columns of a speech-enhancement study, in table order
+DEFAULT_METRICS = ("pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "csig", "cbak", "covl", "lsd")
+#: analyze_aa's metrics (dB, lower is better)
+AA_METRICS = ("nmr_s", "nmr_t", "esr_t", "hesr_t", "asr")
+#: eval_ood scores these three per file
+OOD_METRICS = ("pesq_wb", "estoi", "si_sdr")
+LOWER = set(LOWER_IS_BETTER) | set(AA_METRICS)
+LABELS = {**METRIC_LABELS, "nmr_s": "NMR-S (dB)", "nmr_t": "NMR-T (dB)", "esr_t": "ESR-T (dB)",
+          "hesr_t": "HESR-T (dB)", "asr": "ASR (dB)"}
+COST_COLUMNS = ("parameters", "macs_per_second", "rtf")
+
+
+@dataclass
+class RunScores:
+    """One completed run (or the noisy input) at one evaluation setting."""
+
+    seed: int
+    per_item: dict[str, dict[str, float]]          # metric -> item -> value
+    stats: dict[str, Any] = field(default_factory=dict)
+    summary_means: dict[str, float | None] = field(default_factory=dict)  # the evaluator's own means
+    run_dir: str = ""
+    point_dir: str = ""                               # the evaluation setting's folder (enhanced/, ...)
+
+    def mean(self, metric: str) -> float | None:
+        v = [x for x in self.per_item.get(metric, {}).values() if math.isfinite(x)]
+        return float(np.mean(v)) if v else None
+
+
+@dataclass
+class TableRow:
+    name: str
+    kind: str                                        # model | noisy | quoted
+    runs: list[RunScores] = field(default_factory=list)
+    expected_seeds: int = 1
+    failed: list[dict[str, Any]] = field(default_factory=list)   # {"seed", "log", "error"}
+    quoted: dict[str, float] = field(default_factory=dict)
+    citation: str = ""
+    test_set: str = ""
+    note: str = ""
+    cells: dict[str, dict[str, Any]] = field(default_factory=dict)  # metric -> {"mean","ci","n","delta","p"}
+    cost: dict[str, float | None] = field(default_factory=dict)
+    best: set[str] = field(default_factory=set)
+
+    @property
+    def status(self) -> str:
+        if self.kind == "quoted":
+            return "quoted"
+        done = len(self.runs)
+        if self.failed:
+            return f"failed ({len(self.failed)} of {self.expected_seeds} seeds)"
+        if done < self.expected_seeds:
+            return f"pending ({done}/{self.expected_seeds} seeds)"
+        return "ok"
+
+
+def item_means(rows: list[RunScores], metric: str) -> dict[str, float]:
+    """Per item the mean over runs (seeds) of ``metric``, NaN skipped."""
+    acc: dict[str, list[float]] = {}
+    for r in rows:
+        for item, v in r.per_item.get(metric, {}).items():
+            if math.isfinite(v):
+                acc.setdefault(item, []).append(v)
+    return {k: float(np.mean(v)) for k, v in acc.items()}
+
+
+def compute(rows: list[TableRow], metrics: list[str], baseline: str | None) -> None:
+    """Fill each row's ``cells``, ``cost`` and ``best`` (in place)."""
+    base = next((r for r in rows if r.name == baseline), None)
+    for r in rows:
+        if r.kind == "quoted":
+            r.cells = {m: {"mean": r.quoted.get(m), "ci": None, "n": None, "delta": None, "p": None} for m in metrics}
+            continue
+        for m in metrics:
+            ci = mean_ci([x for x in (run.mean(m) for run in r.runs) if x is not None])
+            cell: dict[str, Any] = {"mean": ci.mean, "ci": ci.half_width, "n": ci.n, "delta": None, "p": None,
+                                    "n_files": None}
+            if base is not None and r is not base and base.runs and r.runs:
+                bm = mean_ci([x for x in (run.mean(m) for run in base.runs) if x is not None]).mean
+                if ci.mean is not None and bm is not None:
+                    cell["delta"] = ci.mean - bm
+                test = paired_test(item_means(r.runs, m), item_means(base.runs, m))
+                cell["p"], cell["n_files"] = test.p_value, test.n
+            r.cells[m] = cell
+        for c in COST_COLUMNS:
+            v = [run.stats.get(c) for run in r.runs if run.stats.get(c) is not None]
+            r.cost[c] = float(np.mean(v)) if v else None
+    for m in metrics:  # the best measured value per column; quoted rows are never ranked
+        vals = [(r.cells[m]["mean"], r) for r in rows if r.kind != "quoted" and r.cells.get(m, {}).get("mean")
+                is not None]
+        if not vals:
+            continue
+        pick = min if m in LOWER else max
+        best = pick(v for v, _ in vals)
+        for v, r in vals:
+            if v == best:
+                r.best.add(m)
+
+
+# ----------------------------------------------------------------------------- formatting
+def _fmt(v: float | None, digits: int = 3) -> str:
+    return "–" if v is None else f"{v:.{digits}f}"
+
+
+def _fmt_p(p: float | None) -> str:
+    if p is None:
+        return "–"
+    return "< 0.001" if p < 1e-3 else f"{p:.3f}"
+
+
+def _cost(c: str, v: float | None) -> str:
+    if v is None:
+        return "–"
+    if c == "parameters":
+        return f"{v / 1e6:.3f} M"
+    if c == "macs_per_second":
+        return f"{v / 1e9:.3f} G"
+    return f"{v:.3f}"
+
+
+def markdown(rows: list[TableRow], metrics: list[str], *, baseline: str | None, quick: bool, title: str,
+             test_desc: str, seeds_desc: str) -> str:
+    """``table.md``: the main table (mean ± CI, best in bold), the Δ / p table, quoted rows apart."""
+    head = ["configuration", *(LABELS.get(m, m) for m in metrics), "params", "MACs/s", "RTF", "seeds", "status"]
+    out = io.StringIO()
+    mark = " (quick: demo corpus, 1 seed, 10 training steps, tiny models; numbers test the pipeline, not the models)" \
+        if quick else ""
+    out.write(f"# {title}{mark}\n\n")
+    out.write(f"Test set: {test_desc}. Mean ± 95 % CI (Student t) over {seeds_desc}; **bold**: best measured value "
+              f"per column (quoted rows are never ranked)."
+              + (f" Baseline for Δ: {baseline}." if baseline else "") + "\n\n")
+    out.write("| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n")
+    measured = [r for r in rows if r.kind != "quoted"]
+    for r in measured:
+        cells = []
+        for m in metrics:
+            c = r.cells.get(m, {})
+            txt = _fmt(c.get("mean")) + (f" ± {_fmt(c.get('ci'))}" if c.get("ci") is not None else "")
+            cells.append(f"**{txt}**" if m in r.best else txt)
+        status = r.status
+        if r.failed:
+            status += ": " + ", ".join(f"[log]({f['log']})" for f in r.failed if f.get("log"))
+        name = r.name + (" (baseline)" if r.name == baseline else "")
+        out.write("| " + " | ".join([name, *cells, *(_cost(c, r.cost.get(c)) for c in COST_COLUMNS),
+                                     str(len(r.runs)), status]) + " |\n")
+    if baseline:
+        out.write(f"\nΔ against {baseline} (mean difference; p: two-sided Wilcoxon signed-rank test over the test "
+                  f"files, each file's score averaged over seeds):\n\n")
+        dh = ["configuration", *(LABELS.get(m, m) for m in metrics)]
+        out.write("| " + " | ".join(dh) + " |\n|" + "---|" * len(dh) + "\n")
+        for r in measured:
+            if r.name == baseline:
+                continue
+            cells = [f"{c['delta']:+.3f} (p {_fmt_p(c['p'])})" if c.get("delta") is not None else "–"
+                     for c in (r.cells.get(m, {}) for m in metrics)]
+            out.write("| " + " | ".join([r.name, *cells]) + " |\n")
+    quoted = [r for r in rows if r.kind == "quoted"]
+    if quoted:
+        out.write("\nQuoted from papers (not measured here, other test sets; never ranked):\n\n")
+        out.write("| configuration | " + " | ".join(LABELS.get(m, m) for m in metrics) + " | test set | source |\n")
+        out.write("|" + "---|" * (len(metrics) + 3) + "\n")
+        for r in quoted:
+            out.write("| " + " | ".join([f"{r.name} †", *(_fmt(r.quoted.get(m), 2) for m in metrics), r.test_set,
+                                         r.citation]) + " |\n")
+    return out.getvalue()
+
+
+CSV_HEAD = ("configuration", "kind", "status", "seeds")
+
+
+def csv_text(rows: list[TableRow], metrics: list[str]) -> str:
+    """``table.csv``: one line per configuration, full precision, empty where undefined."""
+    cols = list(CSV_HEAD)
+    for m in metrics:
+        cols += [m, f"{m}_ci95", f"{m}_delta", f"{m}_p", f"{m}_best"]
+    cols += [*COST_COLUMNS, "citation", "test_set", "logs"]
+    out = io.StringIO()
+    w = csv.DictWriter(out, fieldnames=cols, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        d: dict[str, Any] = {"configuration": r.name, "kind": r.kind, "status": r.status, "seeds": len(r.runs),
+                             "citation": r.citation, "test_set": r.test_set,
+                             "logs": ";".join(f.get("log") or "" for f in r.failed)}
+        for m in metrics:
+            c = r.cells.get(m, {})
+            for k, key in ((m, "mean"), (f"{m}_ci95", "ci"), (f"{m}_delta", "delta"), (f"{m}_p", "p")):
+                d[k] = "" if c.get(key) is None else repr(float(c[key]))
+            d[f"{m}_best"] = "1" if m in r.best else ""
+        for c in COST_COLUMNS:
+            d[c] = "" if r.cost.get(c) is None else repr(float(r.cost[c]))
+        w.writerow(d)
+    return out.getvalue()
+
+
+def as_json(rows: list[TableRow], metrics: list[str]) -> list[dict[str, Any]]:
+    return [{"configuration": r.name, "kind": r.kind, "status": r.status, "seeds": [x.seed for x in r.runs],
+             "expected_seeds": r.expected_seeds, "metrics": r.cells, "best": sorted(r.best), "cost": r.cost,
+             "failed": r.failed, "citation": r.citation or None, "test_set": r.test_set or None,
+             "run_means": {m: [x.mean(m) for x in r.runs] for m in metrics},
+             "summary_means": [x.summary_means for x in r.runs], "run_dirs": [x.run_dir for x in r.runs]}
+            for r in rows]
+
+
+# ----------------------------------------------------------------------------- checking
+def check_table(table_csv: Path, rows: list[TableRow], metrics: list[str], *, rel: float = 1e-9) -> list[str]:
+    """Problems found when ``table.csv``'s means are compared with the means of the runs' own
+    evaluator summaries (``summary.json``, computed by se_metrics independently of the table's
+    per-file path); an empty list when every number matches."""
+    problems: list[str] = []
+    with open(table_csv, newline="") as fh:
+        table = {r["configuration"]: r for r in csv.DictReader(fh)}
+    for r in rows:
+        if r.kind == "quoted":
+            continue
+        line = table.get(r.name)
+        if line is None:
+            problems.append(f"{r.name}: missing from {table_csv}")
+            continue
+        if int(line["seeds"] or 0) != len(r.runs):
+            problems.append(f"{r.name}: table says {line['seeds']} seeds, {len(r.runs)} runs are complete")
+        for m in metrics:
+            means = [x.summary_means.get(m) for x in r.runs]
+            means = [v for v in means if v is not None]
+            expect = float(np.mean(means)) if means else None
+            got = float(line[m]) if line.get(m) else None
+            if (expect is None) != (got is None) or (expect is not None and got is not None and
+                                                     not math.isclose(expect, got, rel_tol=rel, abs_tol=1e-12)):
+                problems.append(f"{r.name} {m}: table {got!r} != mean of the runs' summaries {expect!r}")
+    return problems
