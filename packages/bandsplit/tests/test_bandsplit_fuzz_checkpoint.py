@@ -96,6 +96,10 @@ def test_cut_or_damaged_checkpoints_load_or_raise(scratch, cut: int, flips) -> N
     _load_or_value_error(_write(scratch, bytes(data[:cut])))
 
 
+_cfg_small = (st.none() | st.booleans() | st.sampled_from((-1, 0, 1, 2, 3, 4, 5, 8))
+              | st.sampled_from((0.0, 0.5, 4.0, float("nan"), float("inf")))
+              | st.sampled_from(("", "bsdt", "bsrnn", "erb-unet", "hann", "16000")))
+"""Model-config values: sizes stay small (a 16000-channel model would be built before its weights are checked)."""
 _small = (st.none() | st.booleans() | st.sampled_from((-1, 0, 1, 2, 3, 4, 5, 8, 257, 16000, 44100))
           | st.sampled_from((0.0, 0.5, 4.0, 16000.0, float("nan"), float("inf")))
           | st.sampled_from(("", "bsdt", "bsrnn", "hann", "hamming", "16000", "train_sgmse", "train_bsdt")))
@@ -109,12 +113,14 @@ _dtypes = st.sampled_from((torch.float64, torch.float16, torch.int64, torch.bool
 #: one edit of the checkpoint dict (a small, readable recipe: hypothesis prints it on failure)
 _edits = st.one_of(
     st.tuples(st.just("drop"), st.sampled_from(("format", "tool", "model_config", "model", "sample_rate", "stft"))),
-    st.tuples(st.just("set"), st.sampled_from(("format", "tool", "model_config", "model", "ema", "sample_rate",
-                                               "stft", "config", "epoch")), _values),
-    st.tuples(st.sampled_from(("model_config", "stft")), st.sampled_from(("name", "num_channel", "num_layer",
-                                                                        "num_heads", "n_fft", "hop", "hop_length",
-                                                                        "window", "sample_rate", "bogus")),
-              st.none() | st.just("drop") | _small),
+    st.tuples(st.just("set"), st.sampled_from(("format", "tool", "model", "ema", "sample_rate", "stft", "config",
+                                               "epoch")), _values),
+    st.tuples(st.just("set"), st.just("model_config"), _cfg_small | st.lists(_cfg_small, max_size=2)
+              | st.dictionaries(st.sampled_from(("name", "num_channel")), _cfg_small, max_size=2)),
+    st.tuples(st.just("model_config"), st.sampled_from(("name", "num_channel", "num_layer", "num_heads", "graph",
+                                                         "n_fft", "bogus")), st.just("drop") | _cfg_small),
+    st.tuples(st.just("stft"), st.sampled_from(("n_fft", "hop", "hop_length", "window", "sample_rate", "bogus")),
+              st.just("drop") | _small),
     st.tuples(st.just("state drop"), st.sampled_from(STATE_KEYS)),
     st.tuples(st.just("state resize"), st.sampled_from(STATE_KEYS), st.integers(-1, 2)),
     st.tuples(st.just("state dtype"), st.sampled_from(STATE_KEYS), _dtypes),
@@ -179,7 +185,8 @@ def _saved(tmp_path, name: str, **changes: Any):
     ({"sample_rate": None}, r"sample_rate \(Hz\) must be a positive integer, got None"),          # TypeError
     ({"stft": {"bogus": 1}}, r"unknown \['bogus'\]"),                                            # no file named
     ({"stft": {"window": "hamming"}}, r"Hann window only"),                                      # no file named
-    ({"stft": "512"}, r"dictionary update sequence"),                                            # no file named
+    ({"stft": "512"}, r"'stft' must be a dict, got str"),                                       # no file named
+    ({"stft": torch.zeros(0)}, r"'stft' must be a dict, got Tensor"),  # bool(tensor): RuntimeError
 ])
 def test_unusable_stft_settings_are_value_errors_naming_the_file(tmp_path, changes, message) -> None:
     p = _saved(tmp_path, "stft.pt", **changes)

@@ -104,8 +104,11 @@ def load_model(path: str | os.PathLike, *, weights: str = "ema",
     stft = model.stft
     if "sample_rate" in ckpt or "stft" in ckpt:
         try:
+            stored_stft = ckpt.get("stft")
+            if stored_stft is not None and not isinstance(stored_stft, dict):
+                raise TypeError(f"'stft' must be a dict, got {type(stored_stft).__name__}")
             settings = {**stft.to_dict(), **({"sample_rate": ckpt["sample_rate"]} if "sample_rate" in ckpt else {}),
-                        **dict(ckpt.get("stft") or {})}
+                        **(stored_stft or {})}
             stored = SpectrogramTransform.from_dict(settings)
         except (TypeError, ValueError) as e:
             raise ValueError(f"{path}: unusable STFT settings (sample_rate {ckpt.get('sample_rate')!r}, stft "
