@@ -1,10 +1,17 @@
 #!/usr/bin/env python
-"""Print a parameter table for BSRNN, every BSDT configuration and the ERB-UNet variants.
+"""Print parameters and MACs per second of audio for BSRNN, every BSDT ablation and the ERB-UNets.
 
 Each row is built with ``bandsplit.build_model`` exactly as ``tools/train_bsdt.py`` builds it,
-so the numbers are those of the models you train. ``--num-channel`` / ``--num-layer`` set the
-BSDT and BSRNN sizes of the comparison rows (the published BSRNN, N=64 L=5, is always listed,
-and so are the demo-size presets ``bandsplit.PRESETS`` that train_bsdt.py trains by default).
+so the numbers are those of the models you train. ``--num-channel`` / ``--num-layer`` /
+``--num-heads`` set the BSDT and BSRNN sizes of the comparison rows (default: train_bsdt.py's
+demo size, N=32, L=2, 2 heads); the published BSRNN (N=64, L=5) and every preset of
+``bandsplit.PRESETS`` (demo and research sizes) are always listed.
+
+MACs are counted by ``bandsplit.count_macs`` on ``--seconds`` of audio (batch 1) and divided by
+that duration: torch's FlopCounterMode (one MAC = 2 FLOPs) plus analytic counts of the LSTM and
+CPU attention kernels it does not price; differential attention in its explicit form. Not
+counted: elementwise work and FFTs. Attention grows as T^2, so its MACs per second grow with
+``--seconds``.
 """
 
 from __future__ import annotations
@@ -16,6 +23,10 @@ from pathlib import Path
 
 import _argtypes as T
 import bandsplit
+
+
+#: train_bsdt.py's default model size (its BSDT demo preset): this table's default size
+DEMO_SIZE = {k: bandsplit.PRESETS["bsdt-demo"][k] for k in ("num_channel", "num_layer", "num_heads")}
 
 
 def rows(num_channel: int, num_layer: int, num_heads: int) -> list[tuple[str, dict]]:
@@ -31,10 +42,20 @@ def rows(num_channel: int, num_layer: int, num_heads: int) -> list[tuple[str, di
         ("BSDT w/o inter-band", {"name": "bsdt", **bsdt, "use_inter_band": False}),
         ("BSDT w/o multi-scale", {"name": "bsdt", **bsdt, "use_multiscale": False}),
         ("BSDT w/o both", {"name": "bsdt", **bsdt, "use_inter_band": False, "use_multiscale": False}),
+        ("BSDT dynamic fusion (global scale weights)", {"name": "bsdt", **bsdt, "fusion": "dynamic"}),
+        ("BSDT fixed fusion (learned constants)", {"name": "bsdt", **bsdt, "fusion": "fixed"}),
+        ("BSDT equal-weight fusion", {"name": "bsdt", **bsdt, "fusion": "equal"}),
+        ("BSDT single-scale fusion (window 4)", {"name": "bsdt", **bsdt, "windows": [4]}),
+        ("BSDT standard attention", {"name": "bsdt", **bsdt, "attention": "standard"}),
+        ("BSDT per-band temporal attention", {"name": "bsdt", **bsdt, "temporal_sharing": "per_band"}),
         ("ERB-UNet 601 bins + 257-bin adapter", {"name": "erb-unet"}),
+        ("ERB-UNet 801 bins + 257-bin adapter", {"name": "erb-unet-801"}),
         ("ERB-UNet redesigned at 257 bins", {"name": "erb-unet-257"}),
+        ("ERB-UNet 257 bins, plain conv", {"name": "erb-unet-257", "conv": "plain"}),
         *((f"preset {name} (train_bsdt.py's demo size)", bandsplit.preset_config(name))
           for name in bandsplit.PRESETS if name.endswith("-demo")),
+        *((f"preset {name} (research size)", bandsplit.preset_config(name))
+          for name in bandsplit.PRESETS if name.endswith("-research")),
     ]
 
 
@@ -48,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-heads", type=T.positive_int(), default=4,
                    help="differential heads of the BSDT rows (default 4)")
     p.add_argument("--json", metavar="FILE", default=None, help="also write the table as JSON to FILE (new file)")
+    p.add_argument("--seconds", type=T.seconds(), default=1.0,
+                   help="audio duration the MACs are counted on, in seconds (default 1.0; MACs are per second)")
+    p.set_defaults(**DEMO_SIZE)   # train_bsdt.py's demo size
     return T.annotate_help(p)
 
 
@@ -62,20 +86,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    path = Path(args.json) if args.json else None
+    if path is not None and path.exists():
+        sys.exit(f"error: {path} exists; nothing is overwritten")
     table = []
     for label, cfg in rows(args.num_channel, args.num_layer, args.num_heads):
         model = bandsplit.build_model(cfg)
-        table.append({"model": label, "config": cfg, "parameters": sum(t.numel() for t in model.parameters())})
-    ref = table[0]["parameters"]
+        macs = bandsplit.count_macs(model, args.seconds)
+        table.append({"model": label, "config": cfg, "parameters": sum(t.numel() for t in model.parameters()),
+                      "macs_per_second": round(macs.per_second), "macs_seconds": args.seconds})
+    ref = table[0]
     width = max(len(r["model"]) for r in table)
-    print(f"{'model':{width}s} {'parameters':>12s} {'vs BSRNN N=64 L=5':>18s}")
-    print("-" * (width + 32))
+    print(f"{'model':{width}s} {'parameters':>12s} {'vs BSRNN N=64 L=5':>18s} {'GMACs/s':>9s} {'vs BSRNN':>9s}")
+    print("-" * (width + 52))
     for r in table:
-        print(f"{r['model']:{width}s} {r['parameters']:12,d} {r['parameters'] / ref:17.2f}x")
-    if args.json:
-        path = Path(args.json)
-        if path.exists():
-            sys.exit(f"error: {path} exists; nothing is overwritten")
+        print(f"{r['model']:{width}s} {r['parameters']:12,d} {r['parameters'] / ref['parameters']:17.2f}x "
+              f"{r['macs_per_second'] / 1e9:9.3f} {r['macs_per_second'] / ref['macs_per_second']:8.2f}x")
+    print(f"MACs per second of audio counted on {args.seconds:g} s (batch 1) by bandsplit.count_macs: matrix "
+          f"products and convolutions (LSTM and CPU attention kernels priced analytically, differential attention "
+          f"in its explicit form); elementwise work and FFTs are not counted; attention grows as T^2.")
+    if path is not None:
         path.write_text(json.dumps(table, indent=2))
     return 0
 
