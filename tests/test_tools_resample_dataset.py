@@ -60,7 +60,7 @@ def test_resample_tree_then_resume(tmp_path, repo_root):
     # same layout, 16 kHz, PCM_16, exact length, values = library resample (to PCM_16 precision)
     got = sorted(p.relative_to(dst).as_posix() for p in dst.rglob("*") if p.is_file())
     want = sorted(p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file())
-    assert got == want
+    assert got == sorted(want + [".resample_manifest.json"])  # plus the record of each file's source
     for rel, sp in files.items():
         info = sf.info(dst / rel)
         assert (info.samplerate, info.frames, info.subtype) == (16000, 4800, "PCM_16")
@@ -83,6 +83,19 @@ def test_resample_tree_then_resume(tmp_path, repo_root):
     assert t2["stale .partial files removed"] == "1"
     assert sf.info(bad).frames == 4800
     assert not list(dst.rglob("*.partial"))
+    assert t2["redone (source changed)"] == "0"
+
+    # a source replaced since: its DST file is valid (same rate and length) but stale, so it is redone
+    changed = files["clean_testset_wav/p287_001.wav"]
+    x, _ = sf.read(changed, dtype="float32")
+    sf.write(changed, -x, 48000, subtype="PCM_16")
+    r3 = _run(repo_root, src, dst, "--sr", 16000, "--workers", 1)
+    assert r3.returncode == 0, r3.stderr
+    t3 = _table(r3.stdout)
+    assert t3["audio resampled"] == "1" and t3["redone (source changed)"] == "1"
+    assert "redone: clean_testset_wav/p287_001.wav: source changed: content changed (sha256 " in r3.stdout
+    y, _ = sf.read(dst / "clean_testset_wav" / "p287_001.wav", dtype="float32")
+    assert np.abs(y + resample(torch.from_numpy(x), 48000, 16000).numpy()).max() <= 2 / 32768 + 1e-6
 
 
 def test_help_and_bad_flags(tmp_path, repo_root):

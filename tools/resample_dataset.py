@@ -6,9 +6,10 @@
 Every .wav/.flac under SRC is resampled (torchaudio's Kaiser-windowed sinc, in torch; see
 se_data.resample) into the same relative path under DST, keeping its subtype and channels;
 other files (e.g. log_trainset_28spk.txt) are copied. Re-running the same command resumes:
-files already done and valid in DST are skipped, and each file is written atomically, so an
-interrupted run never leaves a half file. Exits 1 if any file failed (listed at the end), unless
---allow-failures.
+files already done and valid in DST are skipped unless their source changed since (DST's
+.resample_manifest.json records each source's size and SHA-256; changed ones are redone and
+listed), and each file is written atomically, so an interrupted run never leaves a half file.
+Exits 1 if any file failed (listed at the end), unless --allow-failures.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{k:<{w}}  {v}")
     for rel in report.clipped:
         print(f"clipped: {rel} (resampled peak exceeded full scale)")
+    for rel, why in report.stale.items():
+        print(f"redone: {rel}: {why}")
     for rel, msg in report.failed.items():
         print(f"FAILED: {rel}: {msg}", file=sys.stderr)
     if args.report:

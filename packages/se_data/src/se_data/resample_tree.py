@@ -6,21 +6,31 @@ tree with the same relative layout: parallel, resumable, atomic per file.
   target rate are copied byte for byte.
 * Every other file (e.g. VoiceBank-DEMAND's ``log_trainset_28spk.txt``) is copied, and so
   are hidden audio files such as macOS ``._p226_001.wav`` resource forks (not audio).
-* Resumable: a destination file that already exists and is valid (for audio: target rate,
+* Resumable, and never stale: ``DST/.resample_manifest.json`` records for every file
+  written the fingerprint of the source it was made from (:func:`se_data.file_fingerprint`:
+  size, mtime in ns, SHA-256; ``{"format": 1, "sample_rate": Hz, "files": {rel: {"source":
+  fingerprint}}}``, written atomically every few seconds and at the end, never read as a
+  source). A destination file is skipped only when it is valid (for audio: target rate,
   same channels, the expected ``ceil(T * new / orig)`` frames; for other files: same size)
-  is skipped. A destination file that exists but is not valid is redone and counted as
-  ``replaced``. Each file is written to a hidden ``.NAME.*.partial`` file and renamed, so an
-  interrupted run never leaves a half file; stale ``.partial`` files are removed on resume.
+  *and* its source still matches the recorded fingerprint (same size and content hash).
+  A valid destination file whose source changed since, or that has no record of its source
+  (made by an interrupted run's last seconds or by a version without the manifest), is
+  redone and listed in ``report.stale`` with the reason; a destination file that is not
+  valid is redone too. Both count as ``replaced``. Each file is written to a hidden
+  ``.NAME.*.partial`` file and renamed, so an interrupted run never leaves a half file;
+  stale ``.partial`` files are removed on resume.
 * Nothing is lost silently: a PCM file whose resampled peak exceeds full scale is clipped
   and listed in ``report.clipped``; unreadable sources are listed in ``report.failed``.
 """
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
 import re
 import shutil
+import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -31,9 +41,16 @@ import soundfile as sf
 import torch
 
 from .audio_io import audio_info, partial_path, write_atomic
+from .fingerprint import file_fingerprint, fingerprint_change, write_json_atomic
 from .resample import resample, resampled_length
 
-__all__ = ["AUDIO_EXTENSIONS", "ResampleReport", "resample_tree"]
+__all__ = ["AUDIO_EXTENSIONS", "MANIFEST_NAME", "ResampleReport", "resample_tree"]
+
+#: the file in DST recording each written file's source fingerprint (never treated as a source)
+MANIFEST_NAME = ".resample_manifest.json"
+_MANIFEST_TMP_RE = re.compile(r"^\.\.resample_manifest\.json\..+\.tmp$")
+#: seconds between manifest checkpoints while files are written (an interruption loses at most these)
+_MANIFEST_EVERY_S = 10.0
 
 #: file extensions treated as audio (lower case); everything else is copied unchanged
 AUDIO_EXTENSIONS = (".wav", ".flac")
@@ -52,6 +69,7 @@ class ResampleReport:
     copied_audio: list[str] = field(default_factory=list)  # already at the target rate
     skipped: list[str] = field(default_factory=list)  # valid in dst from an earlier run
     replaced: list[str] = field(default_factory=list)  # existed in dst but invalid/stale: redone
+    stale: dict[str, str] = field(default_factory=dict)  # valid in dst, but its source changed (or unrecorded): why
     clipped: list[str] = field(default_factory=list)  # resampled peak > full scale, clipped
     other_copied: list[str] = field(default_factory=list)
     other_skipped: list[str] = field(default_factory=list)
@@ -69,7 +87,8 @@ class ResampleReport:
             ("audio resampled", str(len(self.resampled))),
             (f"audio copied (already {self.sample_rate} Hz)", str(len(self.copied_audio))),
             ("audio skipped (already done)", str(len(self.skipped))),
-            ("replaced (invalid in DST)", str(len(self.replaced))),
+            ("replaced (invalid in DST)", str(len(self.replaced) - len(self.stale))),
+            ("redone (source changed)", str(len(self.stale))),
             ("clipped after resampling", str(len(self.clipped))),
             ("other files copied", str(len(self.other_copied))),
             ("other files skipped", str(len(self.other_skipped))),
@@ -81,7 +100,8 @@ class ResampleReport:
     def to_dict(self) -> dict:
         return {"src": str(self.src), "dst": str(self.dst), "sample_rate": self.sample_rate,
                 "resampled": len(self.resampled), "copied_audio": len(self.copied_audio),
-                "skipped": len(self.skipped), "replaced": self.replaced, "clipped": self.clipped,
+                "skipped": len(self.skipped), "replaced": self.replaced, "stale": self.stale,
+                "clipped": self.clipped,
                 "other_copied": len(self.other_copied), "other_skipped": len(self.other_skipped),
                 "failed": self.failed, "rates_seen": {str(k): v for k, v in sorted(self.rates_seen.items())},
                 "stale_partials_removed": self.stale_partials_removed}
@@ -107,19 +127,36 @@ def _copy_atomic(src: Path, dst: Path) -> None:
         raise
 
 
-def _do_audio(job: tuple[str, str, str, int]) -> tuple[str, str, int | None, bool, str]:
-    """Worker: returns (rel, status, source_rate, replaced, message)."""
-    rel, src_s, dst_s, sr = job
+def _stale_reason(recorded: dict | None, src: Path, current: dict) -> str | None:
+    """Why a valid destination file cannot be trusted: its source changed since it was made,
+    or no source was recorded for it; None when the source matches the record."""
+    if recorded is None:
+        return f"no record of its source in {MANIFEST_NAME}"
+    change = fingerprint_change(recorded, src, current)
+    return None if change is None else f"source changed: {change}"
+
+
+_Job = tuple[str, str, str, int, "dict | None"]
+
+
+def _do_audio(job: _Job) -> tuple[str, str, int | None, bool, str, dict | None, str | None]:
+    """Worker: returns (rel, status, source_rate, replaced, message, source fingerprint, why
+    a valid destination file was redone). The source is fingerprinted before it is read."""
+    rel, src_s, dst_s, sr, recorded = job
     src, dst = Path(src_s), Path(dst_s)
     try:
+        fp = file_fingerprint(src)
         info = audio_info(src)
         expected = resampled_length(info.frames, info.sample_rate, sr)
         existed = dst.exists()
+        stale = None
         if existed and _dst_audio_valid(dst, sr, expected, info.channels):
-            return rel, "skipped", info.sample_rate, False, ""
+            stale = _stale_reason(recorded, src, fp)
+            if stale is None:
+                return rel, "skipped", info.sample_rate, False, "", fp, None
         if info.sample_rate == sr:
             _copy_atomic(src, dst)
-            return rel, "copied", info.sample_rate, existed, ""
+            return rel, "copied", info.sample_rate, existed, "", fp, stale
         data, _ = sf.read(str(src), dtype="float32", always_2d=True)  # [T, C]
         if data.shape[0] == 0:
             raise ValueError("empty audio file (0 samples)")
@@ -133,17 +170,40 @@ def _do_audio(job: tuple[str, str, str, int]) -> tuple[str, str, int | None, boo
             y = np.clip(y, -1.0, 1.0)
             clipped = True
         write_atomic(dst, y if y.shape[1] > 1 else y[:, 0], sr, subtype)
-        return rel, "clipped" if clipped else "resampled", info.sample_rate, existed, ""
+        return rel, "clipped" if clipped else "resampled", info.sample_rate, existed, "", fp, stale
     except Exception as e:  # recorded per file; one bad file never stops the tree
-        return rel, "failed", None, False, f"{type(e).__name__}: {e}"
+        return rel, "failed", None, False, f"{type(e).__name__}: {e}", None, None
 
 
-def _do_other(src: Path, dst: Path) -> tuple[str, bool]:
+def _do_other(src: Path, dst: Path, recorded: dict | None) -> tuple[str, bool, dict, str | None]:
+    """Copy a non-audio file unless DST holds it from the same source: (status, existed,
+    source fingerprint, why a same-size destination file was redone)."""
+    fp = file_fingerprint(src)
+    stale = None
     if dst.exists() and dst.is_file() and dst.stat().st_size == src.stat().st_size:
-        return "skipped", False
+        stale = _stale_reason(recorded, src, fp)
+        if stale is None:
+            return "skipped", False, fp, None
     existed = dst.exists()
     _copy_atomic(src, dst)
-    return "copied", existed
+    return "copied", existed, fp, stale
+
+
+def _read_manifest(dst: Path) -> dict[str, dict]:
+    """``{rel: source fingerprint}`` from DST's manifest; empty when there is none or it
+    cannot be read (then every existing file counts as unrecorded and is redone)."""
+    try:
+        data = json.loads((dst / MANIFEST_NAME).read_text())
+        return {rel: e["source"] for rel, e in data["files"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _write_manifest(dst: Path, sample_rate: int, sources: dict[str, dict]) -> None:
+    if not dst.is_dir():
+        return
+    write_json_atomic(dst / MANIFEST_NAME, {"format": 1, "sample_rate": sample_rate,
+                                            "files": {rel: {"source": sources[rel]} for rel in sorted(sources)}})
 
 
 def _worker_init() -> None:
@@ -179,27 +239,48 @@ def resample_tree(src: str | os.PathLike, dst: str | os.PathLike, sample_rate: i
             if _PARTIAL_RE.match(f.name):
                 f.unlink()
                 report.stale_partials_removed += 1
+        for f in dst_p.glob(".*.tmp"):
+            if _MANIFEST_TMP_RE.match(f.name):
+                f.unlink()
+    recorded = _read_manifest(dst_p)
 
-    audio_jobs: list[tuple[str, str, str, int]] = []
+    audio_jobs: list[_Job] = []
     others: list[str] = []
     for f in sorted(p for p in src_p.rglob("*") if p.is_file()):
-        if _PARTIAL_RE.match(f.name):  # a half-written file of some earlier run: never a source
+        # a half-written file of some earlier run, or the manifest of a tree that was itself
+        # resampled: never a source
+        if _PARTIAL_RE.match(f.name) or _MANIFEST_TMP_RE.match(f.name) or \
+                (f.name == MANIFEST_NAME and f.parent == src_p):
             continue
         rel = f.relative_to(src_p).as_posix()
         if f.suffix.lower() in AUDIO_EXTENSIONS and not f.name.startswith("."):  # "._x.wav": macOS junk
-            audio_jobs.append((rel, str(f), str(dst_p / rel), sample_rate))
+            audio_jobs.append((rel, str(f), str(dst_p / rel), sample_rate, recorded.get(rel)))
         else:
             others.append(rel)
 
-    for rel in others:
-        try:
-            status, existed = _do_other(src_p / rel, dst_p / rel)
-        except OSError as e:
-            report.failed[rel] = f"{type(e).__name__}: {e}"
-            continue
-        (report.other_copied if status == "copied" else report.other_skipped).append(rel)
+    # what DST holds from SRC as it is now: entries of files gone from SRC are dropped
+    in_src = {j[0] for j in audio_jobs} | set(others)
+    sources = {rel: fp for rel, fp in recorded.items() if rel in in_src}
+
+    def done(rel: str, status: str, existed: bool, fp: dict | None, stale: str | None) -> None:
+        if status == "failed" or fp is None:
+            sources.pop(rel, None)  # what DST holds for it is unknown: redone next time
+            return
+        sources[rel] = fp
         if existed:
             report.replaced.append(rel)
+        if stale is not None:
+            report.stale[rel] = stale
+
+    for rel in others:
+        try:
+            status, existed, fp, stale = _do_other(src_p / rel, dst_p / rel, recorded.get(rel))
+        except OSError as e:
+            report.failed[rel] = f"{type(e).__name__}: {e}"
+            done(rel, "failed", False, None, None)
+            continue
+        (report.other_copied if status == "copied" else report.other_skipped).append(rel)
+        done(rel, status, existed, fp, stale)
 
     from tqdm.auto import tqdm
 
@@ -212,15 +293,18 @@ def resample_tree(src: str | os.PathLike, dst: str | os.PathLike, sample_rate: i
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
                                    initializer=_worker_init)
         results = pool.map(_do_audio, audio_jobs, chunksize=max(1, min(32, len(audio_jobs) // (4 * workers))))
+    last_save = time.monotonic()
     try:
-        for rel, status, rate, existed, msg in results:
+        for rel, status, rate, existed, msg, fp, stale in results:
             bar.update(1)
+            done(rel, status, existed, fp, stale)
+            if time.monotonic() - last_save > _MANIFEST_EVERY_S:
+                _write_manifest(dst_p, sample_rate, sources)
+                last_save = time.monotonic()
             if status == "failed":
                 report.failed[rel] = msg
                 continue
             report.rates_seen[rate] += 1
-            if existed:
-                report.replaced.append(rel)
             if status == "skipped":
                 report.skipped.append(rel)
             elif status == "copied":
@@ -233,4 +317,5 @@ def resample_tree(src: str | os.PathLike, dst: str | os.PathLike, sample_rate: i
         bar.close()
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+        _write_manifest(dst_p, sample_rate, sources)
     return report
