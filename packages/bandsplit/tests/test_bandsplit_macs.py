@@ -110,3 +110,13 @@ def test_model_counts_are_positive_and_grow_with_size() -> None:
     r1 = count_macs(bandsplit.build_model(preset="bsrnn-demo"), 1.0)
     r4 = count_macs(bandsplit.build_model(preset="bsrnn-demo"), 4.0)
     assert r4.macs / r1.macs == pytest.approx(r4.frames / r1.frames)
+
+
+def test_cudnn_rnn_formula() -> None:
+    """The cuDNN stack's formula (no GPU here): a 2-layer bidirectional LSTM's weight list."""
+    from bandsplit.macs import _cudnn_rnn_flops
+
+    lstm = nn.LSTM(8, 16, num_layers=2, batch_first=True, bidirectional=True)
+    shapes = [tuple(w.shape) for w in lstm._flat_weights]        # w_ih, w_hh, b_ih, b_hh per layer and direction
+    flops = _cudnn_rnn_flops((2, 5, 8), shapes)
+    assert flops // 2 == sum(op_macs(lstm, torch.randn(2, 5, 8)).values())
