@@ -36,7 +36,10 @@ from aa_distill import (
     model_outputs,
     overall_rows,
     per_band_rows,
+    per_tone_band_rows,
     per_tone_rows,
+    target_summary,
+    target_verdicts,
 )
 
 # the submodule (the package attribute of that name is the function)
@@ -235,6 +238,58 @@ def test_rows(analysed):
     want = float((10 * torch.log10(metrics["student"].per_tone["asr"])).mean())
     assert overall[1]["model"] == "student" and overall[1]["asr_db"] == pytest.approx(want, rel=1e-12)
     assert set(overall[0]) == {"model"} | {f"{m}_db" for m in ANALYSIS_METRICS}
+
+
+def test_target_verdicts_known_values():
+    """NMR-S < -10 dB and HESR-T (= HESR-R) < -15 dB, strictly; nan (nothing in the band) is
+    no verdict and does not count."""
+    v = target_verdicts({"nmr_s_db": -12.0, "hesr_t_db": -14.0})
+    assert v == {"nmr_s_pass": True, "hesr_t_pass": False, "meets_targets": False}
+    assert target_verdicts({"nmr_s_db": -10.0, "hesr_t_db": -math.inf})["nmr_s_pass"] is False  # not below
+    assert target_verdicts({"nmr_s_db": -10.5, "hesr_t_db": math.nan}) == {
+        "nmr_s_pass": True, "hesr_t_pass": None, "meets_targets": True}
+    assert target_verdicts({"nmr_s_db": math.nan, "hesr_t_db": math.nan})["meets_targets"] is None
+    assert target_verdicts({"nmr_s_db": -5.0}, {"nmr_s": 0.0}) == {"nmr_s_pass": True, "meets_targets": True}
+
+
+def test_per_band_verdicts_per_tone_band_rows_and_summary(analysed):
+    params, _, metrics = analysed
+    levels = torch.tensor([-18.0] * 3 + [-6.0] * 3, dtype=torch.float64)
+    nb = len(ANALYSIS_BANDS_HZ)
+    bands = per_band_rows(levels, metrics)
+    for r in bands:
+        assert r["nmr_s_pass"] == (r["nmr_s_db"] < -10.0) and r["hesr_t_pass"] == (r["hesr_t_db"] < -15.0)
+        assert r["meets_targets"] == (r["nmr_s_pass"] and r["hesr_t_pass"])
+    # per tone and band: the values whose mean per_band_rows reports
+    rows = per_tone_band_rows(params, levels, metrics)
+    assert len(rows) == 2 * 6 * nb
+    assert [r["band"] for r in rows[:nb]] == [r["band"] for r in bands[:nb]]
+    assert rows[nb + 2]["f0_hz"] == float(params.f0[1]) and rows[nb + 2]["band"] == "2k-8k"
+    assert rows[nb + 2]["nmr_s_db"] == pytest.approx(
+        10 * math.log10(float(metrics["teacher"].per_band["nmr_s"][1, 2])), rel=1e-12)
+    for model in ("teacher", "student"):
+        for b in range(nb):
+            mine = [r for r in rows if r["model"] == model and r["band"] == bands[b]["band"]]
+            want = next(r for r in bands if r["model"] == model and r["level_db"] == "all"
+                        and r["band"] == mine[0]["band"])
+            vals = [r["asr_db"] for r in mine if not math.isnan(r["asr_db"])]
+            assert want["asr_db"] == pytest.approx(sum(vals) / len(vals), rel=1e-12)
+    # the naive hard clipper: NMR-S -3.6 dB in 2k-8k fails, its own HESR-T (-inf) passes; the
+    # oversampled soft clipper (another amp) keeps aliases inaudible but not the harmonics
+    summ = target_summary(bands)
+    assert summ["targets_db"] == {"nmr_s": -10.0, "hesr_t": -15.0}
+    t, s = summ["per_band"]["teacher"], summ["per_band"]["student"]
+    assert list(t) == ["20-500", "500-2k", "2k-8k", "8k-12k", "12k-20k"]
+    assert t["2k-8k"]["nmr_s_db"] == pytest.approx(-3.57, abs=0.05) and t["2k-8k"]["nmr_s_pass"] is False
+    assert [b["meets_targets"] for b in t.values()] == [True, True, False, True, True]
+    assert all(b["hesr_t_db"] == -math.inf and b["hesr_t_pass"] for b in t.values())
+    assert all(b["nmr_s_pass"] and not b["hesr_t_pass"] for b in s.values())
+    assert s["20-500"]["band_hz"] == [20.0, 500.0] and s["20-500"]["num_tones"] == 6
+    assert summ["meets_targets"] == {"teacher": False, "student": False}
+    # a model meets the targets when every band does (bands without a verdict do not count)
+    passing = [{**r, "nmr_s_db": -20.0, "hesr_t_db": -20.0 if r["band"] != "12k-20k" else math.nan}
+               for r in bands]
+    assert target_summary(passing)["meets_targets"] == {"teacher": True, "student": True}
 
 
 def test_mean_db_known_values():

@@ -53,6 +53,36 @@ def test_tone_params_are_seeded_and_follow_the_paper():
         sample_tone_params(4, 16_000)
 
 
+def test_linear_hz_f0_sampling():
+    """f0 ~ U(f0_range_hz) in Hz (the extended-range experiment: 27.5 Hz - 18 kHz), the MIDI note
+    matching it; amplitudes and phases are the MIDI draw's (the same uniform numbers)."""
+    n = 20_000
+    p = sample_tone_params(n, 48_000, f0_sampling="linear_hz", generator=torch.Generator().manual_seed(7))
+    q = sample_tone_params(n, 48_000, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(p.amplitude, q.amplitude) and torch.equal(p.phase, q.phase)
+    assert float(p.f0.min()) >= 27.5 and float(p.f0.max()) <= 18_000.0 and p.f0.dtype == torch.float64
+    torch.testing.assert_close(p.f0, midi_to_hz(p.midi), rtol=1e-13, atol=0)
+    # uniform in Hz: mean (27.5 + 18000) / 2 (std of the mean 5200 / sqrt(n) = 37 Hz), and
+    # (18000 - 12500) / 17972.5 = 30.6 % of the tones above the MIDI draw's top (12.5 kHz), where
+    # the MIDI draw has none and puts half its tones below 1.2 kHz
+    assert float(p.f0.mean()) == pytest.approx((27.5 + 18_000.0) / 2, abs=150.0)
+    assert float((p.f0 > 12_543.9).double().mean()) == pytest.approx(5456.1 / 17_972.5, abs=0.01)
+    assert float((q.f0 > 12_543.9).double().mean()) == 0.0
+    assert float((p.f0 < 1_200.0).double().mean()) == pytest.approx(1172.5 / 17_972.5, abs=0.01)
+    r = sample_tone_params(3, 44_100, f0_sampling="linear_hz", f0_range_hz=(100.0, 200.0),
+                           generator=torch.Generator().manual_seed(7))
+    u = torch.rand(3, 3, generator=torch.Generator().manual_seed(7), dtype=torch.float64)[0]
+    assert torch.equal(r.f0, 100.0 + (200.0 - 100.0) * u)  # the first uniform row, scaled to the range
+    with pytest.raises(ValueError, match="Nyquist"):
+        sample_tone_params(4, 32_000, f0_sampling="linear_hz")  # 18 kHz >= 16 kHz
+    with pytest.raises(ValueError, match="increasing"):
+        sample_tone_params(4, 48_000, f0_sampling="linear_hz", f0_range_hz=(500.0, 400.0))
+    with pytest.raises(ValueError, match="f0_sampling"):
+        sample_tone_params(4, 48_000, f0_sampling="log")
+    # only the chosen range is checked: a MIDI range above Nyquist does not matter in Hz mode
+    sample_tone_params(1, 16_000, f0_sampling="linear_hz", f0_range_hz=(50.0, 7000.0))
+
+
 def test_synthesized_tones_and_warmup_rule():
     p = sample_tone_params(3, 48_000, generator=torch.Generator().manual_seed(0))
     x = synthesize_tones(p)

@@ -29,6 +29,7 @@ from aa_distill import (
     esr,
     lambda_weights,
     make_student,
+    midi_to_hz,
     predict_last_second,
     sample_tone_params,
     student_config,
@@ -112,10 +113,24 @@ def test_tone_data_spec_builds_the_former_tones_and_fingerprint():
     fp = spec.fingerprint(record)
     assert fp == {"teacher": record, "num_tones": 5, "duration": 1.1, "midi_range": [30.0, 90.0],
                   "amplitude": "db", "db_range": [-40.0, -3.0], "valid_notes": 4,
-                  "valid_levels_db": [-18.0], "seed": 11, "float64": True}
+                  "valid_levels_db": [-18.0], "seed": 11, "float64": True, "f0_sampling": "midi",
+                  "f0_range_hz": [27.5, 18_000.0]}
     assert list(fp) == ["teacher", *ToneDataSpec.field_names()]
     assert json.loads(json.dumps(fp)) == fp
     assert ToneDataSpec(seed=1).fingerprint(record) != ToneDataSpec(seed=2).fingerprint(record)
+    # the f0 distribution is part of the cache's identity: a cache never serves the other draw
+    lin = ToneDataSpec(f0_sampling="linear_hz")
+    assert lin.fingerprint(record) != ToneDataSpec().fingerprint(record)
+    assert lin.fingerprint(record) != ToneDataSpec(f0_sampling="linear_hz",
+                                                   f0_range_hz=[27.5, 12_000.0]).fingerprint(record)
+    old_cache = {k: v for k, v in ToneDataSpec().fingerprint(record).items()
+                 if k not in ("f0_sampling", "f0_range_hz")}  # written before the option existed
+    assert old_cache != ToneDataSpec().fingerprint(record)
+    train_lin, valid_lin = lin.tone_params(FS)
+    assert float(train_lin.f0.max()) > midi_to_hz(127.0) and float(train_lin.f0.max()) <= 18_000.0
+    assert torch.equal(valid_lin.f0, ToneDataSpec().tone_params(FS)[1].f0)  # the validation grid is unchanged
+    with pytest.raises(ValueError, match="f0_sampling"):
+        ToneDataSpec(f0_sampling="mel")
     with pytest.raises(ValueError, match="even rate"):
         spec.tone_params(44_101)
 
@@ -174,12 +189,18 @@ def test_distillation_metadata_record():
                                  seed=0)
     assert meta == {"aa_distill": {**rec, "tool": "train_aa", "epoch": 3, "valid_loss": 0.25, "lambda": None,
                                    "curriculum": [3.0, 0.3], "harmonic_weight": 0.3,
-                                   "lowpass_hz": [12_000.0, 16_000.0], "num_tones": 32, "seed": 0}}
+                                   "lowpass_hz": [12_000.0, 16_000.0], "num_tones": 32, "seed": 0,
+                                   "f0_sampling": "midi", "f0_range_hz": None}}
     assert list(meta["aa_distill"])[:3] == list(rec)
     assert json.loads(json.dumps(meta)) == meta
     plain = distillation_metadata(rec, epoch=0, valid_loss=None, lam=1.0, curriculum=None, harmonic_weight=0.0,
                                   lowpass_hz=None, num_tones=4, seed=7, tool="mine")["aa_distill"]
     assert (plain["tool"], plain["lambda"], plain["curriculum"], plain["lowpass_hz"]) == ("mine", 1.0, None, None)
+    wide = distillation_metadata(rec, epoch=0, valid_loss=None, lam=0.3, curriculum=None, harmonic_weight=0.0,
+                                 lowpass_hz=(18_000.0, 22_000.0), num_tones=4, seed=7, f0_sampling="linear_hz",
+                                 f0_range_hz=(27.5, 18_000))["aa_distill"]
+    assert (wide["f0_sampling"], wide["f0_range_hz"], wide["lowpass_hz"]) == (
+        "linear_hz", [27.5, 18_000.0], [18_000.0, 22_000.0])
 
 
 def test_builtin_teacher_record_and_pair_check(teacher, toy_student):

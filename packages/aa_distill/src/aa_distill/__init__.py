@@ -13,7 +13,8 @@ Public API (everything else is private):
   :func:`distillation_summary`.
 * The teacher/student analysis (:mod:`aa_distill.analysis`) — :func:`model_outputs`,
   :func:`analyse_outputs` (:class:`ModelMetrics`), :func:`per_tone_rows`,
-  :func:`per_band_rows`, :func:`overall_rows`, :func:`mean_db`, :data:`ANALYSIS_METRICS`,
+  :func:`per_band_rows`, :func:`per_tone_band_rows`, :func:`overall_rows`, :func:`mean_db`,
+  :func:`target_verdicts`, :func:`target_summary`, :data:`ANALYSIS_METRICS`,
   :data:`ANALYSIS_TARGETS_DB`.
 * Listening signals — :func:`exponential_sweep` (Farina's sine sweep) and :func:`plucked_string`
   (a Karplus-Strong guitar DI), for rendering audio through teachers and students.
@@ -28,7 +29,10 @@ from .analysis import (
     model_outputs,
     overall_rows,
     per_band_rows,
+    per_tone_band_rows,
     per_tone_rows,
+    target_summary,
+    target_verdicts,
 )
 
 from .bandlimit import (
@@ -98,6 +102,8 @@ from .student import (
 )
 from .waveshaper import OversampledWaveshaper
 from .tones import (
+    F0_SAMPLINGS,
+    LINEAR_F0_RANGE_HZ,
     MIDI_RANGE,
     SineToneDataset,
     ToneDataSpec,
@@ -125,7 +131,10 @@ __all__ = [
     "model_outputs",
     "overall_rows",
     "per_band_rows",
+    "per_tone_band_rows",
     "per_tone_rows",
+    "target_summary",
+    "target_verdicts",
     "DEVICE_WINDOW_CACHE_SIZE",
     "HOST_WINDOW_CACHE_SIZE",
     "ANALYSIS_BANDS_HZ",
@@ -140,6 +149,8 @@ __all__ = [
     "nmr_per_band",
     "spectral_band_shares",
     "MIDI_RANGE",
+    "F0_SAMPLINGS",
+    "LINEAR_F0_RANGE_HZ",
     "SineToneDataset",
     "ToneParams",
     "WAVENET_PRESETS",

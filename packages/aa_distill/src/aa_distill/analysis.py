@@ -30,7 +30,7 @@ Typical use (``tools/analyze_aa.py`` does this and writes the rows as CSV)::
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -157,11 +157,28 @@ def per_tone_rows(params: ToneParams, levels_db: torch.Tensor, metrics: dict[str
     return rows
 
 
+def target_verdicts(row: Mapping[str, object],
+                    targets: Mapping[str, float] = ANALYSIS_TARGETS_DB) -> dict[str, bool | None]:
+    """The research notes' success test on one row holding ``f"{key}_db"`` values (dB):
+    ``f"{key}_pass"`` = value < target for every key of ``targets`` (``None`` where the value
+    is nan: the band holds nothing for that metric), and ``"meets_targets"`` = every defined
+    verdict passes (``None`` when none is defined)."""
+    out: dict[str, bool | None] = {}
+    for key, limit in targets.items():
+        v = float(row[f"{key}_db"])  # type: ignore[arg-type]
+        out[f"{key}_pass"] = None if math.isnan(v) else bool(v < limit)
+    defined = [v for v in out.values() if v is not None]
+    out["meets_targets"] = all(defined) if defined else None
+    return out
+
+
 def per_band_rows(levels_db: torch.Tensor, metrics: dict[str, ModelMetrics],
-                  bands: Sequence[tuple[float, float]] = ANALYSIS_BANDS_HZ) -> list[dict[str, object]]:
+                  bands: Sequence[tuple[float, float]] = ANALYSIS_BANDS_HZ,
+                  targets: Mapping[str, float] = ANALYSIS_TARGETS_DB) -> list[dict[str, object]]:
     """One row per model, band and level (``level_db`` = the level, or ``"all"`` for every
     tone): ``model``, ``band`` (label), ``band_lo_hz``, ``band_hi_hz``, ``level_db``,
-    ``num_tones`` and the :func:`mean_db` of every metric (``f"{key}_db"``)."""
+    ``num_tones``, the :func:`mean_db` of every metric (``f"{key}_db"``) and the
+    :func:`target_verdicts` of those means (``f"{key}_pass"`` per target, ``meets_targets``)."""
     rows = []
     groups: list[tuple[object, torch.Tensor]] = [("all", torch.ones_like(levels_db, dtype=torch.bool))]
     if levels_db.unique().numel() > 1:
@@ -169,10 +186,55 @@ def per_band_rows(levels_db: torch.Tensor, metrics: dict[str, ModelMetrics],
     for model, mm in metrics.items():
         for level, mask in groups:
             for b, band in enumerate(bands):
-                rows.append({"model": model, "band": band_label(band), "band_lo_hz": band[0], "band_hi_hz": band[1],
-                             "level_db": level, "num_tones": int(mask.sum()),
-                             **{f"{m}_db": mean_db(mm.per_band[m][mask, b]) for m in ANALYSIS_METRICS}})
+                row: dict[str, object] = {
+                    "model": model, "band": band_label(band), "band_lo_hz": band[0], "band_hi_hz": band[1],
+                    "level_db": level, "num_tones": int(mask.sum()),
+                    **{f"{m}_db": mean_db(mm.per_band[m][mask, b]) for m in ANALYSIS_METRICS}}
+                rows.append({**row, **target_verdicts(row, targets)})
     return rows
+
+
+def per_tone_band_rows(params: ToneParams, levels_db: torch.Tensor, metrics: dict[str, ModelMetrics],
+                       bands: Sequence[tuple[float, float]] = ANALYSIS_BANDS_HZ,
+                       targets: Mapping[str, float] = ANALYSIS_TARGETS_DB) -> list[dict[str, object]]:
+    """One row per model, tone and band (the values :func:`per_band_rows` averages): ``model``,
+    ``f0_hz``, ``level_db``, ``band``, ``band_lo_hz``, ``band_hi_hz``, ``f"{key}_db"`` for every
+    metric (nan where the band holds nothing for that tone) and the tone's
+    :func:`target_verdicts`. Means and confidence intervals over tones (and over runs) start
+    from these."""
+    rows = []
+    for model, mm in metrics.items():
+        db = {m: _db(mm.per_band[m]) for m in ANALYSIS_METRICS}  # [n, num_bands]
+        for i in range(len(params)):
+            for b, band in enumerate(bands):
+                row: dict[str, object] = {
+                    "model": model, "f0_hz": float(params.f0[i]), "level_db": float(levels_db[i]),
+                    "band": band_label(band), "band_lo_hz": band[0], "band_hi_hz": band[1],
+                    **{f"{m}_db": float(db[m][i, b]) for m in ANALYSIS_METRICS}}
+                rows.append({**row, **target_verdicts(row, targets)})
+    return rows
+
+
+def target_summary(band_rows: Sequence[Mapping[str, object]],
+                   targets: Mapping[str, float] = ANALYSIS_TARGETS_DB) -> dict[str, object]:
+    """The success test over every band, from :func:`per_band_rows` (its ``level_db == "all"``
+    rows): ``{"targets_db": {key: limit}, "per_band": {model: {band: {"band_hz": [lo, hi],
+    "num_tones", f"{key}_db" for every metric, f"{key}_pass", "meets_targets"}}},
+    "meets_targets": {model: verdict}}``; a model's verdict is ``True`` when every band with
+    a defined verdict passes, ``False`` when any fails, ``None`` when none is defined."""
+    per_band: dict[str, dict[str, dict[str, object]]] = {}
+    for r in band_rows:
+        if r["level_db"] != "all":
+            continue
+        v = target_verdicts(r, targets)
+        per_band.setdefault(str(r["model"]), {})[str(r["band"])] = {
+            "band_hz": [r["band_lo_hz"], r["band_hi_hz"]], "num_tones": r["num_tones"],
+            **{f"{m}_db": r[f"{m}_db"] for m in ANALYSIS_METRICS}, **v}
+    meets: dict[str, bool | None] = {}
+    for model, bands in per_band.items():
+        defined = [b["meets_targets"] for b in bands.values() if b["meets_targets"] is not None]
+        meets[model] = all(defined) if defined else None
+    return {"targets_db": dict(targets), "per_band": per_band, "meets_targets": meets}
 
 
 def overall_rows(metrics: dict[str, ModelMetrics]) -> list[dict[str, object]]:

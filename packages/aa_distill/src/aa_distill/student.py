@@ -142,18 +142,23 @@ def builtin_teacher_record(teacher: OversampledWaveshaper) -> dict:
 def distillation_metadata(teacher_record: dict, *, epoch: int, valid_loss: float | None,
                           lam: float | None, curriculum: Sequence[float] | None,
                           harmonic_weight: float, lowpass_hz: Sequence[float] | None,
-                          num_tones: int, seed: int, tool: str = "train_aa") -> dict:
+                          num_tones: int, seed: int, tool: str = "train_aa",
+                          f0_sampling: str = "midi",
+                          f0_range_hz: Sequence[float] | None = None) -> dict:
     """``{"aa_distill": record}`` for :func:`save_nam`'s ``metadata``: the teacher's record
     (:func:`teacher_record` or :func:`builtin_teacher_record`) followed by how the student
     was trained: ``"tool"``, ``"epoch"`` (0-based, the exported one), ``"valid_loss"``,
     ``"lambda"`` (the fixed λ; ``None`` with a curriculum), ``"curriculum"`` (``[start,
     end]`` λ or ``None``), ``"harmonic_weight"``, ``"lowpass_hz"`` (``[pass, stop]`` Hz, or
-    ``None`` without the lowpass), ``"num_tones"`` and ``"seed"``."""
+    ``None`` without the lowpass), ``"num_tones"``, ``"seed"``, ``"f0_sampling"`` (``"midi"``
+    or ``"linear_hz"``, see :func:`sample_tone_params`) and ``"f0_range_hz"`` (``[lo, hi]``
+    Hz of the training f0, or ``None`` when not given)."""
     rec = {**teacher_record, "tool": tool, "epoch": int(epoch), "valid_loss": valid_loss,
            "lambda": lam, "curriculum": list(curriculum) if curriculum is not None else None,
            "harmonic_weight": harmonic_weight,
            "lowpass_hz": list(lowpass_hz) if lowpass_hz is not None else None,
-           "num_tones": int(num_tones), "seed": int(seed)}
+           "num_tones": int(num_tones), "seed": int(seed), "f0_sampling": f0_sampling,
+           "f0_range_hz": [float(v) for v in f0_range_hz] if f0_range_hz is not None else None}
     return {METADATA_KEY: rec}
 
 

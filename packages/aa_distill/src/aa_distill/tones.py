@@ -4,7 +4,9 @@ A training tone (Carson et al. Eqs. 4-5) is ``A sin(2 pi f0 n / fs + phi)`` for
 ``duration`` seconds (1.2 s) at the teacher's rate, with
 
 * a non-integer MIDI note ``l ~ U(21, 127)``, ``f0 = 440 * 2^((l - 69) / 12)`` (27.5 Hz to
-  12.5 kHz);
+  12.5 kHz; ``f0_sampling="midi"``, the paper), or f0 uniform in Hz, ``f0 ~ U(f0_range_hz)``
+  (``f0_sampling="linear_hz"``; e.g. 27.5 Hz - 18 kHz to cover the band above the paper's
+  tones, where most tones then lie in the upper octaves);
 * an amplitude uniform on a linear scale, ``A ~ U(0, 1)`` (the paper; the reference's
   ``dB_min`` setting was never used), or uniform in dB between ``db_range`` (an option that
   gives many more quiet tones);
@@ -29,6 +31,11 @@ from .bandlimit import bandlimit
 from .nam_base import NamModel
 
 MIDI_RANGE: tuple[float, float] = (21.0, 127.0)
+#: How f0 is drawn: uniform in (non-integer) MIDI note, i.e. log-frequency (the paper), or
+#: uniform in Hz.
+F0_SAMPLINGS: tuple[str, ...] = ("midi", "linear_hz")
+#: The default f0 bounds (Hz) for ``f0_sampling="linear_hz"``: MIDI 21 (27.5 Hz) to 18 kHz.
+LINEAR_F0_RANGE_HZ: tuple[float, float] = (27.5, 18_000.0)
 
 
 def midi_to_hz(midi: torch.Tensor | float) -> torch.Tensor:
@@ -93,29 +100,50 @@ def _check_rate_and_duration(sample_rate: int, duration: float) -> int:
 def sample_tone_params(num_tones: int, sample_rate: int, *, duration: float = 1.2,
                        midi_range: tuple[float, float] = MIDI_RANGE, amplitude: str = "linear",
                        db_range: tuple[float, float] = (-60.0, 0.0),
+                       f0_sampling: str = "midi",
+                       f0_range_hz: tuple[float, float] = LINEAR_F0_RANGE_HZ,
                        generator: torch.Generator | None = None) -> ToneParams:
-    """Random tones: MIDI ``U(midi_range)``, amplitude ``U(0, 1)`` (``amplitude="linear"``, the
-    paper) or ``10^(U(db_range)/20)`` (``"db"``), phase ``U(0, 2 pi)``; seeded by
-    ``generator`` (CPU ``torch.Generator``; pass one for reproducible data)."""
+    """Random tones: f0 from a MIDI note ``U(midi_range)`` (``f0_sampling="midi"``, the paper)
+    or ``U(f0_range_hz)`` Hz (``"linear_hz"``; ``midi`` then holds the matching non-integer
+    note), amplitude ``U(0, 1)`` (``amplitude="linear"``, the paper) or ``10^(U(db_range)/20)``
+    (``"db"``), phase ``U(0, 2 pi)``; seeded by ``generator`` (CPU ``torch.Generator``; pass
+    one for reproducible data). Only the range of the chosen ``f0_sampling`` is used (and
+    checked); both kinds draw the same uniform numbers, so amplitudes and phases do not depend
+    on it."""
     fs = _check_rate_and_duration(sample_rate, duration)
     if amplitude not in ("linear", "db"):
         raise ValueError(f"amplitude must be 'linear' or 'db', got {amplitude!r}")
-    lo, hi = midi_range
-    if not lo < hi:
-        raise ValueError(f"midi_range must be increasing, got {midi_range}")
-    if midi_to_hz(hi) >= fs / 2:
-        raise ValueError(f"MIDI {hi} ({float(midi_to_hz(hi)):.0f} Hz) is not below Nyquist at "
-                         f"{fs} Hz")
+    if f0_sampling not in F0_SAMPLINGS:
+        raise ValueError(f"f0_sampling must be one of {F0_SAMPLINGS}, got {f0_sampling!r}")
+    if f0_sampling == "midi":
+        lo, hi = midi_range
+        if not lo < hi:
+            raise ValueError(f"midi_range must be increasing, got {midi_range}")
+        if midi_to_hz(hi) >= fs / 2:
+            raise ValueError(f"MIDI {hi} ({float(midi_to_hz(hi)):.0f} Hz) is not below Nyquist at "
+                             f"{fs} Hz")
+    else:
+        lo, hi = (float(v) for v in f0_range_hz)
+        if not (math.isfinite(lo) and math.isfinite(hi) and 0.0 < lo < hi):
+            raise ValueError(f"f0_range_hz must be increasing positive frequencies in Hz, got "
+                             f"{f0_range_hz}")
+        if hi >= fs / 2:
+            raise ValueError(f"f0 {hi:g} Hz is not below Nyquist at {fs} Hz")
     if num_tones < 1:
         raise ValueError(f"num_tones must be >= 1, got {num_tones}")
     u = torch.rand(3, num_tones, generator=generator, dtype=torch.float64)
-    midi = lo + (hi - lo) * u[0]
+    if f0_sampling == "midi":
+        midi = lo + (hi - lo) * u[0]
+        f0 = midi_to_hz(midi)
+    else:
+        f0 = lo + (hi - lo) * u[0]
+        midi = 69.0 + 12.0 * torch.log2(f0 / 440.0)
     if amplitude == "linear":
         amp = u[1]
     else:
         amp = 10.0 ** ((db_range[0] + (db_range[1] - db_range[0]) * u[1]) / 20.0)
     phase = 2.0 * math.pi * u[2]
-    return ToneParams(midi, midi_to_hz(midi), amp, phase, fs, float(duration))
+    return ToneParams(midi, f0, amp, phase, fs, float(duration))
 
 
 def validation_tone_params(sample_rate: int, *, duration: float = 1.2,
@@ -280,8 +308,9 @@ class ToneDataSpec:
     dBFS), all ``duration`` s long, and whether the float64 teacher targets are stored in
     float64 (``float64=True``) or float32.
 
-    ``midi_range`` are MIDI notes, ``db_range`` dBFS (for ``amplitude="db"``). Sequences are
-    stored as tuples. :meth:`tone_params` builds the tones for a sample rate;
+    ``f0_sampling`` picks the f0 distribution: ``"midi"`` (``midi_range``, MIDI notes; the
+    paper) or ``"linear_hz"`` (``f0_range_hz``, Hz); ``db_range`` is in dBFS (for
+    ``amplitude="db"``). Sequences are stored as tuples. :meth:`tone_params` builds the tones for a sample rate;
     :meth:`fingerprint` names everything the cached targets depend on.
     """
 
@@ -294,10 +323,14 @@ class ToneDataSpec:
     valid_levels_db: tuple[float, ...] = (-36.0, -18.0, -6.0)
     seed: int = 0
     float64: bool = False
+    f0_sampling: str = "midi"
+    f0_range_hz: tuple[float, float] = LINEAR_F0_RANGE_HZ
 
     def __post_init__(self) -> None:
-        for name in ("midi_range", "db_range", "valid_levels_db"):
+        for name in ("midi_range", "db_range", "valid_levels_db", "f0_range_hz"):
             object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
+        if self.f0_sampling not in F0_SAMPLINGS:
+            raise ValueError(f"f0_sampling must be one of {F0_SAMPLINGS}, got {self.f0_sampling!r}")
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
@@ -318,7 +351,8 @@ class ToneDataSpec:
             raise ValueError(f"the teacher runs at {sample_rate} Hz; the bandlimiter needs an even rate")
         train = sample_tone_params(self.num_tones, sample_rate, duration=self.duration,
                                    midi_range=self.midi_range, amplitude=self.amplitude,
-                                   db_range=self.db_range,
+                                   db_range=self.db_range, f0_sampling=self.f0_sampling,
+                                   f0_range_hz=self.f0_range_hz,
                                    generator=torch.Generator().manual_seed(self.seed))
         valid = validation_tone_params(sample_rate, duration=self.duration,
                                        levels_db=self.valid_levels_db, num_notes=self.valid_notes)
@@ -326,7 +360,10 @@ class ToneDataSpec:
 
     def fingerprint(self, teacher_record: dict) -> dict:
         """``{"teacher": teacher_record, <every field>}`` with sequences as lists: equal for
-        two runs exactly when their cached teacher targets are interchangeable."""
+        two runs exactly when their cached teacher targets are interchangeable. Every field is
+        named, ``f0_sampling`` and both f0 ranges included, so tones drawn one way never reuse
+        targets cached for the other (a cache written before ``f0_sampling`` existed lacks
+        the key and is refused rather than reused)."""
         return {"teacher": teacher_record,
                 **{k: list(v) if isinstance(v, Sequence) and not isinstance(v, str) else v
                    for k, v in ((f, getattr(self, f)) for f in self.field_names())}}
