@@ -5,6 +5,7 @@ the teacher record); a mismatched pair is refused, an unverifiable one warned ab
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import subprocess
@@ -17,7 +18,9 @@ from aa_distill import ANALYSIS_BANDS_HZ, band_label, load_nam, save_nam, studen
 
 TONE_COLUMNS = ["model", "f0_hz", "level_db", "nmr_s_db", "nmr_t_db", "esr_t_db", "hesr_t_db", "asr_db"]
 BAND_COLUMNS = ["model", "band", "band_lo_hz", "band_hi_hz", "level_db", "num_tones", "nmr_s_db", "nmr_t_db",
-                "esr_t_db", "hesr_t_db", "asr_db"]
+                "esr_t_db", "hesr_t_db", "asr_db", "nmr_s_pass", "hesr_t_pass", "meets_targets"]
+TONE_BAND_COLUMNS = ["model", "f0_hz", "level_db", "band", "band_lo_hz", "band_hi_hz", "nmr_s_db", "nmr_t_db",
+                     "esr_t_db", "hesr_t_db", "asr_db", "nmr_s_pass", "hesr_t_pass", "meets_targets"]
 FAST = ["--no-progress", "--threads", "1"]
 
 
@@ -93,6 +96,7 @@ def test_analysis_of_a_verified_pair(repo_root, students, tmp_path):
             got = [b["band"] for b in bands if b["model"] == model and b["level_db"] == level]
             assert got == [band_label(b) for b in ANALYSIS_BANDS_HZ], (model, level)
     assert all(math.isfinite(float(b["nmr_s_db"])) for b in bands)
+    _check_verdicts(out, bands, r.stdout)
     for name in ("per_band.png", "spectrograms.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -107,6 +111,51 @@ def test_analysis_of_a_verified_pair(repo_root, students, tmp_path):
     _, rows = _read(tmp_path / "anon" / "per_tone.csv")
     t, s = (next(x for x in rows if x["model"] == m) for m in ("teacher", "student"))
     assert s["nmr_s_db"] == t["nmr_s_db"] and s["asr_db"] == t["asr_db"] and s["hesr_t_db"] == "-inf"
+
+
+def _verdict(value, limit):
+    return "" if value == "nan" else str(float(value) < limit)
+
+
+def _check_verdicts(out, bands, stdout):
+    """The pass / fail marks of the research notes' targets (NMR-S < -10 dB, HESR-T = HESR-R < -15 dB
+    in every band) in per_band.csv, per_tone_band.csv, summary.json and the printed table agree with
+    the values they mark; per_tone_band.csv holds the values per_band.csv averages."""
+    for b in bands:
+        assert b["nmr_s_pass"] == _verdict(b["nmr_s_db"], -10.0) and b["hesr_t_pass"] == _verdict(b["hesr_t_db"], -15.0)
+        assert b["meets_targets"] == str(b["nmr_s_pass"] == "True" and b["hesr_t_pass"] == "True")
+    cols, tb = _read(out / "per_tone_band.csv")
+    assert cols == TONE_BAND_COLUMNS and len(tb) == 2 * 6 * len(ANALYSIS_BANDS_HZ)  # models x tones x bands
+    for row in tb:
+        assert row["nmr_s_pass"] == _verdict(row["nmr_s_db"], -10.0)
+    for b in (b for b in bands if b["level_db"] == "all"):
+        vals = [float(t["esr_t_db"]) for t in tb if (t["model"], t["band"]) == (b["model"], b["band"])
+                and t["esr_t_db"] != "nan"]
+        assert float(b["esr_t_db"]) == pytest.approx(sum(vals) / len(vals), rel=1e-5)  # CSVs hold 6 digits
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["targets_db"] == {"nmr_s": -10.0, "hesr_t": -15.0}
+    assert set(summary["per_band"]) == {"teacher", "student"}
+    for b in (b for b in bands if b["level_db"] == "all"):
+        j = summary["per_band"][b["model"]][b["band"]]
+        assert j["band_hz"] == [float(b["band_lo_hz"]), float(b["band_hi_hz"])]
+        assert j["num_tones"] == 6
+        for key in ("nmr_s_db", "nmr_t_db", "esr_t_db", "hesr_t_db", "asr_db"):
+            if b[key] in ("-inf", "inf"):
+                assert j[key] == b[key]  # JSON has no infinities: spelled as strings
+            else:
+                assert isinstance(j[key], float) and j[key] == pytest.approx(float(b[key]), rel=1e-5)
+        assert [str(j[k]) for k in ("nmr_s_pass", "hesr_t_pass", "meets_targets")] == [
+            b["nmr_s_pass"], b["hesr_t_pass"], b["meets_targets"]]
+    for model, bands_of in summary["per_band"].items():
+        assert summary["meets_targets"][model] == all(v["meets_targets"] for v in bands_of.values())
+    assert summary["per_band"]["teacher"]["2k-8k"]["hesr_t_db"] == "-inf"  # the teacher is the reference
+    ok = summary["meets_targets"]["student"]
+    assert f"student meets the targets in every band: {'yes' if ok else 'NO'}" in stdout
+    for band, j in summary["per_band"]["student"].items():
+        line = next(x for x in stdout.splitlines() if x.startswith(f"  {band} "))
+        assert line.rstrip().endswith("yes") == j["meets_targets"]
+        if j["hesr_t_pass"] is False:
+            assert "HESR-T" in line.split("NO")[-1]
 
 
 def test_pair_checks_in_process(repo_root, students, shared_data):

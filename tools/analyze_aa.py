@@ -23,7 +23,25 @@ The teacher/student pair is checked first: a student whose sample rate differs, 
 metadata names another teacher (SHA-256 of the .nam file, or other built-in settings), is
 refused; a student without that record gets a warning (the pairing cannot be verified).
 
-Outputs in --out: per_tone.csv, per_band.csv, summary.json, per_band.png, spectrograms.png.
+Outputs in --out (CSV floats to 6 significant digits, -inf / inf / nan spelled so):
+
+  per_tone.csv       model, f0_hz, level_db, nmr_s_db, nmr_t_db, esr_t_db, hesr_t_db, asr_db
+                     (broadband values, one row per model and tone)
+  per_tone_band.csv  model, f0_hz, level_db, band, band_lo_hz, band_hi_hz, the five *_db values
+                     of that tone in that band (nan: the band holds nothing for it), nmr_s_pass,
+                     hesr_t_pass, meets_targets (True / False, empty when undefined): the items a
+                     study averages (mean and CI over tones and seeds)
+  per_band.csv       model, band, band_lo_hz, band_hi_hz, level_db ("all" or a level),
+                     num_tones, the five *_db means over tones, nmr_s_pass, hesr_t_pass,
+                     meets_targets (of those means)
+  summary.json       the run (teacher record, student, pairing, sample_rate, num_tones, f_range,
+                     levels_db, seconds), "overall" (broadband means per model), "targets_db"
+                     ({"nmr_s": -10, "hesr_t": -15}), "per_band" ({model: {band: {"band_hz",
+                     "num_tones", "<metric>_db", "nmr_s_pass", "hesr_t_pass", "meets_targets"}}},
+                     the means over every tone and level) and "meets_targets" ({model: true /
+                     false / null}: every band passes). In "per_band" a finite value is a JSON
+                     number, -inf / inf the strings "-inf" / "inf", nan null.
+  per_band.png, spectrograms.png (unless --no-plots)
 """
 
 from __future__ import annotations
@@ -56,7 +74,9 @@ from aa_distill import (  # noqa: E402
     model_outputs,
     overall_rows,
     per_band_rows,
+    per_tone_band_rows,
     per_tone_rows,
+    target_summary,
 )
 
 TOOL = "analyze_aa"
@@ -108,6 +128,17 @@ def _fmt(v: Any) -> Any:
     return v
 
 
+def _json_number(v: Any) -> Any:
+    """A finite float as itself, -inf / inf as strings, nan as None (JSON has no such numbers)."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    if isinstance(v, dict):
+        return {k: _json_number(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_json_number(x) for x in v]
+    return v
+
+
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -121,9 +152,19 @@ def _cell(v: float) -> str:
     return "-inf" if v == -math.inf else f"{v:7.2f}"
 
 
-def print_tables(band_rows: list[dict[str, Any]], overall: list[dict[str, Any]], has_student: bool) -> None:
+def _verdict(row: dict[str, Any]) -> str:
+    """``yes``, ``NO (NMR-S, HESR-T)`` naming the failed targets, or ``n/a``."""
+    if row["meets_targets"] is None:
+        return "n/a"
+    failed = [ANALYSIS_METRICS[k] for k in ANALYSIS_TARGETS_DB if row[f"{k}_pass"] is False]
+    return "yes" if not failed else f"NO ({', '.join(failed)})"
+
+
+def print_tables(band_rows: list[dict[str, Any]], overall: list[dict[str, Any]], has_student: bool,
+                 verdicts: dict[str, Any]) -> None:
     models = ["teacher", "student"] if has_student else ["teacher"]
-    print("\nper band (dB, mean over all tones and levels; targets: NMR-S < -10, HESR-T < -15)")
+    print("\nper band (dB, mean over all tones and levels; targets in every band: NMR-S < -10, "
+          "HESR-T (= HESR-R) < -15)")
     cols = [(m, k) for k in ("nmr_s", "nmr_t", "esr_t", "hesr_t", "asr") for m in models
             if not (m == "teacher" and k in ("nmr_t", "esr_t", "hesr_t"))]
     head = "  band      " + "".join(f"{(m[0].upper() + ' ' + ANALYSIS_METRICS[k]):>12}" for m, k in cols)
@@ -135,10 +176,11 @@ def print_tables(band_rows: list[dict[str, Any]], overall: list[dict[str, Any]],
         lab = band_label(band)
         line = f"  {lab:<9} " + "".join(f"{_cell(by[(m, lab)][k + '_db']):>12}" for m, k in cols)
         if has_student:
-            s = by[("student", lab)]
-            ok = [s[k + "_db"] < t for k, t in ANALYSIS_TARGETS_DB.items() if not math.isnan(s[k + "_db"])]
-            line += "   " + ("yes" if ok and all(ok) else "NO")
+            line += "   " + _verdict(by[("student", lab)])
         print(line)
+    if has_student:
+        ok = verdicts["meets_targets"].get("student")
+        print(f"  student meets the targets in every band: {'n/a' if ok is None else ('yes' if ok else 'NO')}")
     print("\noverall (dB, mean over tones of the broadband per-tone values; T = teacher, S = student)")
     print("  model     " + "".join(f"{v:>10}" for v in ANALYSIS_METRICS.values()))
     for r in overall:
@@ -262,12 +304,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     tone_rows = per_tone_rows(params, levels, metrics)
     band_rows = per_band_rows(levels, metrics)
     overall = overall_rows(metrics)
+    verdicts = target_summary(band_rows)
     write_csv(out / "per_tone.csv", tone_rows)
+    write_csv(out / "per_tone_band.csv", per_tone_band_rows(params, levels, metrics))
     write_csv(out / "per_band.csv", band_rows)
     summary = {"teacher": teacher.record, "student": str(args.student) if args.student else None,
                "pairing": pairing, "sample_rate": fs, "num_tones": args.num_tones, "f_range": list(args.f_range),
                "levels_db": list(args.levels_db), "seconds": seconds,
-               "overall": [{k: _fmt(v) for k, v in r.items()} for r in overall]}
+               "overall": [{k: _fmt(v) for k, v in r.items()} for r in overall],
+               **_json_number(verdicts)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     if not args.no_plots:
         plot_per_band(out / "per_band.png", band_rows, student is not None)
@@ -277,8 +322,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"teacher: {teacher.name}" + (f"\nstudent: {args.student}" if args.student else ""))
     print(f"{len(params)} tones ({args.num_tones} f0 from {args.f_range[0]:g} to {args.f_range[1]:g} Hz x "
           f"{len(args.levels_db)} levels) at {fs} Hz in {seconds:.1f} s")
-    print_tables(band_rows, overall, student is not None)
-    print(f"\nwrote {out}/per_tone.csv, per_band.csv, summary.json" + ("" if args.no_plots else ", plots"))
+    print_tables(band_rows, overall, student is not None, verdicts)
+    print(f"\nwrote {out}/per_tone.csv, per_tone_band.csv, per_band.csv, summary.json"
+          + ("" if args.no_plots else ", plots"))
     return summary
 
 
