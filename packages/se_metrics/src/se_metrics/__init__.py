@@ -16,6 +16,7 @@ from .composite_measures import composite
 from .evaluate import LOWER_IS_BETTER, METRICS, evaluate_pair, evaluate_pair_defined
 from .lpc import llr
 from .log_spectral import lsd
+from .ood_analysis import auroc, breakdown, read_condition_manifest
 from .pesq_stoi import pesq, stoi
 from .report import METRIC_LABELS, format_metric_table, format_summary_table, mean_scores, score_pair
 from .sdr import si_sdr, snr
@@ -36,6 +37,8 @@ __all__ = [
     "MetricSampleRateError",
     "PairedTest",
     "MetricUndefinedError",
+    "auroc",
+    "breakdown",
     "composite",
     "evaluate_dir",
     "evaluate_pair",
@@ -51,6 +54,7 @@ __all__ = [
     "mean_scores",
     "paired_test",
     "pesq",
+    "read_condition_manifest",
     "score_pair",
     "si_sdr",
     "snr",

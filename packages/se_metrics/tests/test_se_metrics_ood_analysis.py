@@ -1,0 +1,86 @@
+"""se_metrics.ood_analysis: AUROC in its Mann-Whitney form (ties half) against hand-counted
+examples, brute-force pair counts and scipy's U statistic; breakdown means and counts; the
+condition-manifest reader."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import mannwhitneyu
+
+from se_metrics import auroc, breakdown, read_condition_manifest
+
+
+def _pairs(id_s, ood_s) -> float:
+    """P(ood > id) + 1/2 P(ood == id) by counting every pair."""
+    a, b = np.asarray(id_s, float), np.asarray(ood_s, float)
+    return float(((b[None, :] > a[:, None]).sum() + 0.5 * (b[None, :] == a[:, None]).sum()) / (a.size * b.size))
+
+
+def test_auroc_hand_examples() -> None:
+    # roc_auc_score([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) = 0.75: of the 4 pairs only (0.4, 0.35) is wrong
+    assert auroc([0.1, 0.4], [0.35, 0.8]) == 0.75
+    # ties: id [1, 2, 3], ood [2, 3, 4] -> (3 + 2.5 + 1.5) / 9
+    assert auroc([1, 2, 3], [2, 3, 4]) == pytest.approx(7 / 9, abs=1e-15)
+    assert auroc([0, 0], [1, 1, 1]) == 1.0 and auroc([1, 1, 1], [0, 0]) == 0.0
+    assert auroc([5.0] * 3, [5.0] * 4) == 0.5  # a constant score is chance
+    assert auroc([1], [1]) == 0.5
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_auroc_equals_pair_counts_and_mann_whitney_u(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 6, size=17).astype(float)  # few distinct values: many ties
+    b = rng.integers(1, 8, size=11).astype(float)
+    want = _pairs(a, b)
+    assert auroc(a, b) == pytest.approx(want, abs=1e-12)
+    u = mannwhitneyu(b, a, alternative="two-sided", method="asymptotic").statistic  # U of the first sample
+    assert auroc(a, b) == pytest.approx(u / (a.size * b.size), abs=1e-12)
+    assert auroc(b, a) == pytest.approx(1.0 - want, abs=1e-12)  # swapping the sides mirrors it
+
+
+def test_auroc_refuses_empty_and_non_finite() -> None:
+    with pytest.raises(ValueError, match="at least one score"):
+        auroc([], [1.0])
+    with pytest.raises(ValueError, match="finite"):
+        auroc([1.0, math.nan], [2.0])
+
+
+def test_breakdown_means_counts_and_order() -> None:
+    rows = [
+        {"set": "OOD", "snr_db": 10.0, "noise_class": "dog", "a": 1.0, "b": 4.0},
+        {"set": "OOD", "snr_db": 0.0, "noise_class": "dog", "a": 3.0, "b": math.nan},
+        {"set": "OOD", "snr_db": 0.0, "noise_class": "rain", "a": 5.0, "b": 2.0},
+        {"set": "ID", "a": 7.0, "b": 1.0},  # no tags: left out of the tagged groups
+    ]
+    by_snr = breakdown(rows, ("snr_db",), ("a", "b"))
+    assert by_snr == [{"snr_db": 0.0, "files": 2, "a": 4.0, "b": 2.0},  # NaN skipped in b
+                      {"snr_db": 10.0, "files": 1, "a": 1.0, "b": 4.0}]
+    by_class = breakdown(rows, ("set", "noise_class"), ("a",), count_key="n")
+    assert by_class == [{"set": "OOD", "noise_class": "dog", "n": 2, "a": 2.0},
+                        {"set": "OOD", "noise_class": "rain", "n": 1, "a": 5.0}]
+    everything = breakdown(rows, (), ("a",))
+    assert everything == [{"files": 4, "a": 4.0}]
+    assert breakdown([{"k": "x", "a": math.nan}], ("k",), ("a",)) == [{"k": "x", "files": 1, "a": None}]
+
+
+def test_read_condition_manifest(tmp_path: Path) -> None:
+    p = tmp_path / "manifest.csv"
+    p.write_text("file,clean_source,noise_class,snr_db\nsub/a_dog_snr0dB.wav,a.wav,dog,0.0\nb.wav,b.wav,rain,-5\n"
+                 "c.wav,c.wav,,\n")
+    m = read_condition_manifest(p)
+    assert m["sub/a_dog_snr0dB.wav"] == {"snr_db": 0.0, "noise_class": "dog"}
+    assert m["a_dog_snr0dB.wav"] is m["sub/a_dog_snr0dB.wav"] is m["a_dog_snr0dB"]  # name and stem aliases
+    assert m["b"] == {"snr_db": -5.0, "noise_class": "rain"} and m["c.wav"] == {"snr_db": None, "noise_class": None}
+    q = tmp_path / "names.csv"
+    q.write_text("name,snr_db\nx,3\n")
+    assert read_condition_manifest(q) == {"x": {"snr_db": 3.0, "noise_class": None}}
+    for text, message in (("file,seed\na.wav,1\n", "needs a 'file'"), ("file,snr_db\na.wav,loud\n", "not a finite"),
+                          ("file,snr_db\na.wav,1\na.wav,2\n", "listed twice"), ("file,snr_db\na.wav,nan\n", "finite")):
+        bad = tmp_path / "bad.csv"
+        bad.write_text(text)
+        with pytest.raises(ValueError, match=message):
+            read_condition_manifest(bad)
