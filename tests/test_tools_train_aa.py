@@ -14,7 +14,7 @@ import sys
 import pytest
 import torch
 
-from aa_distill import load_nam, nam_sha256
+from aa_distill import load_nam, nam_sha256, sample_tone_params
 
 # a toy student (89 weights, receptive field 21) and toy data: every run takes seconds
 TOY = ["--num-tones", "4", "--batch-size", "2", "--valid-notes", "2", "--valid-levels-db", "-6",
@@ -58,6 +58,13 @@ def _rows(path):
         return list(csv.DictReader(f))
 
 
+def _documented_loss(row, lam, harmonic_weight, dc_weight=1.0):
+    """``ESR/(1+λ) + NMR·λ/(1+λ) + w_dc·DC + w_h·harmonic`` from a log.csv row's mean training terms."""
+    t = {k: float(row[f"train_{k}"]) for k in ("esr", "nmr", "dc")}
+    h = float(row["train_harmonic"]) if harmonic_weight else 0.0
+    return t["esr"] / (1 + lam) + t["nmr"] * lam / (1 + lam) + dc_weight * t["dc"] + harmonic_weight * h
+
+
 def test_resume_is_bit_exact_with_curriculum_and_harmonic_loss(repo_root, tmp_path):
     """2 epochs straight == 1 epoch + --resume to 2 (bit-identical weights and .nam), with the
     curriculum λ and the harmonic-magnitude term on."""
@@ -87,6 +94,8 @@ def test_resume_is_bit_exact_with_curriculum_and_harmonic_loss(repo_root, tmp_pa
                     "valid_nmr_s_db", "valid_asr_db"):
             assert key in x and float(x[key]) == float(x[key]), key  # present and not NaN
     assert float(rows[0]["train_harmonic"]) > 0
+    for x in rows:  # each epoch's mean loss is its λ's weighting of the mean terms (the loss is linear in them)
+        assert float(x["train_loss"]) == pytest.approx(_documented_loss(x, float(x["lambda"]), 0.3), rel=1e-5)
     cfg = json.loads((a / "config.json").read_text())
     assert cfg["sample_rate"] == 48_000 and cfg["teacher"]["teacher_builtin"]["shape"] == "hardclip"
 
@@ -97,6 +106,92 @@ def test_resume_is_bit_exact_with_curriculum_and_harmonic_loss(repo_root, tmp_pa
     assert rec["curriculum"] == [3.0, 0.3] and rec["harmonic_weight"] == 0.3
     assert s.sample_rate == 48_000 and s.receptive_field == 21
 
+
+
+def test_loss_flags_weight_the_terms_as_documented(train_aa):
+    """The research notes' variants from the command line: the λ sweep (1, 0.5, 0.3, 0.1, 3) weighs
+    ESR by 1/(1+λ) and NMR by λ/(1+λ), --harmonic-weight adds w_h x the harmonic-magnitude term,
+    --dc-weight scales DC, and --lowpass-hz moves the Kaiser edges (float64, so exact to rounding)."""
+    fs = 48_000
+    g = torch.Generator().manual_seed(0)
+    n = torch.arange(fs, dtype=torch.float64)
+    f0 = torch.tensor([220.0, 3_100.0], dtype=torch.float64)
+    target = torch.tanh(3 * torch.sin(2 * torch.pi * f0[:, None] * n / fs))
+    pred = 0.9 * target + 0.01 * torch.randn(2, fs, generator=g, dtype=torch.float64)
+    f64 = ["--nmr-dtype", "float64"]
+
+    def loss_of(*flags):
+        return train_aa.make_loss(train_aa.parse_args([*flags, *f64]), fs, torch.device("cpu"))
+
+    plain = loss_of("--lambda", "0", "--dc-weight", "0")
+    total, terms = plain(pred, target, f0)
+    assert terms["esr"] > 0 and terms["nmr"] > 0 and terms["dc"] > 0 and "harmonic" not in terms
+    assert float(total) == pytest.approx(float(terms["esr"]), rel=1e-12)  # λ = 0: ESR alone
+    for lam in (1.0, 0.5, 0.3, 0.1, 3.0):
+        total, t = loss_of("--lambda", str(lam))(pred, target, f0)
+        for k in ("esr", "nmr", "dc"):
+            assert float(t[k]) == pytest.approx(float(terms[k]), rel=1e-12)  # λ only weighs the terms
+        want = float(t["esr"]) / (1 + lam) + float(t["nmr"]) * lam / (1 + lam) + float(t["dc"])
+        assert float(total) == pytest.approx(want, rel=1e-12), lam
+    total, t = loss_of("--lambda", "0.3", "--harmonic-weight", "0.3", "--dc-weight", "2")(pred, target, f0)
+    assert float(t["harmonic"]) > 0
+    want = float(t["esr"]) / 1.3 + float(t["nmr"]) * 0.3 / 1.3 + 2 * float(t["dc"]) + 0.3 * float(t["harmonic"])
+    assert float(total) == pytest.approx(want, rel=1e-12)
+    # the extended lowpass passes an 16.5 kHz tone the default one removes (stop edge 16 kHz, 80 dB)
+    x = torch.sin(2 * torch.pi * 16_500.0 * n / fs)[None]
+    wide = loss_of("--lowpass-hz", "18000", "22000")
+    assert (wide.lowpass.pass_hz, wide.lowpass.stop_hz) == (18_000.0, 22_000.0)
+    gain = {name: float(m.lowpass(x)[0, 4000:-4000].pow(2).mean() / x[0, 4000:-4000].pow(2).mean())
+            for name, m in (("default", plain), ("wide", wide))}
+    assert gain["wide"] == pytest.approx(1.0, abs=1e-3) and gain["default"] < 1e-7
+    # the curriculum: λ(epoch) = 3 (0.3/3)^(epoch/epochs), validation at the end value
+    c = train_aa.parse_args(["--curriculum", "--epochs", "40"])
+    assert (c.curriculum, c.curriculum_range) == (True, [3.0, 0.3])
+    assert train_aa.curriculum_lambda(20, c.epochs, *c.curriculum_range) == pytest.approx(3.0 * 0.1 ** 0.5)
+
+
+def test_f0_sampling_flags(train_aa):
+    a = train_aa.parse_args(["--f0-sampling", "linear_hz", "--f0-range-hz", "27.5", "18000", "--lowpass-hz", "18000",
+                             "22000"])
+    spec = train_aa.ToneDataSpec(**{k: getattr(a, k) for k in train_aa.ToneDataSpec.field_names()})
+    assert (spec.f0_sampling, spec.f0_range_hz, spec.midi_range) == ("linear_hz", (27.5, 18_000.0), (21.0, 127.0))
+    d = train_aa.parse_args([])
+    assert (d.f0_sampling, d.f0_range_hz) == ("midi", [27.5, 18_000.0])
+    for bad, msg in ((["--f0-range-hz", "500", "400"], r"--f0-range-hz LO \(500\) must be less than HI \(400\)"),
+                     (["--f0-range-hz", "100", "24000"], "Nyquist"),
+                     (["--f0-range-hz", "100", "20000", "--builtin-rate", "32000"], "Nyquist"),
+                     (["--f0-range-hz", "0", "100"], "--f0-range-hz")):
+        with pytest.raises(SystemExit) as e:
+            train_aa.parse_args(["--f0-sampling", "linear_hz", *bad])
+        assert e.value.code == 2, bad
+    with pytest.raises(SystemExit):
+        train_aa.parse_args(["--f0-sampling", "log"])
+    # the range of the other sampling is not used, so not checked
+    train_aa.parse_args(["--f0-range-hz", "100", "30000"])
+    train_aa.parse_args(["--f0-sampling", "linear_hz", "--midi-range", "21", "139"])
+
+
+def test_extended_range_run(repo_root, tmp_path):
+    """The extended-range experiment end to end (f0 uniform in Hz up to 18 kHz, lowpass 18 / 22 kHz) with
+    λ = 0.3 and the harmonic term: the cached tones follow the flags, the log's loss is the documented
+    weighting of its terms, and the student records how it was trained."""
+    out = tmp_path / "wide"
+    r = _run(repo_root, *TOY, "--epochs", "1", "--num-tones", "6", "--f0-sampling", "linear_hz", "--f0-range-hz",
+             "27.5", "18000", "--lowpass-hz", "18000", "22000", "--lambda", "0.3", "--harmonic-weight", "0.3",
+             "--out", out)
+    assert r.returncode == 0, r.stderr
+    cache = torch.load(out / "targets.pt", weights_only=True)
+    assert cache["fingerprint"]["f0_sampling"] == "linear_hz" and cache["fingerprint"]["f0_range_hz"] == [27.5, 18000.0]
+    f0 = cache["train"]["f0"]
+    ref = sample_tone_params(6, 48_000, f0_sampling="linear_hz", f0_range_hz=(27.5, 18_000.0),
+                             generator=torch.Generator().manual_seed(0))
+    assert torch.equal(f0, ref.f0) and float(f0.max()) > 12_544.0  # above the MIDI draw's top note
+    (row,) = _rows(out / "log.csv")
+    assert float(row["lambda"]) == 0.3
+    assert float(row["train_loss"]) == pytest.approx(_documented_loss(row, 0.3, 0.3), rel=1e-5)
+    rec = load_nam(out / "student.nam").metadata["aa_distill"]
+    assert (rec["f0_sampling"], rec["f0_range_hz"], rec["lowpass_hz"], rec["lambda"], rec["harmonic_weight"]) == (
+        "linear_hz", [27.5, 18_000.0], [18_000.0, 22_000.0], 0.3, 0.3)
 
 
 def test_resume_refuses_other_settings(train_aa, tmp_path):
@@ -187,7 +282,7 @@ def test_help_explains_every_flag(train_aa, capsys):
     text = capsys.readouterr().out
     for flag in ("--teacher", "--builtin-gain", "--student", "--lambda", "--curriculum", "--harmonic-weight",
                  "--float64", "--resume", "--num-tones", "--valid-notes", "--lowpass-hz", "--seed", "--device",
-                 "--out", "--clip", "--nmr-dtype"):
+                 "--out", "--clip", "--nmr-dtype", "--f0-sampling", "--f0-range-hz", "--midi-range"):
         assert flag in text, flag
 
 

@@ -2,17 +2,18 @@
 """Distil a Neural Amp Modeler teacher into an alias-free student (Carson, Wright & Bilbao,
 "Anti-aliasing of neural distortion effects via model fine tuning", DAFx25).
 
-Training data are sine tones (MIDI 21-127, linear amplitude U(0, 1), random phase, 1.2 s at
-the teacher's rate). The targets are the teacher's responses, computed once in float64 and
-bandlimited by harmonic resynthesis (no aliases), then cached in OUT/targets.pt. The student
-(a .nam WaveNet) learns them with
+Training data are sine tones (MIDI 21-127, or f0 uniform in Hz with --f0-sampling linear_hz;
+linear amplitude U(0, 1); random phase; 1.2 s at the teacher's rate). The targets are the
+teacher's responses, computed once in float64 and bandlimited by harmonic resynthesis (no
+aliases), then cached in OUT/targets.pt. The student (a .nam WaveNet) learns them with
 
     L = ESR/(1+λ) + NMR·λ/(1+λ) + DC  [+ w_h · harmonic-magnitude loss]
 
-after a 12/16 kHz Kaiser lowpass designed for the actual rate. λ is fixed (--lambda) or
-follows the exponential curriculum 3.0 -> 0.3 (--curriculum). Validation uses the paper's grid
-(integer MIDI notes at -36/-18/-6 dBFS); best.pt is chosen on the validation loss, and the
-best student is exported to OUT/student.nam with its teacher's SHA-256 and sample rate in the
+after a Kaiser lowpass designed for the actual rate (pass / stop edges 12 / 16 kHz unless
+--lowpass-hz). λ is fixed (--lambda) or follows the exponential curriculum 3.0 -> 0.3
+(--curriculum). Validation uses the paper's grid (integer MIDI notes at -36/-18/-6 dBFS);
+best.pt is chosen on the validation loss, and the best student is exported to
+OUT/student.nam with its teacher's SHA-256 and sample rate in the
 metadata (tools/analyze_aa.py checks them).
 
 With no --teacher it distils a built-in analytic teacher (a hard clipper run at 8x the rate),
@@ -21,6 +22,10 @@ run:
 
     uv run tools/train_aa.py --teacher amp.nam --student teacher --num-tones 1600 \\
         --batch-size 40 --epochs 100 --valid-notes 88 --device cuda
+
+The research notes' variants: --lambda 0.3 (or 0.5, 0.1, 3; the λ sweep), --curriculum (λ from
+3.0 to 0.3), --harmonic-weight 0.3 (the harmonic-magnitude term), and the extended range
+--f0-sampling linear_hz --f0-range-hz 27.5 18000 --lowpass-hz 18000 22000.
 
 Runs unchanged under ``torchrun --nproc_per_node N`` (DDP; tones sharded by rank; gloo on
 CPU). ``--resume --out DIR`` continues a run exactly where it stopped (bit-identical on CPU).
@@ -50,9 +55,9 @@ import _run_log  # noqa: E402
 import _train  # noqa: E402
 
 from aa_distill import (  # noqa: E402
-    WAVENET_PRESETS, DistillationLoss, NamWaveNet, SineToneDataset, ToneDataSpec, ToneParams, check_warmup,
-    curriculum_lambda, distillation_metadata, distillation_summary, make_student, predict_last_second, save_nam,
-    student_config, validation_metrics,
+    F0_SAMPLINGS, LINEAR_F0_RANGE_HZ, WAVENET_PRESETS, DistillationLoss, NamWaveNet, SineToneDataset, ToneDataSpec,
+    ToneParams, check_warmup, curriculum_lambda, distillation_metadata, distillation_summary, make_student,
+    midi_to_hz, predict_last_second, save_nam, student_config, validation_metrics,
 )
 
 TOOL = "train_aa"
@@ -87,9 +92,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--duration", type=T.seconds(low=1.0), default=1.2,
                    help="tone length in s: the last second is the loss window, the rest warm-up that must "
                         "cover the teacher's and student's receptive fields (default 1.2)")
+    g.add_argument("--f0-sampling", choices=list(F0_SAMPLINGS), default="midi",
+                   help="how f0 is drawn: midi = a non-integer MIDI note uniform in --midi-range (log-frequency, "
+                        "the paper); linear_hz = uniform in Hz over --f0-range-hz (most tones then lie in the top "
+                        "octaves; with 27.5 18000 and --lowpass-hz 18000 22000 this is the extended-range "
+                        "experiment) (default midi)")
     g.add_argument("--midi-range", type=T.MIDI_NOTE, nargs=2, default=(21.0, 127.0), metavar=("LO", "HI"),
-                   help="non-integer MIDI notes drawn uniformly in [LO, HI] (default 21 127: 27.5 Hz - 12.5 kHz; "
-                        "LO < HI, HI below the teacher's Nyquist)")
+                   help="with --f0-sampling midi: non-integer MIDI notes drawn uniformly in [LO, HI] (default "
+                        "21 127: 27.5 Hz - 12.5 kHz; LO < HI, HI below the teacher's Nyquist)")
+    g.add_argument("--f0-range-hz", type=T.FREQUENCY_HZ, nargs=2, default=LINEAR_F0_RANGE_HZ, metavar=("LO", "HI"),
+                   help="with --f0-sampling linear_hz: f0 drawn uniformly in [LO, HI] Hz (default 27.5 18000; "
+                        "LO < HI < the teacher's Nyquist)")
     g.add_argument("--amplitude", choices=["linear", "db"], default="linear",
                    help="amplitude distribution: linear U(0, 1) as the paper, or uniform in dB over "
                         "--db-range (default linear)")
@@ -152,17 +165,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     _cli.check_run_args(p, args)
     _aa_common.check_teacher_args(p, args)
     nyquist = _aa_common.builtin_nyquist(args)  # a .nam teacher's rate is checked when it is loaded
-    T.check_less(p, ("--midi-range LO", args.midi_range[0]), ("HI", args.midi_range[1]))
-    if nyquist is not None and 440.0 * 2.0 ** ((args.midi_range[1] - 69.0) / 12.0) >= nyquist:
-        p.error(f"--midi-range HI {args.midi_range[1]:g} lies above the built-in teacher's Nyquist "
-                f"({nyquist:g} Hz at --builtin-rate {args.builtin_rate})")
+    if args.f0_sampling == "midi":
+        T.check_less(p, ("--midi-range LO", args.midi_range[0]), ("HI", args.midi_range[1]))
+        if nyquist is not None and 440.0 * 2.0 ** ((args.midi_range[1] - 69.0) / 12.0) >= nyquist:
+            p.error(f"--midi-range HI {args.midi_range[1]:g} lies above the built-in teacher's Nyquist "
+                    f"({nyquist:g} Hz at --builtin-rate {args.builtin_rate})")
+    else:
+        T.check_less(p, ("--f0-range-hz LO", args.f0_range_hz[0]), ("HI", args.f0_range_hz[1]))
+        T.check_less(p, ("--f0-range-hz HI", args.f0_range_hz[1]), ("the built-in teacher's Nyquist", nyquist))
     T.check_less(p, ("--db-range LO", args.db_range[0]), ("HI", args.db_range[1]), strict=False)
     if not args.no_lowpass:
         T.check_less(p, ("--lowpass-hz PASS", args.lowpass_hz[0]), ("STOP", args.lowpass_hz[1]))
         T.check_less(p, ("--lowpass-hz STOP", args.lowpass_hz[1]), ("the built-in teacher's Nyquist", nyquist))
     if args.nmr_dtype is None:
         args.nmr_dtype = "float64" if args.float64 else "float32"
-    for name in ("midi_range", "db_range", "valid_levels_db", "curriculum_range", "lowpass_hz"):
+    for name in ("midi_range", "f0_range_hz", "db_range", "valid_levels_db", "curriculum_range", "lowpass_hz"):
         setattr(args, name, list(getattr(args, name)))  # as from the command line: resume compares them
     return args
 
@@ -345,7 +362,9 @@ def export_student(out: Path, teacher: _aa_common.Teacher, student: NamWaveNet, 
         teacher.record, tool=TOOL, epoch=ck["epoch"], valid_loss=ck["best"]["value"],
         lam=None if args.curriculum else args.lam, curriculum=args.curriculum_range if args.curriculum else None,
         harmonic_weight=args.harmonic_weight, lowpass_hz=None if args.no_lowpass else args.lowpass_hz,
-        num_tones=args.num_tones, seed=args.seed)
+        num_tones=args.num_tones, seed=args.seed, f0_sampling=args.f0_sampling,
+        f0_range_hz=args.f0_range_hz if args.f0_sampling == "linear_hz"
+        else [float(midi_to_hz(m)) for m in args.midi_range])
     path = out / "student.nam"
     existed = path.exists()
     save_nam(student, path, metadata=meta, overwrite=True)
