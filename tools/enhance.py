@@ -4,8 +4,12 @@
 Works for every model the trainer builds (BSRNN, BSDT v1/v2, ERB-UNet and its 257-bin
 version) and for files of any length: utterances up to ``--chunk-seconds`` are enhanced in
 one pass; longer ones in overlapping chunks cross-faded over ``--overlap-seconds``, so memory
-stays bounded. The folder layout of IN_DIR is kept in OUT_DIR; existing files are never
-overwritten. Audio at another rate than the model's is an error unless ``--resample``.
+stays bounded. The folder layout of IN_DIR is kept in OUT_DIR. OUT_DIR/.enhance_manifest.jsonl
+records what each output was made from (the input's and the checkpoint's size and SHA-256, and
+the settings that change the output); a rerun skips outputs that are up to date, re-enhances
+those whose input, checkpoint or settings changed (replacing each atomically; how many and why
+is printed), and never overwrites a file it has no record of. Audio at another rate than the
+model's is an error unless ``--resample``.
 
 The model is loaded and run with the bandsplit package alone (``bandsplit.load_model`` and
 ``bandsplit.enhance``), as any script of yours can do it.
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -25,9 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _argtypes as T  # noqa: E402
 import _cli  # noqa: E402
 from _outdir import check_no_overlap  # noqa: E402
+from _output_manifest import OutputManifest  # noqa: E402
 
 import bandsplit  # noqa: E402
-from se_data import load_audio, save_audio  # noqa: E402
+from se_data import file_fingerprint, load_audio, save_audio  # noqa: E402
+
+#: OUT_DIR's record of what each enhanced file was made from
+MANIFEST = ".enhance_manifest.jsonl"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     check_no_overlap(Path(args.out_dir), "OUT_DIR", IN_DIR=Path(args.in_dir))
     device = _cli.resolve_device(args.device)
     try:
+        ckpt_fp = file_fingerprint(args.ckpt)  # before loading: a checkpoint replaced meanwhile counts as changed
         model = bandsplit.load_model(args.ckpt, weights=args.weights, map_location=device)
     except (OSError, ValueError) as e:
         sys.exit(f"error: --ckpt: {e}")
@@ -75,15 +85,32 @@ def main(argv: list[str] | None = None) -> int:
     files = sorted(p for p in in_dir.rglob("*") if p.suffix.lower() == ".wav" and p.is_file())
     if not files:
         sys.exit(f"error: no .wav files under {in_dir}")
-    done, skipped, failed = 0, [], []
+    # what changes an output besides its input and the checkpoint's bytes (the device only moves last bits)
+    settings = {"weights": args.weights, "resample": args.resample, "chunk_seconds": args.chunk_seconds,
+                "overlap_seconds": args.overlap_seconds}
+    manifest = OutputManifest(out_dir, MANIFEST, Path(args.ckpt), ckpt_fp, settings)
+    done, skipped, unrecorded, failed = 0, [], [], []
+    redone: dict[str, list[str]] = {}
     seconds = 0.0
     t0 = time.time()
     for f in tqdm(files, desc="enhancing", dynamic_ncols=True):
         rel = f.relative_to(in_dir)
         target = out_dir / rel
-        if target.exists():
-            skipped.append(str(rel))
+        try:
+            input_fp = file_fingerprint(f)  # before reading, so a change meanwhile is seen next run
+        except OSError as e:
+            failed.append((str(rel), f"cannot read {f}: {e}"))
+            tqdm.write(f"failed: {rel}: {failed[-1][1]}")
             continue
+        if target.exists():
+            why = manifest.stale_reasons(rel.as_posix(), f, input_fp)
+            if why is None:  # not made by this tool (or by a version without the manifest): never overwritten
+                unrecorded.append(str(rel))
+                continue
+            if not why:
+                skipped.append(str(rel))
+                continue
+            redone[str(rel)] = why
         try:
             audio, _ = load_audio(f, sr, resample=args.resample, mono=False)
             enh = bandsplit.enhance(model, audio.to(device, dtype), sr, chunk_seconds=args.chunk_seconds,
@@ -93,17 +120,30 @@ def main(argv: list[str] | None = None) -> int:
                 tqdm.write(f"note: {rel}: output peak {peak:.2f} > 1, scaled by {1 / peak:.3f} to avoid clipping")
                 enh = enh / peak
             target.parent.mkdir(parents=True, exist_ok=True)
-            save_audio(target, enh, sr)
+            save_audio(target, enh, sr, overwrite=str(rel) in redone)  # atomic: temp file + rename
+            manifest.record(rel.as_posix(), input_fp)
             done += 1
             seconds += enh.shape[-1] / sr
         except Exception as e:  # noqa: BLE001 - one bad file never stops the batch
             why = str(e)  # library errors name this tool's flags (_cli.phrased)
+            redone.pop(str(rel), None)  # its old output (if any) stays, and is retried next run
             failed.append((str(rel), why))
             tqdm.write(f"failed: {rel}: {why}")
+    manifest.compact()
     wall = time.time() - t0
     print(f"\n{'enhanced':>10s} {done:6d} files, {seconds:.1f} s of audio in {wall:.1f} s "
           f"(real-time factor {wall / max(seconds, 1e-9):.3f})")
-    print(f"{'skipped':>10s} {len(skipped):6d} (already in {out_dir}; nothing is overwritten)")
+    if redone:
+        kinds = Counter(r.split(": ", 1)[0] for why in redone.values() for r in why)
+        print(f"{'redone':>10s} {len(redone):6d} of them, replacing outputs made from another input, checkpoint or "
+              f"settings: " + ", ".join(f"{k} ({n})" for k, n in sorted(kinds.items())))
+        for rel, why in redone.items():
+            print(f"  {rel}: {'; '.join(why)}")
+    print(f"{'skipped':>10s} {len(skipped):6d} (already in {out_dir} and up to date: same input, checkpoint "
+          f"and settings)")
+    if unrecorded:
+        print(f"{'kept':>10s} {len(unrecorded):6d} existing file(s) in {out_dir} without a record in {MANIFEST} "
+              f"(made by another tool or an older version): never overwritten; delete them to re-enhance")
     print(f"{'failed':>10s} {len(failed):6d}")
     for rel, why in failed:
         print(f"  {rel}: {why}")
