@@ -14,6 +14,9 @@ Training in your own loop (``training``): ``build_model`` from plain options,
 ``crops_to_specs``, ``SeededLoss`` (the DDP-ready loss) with ``step_seed``, ``ema_decay`` /
 ``ema_update``, ``validate`` and ``fit_bank_on_files`` (the k-NN bank from whole files).
 
+OOD analysis: ``ood_scores`` turns the per-utterance uncertainty measures into scores that
+are higher on unfamiliar noise (for an AUROC or a correlation with quality).
+
 Trained models: ``load_model`` (a checkpoint from ``tools/train_sgmse.py``, EMA or live
 weights), ``final_checkpoint`` (the final ``model.pt`` payload) and ``enhance`` (one file,
 sampler from the model's SDE, any guidance).
@@ -31,6 +34,8 @@ from .guidance import (
     guidance_weights,
     guided_score,
     nc_certainty,
+    nc_confidence,
+    nc_entropy,
 )
 from .injection import INJECTIONS, NoiseInjector
 from .nc_head import IGNORE_LABEL, NC_WEIGHT, NoiseClassifier, nc_loss
@@ -51,6 +56,7 @@ from .enhancement import enhance, resolve_sampler
 from .errors import BadAudioError, CheckpointError, SampleRateError
 from .model_loading import CHECKPOINT_FORMAT, FINAL_CHECKPOINT_KEYS, final_checkpoint, load_model
 from .ncsnpp import NCSNPP_PRESETS, NCSNpp, count_parameters
+from .ood_scores import OOD_SCORES, knn_reliability, ood_scores
 from .sampling import (
     CORRECTORS,
     PREDICTORS,
@@ -96,6 +102,7 @@ __all__ = [
     "NoiseCondScoreModel",
     "NoiseEncoding",
     "NoiseInjector",
+    "OOD_SCORES",
     "PretrainedNoiseEncoder",
     "SPEC_FEATURES",
     "SequenceNoiseEncoder",
@@ -111,11 +118,15 @@ __all__ = [
     "fit_bank_on_files",
     "guidance_weights",
     "guided_score",
+    "knn_reliability",
     "load_audio_encoder",
     "load_model",
     "log_mel_filterbank",
     "nc_certainty",
+    "nc_confidence",
+    "nc_entropy",
     "nc_loss",
+    "ood_scores",
     "register_audio_encoder",
     "register_backbone",
     "register_noise_encoder",

@@ -62,15 +62,16 @@ def enhance(model: ScoreModel, audio: Tensor, sample_rate: int, *, sampler: str 
         sampler, N: see :func:`resolve_sampler` (defaults follow the model's SDE).
         guidance: ``"cond"`` (default; the only choice without a noise encoder),
             ``"uncond"``, ``"static"`` (CFG with scale ``w``) or the adaptive ``"nc"`` /
-            ``"knn"`` / ``"mix"`` (``w`` the maximum, ``alpha`` the NC weight of ``mix``).
+            ``"nc_raw"`` / ``"knn"`` / ``"mix"`` (``w`` the maximum, ``alpha`` the NC weight of
+            ``mix``).
         noise_ref: ``[T']`` noise-only recording at the same rate for the noise encoder
             (default: the noisy input itself).
         batched_cfg: CFG halves in one forward of twice the batch (default) or two forwards.
         generator: seeds the sampler (same seed, same output).
         diagnostics: a dict filled with the per-utterance guidance scale ``w``, the
-            uncertainty measures (``nc_certainty``, ``nc_class``, ``nc_class_name``,
-            ``knn_distance``, ``knn_reliability`` where the model has them), ``sampler``, ``N``
-            and ``forwards_per_eval``.
+            uncertainty measures (``nc_certainty``, ``nc_confidence``, ``nc_entropy``,
+            ``nc_class``, ``nc_class_name``, ``knn_distance``, ``knn_reliability`` where the
+            model has them), ``sampler``, ``N`` and ``forwards_per_eval``.
         **opts: passed to :meth:`ScoreModel.enhance`: chunking (``chunk_seconds``,
             ``overlap_seconds``, ``max_chunk_seconds``, ``max_batch``, ``pad_mode``) and
             sampler options (PC: ``predictor``, ``corrector``, ``snr``, ``corrector_steps``;

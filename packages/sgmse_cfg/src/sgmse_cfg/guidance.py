@@ -13,9 +13,13 @@ computed once per utterance:
 
 * ``"nc"``: NC-head confidence rescaled so a uniform posterior gives 0 and a one-hot one 1,
   ``u = (max softmax - 1/C) / (1 - 1/C)`` (the raw max softmax never goes below 1/C);
+* ``"nc_raw"``: the raw rule ``u = max softmax`` (the maximum softmax probability, the
+  baseline confidence of Hendrycks & Gimpel 2017), for comparison with ``"nc"``: it lies in
+  [1/C, 1], so even a uniform posterior keeps ``w = w_max / C`` of the conditioning;
 * ``"knn"``: ``u = 1 / (1 + d / tau)`` with ``d`` the mean distance to the ``k`` nearest
   embeddings of a bank of training embeddings (:class:`EmbeddingBank`, saved in the model's
-  state dict, so inside every checkpoint);
+  state dict, so inside every checkpoint); ``tau`` is the distance at which ``u = 1/2``
+  (fitted to a quantile of the bank's own distances; :meth:`EmbeddingBank.set_tau` changes it);
 * ``"mix"``: ``alpha * u_nc + (1 - alpha) * u_knn``;
 * ``"static"``: ``u = 1`` (the baseline: a fixed ``w``).
 
@@ -24,6 +28,7 @@ computed once per utterance:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
@@ -43,10 +48,12 @@ __all__ = [
     "guidance_weights",
     "guided_score",
     "nc_certainty",
+    "nc_confidence",
+    "nc_entropy",
 ]
 
-GUIDANCE_MODES = ("cond", "uncond", "static", "nc", "knn", "mix")
-ADAPTIVE_MODES = ("nc", "knn", "mix")
+GUIDANCE_MODES = ("cond", "uncond", "static", "nc", "nc_raw", "knn", "mix")
+ADAPTIVE_MODES = ("nc", "nc_raw", "knn", "mix")
 
 ScoreForward = Callable[[Tensor, Tensor, Tensor, BackboneCond], Tensor]
 
@@ -134,6 +141,20 @@ def nc_certainty(logits: Tensor) -> Tensor:
     return ((p - 1.0 / C) / (1.0 - 1.0 / C)).clamp(0.0, 1.0)
 
 
+def nc_confidence(logits: Tensor) -> Tensor:
+    """``[B, C]`` logits -> the raw maximum softmax probability in [1/C, 1], ``[B]``."""
+    return torch.softmax(logits.float(), dim=-1).amax(dim=-1)
+
+
+def nc_entropy(logits: Tensor) -> Tensor:
+    """``[B, C]`` logits -> the entropy of the softmax divided by ``log C``, in [0, 1], ``[B]``
+    (0: one-hot, 1: uniform)."""
+    C = logits.shape[-1]
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    h = -(logp.exp() * logp).sum(dim=-1)
+    return (h / math.log(C)).clamp(0.0, 1.0) if C > 1 else torch.zeros_like(h)
+
+
 class EmbeddingBank(nn.Module):
     """A bank of training noise embeddings for k-NN reliability ``1 / (1 + d / tau)``.
 
@@ -197,6 +218,15 @@ class EmbeddingBank(nn.Module):
         self.tau = torch.tensor(float(tau), device=self.embeddings.device)
         return self
 
+    @torch.no_grad()
+    def set_tau(self, tau: float) -> EmbeddingBank:
+        """Replace the fitted ``tau`` (the distance where the reliability is 1/2) by ``tau > 0``."""
+        tau = float(tau)
+        if not (math.isfinite(tau) and tau > 0):
+            raise ValueError(f"tau must be a finite number > 0, got {tau!r}")
+        self.tau = torch.tensor(tau, device=self.tau.device)
+        return self
+
     def _knn(self, q: Tensor, exclude_self: bool = False) -> Tensor:
         bank = self._prep(self.embeddings)
         d = torch.cdist(q, bank)  # [B, N]
@@ -231,7 +261,7 @@ def guidance_weights(mode: str, *, w: float = 1.0, logits: Tensor | None = None,
     """Per-utterance guidance scales ``[B]`` (``w * u``; see the module docstring).
 
     ``mode``: ``"static"`` / ``"cond"`` (``w``; ``cond`` is ``w = 1``), ``"uncond"`` (0),
-    ``"nc"`` (needs ``logits [B, C]``), ``"knn"`` (needs ``pooled [B, D]`` and a fitted
+    ``"nc"`` / ``"nc_raw"`` (need ``logits [B, C]``), ``"knn"`` (needs ``pooled [B, D]`` and a fitted
     ``bank``), ``"mix"`` (both, weighted by ``alpha``).
     """
     if mode not in GUIDANCE_MODES:
@@ -243,11 +273,11 @@ def guidance_weights(mode: str, *, w: float = 1.0, logits: Tensor | None = None,
         val = {"static": float(w), "cond": 1.0, "uncond": 0.0}[mode]
         return torch.full((B,), val, device=dev)
     parts = []
-    if mode in ("nc", "mix"):
+    if mode in ("nc", "nc_raw", "mix"):
         if logits is None:
             raise ValueError(f"guidance {mode!r} needs NC logits: the model has no NC head "
                              f"(train with an NC loss, or use 'knn' / 'static')")
-        parts.append(nc_certainty(logits))
+        parts.append(nc_confidence(logits) if mode == "nc_raw" else nc_certainty(logits))
     if mode in ("knn", "mix"):
         if pooled is None or bank is None:
             raise ValueError(f"guidance {mode!r} needs embeddings and a fitted embedding bank")

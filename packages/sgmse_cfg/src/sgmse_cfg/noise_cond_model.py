@@ -26,7 +26,8 @@ from se_data import keyword_alias
 
 from ._registry import name_of, new_registry, register
 from .conditioning import BackboneCond
-from .guidance import GUIDANCE_MODES, EmbeddingBank, GuidedCond, guidance_weights, nc_certainty
+from .guidance import (GUIDANCE_MODES, EmbeddingBank, GuidedCond, guidance_weights, nc_certainty,
+                       nc_confidence, nc_entropy)
 from .injection import INJECTIONS, NoiseInjector
 from .nc_head import NC_WEIGHT, NoiseClassifier, nc_loss
 from .noise_encoders import CNNNoiseEncoder, NoiseEncoding, SequenceNoiseEncoder
@@ -186,7 +187,8 @@ class NoiseCondScoreModel(ScoreModel):
         """Bind an encoding and a guidance choice for a sampler (see :mod:`.guidance`).
 
         ``guidance``: ``"cond"`` (conditional score, 1 forward per evaluation), ``"uncond"``,
-        ``"static"`` (``w``), ``"nc"`` / ``"knn"`` / ``"mix"`` (``w * u`` per utterance).
+        ``"static"`` (``w``), ``"nc"`` / ``"nc_raw"`` / ``"knn"`` / ``"mix"`` (``w * u`` per
+        utterance).
         ``"static"`` with ``w = 1`` (``0``) runs as ``"cond"`` (``"uncond"``): the same score
         with one forward instead of two. ``batched``: CFG halves in one forward of batch 2B
         (default) or two of batch B.
@@ -203,11 +205,15 @@ class NoiseCondScoreModel(ScoreModel):
 
     @torch.no_grad()
     def uncertainty(self, enc: NoiseEncoding) -> dict[str, Tensor]:
-        """Per-utterance diagnostics ``[B]``: ``nc_certainty`` and ``nc_class`` (with a head),
+        """Per-utterance diagnostics ``[B]``: ``nc_certainty`` (the ``"nc"`` rule's rescaled
+        confidence), ``nc_confidence`` (the raw maximum softmax, the ``"nc_raw"`` rule),
+        ``nc_entropy`` (softmax entropy / log C) and ``nc_class`` (with a head),
         ``knn_distance`` and ``knn_reliability`` (with a fitted bank)."""
         out: dict[str, Tensor] = {}
         if enc.logits is not None:
             out["nc_certainty"] = nc_certainty(enc.logits)
+            out["nc_confidence"] = nc_confidence(enc.logits)
+            out["nc_entropy"] = nc_entropy(enc.logits)
             out["nc_class"] = enc.logits.argmax(dim=-1)
         if self.bank.is_fitted:
             out["knn_distance"] = self.bank.distance(enc.pooled)
