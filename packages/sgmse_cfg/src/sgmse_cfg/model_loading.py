@@ -64,16 +64,21 @@ def load_model(path: str | os.PathLike, *, weights: Literal["ema", "live"] = "em
                else "the file has no EMA entry")
         raise CheckpointError(f"{p} holds no {weights} weights ({why}); load it with "
                               f"weights={'ema' if weights == 'live' else 'live'!r}")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{p}: its {weights} weights are a {type(state).__name__}, not a state dict; the file "
+                              f"is damaged or not written by tools/train_sgmse.py")
     try:
         model = score_model_from_config(ck["model_config"])
-    except (KeyError, TypeError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - whatever a stored config breaks (int(inf): OverflowError, a
+        # negative size: torch's RuntimeError, ...) is the file's fault: re-raised naming it
         raise CheckpointError(f"{p}: cannot rebuild the model from its config: {e}") from e
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
         raise CheckpointError(f"{p}: the {weights} weights do not fit the model its config describes: {e}") from e
     stored_rate = ck.get("sample_rate")
-    if stored_rate is not None and int(stored_rate) != model.sample_rate:
+    if stored_rate is not None and (isinstance(stored_rate, bool) or not isinstance(stored_rate, (int, float))
+                                    or stored_rate != model.sample_rate):  # NaN, a string, a tensor: refused too
         raise CheckpointError(f"{p}: the checkpoint says {stored_rate} Hz but its model config's transform is at "
                               f"{model.sample_rate} Hz; the file is inconsistent")
     info: dict[str, Any] = {k: v for k, v in ck.items() if k not in _STATE_KEYS}
