@@ -106,6 +106,13 @@ from .nonstationary import (
     snr_trajectory,
     synthetic_event,
 )
+from .nonstationary_set import (
+    NONSTATIONARY_TOOL_VERSION,
+    NonstationaryRow,
+    build_nonstationary_set,
+    read_nonstationary_manifest,
+    rebuild_nonstationary_set,
+)
 from .speechlike import Speaker, random_speaker, synth_speech
 from .synthetic_noise import babble_noise, brown_noise, colored_noise, pink_noise, synthetic_noise, white_noise
 
@@ -151,5 +158,11 @@ __all__ += [
     "synthetic_event",
     "synthetic_noise",
     "white_noise",
+    # non-stationary test sets
+    "NONSTATIONARY_TOOL_VERSION",
+    "NonstationaryRow",
+    "build_nonstationary_set",
+    "read_nonstationary_manifest",
+    "rebuild_nonstationary_set",
 ]
 # --- end of noise, mixing, OOD sets and demo corpus -------------------------------------

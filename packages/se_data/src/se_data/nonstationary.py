@@ -240,15 +240,18 @@ def compose_nonstationary(noises: Sequence[torch.Tensor | np.ndarray], length: i
                           seed: SeedLike, labels: Sequence[str] | None = None, crossfade_s: float = 0.1,
                           event_rate_hz: float = 0.5, event_level_db: tuple[float, float] = (0.0, 12.0),
                           events: Sequence[torch.Tensor | np.ndarray] | None = None,
-                          ) -> tuple[torch.Tensor, dict]:
+                          level_db: tuple[float, float] = (-3.0, 3.0)) -> tuple[torch.Tensor, dict]:
     """Concatenated noise types (:func:`concat_noises`) plus sudden events (:func:`add_events`).
 
+    ``level_db``: range (dB) of each segment's uniform random level (:func:`concat_noises`;
+    ``(0, 0)`` keeps every segment at RMS 1, so only the events change the noise level).
     Returns ``(noise [length] float32 with RMS 1, info)`` with ``info["segments"]`` and
     ``info["events"]``. Pair it with :func:`snr_trajectory` + :func:`mix_with_snr_trajectory`
     for a time-varying SNR.
     """
     rng = as_rng(seed)
-    base, info = concat_noises(noises, length, sample_rate, seed=rng, crossfade_s=crossfade_s, labels=labels)
+    base, info = concat_noises(noises, length, sample_rate, seed=rng, crossfade_s=crossfade_s, labels=labels,
+                               level_db=level_db)
     out, ev = add_events(base, sample_rate, seed=rng, events=events, rate_hz=event_rate_hz,
                          level_db=event_level_db)
     x = _unit(out.numpy().astype(np.float64), "the composed noise")

@@ -29,22 +29,24 @@ import csv
 import json
 import math
 import os
-import platform
-import re
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 
 from ._rng import as_rng, check_sample_rate
+from ._setbuild import NoiseCache as _NoiseCache
+from ._setbuild import changed_sources, list_audio_tree, refuse_changed, write_manifests
+from ._setbuild import library_versions as _library_versions
+from ._setbuild import progress as _progress
+from ._setbuild import require_empty_out as _require_empty_out
+from ._setbuild import safe_name as _safe
 from .audio_io import load_audio, save_audio
 from .fingerprint import sha256_file
 from .mixing import mix_at_snr
-from .noise import AUDIO_EXTENSIONS, NoiseSet, load_noise, open_noise_set
+from .noise import NoiseSet, open_noise_set
 
 OOD_TOOL_VERSION = "1.0"
 MANIFEST_COLUMNS = ("file", "clean_source", "noise_source", "noise_class", "noise_offset", "snr_db",
@@ -65,32 +67,8 @@ class OODRow:
     noise_gain: float
 
 
-#: A file a command-line tool keeps in its output folder while it runs (its run lock): not content.
-RUN_LOCK_NAME = ".lock"
-
-
-def _require_empty_out(out_dir: Path, *, create: bool = True) -> None:
-    if out_dir.exists() and (not out_dir.is_dir() or any(p.name != RUN_LOCK_NAME for p in out_dir.iterdir())):
-        raise FileExistsError(f"{out_dir}: already exists and is not empty; nothing is overwritten. "
-                              f"Choose a new output folder.")
-    if create:
-        out_dir.mkdir(parents=True, exist_ok=True)
-
-
-def _safe(s: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.+-]+", "-", s).strip("-") or "x"
-
-
 def _snr_tag(snr: float) -> str:
     return f"snr{snr:g}dB"
-
-
-def _library_versions() -> dict:
-    from . import __version__ as se_data_version
-
-    return {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
-            "se_data": se_data_version, "soundfile": sf.__version__,
-            "libsndfile": sf.__libsndfile_version__}
 
 
 #: an offset is accepted when its segment is at most this many dB below the clip's active level
@@ -133,53 +111,15 @@ def _render(clean: torch.Tensor, noise: torch.Tensor, snr_db: float, *, peak: fl
             info.noise_gain * clean_gain, info.as_dict())
 
 
-class _NoiseCache:
-    """Loads noise files at the output rate (trimmed or not), keeping the last ``size`` in memory."""
-
-    def __init__(self, sample_rate: int, trim_silence: bool, size: int = 32):
-        self.sample_rate, self.trim, self.size = sample_rate, trim_silence, size
-        self._d: OrderedDict[Path, torch.Tensor] = OrderedDict()
-
-    def get(self, path: Path) -> torch.Tensor:
-        if path in self._d:
-            self._d.move_to_end(path)
-            return self._d[path]
-        x = load_noise(path, self.sample_rate, trim_silence=self.trim)
-        self._d[path] = x
-        if len(self._d) > self.size:
-            self._d.popitem(last=False)
-        return x
-
-
 def _list_clean(clean_dir: Path) -> list[Path]:
-    if not clean_dir.is_dir():
-        raise FileNotFoundError(f"{clean_dir}: clean speech folder not found")
-    files = sorted(p for p in clean_dir.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
-                   and not any(part.startswith(".") for part in p.relative_to(clean_dir).parts))
-    if not files:
-        raise ValueError(f"{clean_dir}: no audio files found ({', '.join(AUDIO_EXTENSIONS)})")
-    return files
+    return list_audio_tree(clean_dir)
 
 
 def _write_manifests(out_dir: Path, rows: list[OODRow], meta: dict) -> None:
-    with open(out_dir / "manifest.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(MANIFEST_COLUMNS)
-        for r in rows:
-            w.writerow([r.file, r.clean_source, r.noise_source, r.noise_class, r.noise_offset, repr(r.snr_db),
-                        repr(r.clean_gain), repr(r.noise_gain)])
-    meta = {**meta, "rows": [asdict(r) for r in rows]}
-    tmp = out_dir / ".manifest.json.partial"
-    tmp.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, out_dir / "manifest.json")
-
-
-def _progress(it, total: int, desc: str, enabled: bool):
-    if not enabled:
-        return it
-    from tqdm import tqdm
-
-    return tqdm(it, total=total, desc=desc, unit="file")
+    write_manifests(out_dir, MANIFEST_COLUMNS,
+                    ([r.file, r.clean_source, r.noise_source, r.noise_class, r.noise_offset, repr(r.snr_db),
+                      repr(r.clean_gain), repr(r.noise_gain)] for r in rows),
+                    {**meta, "rows": [asdict(r) for r in rows]})
 
 
 def _summary(rows: list[OODRow], stats: list[dict], out_dir: Path) -> dict:
@@ -290,17 +230,7 @@ def rebuild_ood_set(manifest: str | os.PathLike, out_dir: str | os.PathLike, *, 
     _require_empty_out(out_dir, create=False)
     croot = Path(clean_dir) if clean_dir is not None else Path(meta["clean_root"])
     nroot = Path(noise_dir) if noise_dir is not None else Path(meta["noise_root"])
-    bad = []
-    for kind, root in (("clean", croot), ("noise", nroot)):
-        for rel, digest in meta["sources"][kind].items():
-            p = root / rel
-            if not p.is_file():
-                bad.append(f"{p}: missing")
-            elif sha256_file(p) != digest:
-                bad.append(f"{p}: SHA-256 differs from the manifest")
-    if bad:
-        raise ValueError(f"{mpath}: refusing to rebuild, {len(bad)} source(s) differ: " + "; ".join(bad[:10])
-                         + ("" if len(bad) <= 10 else f"; ... ({len(bad) - 10} more)"))
+    refuse_changed(mpath, changed_sources({"clean": croot, "noise": nroot}, meta["sources"]))
     _require_empty_out(out_dir)
     settings = meta["settings"]
     cache = _NoiseCache(sr, bool(settings["trim_silence"]))
