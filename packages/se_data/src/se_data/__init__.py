@@ -106,6 +106,7 @@ from .nonstationary import (
     snr_trajectory,
     synthetic_event,
 )
+from .noise_aug_dataset import NO_LABEL, UNKNOWN_NOISE_CLASS, NoiseAugmentedDataset, augment_generator, merge_class_names
 from .nonstationary_set import (
     NONSTATIONARY_TOOL_VERSION,
     NonstationaryRow,
@@ -158,10 +159,15 @@ __all__ += [
     "synthetic_event",
     "synthetic_noise",
     "white_noise",
-    # non-stationary test sets
+    # on-the-fly noise augmentation and non-stationary test sets
     "NONSTATIONARY_TOOL_VERSION",
+    "NO_LABEL",
+    "NoiseAugmentedDataset",
     "NonstationaryRow",
+    "UNKNOWN_NOISE_CLASS",
+    "augment_generator",
     "build_nonstationary_set",
+    "merge_class_names",
     "read_nonstationary_manifest",
     "rebuild_nonstationary_set",
 ]

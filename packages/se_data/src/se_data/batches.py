@@ -54,13 +54,16 @@ def iterate_batches(ds: Any, *, epoch: int, seed: int, batch_size: int, rank: in
     ``ds`` is a paired dataset of this package (``PairedFolders``, ``VoiceBankDEMAND``): items
     are dicts with ``"noisy"``, ``"clean"`` and ``"name"``; its crops are re-drawn per epoch
     (``ds.set_epoch``; evaluation uses epoch 0's crops). ``labels`` maps an item name to a
-    class index (noise-class conditioning); items without one, or all items when ``labels`` is
-    None, get ``-1``. Order and sharding: :func:`epoch_batches`.
+    class index (noise-class conditioning); an item that carries its own ``"noise_class"``
+    (e.g. one remixed by :class:`se_data.NoiseAugmentedDataset`, whose noise is not the file's)
+    uses that instead. Items without one, or all items when ``labels`` is None, get ``-1``.
+    Order and sharding: :func:`epoch_batches`.
     """
     ds.set_epoch(epoch if shuffle else 0)
     for idx in epoch_batches(len(ds), epoch=epoch, seed=seed, batch_size=batch_size, rank=rank,
                              world_size=world_size, max_batches=max_batches, shuffle=shuffle):
         items = [ds[i] for i in idx]
-        lab = [labels.get(it["name"], -1) if labels else -1 for it in items]
+        lab = [-1 if labels is None else int(it["noise_class"]) if "noise_class" in it
+               else labels.get(it["name"], -1) for it in items]
         yield (torch.stack([it["noisy"] for it in items]), torch.stack([it["clean"] for it in items]),
                torch.tensor(lab, dtype=torch.long))
