@@ -38,6 +38,7 @@ import _train  # noqa: E402
 from _bsdt_report import evaluate_test_set, write_plots  # noqa: E402
 
 import bandsplit  # noqa: E402
+import diffattn  # noqa: E402
 from se_data import iterate_batches  # noqa: E402
 from bandsplit import (  # noqa: E402
     BSRNNLoss, MetricDiscriminator, SpectrogramTransform, metric_discriminator_step, metric_generator_loss,
@@ -57,19 +58,46 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--model", choices=MODELS, default="bsdt",
                    help="bsrnn: the BSRNN reimplementation; bsdt: band-split differential transformer with a "
                         "learnable inter-band graph (v2); bsdt-v1: with the fixed harmonic graph; erb-unet: "
-                        "the ERB-grouped UNet at its own resolution behind the 257-bin adapter; erb-unet-257: "
-                        "its 257-bin redesign (default bsdt)")
+                        "the ERB-grouped UNet at its own resolution (601 bins) behind the 257-bin adapter; "
+                        "erb-unet-801: the same at 801 bins (n_fft 1600, hop 100); erb-unet-257: its 257-bin "
+                        "redesign (default bsdt)")
     g.add_argument("--num-channel", type=T.positive_int(), default=None,
-                   help="feature width N (default: 32 for the demo-size models; BSRNN's published size is 64; "
-                        "BSDT: a multiple of 2 x --num-heads)")
+                   help="feature width N (ERB-UNets: base channels). Default: the model's demo size on the demo "
+                        "corpus (N=32, L=2, 2 heads), its research size with --data (BSRNN 64/5; BSDT 128/1 with "
+                        "4 heads; ERB-UNets the research size); BSDT: a multiple of 2 x --num-heads")
     g.add_argument("--num-layer", type=T.positive_int(), default=None,
-                   help="number of blocks L (default: 2 for the demo-size models; BSRNN's published size is 5)")
+                   help="number of blocks L (default: the demo or research size, see --num-channel)")
     g.add_argument("--num-heads", type=T.positive_int(), default=None,
-                   help="differential-attention heads (BSDT; default 2)")
+                   help="attention heads (BSDT; default: the demo or research size, see --num-channel)")
     g.add_argument("--graph", choices=["fixed", "learned", "dense", "none"], default=None,
                    help="BSDT inter-band graph (default: learned for bsdt, fixed for bsdt-v1)")
     g.add_argument("--no-inter-band", action="store_true", help="BSDT ablation: drop the inter-band module")
-    g.add_argument("--no-multiscale", action="store_true", help="BSDT ablation: drop the multi-scale fusion gate")
+    g.add_argument("--no-multiscale", action="store_true",
+                   help="BSDT ablation: no multi-scale fusion at all (the same as --fusion none)")
+    g.add_argument("--fusion", choices=bandsplit.FUSION_KINDS, default=None,
+                   help="BSDT multi-scale fusion: adaptive (per-band weights from the input; the default), dynamic "
+                        "(a per-frame gate with global scale weights), fixed (learned constants), equal (1/S, no "
+                        "parameters), none")
+    g.add_argument("--windows", type=T.int_list(1, 64, noun="window sizes in frames"), default=None,
+                   help="BSDT fusion windows in frames, comma-separated (default 2,4,8); one window, e.g. 4, is "
+                        "single-scale fusion that keeps the gate")
+    g.add_argument("--top-k", type=T.int_range(1, 30), default=None,
+                   help="BSDT learned graph (--graph learned): neighbours per band (default 5)")
+    g.add_argument("--attention", choices=["differential", "standard", "adaptive"], default=None,
+                   help="attention kind: differential (the default), standard (softmax with twice the heads), "
+                        "adaptive (ERB-UNets only: multi-scale adaptive differential attention)")
+    g.add_argument("--temporal", choices=["shared", "per-band"], default=None,
+                   help="BSDT temporal attention: one module shared by every band (default) or one per band "
+                        "(batched over bands)")
+    g.add_argument("--conv", choices=["erb", "plain"], default=None,
+                   help="ERB-UNets: ERB-grouped convolutions (default) or one plain convolution per layer")
+    g.add_argument("--n-fft", type=T.int_range(64, 8192), default=None,
+                   help="erb-unet / erb-unet-801: the net's own STFT size (defaults 1200 / 1600 at 16 kHz)")
+    g.add_argument("--hop", type=T.int_range(16, 4096), default=None,
+                   help="erb-unet / erb-unet-801: the net's own hop in samples (default 100)")
+    g.add_argument("--diversity-weight", type=T.float_range(0.0, 100.0), default=0.0,
+                   help="BSDT with adaptive or dynamic fusion: weight of the scale-diversity loss (the mean "
+                        "|correlation| over time between the fusion scales' gates; default 0 = off)")
     g.add_argument("--interleaved", action="store_true",
                    help="BSRNN: interleave time and frequency layers (the paper's order; the reference runs all "
                         "time layers first)")
@@ -132,8 +160,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = build_parser()
     args = p.parse_args(argv)
     _cli.check_run_args(p, args)
+    _check_model_flags(p, args)
     cfg = model_config(args)
-    if "num_heads" in cfg and cfg["num_channel"] % (2 * cfg["num_heads"]):
+    if args.model in BSDT_MODELS and cfg["num_channel"] % (2 * cfg["num_heads"]):
         n = f"--num-channel {cfg['num_channel']}" if args.num_channel else f"the default width {cfg['num_channel']}"
         p.error(f"{n} must be a multiple of 2 x --num-heads = {2 * cfg['num_heads']} (differential attention "
                 f"splits the width into two halves per head)")
@@ -143,23 +172,85 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # ----------------------------------------------------------------------------- model
+BSDT_MODELS = ("bsdt", "bsdt-v1")
+ERB_MODELS = ("erb-unet", "erb-unet-801", "erb-unet-257")
+#: each model's (demo size, research size): bandsplit presets, or the ERB-UNets' constructor
+#: defaults (None) and the research size of the notes
+SIZES: dict[str, tuple[str | None, str | dict[str, Any]]] = {
+    "bsrnn": ("bsrnn-demo", "bsrnn-published"),
+    "bsdt": ("bsdt-demo", "bsdt-research"),
+    "bsdt-v1": ("bsdt-v1-demo", "bsdt-v1-research"),
+    "erb-unet": (None, "erb-unet-research"),
+    "erb-unet-801": (None, "erb-unet-801-research"),
+    "erb-unet-257": (None, dict(bandsplit.ERB_UNET_FULL_SIZE)),
+}
+#: flag -> the models it applies to (anything else is refused: a study row must never run an ablation that
+#: silently does nothing)
+MODEL_FLAGS: dict[str, tuple[str, ...]] = {
+    "num_heads": BSDT_MODELS, "graph": BSDT_MODELS, "no_inter_band": BSDT_MODELS, "no_multiscale": BSDT_MODELS,
+    "fusion": BSDT_MODELS, "windows": BSDT_MODELS, "top_k": BSDT_MODELS, "temporal": BSDT_MODELS,
+    "attention": BSDT_MODELS + ERB_MODELS, "conv": ERB_MODELS, "n_fft": ("erb-unet", "erb-unet-801"),
+    "hop": ("erb-unet", "erb-unet-801"), "num_layer": ("bsrnn",) + BSDT_MODELS,
+    "interleaved": ("bsrnn",), "causal": ("bsrnn",), "diversity_weight": BSDT_MODELS,
+}
+
+
+def _check_model_flags(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse model flags the chosen --model does not have, and combinations that mean nothing."""
+    for key, models in MODEL_FLAGS.items():
+        v = getattr(args, key)
+        if v not in (None, False, 0.0) and args.model not in models:
+            p.error(f"--{key.replace('_', '-')} applies to --model {' / '.join(models)}, not {args.model}")
+    if args.attention == "adaptive" and args.model in BSDT_MODELS:
+        p.error("--attention adaptive applies to the ERB-UNets; BSDT's multi-scale adaptivity is --fusion")
+    if args.no_multiscale and args.fusion not in (None, "none"):
+        p.error(f"--no-multiscale means no fusion; it contradicts --fusion {args.fusion}")
+    if args.top_k is not None and (args.graph or ("learned" if args.model == "bsdt" else "fixed")) != "learned":
+        p.error("--top-k applies to the learned graph (--graph learned, the default of --model bsdt)")
+    fusion = "none" if args.no_multiscale else (args.fusion or "adaptive")
+    if args.diversity_weight > 0 and fusion not in ("adaptive", "dynamic"):
+        p.error(f"--diversity-weight needs per-scale gates: --fusion adaptive or dynamic (this run: {fusion})")
+    if args.diversity_weight > 0 and args.cuda_graphs:
+        p.error("--diversity-weight reads the fusion gates from an eager forward; leave out --cuda-graphs")
+    if args.windows is not None and len(set(args.windows)) != len(args.windows):
+        p.error(f"--windows must be distinct, got {args.windows}")
+
+
+def model_size(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """``(label, size keys)``: "demo" (the demo corpus) or "research" (--data) sizes, "custom" where
+    --num-channel / --num-layer / --num-heads change them."""
+    demo, research = SIZES[args.model]
+    base = demo if args.data is None else research
+    size = dict(bandsplit.preset_config(base) if isinstance(base, str) else (base or {}))
+    size.pop("name", None)
+    label = "demo" if args.data is None else "research"
+    given = {"num_channel": args.num_channel, "num_layer": args.num_layer, "num_heads": args.num_heads}
+    if args.model in ERB_MODELS:
+        given = {"base_channels": args.num_channel}
+    given = {k: v for k, v in given.items() if v is not None}
+    if given:
+        size.update(given)
+        label = "custom"
+    return label, size
+
+
 def model_config(args: argparse.Namespace) -> dict[str, Any]:
-    cfg: dict[str, Any] = {"name": args.model}
-    # sizes: bandsplit's presets (the demo size, N=32 L=2, except BSRNN on real data: the published N=64 L=5)
-    preset = bandsplit.PRESETS.get("bsrnn-published" if args.model == "bsrnn" and args.data is not None
-                                   else f"{args.model}-demo", {})
-    if args.model in ("bsrnn", "bsdt", "bsdt-v1"):
-        cfg["num_channel"] = args.num_channel or preset["num_channel"]
-        cfg["num_layer"] = args.num_layer or preset["num_layer"]
+    """The ``bandsplit.build_model`` config of the flags (see :func:`model_size` for the sizes)."""
+    cfg: dict[str, Any] = {"name": args.model, **model_size(args)[1]}
     if args.model == "bsrnn":
         cfg.update(interleaved=args.interleaved, causal=args.causal)
-    if args.model in ("bsdt", "bsdt-v1"):
-        cfg["num_heads"] = args.num_heads or preset["num_heads"]
+    if args.model in BSDT_MODELS:
         cfg["graph"] = args.graph or ("learned" if args.model == "bsdt" else "fixed")
         cfg["use_inter_band"] = not args.no_inter_band
         cfg["use_multiscale"] = not args.no_multiscale
-    if args.model in ("erb-unet", "erb-unet-257") and args.num_channel:
-        cfg["base_channels"] = args.num_channel
+        optional = {"fusion": args.fusion, "windows": args.windows, "top_k": args.top_k,
+                    "attention": args.attention,
+                    "temporal_sharing": None if args.temporal is None else args.temporal.replace("-", "_")}
+        cfg.update({k: v for k, v in optional.items() if v is not None})
+    if args.model in ERB_MODELS:
+        optional = {"attention": {"differential": "diff"}.get(args.attention, args.attention), "conv": args.conv,
+                    "n_fft": args.n_fft, "hop": args.hop}
+        cfg.update({k: v for k, v in optional.items() if v is not None})
     return cfg
 
 
@@ -199,6 +290,7 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
     stft = model.stft  # the model's own STFT (n_fft 512, hop_length 128 at SAMPLE_RATE)
     stft.check_sample_rate(SAMPLE_RATE, what="the training data")
     criterion = BSRNNLoss() if args.loss == "recipe" else spectral_l1
+    diversity = diffattn.ScaleDiversityLoss() if args.diversity_weight > 0 else None
     opt = _train.make_optimizer(model.parameters(), args.optimizer, args.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=args.lr_step, gamma=args.lr_gamma)
     disc = opt_d = None
@@ -215,11 +307,14 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
                                                       scheduler=sched, **gan_state)
 
     n_params = count_parameters(model)
+    size, size_keys = model_size(args)
     if info.is_main and ck is None:
         (out / "config.json").write_text(json.dumps(
-            {"args": vars(args), "model_config": mcfg, "parameters": n_params, "sample_rate": SAMPLE_RATE,
-             "data": data.describe(), "epochs": epochs}, indent=2))
-    log(f"model {mcfg['name']}: {n_params:,} parameters; data: {data.describe()['kind']} "
+            {"args": vars(args), "model_config": mcfg, "size": size, "parameters": n_params,
+             "sample_rate": SAMPLE_RATE, "data": data.describe(), "epochs": epochs}, indent=2))
+    log(f"model {mcfg['name']} at its {size} size ({', '.join(f'{k}={v}' for k, v in size_keys.items())}"
+        f"{'; --data gives the research size' if size == 'demo' else ''}): {n_params:,} parameters; "
+        f"data: {data.describe()['kind']} "
         f"({len(data.train)} train / {len(data.valid)} valid / {len(data.test_pairs)} test utterances)")
 
     ddp_model = DistributedDataParallel(model) if info.enabled else model
@@ -248,8 +343,15 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
                 est_spec = graphed(noisy_spec)
             else:
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
-                    est_spec = ddp_model(noisy_spec)
+                    if diversity is None:
+                        est_spec = ddp_model(noisy_spec)
+                    else:
+                        est_spec, analysis = ddp_model(noisy_spec, return_analysis=True)
             loss, parts = criterion(est_spec, clean_spec)
+            if diversity is not None:  # the fusion scales' gates pushed apart (diffattn.ScaleDiversityLoss)
+                div, _ = diversity(analysis["scale_gates"].float())
+                loss = loss + args.diversity_weight * div
+                parts = {**parts, "diversity": div}
             if disc is not None and epoch >= gan_start:
                 adv = metric_generator_loss(disc, clean_spec, est_spec)
                 loss = loss + args.gan_weight * adv
@@ -293,7 +395,8 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
         if info.enabled:
             dist.barrier()
 
-    result: dict[str, Any] = {"out": str(out), "best": best.state, "parameters": n_params}
+    result: dict[str, Any] = {"out": str(out), "best": best.state, "parameters": n_params, "size": size,
+                              "model_config": mcfg}
     if info.is_main and not args.no_test and (out / "best.pt").exists():
         ck = _train.load_checkpoint(out / "best.pt", map_location="cpu")
         model.load_state_dict(ck["model"])

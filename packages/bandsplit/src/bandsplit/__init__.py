@@ -21,7 +21,7 @@ Public API (everything else is private):
 
 from .band_split import BandSplit
 from .bands import BSRNN_BAND_WIDTHS, band_centers_hz, band_centres_hz, band_edges, check_band_widths
-from .bsdt import BSDT, BSDTBlock
+from .bsdt import BSDT, FUSION_KINDS, BSDTBlock
 from .bsrnn import BSRNN
 from .erb_adapter import ERBUNetAdapter
 from .erb_conv import (
@@ -43,6 +43,7 @@ from .registry import MODEL_NAMES, PRESETS, build_model, preset_config
 from .stft import SampleRateMismatchError, SpectrogramTransform
 
 __all__: list[str] = [
+    "FUSION_KINDS",
     # band tables
     "BSRNN_BAND_WIDTHS",
     "check_band_widths",
