@@ -250,7 +250,8 @@ CROSS = [
     ("train_aa", ["--builtin-rate", "44101"], "must be even"),
     ("analyze_aa", ["--f-range", "1000", "500"], "--f-range LO (1000) must be at most HI (500)"),
     ("analyze_aa", ["--f-range", "27.5", "30000"], "Nyquist"),
-    ("model_table", ["--num-channel", "30"], "--num-channel 30 must be a multiple of 2 x --num-heads = 8"),
+    ("model_table", ["--num-channel", "30"], "--num-channel 30 must be a multiple of 2 x --num-heads = 4"),
+    ("train_bsdt", ["--model", "bsrnn", "--num-heads", "3"], "--num-heads applies to --model bsdt / bsdt-v1"),
     ("train_bsdt", ["--num-heads", "3"], "multiple of 2 x --num-heads = 6"),
     ("train_bsdt", ["--num-channel", "20", "--num-heads", "3"], "--num-channel 20 must be a multiple"),
     ("train_sgmse", ["--knn-k", "8", "--bank-size", "8"], "--knn-k (8) must be less than --bank-size (8)"),
@@ -265,7 +266,7 @@ def test_checks_between_flags(name: str, extra: list[str], message: str, capsys:
 
 def test_checks_between_flags_leave_valid_settings_alone() -> None:
     tool("enhance").parse_args([*BASE_ARGV["enhance"], "--chunk-seconds", "2", "--overlap-seconds", "1.9"])
-    tool("train_bsdt").parse_args(["--model", "bsrnn", "--num-heads", "3"])  # no attention heads in BSRNN
+    tool("train_bsdt").parse_args(["--model", "bsrnn", "--num-channel", "30"])  # no attention heads in BSRNN
     # a .nam teacher's rate is unknown at parse time: its Nyquist is checked when it is loaded
     tool("analyze_aa").parse_args(["--teacher", "amp.nam", "--f-range", "27.5", "30000"])
     tool("train_aa").parse_args(["--teacher", "amp.nam", "--lowpass-hz", "22000", "30000"])
