@@ -100,3 +100,34 @@ def test_make_ood_testset_holds_the_out_lock(tmp_path):
     (out / "old.txt").write_text("x")
     r = _run("make_ood_testset.py", "--clean", clean, "--noise", noise, "--out", out)
     assert r.returncode == 2 and "not empty" in r.stderr and (out / "old.txt").read_text() == "x"
+
+
+def _lock_cases(tmp: Path, shared: Path) -> dict[str, list]:
+    """Each tool that writes an output folder, with arguments that reach its lock (OUT is the folder)."""
+    d = tmp / "in"
+    d.mkdir(exist_ok=True)
+    return {
+        "train_bsdt.py": ["--epochs", "1", "--demo-dir", tmp / "demo", "--out", "OUT"],
+        "train_sgmse.py": ["--epochs", "1", "--demo-dir", tmp / "demo", "--out", "OUT"],
+        "train_aa.py": [*TOY, "--out", "OUT"],
+        "eval_dir.py": [d, d, "--out", "OUT"],
+        "enhance.py": ["--ckpt", tmp / "none.pt", d, "OUT"],
+        "resample_dataset.py": [d, "OUT"],
+        "make_ood_testset.py": ["--clean", d, "--noise", d, "--out", "OUT"],
+        "make_nonstationary_testset.py": ["--clean", d, "--noise", "synthetic", "--out", "OUT"],
+        "render_nam.py": ["--model", shared / "nam" / "core_wavenet_tiny.nam", "--out", "OUT"],
+    }
+
+
+def test_every_tool_refuses_an_output_folder_another_run_holds(tmp_path, shared_data):
+    """One row per tool: a live holder's lock stops the run before it writes anything, and the
+    message names the holder."""
+    failures = []
+    for tool, argv in _lock_cases(tmp_path, shared_data).items():
+        out = tmp_path / f"out-{tool}"
+        _write_lock(out, os.getpid())
+        r = _run(tool, *[out if a == "OUT" else a for a in argv])
+        names = sorted(p.name for p in out.iterdir())
+        if r.returncode == 0 or f"in use by train_aa (PID {os.getpid()}" not in r.stderr or names != [".lock"]:
+            failures.append(f"{tool}: exit {r.returncode}, folder {names}, stderr {r.stderr[-300:]!r}")
+    assert not failures, "\n".join(failures)

@@ -29,7 +29,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _argtypes as T  # noqa: E402
 import _cli  # noqa: E402
-from _outdir import check_no_overlap  # noqa: E402
+from _outdir import acquire_out_lock, check_no_overlap  # noqa: E402
 from _output_manifest import OutputManifest  # noqa: E402
 
 import bandsplit  # noqa: E402
@@ -73,6 +73,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     check_no_overlap(Path(args.out_dir), "OUT_DIR", IN_DIR=Path(args.in_dir))
+    if not Path(args.in_dir).is_dir():
+        sys.exit(f"error: IN_DIR {args.in_dir} is not a folder")
+    Path(args.out_dir).mkdir(parents=True, exist_ok=True)
+    # a second enhance into OUT_DIR stops here; a dead run's lock is taken over (reruns resume)
+    acquire_out_lock(Path(args.out_dir), "enhance", resume=True)
     device = _cli.resolve_device(args.device)
     try:
         ckpt_fp = file_fingerprint(args.ckpt)  # before loading: a checkpoint replaced meanwhile counts as changed

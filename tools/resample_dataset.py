@@ -18,9 +18,11 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 import _argtypes as T
 from _cli import add_allow_failures, failure_status
+from _outdir import acquire_out_lock, check_no_overlap
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from se_data.resample_tree import resample_tree  # after parsing: --help stays fast
 
+    check_no_overlap(Path(args.dst), "DST", SRC=args.src)
+    if not Path(args.src).is_dir():
+        print(f"error: SRC {args.src} is not a folder", file=sys.stderr)
+        return 2
+    Path(args.dst).mkdir(parents=True, exist_ok=True)
+    # a second run into DST stops here; a dead run's lock is taken over (a rerun resumes)
+    acquire_out_lock(Path(args.dst), "resample_dataset", resume=True)
     try:
         report = resample_tree(args.src, args.dst, args.sr, workers=args.workers,
                                progress=not args.no_progress)
