@@ -3,25 +3,49 @@
 
     uv run tools/make_ood_testset.py --clean CLEAN --noise ESC50 --out runs/ood
     uv run tools/eval_ood.py --ckpt runs/train_sgmse-.../model.pt --id runs/demo-corpus/test --ood runs/ood
+    uv run tools/eval_ood.py --ckpt nase=runs/a/model.pt cfg=runs/b/model.pt --id ID --ood OOD --tau 0.3
+    uv run tools/eval_ood.py --ckpt runs/a/model.pt --id ID            # in-distribution only
 
 Enhances every utterance of an in-distribution set (ID: a folder with clean/ and noisy/,
-e.g. the demo corpus' test split, or a VoiceBank-DEMAND root's test set) and of an OOD set
-built by tools/make_ood_testset.py (clean/, noisy/, manifest.csv) under each guidance
-condition (default: unconditional, conditional, static w = 2, and the adaptive NC / k-NN /
-mixed scales), with the same sampler noise per file in every condition, and prints a table
-of PESQ-WB / ESTOI / SI-SDR per set and condition (plus the mean guidance scale). Then the
-per-utterance uncertainty (1 - NC certainty, k-NN distance to the training bank) is
-correlated (Pearson, Spearman) with the quality of the reference condition (SI-SDR and PESQ
-improvement over the noisy input) and with the gain of conditioning (conditional minus
-unconditional), and plotted as scatter plots (OUT/plots/uncertainty_vs_quality.png).
-Outputs: OUT/table.txt, OUT/per_file.csv, OUT/results.json.
+e.g. the demo corpus' test split, or a VoiceBank-DEMAND root's test set) and, if given, of an
+OOD set built by tools/make_ood_testset.py (clean/, noisy/, manifest.csv) with each checkpoint
+under each guidance condition (default: unconditional, conditional, static w = 2, and the
+adaptive NC / raw-NC / k-NN / mixed scales; conditions a checkpoint cannot run are left out),
+with the same sampler noise per file in every condition and checkpoint, and prints a table of
+PESQ-WB / ESTOI / SI-SDR per checkpoint, set and condition (plus the mean guidance scale).
+
+Uncertainty: per utterance the NC certainty (the 'nc' rule's u = (max softmax - 1/C) /
+(1 - 1/C)), the raw NC confidence (max softmax, the 'nc_raw' rule w = confidence), the NC
+entropy, the k-NN distance d to the training bank and its reliability 1 / (1 + d / tau).
+--tau replaces every checkpoint's fitted tau (the distance at which the k-NN reliability,
+and so the knn guidance scale, is 1/2). Each OOD score (1 - NC certainty, 1 - NC confidence,
+NC entropy, k-NN distance, 1 - mix reliability) gets the AUROC of ID vs OOD (Mann-Whitney
+form, ties counted half; also per OOD SNR and noise class) and is correlated (Pearson,
+Spearman) with the quality of the reference condition (SI-SDR and PESQ improvement over the
+noisy input) and with the gain of conditioning (reference minus unconditional), with a
+scatter plot per checkpoint.
+
+Breakdowns: per SNR and per noise class from a manifest CSV of each set: OOD_DIR/manifest.csv
+(or --ood-manifest FILE; likewise ID_DIR/manifest.csv, or a VoiceBank-DEMAND root's
+log_testset.txt, or --id-manifest). A manifest's columns 'file' (or 'name': the path under
+noisy/, the file name or its stem), 'snr_db' and/or 'noise_class' are read, others ignored.
+
+Outputs in OUT: table.txt, table.md, per_file.csv (one row per checkpoint, set and file;
+'<condition>|<metric>' and '<condition>|w' columns, the uncertainty measures, 'score_<key>'
+OOD scores, an 'error' column for failed files), breakdown.csv (checkpoint x set x condition
+x {all, snr_db, noise_class} -> files and mean metrics), auroc.json (with an OOD set),
+results.json, plots/uncertainty_vs_quality[_NAME].png. OUT/.lock is held while running.
+Exit status: 0 ok; 1 a file failed (unless --allow-failures) or the inputs cannot be used;
+2 a bad command line.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,26 +60,46 @@ import _cli  # noqa: E402
 from _outdir import check_no_overlap  # noqa: E402
 import _sgmse_common as common  # noqa: E402
 
-from se_data import save_audio  # noqa: E402
-from se_metrics import format_metric_table, labelled_scores, mean_rows  # noqa: E402
-from sgmse_cfg import NoiseCondScoreModel  # noqa: E402
+from se_data import find_vbdemand_log, read_vbdemand_log, save_audio  # noqa: E402
+from se_metrics import auroc, breakdown, format_metric_table, labelled_scores, mean_rows  # noqa: E402
+from se_metrics import read_condition_manifest  # noqa: E402
+from sgmse_cfg import OOD_SCORES, NoiseCondScoreModel, ScoreModel, ood_scores  # noqa: E402
 
-DEFAULT_CONDITIONS = ["uncond", "cond", "static:2", "nc", "knn", "mix"]
+DEFAULT_CONDITIONS = ["uncond", "cond", "static:2", "nc", "nc_raw", "knn", "mix"]
+MODES = ("uncond", "cond", "static", "nc", "nc_raw", "knn", "mix")
+#: the per-utterance uncertainty measures copied from sgmse_cfg.enhance's diagnostics
+MEASURES = ("nc_certainty", "nc_confidence", "nc_entropy", "knn_distance", "knn_reliability", "nc_class_name")
+#: manifest fields a breakdown groups by
+BREAKDOWN_BY = ("snr_db", "noise_class")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="eval_ood.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--ckpt", required=True, help="model.pt (or best.pt / last.pt) from tools/train_sgmse.py")
+    p.add_argument("--ckpt", required=True, action="extend", nargs="+", metavar="[NAME=]CKPT",
+                   help="model.pt (or best.pt / last.pt) from tools/train_sgmse.py; several (--ckpt A B or --ckpt A "
+                        "--ckpt B) give one row group each, labelled NAME or the checkpoint's run folder name")
     p.add_argument("--weights", choices=["ema", "live"], default="ema", help="EMA or live weights (default ema)")
     p.add_argument("--id", required=True, metavar="DIR", dest="id_dir",
                    help="in-distribution set: a folder with clean/ and noisy/ (same names), or a VoiceBank-DEMAND "
                         "root (its clean_testset_wav / noisy_testset_wav)")
-    p.add_argument("--ood", required=True, metavar="DIR", dest="ood_dir",
-                   help="OOD set from tools/make_ood_testset.py (clean/, noisy/, manifest.csv)")
-    p.add_argument("--conditions", nargs="+", default=DEFAULT_CONDITIONS, metavar="COND",
-                   help="guidance conditions: uncond, cond, static:W, and nc[:W] / knn[:W] / mix[:W] (adaptive, W = "
-                        f"the maximum scale, default 1; {T.GUIDANCE_SCALE.bounds_text()}) (default: %(default)s)")
+    p.add_argument("--ood", default=None, metavar="DIR", dest="ood_dir",
+                   help="OOD set from tools/make_ood_testset.py (clean/, noisy/, manifest.csv); default: none, an "
+                        "in-distribution-only run (no AUROC)")
+    p.add_argument("--id-manifest", default=None, metavar="CSV",
+                   help="SNR / noise class of each ID file (columns file or name, snr_db, noise_class); default "
+                        "ID_DIR/manifest.csv or a VoiceBank-DEMAND root's log_testset.txt if present; none: no "
+                        "ID breakdown")
+    p.add_argument("--ood-manifest", default=None, metavar="CSV",
+                   help="the same for the OOD set (default OOD_DIR/manifest.csv if present; none: no breakdown)")
+    p.add_argument("--conditions", nargs="+", default=None, metavar="COND",
+                   help="guidance conditions: uncond, cond, static:W, and nc[:W] / nc_raw[:W] / knn[:W] / mix[:W] "
+                        f"(adaptive, W = the maximum scale, default 1; {T.GUIDANCE_SCALE.bounds_text()}); nc_raw is "
+                        f"w = W x max softmax, nc its rescaling to [0, 1] (default: {' '.join(DEFAULT_CONDITIONS)}, "
+                        f"leaving out those a checkpoint cannot run; named ones it cannot run are an error)")
+    p.add_argument("--tau", type=T.float_range(0.0, None, low_open=True, noun="a k-NN distance scale"), default=None,
+                   help="k-NN reliability 1 / (1 + d / tau) with this tau for every checkpoint (knn and mix "
+                        "guidance, their scores) instead of each checkpoint's fitted one (default: the fitted tau)")
     p.add_argument("--reference", default="cond",
                    help="condition whose quality is correlated with the uncertainty (default cond; else the first)")
     p.add_argument("--files", type=T.optional(T.positive_int()), default=None,
@@ -63,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resample", action="store_true", help="resample audio at another rate to the model's rate")
     p.add_argument("--save-audio", action="store_true", help="also write every enhanced file to OUT/audio/")
     p.add_argument("--threads", type=T.THREADS, default=None, help=_cli.THREADS_HELP)
+    _cli.add_allow_failures(p)
     common.add_sampler_args(p)
     _cli.add_common_args(p)
     return T.annotate_help(p)
@@ -72,18 +117,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = build_parser()
     args = p.parse_args(argv)
     common.check_sampler_args(p, args)
+    args.explicit_conditions = args.conditions is not None
+    if args.conditions is None:
+        args.conditions = list(DEFAULT_CONDITIONS)
     try:
         args.parsed_conditions = [parse_condition(c) for c in args.conditions]
     except ValueError as e:
         p.error(f"argument --conditions: {e}")
+    labels = [c[0] for c in args.parsed_conditions]
+    if len(set(labels)) != len(labels):
+        p.error(f"argument --conditions: a condition is given twice ({' '.join(args.conditions)})")
+    try:
+        args.checkpoints = checkpoint_names(args.ckpt)
+    except ValueError as e:
+        p.error(f"argument --ckpt: {e}")
     return args
 
 
 def parse_condition(c: str) -> tuple[str, str, float]:
     """``"static:2"`` -> ``(label, mode, w)``."""
     mode, _, w = c.partition(":")
-    if mode not in ("uncond", "cond", "static", "nc", "knn", "mix"):
-        raise ValueError(f"unknown condition {c!r}: use uncond, cond, static:W, nc[:W], knn[:W], mix[:W]")
+    if mode not in MODES:
+        raise ValueError(f"unknown condition {c!r}: use uncond, cond, static:W, nc[:W], nc_raw[:W], knn[:W], mix[:W]")
     if mode == "static" and not w:
         raise ValueError("static needs a scale, e.g. static:2")
     if mode in ("uncond", "cond") and w:
@@ -95,6 +150,30 @@ def parse_condition(c: str) -> tuple[str, str, float]:
     label = mode if mode in ("uncond", "cond") else f"{mode} w={val:g}" if mode == "static" else \
         (f"{mode}" if val == 1.0 else f"{mode} max {val:g}")
     return label, mode, val
+
+
+def checkpoint_names(specs: list[str]) -> list[tuple[str, str]]:
+    """``[NAME=]PATH`` -> ``(name, path)``: NAME, else the checkpoint's folder name (its run
+    folder), else folder/stem where two share a folder. ``ValueError`` for a name given twice."""
+    parsed: list[tuple[str | None, str]] = []
+    for s in specs:
+        name, sep, path = s.partition("=")
+        if sep and name and "/" not in name and "\\" not in name and path and not Path(s).exists():
+            parsed.append((name, path))
+        else:
+            parsed.append((None, s))
+    auto = {i: Path(path).resolve().parent.name or "ckpt" for i, (n, path) in enumerate(parsed) if n is None}
+    clash = {v for v in auto.values() if list(auto.values()).count(v) > 1}
+    names = []
+    for i, (n, path) in enumerate(parsed):
+        if n is None:
+            n = f"{auto[i]}/{Path(path).stem}" if auto[i] in clash else auto[i]
+        names.append((n, path))
+    seen = [n for n, _ in names]
+    dup = sorted({n for n in seen if seen.count(n) > 1})
+    if dup:
+        raise ValueError(f"checkpoint name {dup[0]!r} is given twice; label them NAME=PATH")
+    return names
 
 
 def set_pairs(root: Path, limit: int | None) -> list[tuple[str, Path, Path]]:
@@ -116,6 +195,61 @@ def set_pairs(root: Path, limit: int | None) -> list[tuple[str, Path, Path]]:
     return pairs[:limit]
 
 
+def set_tags(root: Path, flag: str, given: str | None, pairs: list[tuple[str, Path, Path]]
+             ) -> tuple[dict[str, dict[str, Any]], str | None]:
+    """``({file: {"snr_db", "noise_class"}}, source)`` of a set's files from its manifest (see
+    the module docstring); files the manifest does not list get no tags."""
+    if given is not None and given.lower() == "none":
+        return {}, None
+    if given is not None:
+        path: Path | None = Path(given)
+    elif (root / "manifest.csv").is_file():
+        path = root / "manifest.csv"
+    else:
+        path = None
+    if path is None:
+        log = find_vbdemand_log(root, "test") if (root / "noisy_testset_wav").is_dir() else None
+        if log is None:
+            return {}, None
+        try:
+            entries = {name: {"snr_db": snr, "noise_class": noise}
+                       for name, (noise, snr) in read_vbdemand_log(log).items()}
+        except ValueError as e:
+            raise SystemExit(f"error: {e}") from e
+        path = log
+    else:
+        try:
+            entries = read_condition_manifest(path)
+        except (OSError, ValueError) as e:
+            if given is not None:
+                raise SystemExit(f"error: {flag} {path}: {e}") from e
+            print(f"note: {path} is not read for the breakdown ({e})", file=sys.stderr)
+            return {}, None
+    tags = {}
+    for rel, _, _ in pairs:
+        hit = next((entries[k] for k in (rel, Path(rel).name, Path(rel).stem) if k in entries), None)
+        if hit is not None:
+            tags[rel] = hit
+    missing = len(pairs) - len(tags)
+    if missing:
+        print(f"note: {path} describes {len(tags)} of {len(pairs)} files; the other {missing} are left out of "
+              f"the SNR / noise-class breakdown", file=sys.stderr)
+    return tags, str(path)
+
+
+def unavailable(model: ScoreModel, mode: str) -> str | None:
+    """Why ``model`` cannot run guidance ``mode`` (None: it can)."""
+    if mode == "cond":
+        return None
+    if not isinstance(model, NoiseCondScoreModel):
+        return "the checkpoint has no noise encoder (only 'cond' applies)"
+    if mode in ("nc", "nc_raw", "mix") and model.nc_head is None:
+        return "the model has no NC head"
+    if mode in ("knn", "mix") and not model.bank.is_fitted:
+        return "the model has no fitted k-NN bank"
+    return None
+
+
 def _corr(x: list[float], y: list[float]) -> dict[str, float]:
     from scipy.stats import pearsonr, spearmanr
 
@@ -127,106 +261,325 @@ def _corr(x: list[float], y: list[float]) -> dict[str, float]:
             "n": int(ok.sum())}
 
 
+def _num(v: Any) -> float:
+    return math.nan if v is None or v == "" else float(v)
+
+
+def _fmt_value(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
 @_cli.phrased(resample="--resample")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = _cli.resolve_device(args.device)
-    model, _ = common.load_model(args.ckpt, args.weights)  # sgmse_cfg.load_model, tool-style errors
-    model.to(device)
-    conds = args.parsed_conditions
-    if not isinstance(model, NoiseCondScoreModel) and any(m != "cond" for _, m, _ in conds):
-        raise SystemExit("error: this checkpoint has no noise encoder: only the 'cond' condition applies")
-    sr = model.sample_rate
-    sets = {"ID": set_pairs(Path(args.id_dir), args.files), "OOD": set_pairs(Path(args.ood_dir), args.files)}
+    multi = len(args.checkpoints) > 1
+
+    # ---- checkpoints and the conditions each can run (all checked before anything is written)
+    models: list[tuple[str, str, ScoreModel]] = []
+    conds: dict[str, list[tuple[str, str, float]]] = {}
+    skipped: dict[str, dict[str, str]] = {}
+    taus: dict[str, dict[str, float | None]] = {}
+    for name, path in args.checkpoints:
+        model, _ = common.load_model(path, args.weights)  # sgmse_cfg.load_model, tool-style errors
+        run, skip = [], {}
+        for c in args.parsed_conditions:
+            why = unavailable(model, c[1])
+            if why is None:
+                run.append(c)
+            elif args.explicit_conditions:
+                raise SystemExit(f"error: --conditions {c[0]}: {why} ({name}: {path})")
+            else:
+                skip[c[0]] = why
+        if not run:
+            raise SystemExit(f"error: {name} ({path}) can run none of the conditions")
+        if isinstance(model, NoiseCondScoreModel) and model.bank.is_fitted:
+            fitted = float(model.bank.tau)
+            if args.tau is not None:
+                model.bank.set_tau(args.tau)
+            taus[name] = {"tau": float(model.bank.tau), "tau_fitted": fitted}
+        else:
+            taus[name] = {"tau": None, "tau_fitted": None}
+        models.append((name, path, model))
+        conds[name], skipped[name] = run, skip
+        for label, why in skip.items():
+            print(f"note: {name}: condition {label} left out: {why}", file=sys.stderr)
+
+    sets = {"ID": set_pairs(Path(args.id_dir), args.files)}
+    if args.ood_dir is not None:
+        sets["OOD"] = set_pairs(Path(args.ood_dir), args.files)
+    dirs = {"ID": args.id_dir, "OOD": args.ood_dir}
+    tags, tag_sources = {}, {}
+    for s, flag, given in (("ID", "--id-manifest", args.id_manifest), ("OOD", "--ood-manifest", args.ood_manifest)):
+        if s in sets:
+            tags[s], tag_sources[s] = set_tags(Path(dirs[s]), flag, given, sets[s])
     if args.out is not None:
         check_no_overlap(Path(args.out), "--out", **{"--id": args.id_dir, "--ood": args.ood_dir})
     out = _cli.prepare_out_dir(args.out, "eval_ood")
-    base = common.options_from_args(args, model)
+
+    # ---- enhance and score every file with every checkpoint and condition
     per_file: list[dict[str, Any]] = []
-    total = sum(len(v) for v in sets.values()) * len(conds)
+    failed: list[tuple[str, str, str]] = []
+    total = sum(len(v) for v in sets.values()) * sum(len(c) for c in conds.values())
     bar = tqdm(total=total, desc="enhancing", dynamic_ncols=True)
-    for set_name, pairs in sets.items():
-        for i, (rel, noisy_p, clean_p) in enumerate(pairs):
-            noisy, clean = common.load_pair(noisy_p, clean_p, sr, args.resample)
-            c_np = clean.numpy()
-            row: dict[str, Any] = {"set": set_name, "file": rel, "seconds": len(noisy) / sr}
-            row.update({f"noisy|{k}": v for k, v in labelled_scores(c_np, noisy.numpy(), sr).items()})
-            for label, mode, w in conds:
-                opts = common.EnhanceOptions(**{**base.__dict__, "guidance": mode, "w": w})
-                enh, info = common.enhance_wave(model, noisy, sr, opts, seed=args.seed + 7919 * i)
-                row.update({f"{label}|{k}": v for k, v in labelled_scores(c_np, enh.numpy(), sr).items()})
-                row[f"{label}|w"] = info.get("w", 1.0)
-                row[f"{label}|rtf"] = info["rtf"]
-                for k in ("nc_certainty", "knn_distance", "knn_reliability", "nc_class_name"):
-                    if k in info:
-                        row[k] = info[k]
-                if args.save_audio:
-                    target = out / "audio" / set_name / label.replace(" ", "_").replace("=", "") / rel
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    save_audio(target, enh.clamp(-1, 1), sr)
-                bar.update(1)
-            per_file.append(row)
+    opts_by_ckpt = {}
+    for name, path, model in models:
+        model.to(device)
+        sr = model.sample_rate
+        base = opts_by_ckpt[name] = common.options_from_args(args, model)
+        for set_name, pairs in sets.items():
+            for i, (rel, noisy_p, clean_p) in enumerate(pairs):
+                head: dict[str, Any] = {"checkpoint": name, "set": set_name, "file": rel,
+                                        **{k: tags[set_name][rel][k] for k in BREAKDOWN_BY if rel in tags[set_name]}}
+                row = dict(head)
+                done = 0
+                try:
+                    noisy, clean = common.load_pair(noisy_p, clean_p, sr, args.resample)
+                    c_np = clean.numpy()
+                    row["seconds"] = len(noisy) / sr
+                    row.update({f"noisy|{k}": v for k, v in labelled_scores(c_np, noisy.numpy(), sr).items()})
+                    for label, mode, w in conds[name]:
+                        opts = common.EnhanceOptions(**{**base.__dict__, "guidance": mode, "w": w})
+                        enh, info = common.enhance_wave(model, noisy, sr, opts, seed=args.seed + 7919 * i)
+                        row.update({f"{label}|{k}": v for k, v in labelled_scores(c_np, enh.numpy(), sr).items()})
+                        row[f"{label}|w"] = info.get("w", 1.0)
+                        row[f"{label}|rtf"] = info["rtf"]
+                        row.update({k: info[k] for k in MEASURES if k in info})
+                        if args.save_audio:
+                            folder = out / "audio" / (name if multi else "") / set_name
+                            target = folder / label.replace(" ", "_").replace("=", "") / rel
+                            target.parent.mkdir(parents=True, exist_ok=True)
+                            save_audio(target, enh.clamp(-1, 1), sr)
+                        done += 1
+                        bar.update(1)
+                    row.update({f"score_{k}": v for k, v in ood_scores(row, alpha=args.alpha).items()})
+                except (ValueError, RuntimeError, OSError) as e:  # bad audio, rates, metrics, out of memory
+                    row = {**head, "error": f"{type(e).__name__}: {e}"}
+                    failed.append((name, f"{set_name}/{rel}", row["error"]))
+                    tqdm.write(f"failed: {name} {set_name}/{rel}: {row['error']}")
+                    bar.update(len(conds[name]) - done)
+                per_file.append(row)
+        model.to("cpu")
     bar.close()
+    ok_rows = [r for r in per_file if "error" not in r]
 
-    # ---- table: per set and condition the mean over its files (NaN skipped)
-    labels = ["noisy"] + [c[0] for c in conds]
-    groups = {f"{s} {label}": [{**{c: r[f"{label}|{c}"] for c in common.COLUMNS},
-                                "mean w": r.get(f"{label}|w", math.nan)} for r in per_file if r["set"] == s]
-              for s in sets for label in labels}
+    # ---- table: per checkpoint, set and condition the mean over its files (NaN skipped)
+    def prefix(name: str) -> str:
+        return f"{name} " if multi else ""
+
+    groups: dict[str, list[dict[str, float]]] = {}
+    group_keys: dict[str, tuple[str, str, str]] = {}
+    for name, _, _ in models:
+        for s in sets:
+            for label in ["noisy"] + [c[0] for c in conds[name]]:
+                key = f"{prefix(name)}{s} {label}"
+                group_keys[key] = (name, s, label)
+                groups[key] = [{**{c: r[f"{label}|{c}"] for c in common.COLUMNS},
+                                "mean w": r.get(f"{label}|w", math.nan)}
+                               for r in ok_rows if r["checkpoint"] == name and r["set"] == s]
     summary: dict[str, Any] = mean_rows(groups, common.COLUMNS + ("mean w",))
-    for name, vals in summary.items():
-        if name.split(" ", 1)[1] == "noisy":
+    for key, vals in summary.items():
+        if group_keys[key][2] == "noisy":
             del vals["mean w"]  # the input: no guidance scale
-        vals["files"] = len(groups[name])
+        vals["files"] = len(groups[key])
     table = format_metric_table(summary, common.COLUMNS + ("mean w", "files"), width=common.WIDTH)
-    print(f"\n{model.__class__.__name__} from {args.ckpt}; sampler {base.sampler}, N={base.N}\n{table}")
+    samplers = sorted({(o.sampler, o.N) for o in opts_by_ckpt.values()})
+    sampler_text = ", ".join(f"{s} N={n}" for s, n in samplers)
+    ckpt_text = "; ".join(f"{name}: {type(m).__name__} from {path}" for name, path, m in models)
+    print(f"\n{ckpt_text}; sampler {sampler_text}\n{table}")
 
-    # ---- uncertainty vs quality
-    ref = args.reference if args.reference in labels else conds[0][0]
-    unc: dict[str, list[float]] = {}
-    if any("nc_certainty" in r for r in per_file):
-        unc["1 - NC certainty"] = [1.0 - r.get("nc_certainty", math.nan) for r in per_file]
-    if any("knn_distance" in r for r in per_file):
-        unc["k-NN distance"] = [r.get("knn_distance", math.nan) for r in per_file]
-    quality = {
-        f"dSI-SDR ({ref} - noisy)": [r[f"{ref}|SI-SDR (dB)"] - r["noisy|SI-SDR (dB)"] for r in per_file],
-        f"dPESQ ({ref} - noisy)": [r[f"{ref}|PESQ-WB"] - r["noisy|PESQ-WB"] for r in per_file],
-    }
-    if "uncond" in labels and ref != "uncond":
-        quality[f"dSI-SDR ({ref} - uncond)"] = [r[f"{ref}|SI-SDR (dB)"] - r["uncond|SI-SDR (dB)"] for r in per_file]
-    corr = {f"{u} vs {q}": _corr(uv, qv) for u, uv in unc.items() for q, qv in quality.items()}
-    if corr:
-        print("\nuncertainty vs quality (all utterances, ID + OOD):")
-        w0 = max(len(k) for k in corr)
-        print(f"  {'':{w0}s} {'pearson':>9s} {'spearman':>9s} {'n':>4s}")
-        for k, v in corr.items():
-            print(f"  {k:{w0}s} {v['pearson']:9.3f} {v['spearman']:9.3f} {v['n']:4d}")
-        _scatter(out, per_file, unc, quality)
-    else:
-        print("\n(no uncertainty measures: the model has neither an NC head nor a fitted k-NN bank)")
+    # ---- breakdown: checkpoint x set x condition x {all, snr_db, noise_class}
+    flat = []
+    for r in ok_rows:
+        for label in ["noisy"] + [c[0] for c in conds[r["checkpoint"]]]:
+            flat.append({"checkpoint": r["checkpoint"], "set": r["set"], "condition": label,
+                         **{k: r[k] for k in BREAKDOWN_BY if k in r},
+                         **{c: r[f"{label}|{c}"] for c in common.COLUMNS}, "mean w": r.get(f"{label}|w", math.nan)})
+    order = {key: i for i, key in enumerate(group_keys.values())}
+    bd_rows = []
+    for by in ((),) + tuple((k,) for k in BREAKDOWN_BY):
+        for g in breakdown(flat, ("checkpoint", "set", "condition") + by, common.COLUMNS + ("mean w",)):
+            value = g.pop(by[0]) if by else "all"
+            if g["condition"] == "noisy":
+                g["mean w"] = None
+            bd_rows.append({"checkpoint": g["checkpoint"], "set": g["set"], "condition": g["condition"],
+                            "by": by[0] if by else "all", "value": value, "files": g["files"],
+                            **{c: g[c] for c in common.COLUMNS + ("mean w",)}})
+    by_rank = {"all": 0, **{k: i + 1 for i, k in enumerate(BREAKDOWN_BY)}}
+    # run order of checkpoints, sets and conditions; sort is stable, so values stay in breakdown's order
+    bd_rows.sort(key=lambda g: (order[(g["checkpoint"], g["set"], g["condition"])], by_rank[g["by"]]))
 
+    # ---- uncertainty vs quality and AUROC, per checkpoint
+    per_ckpt: dict[str, dict[str, Any]] = {}
+    auroc_out: dict[str, Any] = {}
+    plots: list[str] = []
+    for name, path, model in models:
+        rows = [r for r in ok_rows if r["checkpoint"] == name]
+        labels = ["noisy"] + [c[0] for c in conds[name]]
+        ref = args.reference if args.reference in labels else conds[name][0][0]
+        scores = [k for k in OOD_SCORES if any(f"score_{k}" in r for r in rows)]
+        unc = {OOD_SCORES[k]: [_num(r.get(f"score_{k}")) for r in rows] for k in scores}
+        quality = {
+            f"dSI-SDR ({ref} - noisy)": [r[f"{ref}|SI-SDR (dB)"] - r["noisy|SI-SDR (dB)"] for r in rows],
+            f"dPESQ ({ref} - noisy)": [r[f"{ref}|PESQ-WB"] - r["noisy|PESQ-WB"] for r in rows],
+        }
+        if "uncond" in labels and ref != "uncond":
+            quality[f"dSI-SDR ({ref} - uncond)"] = [r[f"{ref}|SI-SDR (dB)"] - r["uncond|SI-SDR (dB)"] for r in rows]
+        corr = {f"{u} vs {q}": _corr(uv, qv) for u, uv in unc.items() for q, qv in quality.items()} if rows else {}
+        if corr:
+            print(f"\nuncertainty vs quality ({prefix(name)}all utterances, {' + '.join(sets)}):")
+            w0 = max(len(k) for k in corr)
+            print(f"  {'':{w0}s} {'pearson':>9s} {'spearman':>9s} {'n':>4s}")
+            for k, v in corr.items():
+                print(f"  {k:{w0}s} {v['pearson']:9.3f} {v['spearman']:9.3f} {v['n']:4d}")
+            png = f"uncertainty_vs_quality_{_safe(name)}.png" if multi else "uncertainty_vs_quality.png"
+            _scatter(out / "plots" / png, rows, unc, quality, title=name if multi else None)
+            plots.append(png)
+        elif not rows:
+            print(f"\n({prefix(name)}no file was scored: no uncertainty vs quality)")
+        else:
+            print(f"\n({prefix(name)}no uncertainty measures: the model has neither an NC head nor a fitted "
+                  f"k-NN bank)")
+        per_ckpt[name] = {"ckpt": str(path), "model": type(model).__name__, "sampler": opts_by_ckpt[name].sampler,
+                          "N": opts_by_ckpt[name].N, "conditions": [c[0] for c in conds[name]],
+                          "skipped_conditions": skipped[name], "reference": ref, **taus[name],
+                          "correlations": corr}
+        if "OOD" in sets and scores:
+            auroc_out[name] = _auroc_table(rows, scores, tags)
+            per_ckpt[name]["auroc"] = {k: v["auroc"] for k, v in auroc_out[name].items()}
+    if auroc_out:
+        arows = {OOD_SCORES[k]: {n: auroc_out[n][k]["auroc"] if k in auroc_out[n] else None for n in auroc_out}
+                 for k in OOD_SCORES if any(k in v for v in auroc_out.values())}
+        atable = format_metric_table(arows, list(auroc_out), width=max(10, *(len(n) + 2 for n in auroc_out)))
+        print(f"\nAUROC of ID vs OOD per uncertainty score (1: every OOD score above every ID one, 0.5: chance):"
+              f"\n{atable}")
+
+    # ---- files
     (out / "table.txt").write_text(table + "\n")
-    common.write_rows_csv(out / "per_file.csv", per_file)
+    _write_csv(out / "per_file.csv", per_file, front=("checkpoint", "set", "file") + BREAKDOWN_BY + ("seconds",))
+    _write_csv(out / "breakdown.csv", bd_rows, front=())
+    if auroc_out:
+        (out / "auroc.json").write_text(json.dumps(
+            {"positive": "OOD", "orientation": "higher score = more likely OOD; ties count one half",
+             "alpha": args.alpha, "checkpoints": auroc_out}, indent=2))
+    corr_all = {f"{prefix(n)}{k}": v for n, d in per_ckpt.items() for k, v in d["correlations"].items()}
+    first = per_ckpt[models[0][0]]
     (out / "results.json").write_text(json.dumps(
-        {"ckpt": str(args.ckpt), "conditions": [c[0] for c in conds], "reference": ref, "sampler": base.sampler,
-         "N": base.N, "table": summary, "correlations": corr,
-         "sets": {k: {"dir": str(getattr(args, f"{k.lower()}_dir")), "files": len(v)} for k, v in sets.items()}},
-        indent=2))
-    print(f"\nwritten: {out / 'table.txt'}, per_file.csv, results.json" + (", plots/" if corr else ""))
-    return 0
+        {"ckpt": str(models[0][1]) if not multi else [str(p) for _, p, _ in models],
+         "conditions": first["conditions"] if not multi else list(dict.fromkeys(
+             c for n in conds for c in (x[0] for x in conds[n]))),
+         "reference": first["reference"], "sampler": first["sampler"], "N": first["N"], "tau_flag": args.tau,
+         "table": summary, "correlations": corr_all, "checkpoints": per_ckpt,
+         "failures": [{"checkpoint": n, "file": f, "error": e} for n, f, e in failed],
+         "sets": {k: {"dir": str(dirs[k]), "files": len(v), "manifest": tag_sources.get(k),
+                      "tagged_files": len(tags.get(k, {}))} for k, v in sets.items()}},
+        indent=2, default=str))
+    (out / "table.md").write_text(_markdown(per_ckpt, summary, group_keys, bd_rows, auroc_out, multi))
+    written = ["table.txt", "table.md", "per_file.csv", "breakdown.csv", "results.json"]
+    written += ["auroc.json"] if auroc_out else []
+    print(f"\nwritten to {out}: {', '.join(written)}" + (f", plots/ ({len(plots)})" if plots else ""))
+    if failed:
+        print(f"  {len(failed)} failures (first: {failed[0][0]} {failed[0][1]}: {failed[0][2]})")
+    return _cli.failure_status(len(failed), len(per_file), args, "file(s)")
 
 
-def _scatter(out: Path, per_file: list[dict[str, Any]], unc: dict[str, list[float]],
-             quality: dict[str, list[float]]) -> None:
+def _auroc_table(rows: list[dict[str, Any]], scores: list[str], tags: dict[str, dict[str, dict[str, Any]]]
+                 ) -> dict[str, Any]:
+    """Per OOD score: the AUROC of all ID vs all OOD files, and of all ID files vs the OOD files
+    of each SNR / noise class (files without a finite score are left out)."""
+    res: dict[str, Any] = {}
+    for k in scores:
+        col = f"score_{k}"
+        id_s = [float(r[col]) for r in rows if r["set"] == "ID" and math.isfinite(_num(r.get(col)))]
+        ood = [r for r in rows if r["set"] == "OOD" and math.isfinite(_num(r.get(col)))]
+        if not id_s or not ood:
+            continue
+        entry: dict[str, Any] = {"label": OOD_SCORES[k], "auroc": auroc(id_s, [float(r[col]) for r in ood]),
+                                 "n_id": len(id_s), "n_ood": len(ood)}
+        for by in BREAKDOWN_BY:
+            values = sorted({r[by] for r in ood if r.get(by) not in (None, "")},
+                            key=lambda v: (isinstance(v, str), v))
+            if values:
+                entry[f"by_{by}"] = {}
+                for v in values:
+                    sub = [float(r[col]) for r in ood if r.get(by) == v]
+                    entry[f"by_{by}"][_fmt_value(v)] = {"auroc": auroc(id_s, sub), "n_ood": len(sub)}
+        res[k] = entry
+    return res
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "-", name).strip("-") or "ckpt"
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]], front: tuple[str, ...]) -> None:
+    """Rows as CSV: the ``front`` columns that occur, then the others in first-seen order, an
+    ``error`` column last; a missing value is empty."""
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    cols = [k for k in front if k in keys] + [k for k in keys if k not in front and k != "error"]
+    cols += ["error"] if "error" in keys else []
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols)
+        w.writeheader()
+        w.writerows({k: ("" if r.get(k) is None else r.get(k)) for k in cols} for r in rows)
+
+
+def _md_cell(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return str(v)
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def _markdown(per_ckpt: dict[str, Any], summary: dict[str, Any], group_keys: dict[str, tuple[str, str, str]],
+              bd_rows: list[dict[str, Any]], auroc_out: dict[str, Any], multi: bool) -> str:
+    cols = common.COLUMNS + ("mean w", "files")
+    lines = ["# eval_ood", "", "| checkpoint | set | condition | " + " | ".join(cols) + " |",
+             "|---|---|---|" + "---:|" * len(cols)]
+    last = None
+    for key, vals in summary.items():
+        name, s, label = group_keys[key]
+        shown = name if name != last else ""
+        last = name
+        lines.append(f"| {shown} | {s} | {label} | " + " | ".join(_md_cell(vals.get(c)) for c in cols) + " |")
+    if auroc_out:
+        names = list(auroc_out)
+        lines += ["", "## AUROC, ID vs OOD (higher uncertainty score = OOD; 0.5 chance)", "",
+                  "| score | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+        for k, label in OOD_SCORES.items():
+            if any(k in auroc_out[n] for n in names):
+                lines.append(f"| {label} | " + " | ".join(
+                    _md_cell(auroc_out[n][k]["auroc"]) if k in auroc_out[n] else "-" for n in names) + " |")
+    corr = [(n, k, v) for n, d in per_ckpt.items() for k, v in d["correlations"].items()]
+    if corr:
+        lines += ["", "## Uncertainty vs quality", "", "| checkpoint | pair | Pearson | Spearman | n |",
+                  "|---|---|---:|---:|---:|"]
+        lines += [f"| {n} | {k} | {_md_cell(v['pearson'])} | {_md_cell(v['spearman'])} | {v['n']} |"
+                  for n, k, v in corr]
+    for by in BREAKDOWN_BY:
+        sel = [g for g in bd_rows if g["by"] == by]
+        if sel:
+            lines += ["", f"## By {by}", "", f"| checkpoint | set | condition | {by} | files | "
+                      + " | ".join(common.COLUMNS) + " |", "|---|---|---|---|---:|" + "---:|" * len(common.COLUMNS)]
+            lines += [f"| {g['checkpoint']} | {g['set']} | {g['condition']} | {_fmt_value(g['value'])} | "
+                      f"{g['files']} | " + " | ".join(_md_cell(g[c]) for c in common.COLUMNS) + " |" for g in sel]
+    return "\n".join(lines) + "\n"
+
+
+def _scatter(path: Path, per_file: list[dict[str, Any]], unc: dict[str, list[float]],
+             quality: dict[str, list[float]], title: str | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    (out / "plots").mkdir(exist_ok=True)
+    path.parent.mkdir(exist_ok=True)
     sets = np.array([r["set"] for r in per_file])
     fig, axes = plt.subplots(len(quality), len(unc), figsize=(4.6 * len(unc), 3.6 * len(quality)), squeeze=False)
     for j, (un, uv) in enumerate(unc.items()):
@@ -234,13 +587,16 @@ def _scatter(out: Path, per_file: list[dict[str, Any]], unc: dict[str, list[floa
             ax = axes[i][j]
             for s, color in (("ID", "C0"), ("OOD", "C3")):
                 m = sets == s
-                ax.scatter(np.asarray(uv)[m], np.asarray(qv)[m], s=14, c=color, label=s, alpha=0.8)
+                if m.any():
+                    ax.scatter(np.asarray(uv)[m], np.asarray(qv)[m], s=14, c=color, label=s, alpha=0.8)
             ax.set(xlabel=un, ylabel=qn)
             ax.xaxis.set_major_locator(MaxNLocator(4))  # readable ticks on narrow ranges
             ax.axhline(0.0, color="0.6", lw=0.8)
             ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(out / "plots" / "uncertainty_vs_quality.png", dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
