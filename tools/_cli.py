@@ -103,6 +103,28 @@ def add_corpus_args(g: Any) -> None:
 THREADS_HELP = "torch CPU threads (default, or 0: torch's choice)"
 
 
+def add_noise_augment_args(g: Any) -> None:
+    """``--noise-dir``, ``--snr-range`` and ``--noise-p``: on-the-fly noise augmentation of the
+    training split (:class:`se_data.NoiseAugmentedDataset`)."""
+    import _argtypes as T  # noqa: PLC0415
+
+    g.add_argument("--noise-dir", default=None, metavar="DIR",
+                   help="noise augmentation: mix each training item's clean speech with a noise file from DIR at a "
+                        "random SNR (sub-folders name the noise classes of the NC loss; files without one have no "
+                        "class and are left out of that loss). Validation and test stay unaugmented")
+    g.add_argument("--snr-range", type=T.SNR_DB, nargs=2, default=[-5.0, 15.0], metavar=("LO", "HI"),
+                   help="with --noise-dir: SNR drawn uniformly in [LO, HI] dB per item (default -5 15)")
+    g.add_argument("--noise-p", type=T.PROBABILITY, default=1.0,
+                   help="with --noise-dir: probability that an item is augmented (default 1)")
+
+
+def check_noise_augment_args(p: Any, args: Any) -> None:
+    """Parse-time checks of :func:`add_noise_augment_args`' flags (``p.error`` exits 2)."""
+    lo, hi = args.snr_range
+    if lo > hi:
+        p.error(f"--snr-range {lo:g} {hi:g}: LO must not exceed HI")
+
+
 def add_run_args(g: Any, *, threads_help: str = THREADS_HELP) -> None:
     """``--resume``, ``--tensorboard`` and ``--threads``, shared by the trainers."""
     g.add_argument("--resume", action="store_true",

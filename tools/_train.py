@@ -110,6 +110,23 @@ def open_corpus(args: Any, *, sample_rate: int, segment: float, info: DistInfo) 
     return corpus
 
 
+def training_set(args: Any, data: Any) -> tuple[Any, tuple[str, ...] | None]:
+    """The training split, wrapped in :class:`se_data.NoiseAugmentedDataset` with ``--noise-dir``
+    (draws keyed by (seed, epoch, index): resume and DDP stay exact), and the noise-class names
+    its labels index (the corpus' classes first, then the noise folder's new ones)."""
+    import se_data
+
+    if getattr(args, "noise_dir", None) is None:
+        return data.train, data.class_names
+    lo, hi = args.snr_range
+    try:
+        train = se_data.NoiseAugmentedDataset(data.train, args.noise_dir, seed=args.seed, snr_range=(lo, hi),
+                                              p=args.noise_p, class_names=data.class_names)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"error: --noise-dir: {e}") from e
+    return train, (tuple(train.class_names) or None)
+
+
 # ----------------------------------------------------------------------------- NaN guard
 class NonFiniteLossError(RuntimeError):
     pass

@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = p.add_argument_group("data")
     _cli.add_corpus_args(g)
+    _cli.add_noise_augment_args(g)
     g.add_argument("--segment", type=T.seconds(), default=2.0, help="training crop length in seconds (default 2.0)")
     g.add_argument("--batch-size", type=T.positive_int(), default=6,
                    help="utterances per batch and per process (default 6)")
@@ -160,6 +161,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = build_parser()
     args = p.parse_args(argv)
     _cli.check_run_args(p, args)
+    _cli.check_noise_augment_args(p, args)
     _check_model_flags(p, args)
     cfg = model_config(args)
     if args.model in BSDT_MODELS and cfg["num_channel"] % (2 * cfg["num_heads"]):
@@ -279,6 +281,7 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
     ck = _train.resume_checkpoint(out, TOOL, args, free=RESUME_FREE)
 
     data = _train.open_corpus(args, sample_rate=SAMPLE_RATE, segment=args.segment, info=info)
+    train_set, _ = _train.training_set(args, data)  # --noise-dir: augmented on the fly
     epochs = args.epochs if args.epochs is not None else (3 if data.is_demo else 120)
 
     torch.manual_seed(args.seed)
@@ -311,7 +314,8 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
     if info.is_main and ck is None:
         (out / "config.json").write_text(json.dumps(
             {"args": vars(args), "model_config": mcfg, "size": size, "parameters": n_params,
-             "sample_rate": SAMPLE_RATE, "data": data.describe(), "epochs": epochs}, indent=2))
+             "sample_rate": SAMPLE_RATE, "data": data.describe(), "epochs": epochs,
+             "noise_augmentation": train_set.describe() if train_set is not data.train else None}, indent=2))
     log(f"model {mcfg['name']} at its {size} size ({', '.join(f'{k}={v}' for k, v in size_keys.items())}"
         f"{'; --data gives the research size' if size == 'demo' else ''}): {n_params:,} parameters; "
         f"data: {data.describe()['kind']} "
@@ -327,7 +331,7 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
         sums: dict[str, float] = {}
         n_batches = 0
         t0 = time.time()
-        batches = iterate_batches(data.train, epoch=epoch, seed=args.seed, batch_size=args.batch_size,
+        batches = iterate_batches(train_set, epoch=epoch, seed=args.seed, batch_size=args.batch_size,
                                   rank=info.rank, world_size=info.world_size, max_batches=args.steps_per_epoch)
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", disable=not info.is_main, leave=False,
                    dynamic_ncols=True)

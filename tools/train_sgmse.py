@@ -120,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = p.add_argument_group("data")
     _cli.add_corpus_args(g)
+    _cli.add_noise_augment_args(g)
     g.add_argument("--frames", type=T.positive_int(), default=None,
                    help="training crop in STFT frames (SGMSE+: 256 = 2.04 s; default 256, or 128 on the demo corpus)")
     g.add_argument("--batch-size", type=T.positive_int(), default=None,
@@ -162,6 +163,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = build_parser()
     args = p.parse_args(argv)
     _cli.check_run_args(p, args)
+    _cli.check_noise_augment_args(p, args)
     T.check_less(p, ("--knn-k", args.knn_k), ("--bank-size", args.bank_size),
                  why="the k-NN reliability needs more bank entries than neighbours")
     if args.inject == "xattn" and args.backbone != "ncsnpp":
@@ -195,15 +197,16 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
     steps_cap = args.steps_per_epoch if args.steps_per_epoch is not None else (50 if demo_like else None)
     lr = args.lr if args.lr is not None else (1e-3 if demo_like else 1e-4)
     batch_size = args.batch_size or (4 if demo_like else 8)
-    use_nc = args.encoder != "none" and args.nc_weight > 0 and data.class_names is not None
+    train_set, class_names = _train.training_set(args, data)  # --noise-dir: augmented on the fly
+    use_nc = args.encoder != "none" and args.nc_weight > 0 and class_names is not None
     if args.encoder != "none" and args.nc_weight > 0 and not use_nc:
         log(f"note: {data.kind} has no noise-class labels: training without the NC loss")
 
     torch.manual_seed(args.seed)
-    n_classes = len(data.class_names) if use_nc else 0
+    n_classes = len(class_names) if use_nc else 0
     dtype = torch.float64 if args.float64 else torch.float32
     try:
-        model = build_model(sample_rate=SAMPLE_RATE, n_classes=n_classes, class_names=data.class_names if use_nc
+        model = build_model(sample_rate=SAMPLE_RATE, n_classes=n_classes, class_names=class_names if use_nc
                             else None, **{k: getattr(args, k) for k in MODEL_FLAGS}).to(device=device, dtype=dtype)
         test_sampler = resolve_sampler(model, args.test_sampler, args.test_N)
     except (FileNotFoundError, ValueError) as e:
@@ -224,7 +227,9 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
         (out / "config.json").write_text(json.dumps(
             {"args": vars(args), "model_config": mcfg, "parameters": n_params, "sample_rate": SAMPLE_RATE,
              "frames": frames, "batch_size": batch_size, "epochs": epochs, "steps_per_epoch": steps_cap, "lr": lr,
-             "data": data.describe()}, indent=2, default=str))
+             "data": data.describe(),
+             "noise_augmentation": train_set.describe() if train_set is not data.train else None},
+            indent=2, default=str))
     log(f"{type(model).__name__} with {type(model.backbone).__name__}: {n_params:,} parameters; data: {data.kind} "
         f"({len(data.train)} train / {len(data.valid)} valid / {len(data.test_pairs)} test); NC classes: "
         f"{n_classes or 'none'}; p_uncond {args.p_uncond if args.encoder != 'none' else '-'}; "
@@ -235,7 +240,8 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
     csv_log = _run_log.open_metric_log(out, args, info, start_epoch)
 
     def batches(split: Any, **kw: Any) -> Any:
-        return iterate_batches(split, labels=data.labels if use_nc else None, seed=args.seed, batch_size=batch_size,
+        # with augmentation an item's own noise class wins over the corpus' name -> label map
+        return iterate_batches(split, labels=(data.labels or {}) if use_nc else None, seed=args.seed, batch_size=batch_size,
                                rank=info.rank, world_size=info.world_size, **kw)
 
     for epoch in range(start_epoch, epochs):
@@ -243,7 +249,7 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
         sums: dict[str, float] = {}
         n_batches = 0
         t0 = time.time()
-        bar = tqdm(batches(data.train, epoch=epoch, max_batches=steps_cap), desc=f"epoch {epoch + 1}/{epochs}",
+        bar = tqdm(batches(train_set, epoch=epoch, max_batches=steps_cap), desc=f"epoch {epoch + 1}/{epochs}",
                    disable=not info.is_main, leave=False, dynamic_ncols=True, total=steps_cap)
         for noisy, clean, labels in bar:
             x0, y = crops_to_specs(model, noisy.to(device, dtype), clean.to(device, dtype), SAMPLE_RATE)
@@ -274,7 +280,7 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
         if info.is_main:
             csv_log.log(row, step=step)
             ck = {"tool": TOOL, "config": vars(args), "model_config": mcfg, "sample_rate": SAMPLE_RATE,
-                  "frames": frames, "class_names": list(data.class_names) if use_nc else None,
+                  "frames": frames, "class_names": list(class_names) if use_nc else None,
                   "versions": _train.package_versions(["sgmse-cfg", "se-data", "se-metrics"]),
                   "epoch": epoch, "step": step, "model": model.state_dict(), "ema": ema.state_dict(),
                   "optimizer": opt.state_dict(), "rng": _train.rng_state(), "best": best.state, "history": history}
