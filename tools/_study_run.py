@@ -114,15 +114,8 @@ def plan(study: Study, out: Path, *, data: str | None, demo_dir: str, quick: boo
             continue
         spec = tools.TOOLS[row.tool or ""]
         argv = _subst(tools.train_argv(study, row, data=data is not None, quick=quick), setup_dirs)
-        runner_argv = ["--device", device]
-        if threads:
-            runner_argv += ["--threads", str(threads)]
-        if row.tool in ("train_bsdt", "train_sgmse"):
-            runner_argv += ["--data", data] if data is not None else ["--demo-dir", demo_dir]
-        if row.tool == "train_bsdt":
-            runner_argv.append("--no-test")  # the study enhances and scores its own test set
-        if row.tool == "train_sgmse":
-            runner_argv += ["--test-files", "0"]
+        runner_argv = tools.runner_argv(row.tool or "", data=data, demo_dir=demo_dir, device=device,
+                                        threads=threads)
         points = []
         for p in row.sweep or [None]:
             enh, ev = tools.point_flags(row, p.flags if p is not None else {}, quick=quick)

@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Callable
 
 from _study_schema import Row, Study, StudyError, merged_flags, to_argv
 
@@ -30,14 +30,15 @@ class ToolSpec:
     """A training tool as the runner drives it.
 
     managed: flags the runner sets for every run (a study may not);
-    quick_sizes: tiny model sizes of ``--quick`` (a row's ``quick_flags`` may change them);
+    quick_sizes: tiny model sizes of ``--quick`` given the row's flags (its ``quick_flags`` may
+        change them);
     quick_caps: ``--quick`` limits applied last (steps, test files, crops);
     enhancer: the tool that enhances the test set with a trained model (None: in-process).
     """
 
     name: str
     managed: frozenset[str]
-    quick_sizes: dict[str, Any] = field(default_factory=dict)
+    quick_sizes: Callable[[dict[str, Any]], dict[str, Any]] = lambda flags: {}
     quick_caps: dict[str, Any] = field(default_factory=dict)
     enhancer: str | None = None
     enhancer_managed: frozenset[str] = frozenset()
@@ -48,14 +49,17 @@ _RUN_FLAGS = frozenset({"out", "seed", "resume", "data", "demo-dir", "device", "
 TOOLS: dict[str, ToolSpec] = {
     "train_bsdt": ToolSpec(
         "train_bsdt", _RUN_FLAGS | {"no-test", "test-files"},
-        quick_sizes={"num-channel": 8, "num-layer": 1, "num-heads": 2},
+        # tiny sizes per --model (the trainer refuses a size flag a model does not have)
+        quick_sizes=lambda f: {"num-channel": 8, **({"num-layer": 1} if f.get("model", "bsdt") in (
+            "bsrnn", "bsdt", "bsdt-v1") else {}), **({"num-heads": 2} if f.get("model", "bsdt") in (
+                "bsdt", "bsdt-v1") else {})},
         # 10 optimizer steps on 1 s crops; validation loss picks the checkpoint (no PESQ each epoch)
         quick_caps={"epochs": 1, "steps-per-epoch": 10, "batch-size": 2, "segment": 1.0, "valid-pesq-files": 0}),
     "train_sgmse": ToolSpec(
         "train_sgmse", _RUN_FLAGS | {"test-files"},
         # SmallUNet and the Schroedinger bridge (its ODE sampler at N = 5 below)
-        quick_sizes={"backbone": "smallunet", "unet-channels": "8,16", "encoder-channels": "8,16",
-                     "embed-dim": 16, "sde": "sbve"},
+        quick_sizes=lambda f: {"backbone": "smallunet", "unet-channels": "8,16", "encoder-channels": "8,16",
+                               "embed-dim": 16, "sde": "sbve"},
         quick_caps={"epochs": 1, "steps-per-epoch": 10, "batch-size": 2, "frames": 64, "valid-batches": 1,
                     "bank-size": 16, "knn-k": 4},
         enhancer="enhance_sgmse",
@@ -63,7 +67,7 @@ TOOLS: dict[str, ToolSpec] = {
         enhancer_quick={"sampler": "sb_ode", "N": 5}),
     "train_aa": ToolSpec(
         "train_aa", _RUN_FLAGS - {"data", "demo-dir"},
-        quick_sizes={"channels": 4},
+        quick_sizes=lambda f: {"channels": 4},
         quick_caps={"epochs": 1, "num-tones": 20, "batch-size": 2, "valid-notes": 4}),
 }
 #: the runner's own flags of each evaluator (a study may set the others in eval.flags)
@@ -166,7 +170,7 @@ def train_argv(study: Study, row: Row, *, data: bool, quick: bool) -> list[str]:
     spec = TOOLS[row.tool or ""]
     flags = merged_flags(study, row, data=data, quick=False)
     if quick:
-        flags.update(spec.quick_sizes)
+        flags.update(spec.quick_sizes(flags))
         for level in (study.defaults.get("*", {}), study.defaults.get(row.tool or "", {}),
                       {"quick_flags": row.quick_flags}):
             flags.update(level.get("quick_flags", {}))
@@ -191,7 +195,21 @@ def point_flags(row: Row, point_flags_: dict[str, Any], *, quick: bool) -> tuple
     return enh, ev
 
 
-def validate(study: Study, *, data: bool, quick: bool, metric_names: set[str]) -> None:
+def runner_argv(tool: str, *, data: str | None, demo_dir: str, device: str, threads: int | None) -> list[str]:
+    """The flags the runner gives every run of ``tool`` (the corpus, device, threads; the test
+    set is the study's own, enhanced and scored after training)."""
+    argv = ["--device", device] + (["--threads", str(threads)] if threads else [])
+    if tool in ("train_bsdt", "train_sgmse"):
+        argv += ["--data", data] if data is not None else ["--demo-dir", demo_dir]
+    if tool == "train_bsdt":
+        argv.append("--no-test")
+    if tool == "train_sgmse":
+        argv += ["--test-files", "0"]
+    return argv
+
+
+def validate(study: Study, *, data: str | None, quick: bool, metric_names: set[str],
+             demo_dir: str = "runs/demo-corpus") -> None:
     """Check every row's flags against its tools' parsers and every metric name; raise
     :class:`StudyError` naming the study file's line of the first problem."""
     src = study.source
@@ -209,9 +227,11 @@ def validate(study: Study, *, data: bool, quick: bool, metric_names: set[str]) -
         if row.kind != "model":
             continue
         spec = TOOLS[row.tool or ""]
-        flags = merged_flags(study, row, data=data, quick=quick)
+        flags = merged_flags(study, row, data=data is not None, quick=quick)
         _check_keys(study, row, flags, spec.name, spec.managed, "training")
-        argv = train_argv(study, row, data=data, quick=quick) + ["--out", "/nonexistent/study-check"]
+        # the runner's own flags too: a trainer's defaults may depend on them (--data: research sizes)
+        argv = train_argv(study, row, data=data is not None, quick=quick) + runner_argv(
+            spec.name, data=data, demo_dir=demo_dir, device="cpu", threads=None) + ["--out", "/nonexistent/study-check"]
         ns, msg = parse_tool_args(spec.name, _resolved_setup_refs(argv))
         if ns is None:
             raise src.error(_line_of_message(study, row, msg, flags), f"row {row.name!r}: tools/{spec.name}.py "

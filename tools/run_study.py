@@ -126,7 +126,8 @@ def _main(args: argparse.Namespace, t_start: float) -> int:
             if v not in names:
                 raise StudyError(f"{flag} {v!r}: no row of that name in {study.path} "
                                  f"({', '.join(r.name for r in study.rows)})")
-    tools.validate(study, data=args.data is not None, quick=args.quick, metric_names=results.metric_names())
+    tools.validate(study, data=args.data, quick=args.quick, metric_names=results.metric_names(),
+                   demo_dir=args.demo_dir)
     metrics = results.default_metrics(study)
     out = Path(args.out or f"runs/run_study-{study.name}{'-quick' if args.quick else ''}")
     threads = args.threads if args.threads is not None else (1 if args.quick else None)

@@ -1,0 +1,345 @@
+"""tools/run_study.py: study files checked before anything runs (errors name the line), dry run,
+runs that resume without retraining, changed configurations refused unless --rerun, a failing
+row marked failed while the others finish, quoted rows never ranked, the statistics, report.html,
+and the Slurm path through submitit's local executor with a train_sgmse row and an
+evaluation-only sweep. A toy study on a tiny corpus keeps it to about a minute and a half."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import se_data
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tools"))
+
+import run_study  # noqa: E402
+import _study_table as table  # noqa: E402
+
+TINY = ("epochs = 1, steps-per-epoch = 2, batch-size = 2, segment = 0.5, valid-pesq-files = 0, num-channel = 4, "
+        "num-layer = 1")
+
+TOY = f"""# a toy study: two tiny models, one row that fails, the noisy input and a quoted row
+[study]
+name = "toy"
+title = "Toy study"
+baseline = "A"
+metrics = ["pesq_wb", "stoi", "si_sdr", "lsd"]
+
+[defaults.train_bsdt]
+flags = {{ {TINY} }}
+
+[[row]]
+name = "noisy"
+kind = "noisy"
+
+[[row]]
+name = "A"
+tool = "train_bsdt"
+flags = {{ model = "bsrnn" }}
+seeds = [0, 1]
+
+[[row]]
+name = "B"
+tool = "train_bsdt"
+flags = {{ model = "bsdt", num-heads = 2 }}
+
+[[row]]
+name = "broken"
+tool = "train_bsdt"
+flags = {{ model = "bsrnn", batch-size = 100 }}
+
+[[row]]
+name = "paper"
+kind = "quoted"
+citation = "Someone et al., a paper (2099)"
+test_set = "another test set"
+values = {{ pesq_wb = 4.5, stoi = 0.99 }}
+"""
+
+
+def _cli(args: list[str], check_rc: int | None = 0) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run([sys.executable, "tools/run_study.py", "--threads", "1", "--workers", "1", "--no-progress",
+                           *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    if check_rc is not None and proc.returncode != check_rc:
+        raise AssertionError(f"exit {proc.returncode} (expected {check_rc}):\n{proc.stdout[-4000:]}\n"
+                             f"{proc.stderr[-4000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("study") / "corpus"
+    se_data.make_demo_corpus(root, n_train=8, n_valid=2, n_test=3, seconds=1.0, seed=0)
+    return root
+
+
+@pytest.fixture(scope="module")
+def toy(corpus: Path, tmp_path_factory) -> tuple[Path, Path]:
+    """The toy study run once: (study file, study folder). The broken row makes it exit 1."""
+    d = tmp_path_factory.mktemp("toy")
+    study = d / "toy.toml"
+    study.write_text(TOY)
+    out = d / "out"
+    proc = _cli([str(study), "--data", str(corpus), "--out", str(out), "--check"], check_rc=1)
+    assert "broken seed 0" in proc.stderr and "every table number equals" in proc.stdout
+    return study, out
+
+
+def _table(out: Path) -> dict[str, dict[str, str]]:
+    with open(out / "table.csv", newline="") as fh:
+        return {r["configuration"]: r for r in csv.DictReader(fh)}
+
+
+def _per_file(metrics_dir: Path, metric: str) -> dict[str, float]:
+    with open(metrics_dir / "per_file.csv", newline="") as fh:
+        return {r["file"]: float(r[metric]) for r in csv.DictReader(fh) if not r["error"]}
+
+
+# ----------------------------------------------------------------------------- bad study files
+def _line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def _second(text: str, line: str) -> int:
+    return [i for i, ln in enumerate(text.splitlines(), 1) if ln == line][1]
+
+
+@pytest.mark.parametrize("old,new,locate,message", [
+    ('tool = "train_bsdt"\nflags = { model = "bsdt", num-heads = 2 }', 'tool = "train_bsd"\nflags = { model = "bsdt", num-heads = 2 }',
+     lambda t: _line_of(t, 'tool = "train_bsd"'), "unknown tool 'train_bsd'"),
+    ('flags = { model = "bsdt", num-heads = 2 }', 'flags = { model = "bsdt", epochz = 3 }', lambda t: _line_of(t, "epochz"),
+     "has no flag --epochz"),
+    ('flags = { model = "bsdt", num-heads = 2 }', 'flags = { model = "bsdt", num_layer = 3 }', lambda t: _line_of(t, "num_layer"),
+     "did you mean 'num-layer'"),
+    ('flags = { model = "bsdt", num-heads = 2 }', 'flags = { model = "bsdt", lr = -1 }', lambda t: _line_of(t, "lr = -1"),
+     "argument --lr"),
+    ('flags = { model = "bsdt", num-heads = 2 }', 'flags = { model = "bsdt", seed = 3 }', lambda t: _line_of(t, "seed = 3"),
+     "set by the runner"),
+    ('"si_sdr", "lsd"]', '"si_sdr", "mos"]', lambda t: _line_of(t, '"mos"'), "unknown metric 'mos'"),
+    ("stoi = 0.99 }", "stoi = 0.99, dnsmos = 3 }", lambda t: _line_of(t, "dnsmos"), "unknown metric 'dnsmos'"),
+    ('baseline = "A"', 'baseline = "paper"', lambda t: _line_of(t, 'baseline = "paper"'), "must be a measured row"),
+    ('name = "B"', 'name = "A"', lambda t: _second(t, 'name = "A"'), "row name 'A' repeats"),
+    ('[[row]]\nname = "paper"', '[[rows]]\nname = "paper"', lambda t: _line_of(t, "[[rows]]"),
+     "unknown table [rows]"),
+])
+def test_bad_study_file_fails_before_any_run_naming_the_line(tmp_path: Path, capsys, old: str, new: str,
+                                                             locate, message: str) -> None:
+    assert old in TOY
+    text = TOY.replace(old, new, 1)
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    out = tmp_path / "out"
+    assert run_study.main([str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:{locate(text)}:" in err, err
+    assert message in err, err
+    assert not out.exists()  # nothing ran, nothing was written
+
+
+def test_dry_run_lists_every_run_and_writes_nothing(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "toy.toml"
+    path.write_text(TOY)
+    out = tmp_path / "out"
+    assert run_study.main([str(path), "--out", str(out), "--dry-run", "--seeds", "3"]) == 0
+    text = capsys.readouterr().out
+    assert "9 run(s)" in text  # A, B, broken x seeds 0..2
+    assert "A seed 2: tools/train_bsdt.py --epochs 1" in text and "--model bsrnn" in text
+    assert "[quoted  ] paper (Someone et al., a paper (2099))" in text
+    assert not out.exists()
+
+
+# ----------------------------------------------------------------------------- a study end to end
+def test_failed_row_is_marked_with_its_log_and_the_others_finish(toy: tuple[Path, Path]) -> None:
+    _, out = toy
+    t = _table(out)
+    assert t["A"]["status"] == "ok" and t["A"]["seeds"] == "2" and t["B"]["status"] == "ok"
+    assert t["broken"]["status"].startswith("failed") and t["broken"]["seeds"] == "0"
+    log = Path(t["broken"]["logs"])
+    assert log.is_file() and "--batch-size 100" in log.read_text()
+    assert "logs" in t["broken"] and "[log](" in (out / "table.md").read_text()
+    rec = json.loads((out / "runs" / "broken" / "seed0" / "run.json").read_text())
+    assert rec["status"] == "failed" and rec["log"] == str(log)
+
+
+def test_table_statistics_equal_scipy_on_the_runs_scores(toy: tuple[Path, Path]) -> None:
+    _, out = toy
+    t = _table(out)
+    runs = {s: out / "runs" / "a" / f"seed{s}" / "eval" / "default" / "metrics" for s in (0, 1)}
+    per_seed = [np.mean(list(_per_file(runs[s], "pesq_wb").values())) for s in (0, 1)]
+    lo, hi = stats.t.interval(0.95, 1, loc=np.mean(per_seed), scale=stats.sem(per_seed))
+    assert float(t["A"]["pesq_wb"]) == pytest.approx(np.mean(per_seed), rel=1e-12)
+    assert float(t["A"]["pesq_wb_ci95"]) == pytest.approx((hi - lo) / 2, rel=1e-9)
+    # B against the baseline A: each file's A score averaged over A's two seeds, then paired
+    b = _per_file(out / "runs" / "b" / "seed0" / "eval" / "default" / "metrics", "si_sdr")
+    a = {f: np.mean([_per_file(runs[s], "si_sdr")[f] for s in (0, 1)]) for f in b}
+    files = sorted(b)
+    ref = stats.wilcoxon([b[f] - a[f] for f in files])
+    assert float(t["B"]["si_sdr_p"]) == pytest.approx(float(ref.pvalue), rel=1e-12)
+    assert float(t["B"]["si_sdr_delta"]) == pytest.approx(np.mean(list(b.values())) - np.mean(per_seed := [
+        np.mean(list(_per_file(runs[s], "si_sdr").values())) for s in (0, 1)]), rel=1e-9)
+    # cost columns: parameters of the trained model, an RTF
+    assert int(float(t["A"]["parameters"])) > 1000 and float(t["A"]["rtf"]) > 0
+
+
+def test_quoted_rows_are_shown_apart_and_never_ranked(toy: tuple[Path, Path]) -> None:
+    _, out = toy
+    t = _table(out)
+    assert t["paper"]["kind"] == "quoted" and float(t["paper"]["pesq_wb"]) == 4.5  # beats every measured row
+    assert t["paper"]["pesq_wb_best"] == "" and t["paper"]["stoi_best"] == ""
+    measured = {k: float(v["pesq_wb"]) for k, v in t.items() if v["kind"] != "quoted" and v["pesq_wb"]}
+    best = [k for k, v in t.items() if v["pesq_wb_best"] == "1"]
+    assert best == [max(measured, key=measured.get)]
+    lsd = {k: float(v["lsd"]) for k, v in t.items() if v["kind"] != "quoted" and v["lsd"]}
+    assert [k for k, v in t.items() if v["lsd_best"] == "1"] == [min(lsd, key=lsd.get)]  # lower is better
+    md = (out / "table.md").read_text()
+    assert "Quoted from papers (not measured here" in md and "| paper † |" in md
+    assert md.index("paper †") > md.index("Δ against A")
+
+
+def test_results_json_records_provenance_of_every_run(toy: tuple[Path, Path]) -> None:
+    _, out = toy
+    res = json.loads((out / "results.json").read_text())
+    done = [r for r in res["runs"] if r["status"] == "complete"]
+    assert len(done) == 3
+    for r in done:
+        assert r["commit"] and r["versions"]["torch"] and r["device"] == "cpu" and r["wall_s"] > 0
+        assert r["command"][1].endswith("tools/train_bsdt.py") and "--seed" in r["command"]
+    assert {row["configuration"]: row["status"] for row in res["rows"]}["paper"] == "quoted"
+
+
+class _Refs(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.refs: list[str] = []
+        self.tags: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        self.tags.add(tag)
+        self.refs += [v for k, v in attrs if k in ("src", "href") and v]
+
+
+def test_report_html_is_self_contained_and_every_file_it_names_exists(toy: tuple[Path, Path]) -> None:
+    _, out = toy
+    p = _Refs()
+    p.feed((out / "report.html").read_text())
+    assert "script" not in p.tags and "link" not in p.tags
+    imgs = [r for r in p.refs if r.endswith(".png")]
+    wavs = [r for r in p.refs if r.endswith(".wav")]
+    assert len(imgs) == 4  # bars, spectrograms, loss curves, BSDT analysis
+    assert len(wavs) == 3 * 4  # the 3 test utterances: noisy, A, B, clean
+    for r in p.refs:
+        assert not r.startswith(("http:", "https:", "//")), r
+        assert (out / r).is_file() or Path(r).is_file(), r
+
+
+def test_second_run_resumes_without_retraining(toy: tuple[Path, Path], corpus: Path) -> None:
+    study, out = toy
+    before = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/seed*/train/best.pt")}
+    assert len(before) == 3
+    proc = _cli([str(study), "--data", str(corpus), "--out", str(out), "--only", "A", "--only", "B"])
+    assert "run  " not in proc.stderr  # nothing was launched
+    assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/seed*/train/best.pt")} == before
+    # a study folder is never shared with another study or mode
+    other = study.with_name("other.toml")
+    other.write_text(study.read_text().replace('name = "toy"', 'name = "other"'))
+    assert "holds study 'toy'" in _cli([str(other), "--data", str(corpus), "--out", str(out)], check_rc=2).stderr
+
+
+def test_changed_configuration_is_refused_unless_rerun(toy: tuple[Path, Path], corpus: Path) -> None:
+    study, out = toy
+    changed = study.with_name("changed.toml")
+    changed.write_text(study.read_text().replace('flags = { model = "bsdt", num-heads = 2 }', 'flags = { model = "bsdt", '
+                                                                               'num-heads = 2, lr = 0.002 }'))
+    before = json.loads((out / "runs" / "b" / "seed0" / "run.json").read_text())
+    proc = _cli([str(changed), "--data", str(corpus), "--out", str(out)], check_rc=2)
+    assert "configuration of row(s) 'B' changed" in proc.stderr and "--rerun 'B'" in proc.stderr
+    assert json.loads((out / "runs" / "b" / "seed0" / "run.json").read_text()) == before
+    _cli([str(changed), "--data", str(corpus), "--out", str(out), "--rerun", "B", "--only", "B"])
+    after = json.loads((out / "runs" / "b" / "seed0" / "run.json").read_text())
+    assert after["status"] == "complete" and after["config_hash"] != before["config_hash"]
+    assert "--lr" in after["command"]
+    moved = list((out / "replaced").glob("b-seed0-*/run.json"))
+    assert len(moved) == 1 and json.loads(moved[0].read_text())["config_hash"] == before["config_hash"]
+
+
+# ----------------------------------------------------------------------------- the Slurm path and SGMSE
+SGMSE_STUDY = """[study]
+name = "toy_sgmse"
+baseline = "SG / w=1"
+metrics = ["pesq_wb", "si_sdr"]
+
+[defaults.train_sgmse]
+flags = { backbone = "smallunet", unet-channels = "8,16", encoder-channels = "8,16", embed-dim = 16, sde = "sbve", epochs = 1, steps-per-epoch = 2, batch-size = 2, frames = 32, valid-batches = 1, bank-size = 8, knn-k = 2 }
+
+[[row]]
+name = "SG"
+tool = "train_sgmse"
+[row.eval]
+tool = "eval_dir"
+flags = { sampler = "sb_ode", N = 2 }
+[[row.eval.sweep]]
+label = "w=1"
+flags = { guidance = "static", w = 1 }
+[[row.eval.sweep]]
+label = "adaptive"
+flags = { guidance = "knn", w = 2 }
+"""
+
+
+def test_sgmse_sweep_through_submitits_local_executor(corpus: Path, tmp_path: Path) -> None:
+    pytest.importorskip("submitit")
+    study = tmp_path / "sg.toml"
+    study.write_text(SGMSE_STUDY)
+    out = tmp_path / "out"
+    proc = _cli([str(study), "--data", str(corpus), "--out", str(out), "--launcher", "slurm", "--slurm-executor",
+                 "local", "--check"])
+    assert "submitted SG seed 0 (local job" in proc.stderr
+    t = _table(out)
+    assert set(t) == {"SG / w=1", "SG / adaptive"}  # one trained model, two table rows
+    assert all(v["status"] == "ok" for v in t.values())
+    assert len(list(out.glob("runs/sg/seed0/train/model.pt"))) == 1
+    for label in ("w-1", "adaptive"):
+        assert len(list((out / "runs" / "sg" / "seed0" / "eval" / label / "enhanced").glob("*.wav"))) == 3
+    settings = json.loads((out / "runs/sg/seed0/eval/adaptive/enhance/settings.json").read_text())["args"]
+    assert settings["guidance"] == "knn" and settings["w"] == 2 and settings["N"] == 2
+    assert float(t["SG / adaptive"]["rtf"]) > 0 and t["SG / adaptive"]["pesq_wb_p"] != ""
+
+
+# ----------------------------------------------------------------------------- statistics and the checker
+def _runs(values: list[list[float]]) -> list[table.RunScores]:
+    return [table.RunScores(s, {"pesq_wb": {f"f{i}": v for i, v in enumerate(vals)}},
+                            summary_means={"pesq_wb": float(np.mean(vals))}) for s, vals in enumerate(values)]
+
+
+def test_compute_by_hand_and_the_checker_catches_a_wrong_number(tmp_path: Path) -> None:
+    base = table.TableRow("base", "model", runs=_runs([[2.0, 2.0, 2.0], [2.5, 2.5, 2.5]]), expected_seeds=2)
+    new = table.TableRow("new", "model", runs=_runs([[3.0, 2.5, 2.0]]), expected_seeds=1)
+    quoted = table.TableRow("q", "quoted", quoted={"pesq_wb": 9.0}, citation="c")
+    rows = [base, new, quoted]
+    table.compute(rows, ["pesq_wb"], "base")
+    c = base.cells["pesq_wb"]
+    # two seeds 2.0 and 2.5: s = 0.35355, t_{0.975,1} = 12.7062, half width = t s / sqrt 2 = 3.1766
+    assert c["mean"] == 2.25 and c["ci"] == pytest.approx(12.706204736 * math.sqrt(0.125) / math.sqrt(2), rel=1e-8)
+    d = new.cells["pesq_wb"]
+    assert d["delta"] == pytest.approx(2.5 - 2.25) and d["ci"] is None  # one seed: no interval
+    assert d["p"] == pytest.approx(float(stats.wilcoxon([0.75, 0.25, -0.25]).pvalue))
+    assert new.best == {"pesq_wb"} and not quoted.best
+    path = tmp_path / "table.csv"
+    path.write_text(table.csv_text(rows, ["pesq_wb"]))
+    assert table.check_table(path, rows, ["pesq_wb"]) == []
+    path.write_text(path.read_text().replace(repr(2.25), repr(2.2500001)))
+    problems = table.check_table(path, rows, ["pesq_wb"])
+    assert len(problems) == 1 and problems[0].startswith("base pesq_wb")
