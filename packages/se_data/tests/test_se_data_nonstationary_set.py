@@ -136,6 +136,8 @@ def test_manifest_records_sources_segments_events_and_resampling(sources, tmp_pa
         x = lines[r.file]
         assert x["noise_sources"].split("|") == list(r.noise_sources) and float(x["snr_clip_db"]) == r.snr_clip_db
         assert int(x["n_segments"]) == len(r.segments) and int(x["compose_seed"]) == r.compose_seed
+        # the columns eval_ood groups its breakdown by
+        assert float(x["snr_db"]) == r.snr_mean_db and x["noise_class"] == "|".join(r.noise_classes)
 
 
 def test_rebuild_is_byte_identical_and_refuses_changed_sources(sources, tmp_path):

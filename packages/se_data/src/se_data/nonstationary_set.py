@@ -70,7 +70,7 @@ TRAJECTORY_KINDS = ("random_walk", "linear", "steps", "sine")
 SYNTHETIC_KINDS = ("white", "pink", "brown", "babble")
 MANIFEST_COLUMNS = ("file", "clean_source", "noise_sources", "noise_classes", "n_segments", "n_events",
                     "trajectory", "snr_mean_db", "snr_min_db", "snr_max_db", "snr_clip_db", "output_gain",
-                    "compose_seed", "trajectory_seed")
+                    "compose_seed", "trajectory_seed", "snr_db", "noise_class")
 #: separates the noise sources / classes of one mixture in ``manifest.csv``
 LIST_SEP = "|"
 
@@ -118,7 +118,10 @@ class NonstationaryRow:
         return [self.file, self.clean_source, LIST_SEP.join(self.noise_sources), LIST_SEP.join(self.noise_classes),
                 len(self.segments), len(self.events), self.trajectory, repr(self.snr_mean_db),
                 repr(self.snr_min_db), repr(self.snr_max_db), repr(self.snr_clip_db), repr(self.output_gain),
-                self.compose_seed, self.trajectory_seed]
+                self.compose_seed, self.trajectory_seed,
+                # the columns an evaluator groups by (as in the OOD set's manifest): the trajectory's mean
+                # SNR, and the noise classes of the mixture joined in order of appearance
+                repr(self.snr_mean_db), LIST_SEP.join(self.noise_classes)]
 
     @classmethod
     def from_dict(cls, d: dict) -> "NonstationaryRow":
