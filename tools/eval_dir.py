@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 from pathlib import Path
 
 from _cli import add_allow_failures, failure_status
@@ -35,13 +36,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="eval_dir.py", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Files are paired by their path relative to ENHANCED_DIR (or, failing that, by a "
-               "unique file name below CLEAN_DIR / NOISY_DIR). A file that cannot be scored "
-               "(missing partner, unreadable, too short, silent reference, NaN, length mismatch, "
-               "multi-channel) is recorded with its reason in the 'error' column and in "
-               "summary.json; it never stops the batch and never gets a number. Running again with "
-               "the same --out resumes: rows already scored are kept, failed and missing files are "
-               "(re)computed; other settings than the first run's are refused.")
+        epilog=textwrap.fill(
+               "Files are paired by their path relative to ENHANCED_DIR (or, failing that, by a "
+               "unique file name below CLEAN_DIR / NOISY_DIR). A file that cannot be compared (missing "
+               "partner, unreadable, silent reference, NaN, length mismatch, multi-channel) is a failure: "
+               "recorded with its reason in the 'error' column and summary.json, never a number, and the "
+               "exit status is 1 (--allow-failures: 0). A metric that is undefined for a pair it can "
+               "compare (a silent, DC-only or near-silent estimate; too short for PESQ or STOI; no speech "
+               "found by PESQ) is left empty with its reason in the 'undefined' column, out of the means, "
+               "counted in the summary; every defined metric is still computed and the exit status stays "
+               "0. Clipped estimates are scored and noted. Running again with the same --out resumes: "
+               "rows whose two input files are unchanged (size and SHA-256 recorded per row) are kept; "
+               "changed, failed and missing files are (re)computed and counted with the reason; other "
+               "settings than the first run's are refused. While running, --out holds OUT/.lock: a second "
+               "evaluation into it stops at once and names the holder (a dead holder's lock is taken over). "
+               "Exit status: 0, 1 when any file failed, 2 for a bad command line.", width=100))
     p.add_argument("enhanced_dir", metavar="ENHANCED_DIR",
                    help="folder of enhanced *.wav files (searched recursively); the 'file' column is "
                         "the path relative to it")
@@ -65,7 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    return build_parser().parse_args(argv)
+    p = build_parser()
+    args = p.parse_args(argv)
+    if args.sr != 16000:
+        p.error(f"--sr {args.sr}: wide-band PESQ and the composite measures are defined at 16000 Hz only; files at "
+                f"other rates are resampled to it on reading, so leave --sr out")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
