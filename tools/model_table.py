@@ -62,16 +62,16 @@ def rows(num_channel: int, num_layer: int, num_heads: int) -> list[tuple[str, di
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="model_table.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--num-channel", type=T.positive_int(), default=64,
-                   help="N of the BSDT/BSRNN comparison rows (default 64; a multiple of 2 x --num-heads)")
-    p.add_argument("--num-layer", type=T.positive_int(), default=5,
-                   help="L of the BSDT/BSRNN comparison rows (default 5)")
-    p.add_argument("--num-heads", type=T.positive_int(), default=4,
-                   help="differential heads of the BSDT rows (default 4)")
+    p.add_argument("--num-channel", type=T.positive_int(), default=DEMO_SIZE["num_channel"],
+                   help=f"N of the BSDT/BSRNN comparison rows (default {DEMO_SIZE['num_channel']}, train_bsdt's demo "
+                        f"size; a multiple of 2 x --num-heads)")
+    p.add_argument("--num-layer", type=T.positive_int(), default=DEMO_SIZE["num_layer"],
+                   help=f"L of the BSDT/BSRNN comparison rows (default {DEMO_SIZE['num_layer']})")
+    p.add_argument("--num-heads", type=T.positive_int(), default=DEMO_SIZE["num_heads"],
+                   help=f"differential heads of the BSDT rows (default {DEMO_SIZE['num_heads']})")
     p.add_argument("--json", metavar="FILE", default=None, help="also write the table as JSON to FILE (new file)")
     p.add_argument("--seconds", type=T.seconds(), default=1.0,
                    help="audio duration the MACs are counted on, in seconds (default 1.0; MACs are per second)")
-    p.set_defaults(**DEMO_SIZE)   # train_bsdt.py's demo size
     return T.annotate_help(p)
 
 
