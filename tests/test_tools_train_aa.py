@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -150,7 +151,7 @@ def test_loss_flags_weight_the_terms_as_documented(train_aa):
     assert train_aa.curriculum_lambda(20, c.epochs, *c.curriculum_range) == pytest.approx(3.0 * 0.1 ** 0.5)
 
 
-def test_f0_sampling_flags(train_aa):
+def test_f0_sampling_flags(train_aa, capsys):
     a = train_aa.parse_args(["--f0-sampling", "linear_hz", "--f0-range-hz", "27.5", "18000", "--lowpass-hz", "18000",
                              "22000"])
     spec = train_aa.ToneDataSpec(**{k: getattr(a, k) for k in train_aa.ToneDataSpec.field_names()})
@@ -160,10 +161,11 @@ def test_f0_sampling_flags(train_aa):
     for bad, msg in ((["--f0-range-hz", "500", "400"], r"--f0-range-hz LO \(500\) must be less than HI \(400\)"),
                      (["--f0-range-hz", "100", "24000"], "Nyquist"),
                      (["--f0-range-hz", "100", "20000", "--builtin-rate", "32000"], "Nyquist"),
-                     (["--f0-range-hz", "0", "100"], "--f0-range-hz")):
+                     (["--f0-range-hz", "7.9", "100"], "--f0-range-hz")):
         with pytest.raises(SystemExit) as e:
             train_aa.parse_args(["--f0-sampling", "linear_hz", *bad])
         assert e.value.code == 2, bad
+        assert re.search(msg, capsys.readouterr().err), bad
     with pytest.raises(SystemExit):
         train_aa.parse_args(["--f0-sampling", "log"])
     # the range of the other sampling is not used, so not checked

@@ -61,6 +61,9 @@ from aa_distill import (  # noqa: E402
 )
 
 TOOL = "train_aa"
+#: a training f0 in Hz: at least 8 Hz (MIDI 0), where the 120 dB Chebyshev window's main lobe (+-4.75 one-Hz bins)
+#: still separates neighbouring harmonics
+F0_HZ = T.float_range(8.0, None, noun="a frequency in Hz", unit="Hz")
 
 
 # ----------------------------------------------------------------------------- arguments
@@ -100,9 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--midi-range", type=T.MIDI_NOTE, nargs=2, default=(21.0, 127.0), metavar=("LO", "HI"),
                    help="with --f0-sampling midi: non-integer MIDI notes drawn uniformly in [LO, HI] (default "
                         "21 127: 27.5 Hz - 12.5 kHz; LO < HI, HI below the teacher's Nyquist)")
-    g.add_argument("--f0-range-hz", type=T.FREQUENCY_HZ, nargs=2, default=LINEAR_F0_RANGE_HZ, metavar=("LO", "HI"),
+    g.add_argument("--f0-range-hz", type=F0_HZ, nargs=2, default=LINEAR_F0_RANGE_HZ, metavar=("LO", "HI"),
                    help="with --f0-sampling linear_hz: f0 drawn uniformly in [LO, HI] Hz (default 27.5 18000; "
-                        "LO < HI < the teacher's Nyquist)")
+                        "LO < HI < the teacher's Nyquist; LO >= 8 Hz, about MIDI 0: the 1 Hz-bin harmonic "
+                        "analysis window's main lobe spans +-4.75 bins, so lower harmonics would merge)")
     g.add_argument("--amplitude", choices=["linear", "db"], default="linear",
                    help="amplitude distribution: linear U(0, 1) as the paper, or uniform in dB over "
                         "--db-range (default linear)")
