@@ -343,3 +343,16 @@ def test_compute_by_hand_and_the_checker_catches_a_wrong_number(tmp_path: Path) 
     path.write_text(path.read_text().replace(repr(2.25), repr(2.2500001)))
     problems = table.check_table(path, rows, ["pesq_wb"])
     assert len(problems) == 1 and problems[0].startswith("base pesq_wb")
+
+
+def test_setup_step_flags_are_checked_against_its_tool(tmp_path: Path, capsys) -> None:
+    text = ('[study]\nname = "s"\n\n[[setup]]\nname = "ood"\ntool = "make_ood_testset"\n'
+            'flags = { clean = "{demo_dir}/test/clean", noise = "n", snrz = [0, 5] }\n\n'
+            '[[row]]\nname = "noisy"\nkind = "noisy"\n')
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    assert run_study.main([str(path), "--out", str(tmp_path / "o"), "--dry-run"]) == 2
+    assert f"{path}:7: setup 'ood': tools/make_ood_testset.py has no flag --snrz" in capsys.readouterr().err
+    path.write_text(text.replace("snrz = [0, 5]", "snrs = [0, 500]"))
+    assert run_study.main([str(path), "--out", str(tmp_path / "o"), "--dry-run"]) == 2
+    assert f"{path}:7: setup 'ood': tools/make_ood_testset.py refuses argument --snrs" in capsys.readouterr().err

@@ -162,7 +162,8 @@ def enhance_in_process(job: dict[str, Any], ckpt: Path, point: Path) -> dict[str
     macs = None
     if hasattr(bandsplit, "count_macs"):
         try:
-            macs = float(bandsplit.count_macs(model, seconds=1.0))
+            counted = bandsplit.count_macs(model, seconds=1.0)  # a count, or a record with .macs
+            macs = float(getattr(counted, "macs", counted))
         except Exception:  # noqa: BLE001 - an optional column; the run stands without it
             macs = None
     if analysis is not None:

@@ -14,7 +14,8 @@ Schema (every table but ``[study]`` and ``[[row]]`` is optional)::
                                   data_flags, quick_flags, seeds = [...], nproc (torchrun),
                                   [row.eval]: tool (eval_dir | eval_ood | analyze_aa), flags,
                                   [[row.eval.sweep]]: label, flags -- one table row per entry
-                                  from the same trained model (evaluation-only sweep)
+                                  from the same trained model (evaluation-only sweep); with
+                                  sweep entries write [row.eval] as a table, not inline
     [[row]] kind = "noisy"        the unprocessed input, scored like a model
     [[row]] kind = "quoted"       numbers from a paper: citation, test_set, values = {metric: x}
 

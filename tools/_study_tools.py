@@ -217,6 +217,18 @@ def validate(study: Study, *, data: str | None, quick: bool, metric_names: set[s
         if m not in metric_names:
             raise src.error(src.find("study", None, "metrics", m),
                             f"unknown metric {m!r}; one of {', '.join(sorted(metric_names))}")
+    for i, st in enumerate(study.setups):
+        known = options(tool_parser(st.tool))
+        for k in st.flags:
+            if k not in known or k in ("out", "help"):
+                raise src.error(src.find("setup", i, k), f"setup {st.name!r}: tools/{st.tool}.py has no flag --{k}"
+                                + (" the study may set (the runner gives its --out)" if k in known else ""))
+        probe = [a.replace("{demo_dir}", demo_dir).replace("{data}", data or "") for a in to_argv(st.flags)]
+        ns, msg = parse_tool_args(st.tool, probe + ["--out", "/nonexistent/setup-check"])
+        if ns is None:
+            m = re.search(r"--([A-Za-z0-9][\w-]*)", msg)
+            raise src.error(src.find("setup", i, m.group(1)) if m else st.line,
+                            f"setup {st.name!r}: tools/{st.tool}.py refuses {msg}")
     for row in study.rows:
         if row.kind == "quoted":
             for m in row.values:
