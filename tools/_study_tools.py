@@ -67,7 +67,7 @@ TOOLS: dict[str, ToolSpec] = {
         enhancer_quick={"sampler": "sb_ode", "N": 5}),
     "train_aa": ToolSpec(
         "train_aa", _RUN_FLAGS - {"data", "demo-dir"},
-        quick_sizes=lambda f: {"channels": 4},
+        quick_sizes=lambda f: {"channels": [4, 2]},
         quick_caps={"epochs": 1, "num-tones": 20, "batch-size": 2, "valid-notes": 4}),
 }
 #: the runner's own flags of each evaluator (a study may set the others in eval.flags)
