@@ -75,7 +75,13 @@ def as_1d_array(x: Any, name: str) -> np.ndarray:
     Raises MetricInputError for multi-dimensional (e.g. stereo) input or non-numeric data.
     """
     if hasattr(x, "detach") and hasattr(x, "cpu"):
-        x = x.detach().cpu().numpy()
+        x = x.detach().cpu()
+        try:
+            x = x.numpy()
+        except TypeError as err:  # a dtype numpy has not: bfloat16 (exact in float32), complex32, ...
+            if not (hasattr(x, "is_floating_point") and x.is_floating_point()):
+                raise MetricInputError(f"{name} must hold real numbers, got a tensor of dtype {x.dtype}.") from err
+            x = x.float().numpy()
     arr = np.asarray(x)
     if arr.ndim != 1:
         hint = ""

@@ -21,6 +21,8 @@ from ._edges import LEVEL_INVARIANT, require_finite, require_samples, require_si
 from ._validate import MetricInputError, MetricUndefinedError, check_pair, sample_rate_alias, wrong_rate
 
 PESQ_RATES = (8000, 16000)
+#: Lowest rate STOI / ESTOI accept (Hz).
+STOI_MIN_RATE = 8000
 #: pystoi's internal rate (Hz), frame length and the frames its intermediate measure needs
 _STOI_FS, _STOI_FRAME, _STOI_HOP, _STOI_N = 10000, 256, 128, 30
 
@@ -79,7 +81,9 @@ def stoi(clean: Any, enhanced: Any, sample_rate: int, extended: bool = False) ->
     """STOI (Taal et al. 2011) of ``enhanced`` [T] against ``clean`` [T] at ``sample_rate`` Hz
     (``sr=`` also accepted); ESTOI
     (Jensen & Taal 2016) with ``extended=True``. Range 0 ... 1 (ESTOI can go slightly below 0);
-    higher is better. pystoi resamples internally to 10 kHz, so any rate works.
+    higher is better. pystoi resamples internally to 10 kHz, so any rate from 8000 Hz up works; a
+    lower one raises :class:`MetricSampleRateError` (STOI's bands reach 4.3 kHz, and pystoi would
+    upsample audio at a few Hz a thousandfold: gigabytes for a second of it).
 
     Raises :class:`MetricUndefinedError` for a pair shorter than 0.41 s
     (:func:`stoi_min_samples`), where pystoi would return its placeholder 1e-5 (fewer than 30
@@ -88,6 +92,8 @@ def stoi(clean: Any, enhanced: Any, sample_rate: int, extended: bool = False) ->
     """
     c, e, sr = check_pair(clean, enhanced, sample_rate)
     label = "ESTOI" if extended else "STOI"
+    if sr < STOI_MIN_RATE:
+        raise wrong_rate(f"{label} needs audio at {STOI_MIN_RATE} Hz or more (its bands reach 4.3 kHz)", sr, 16000)
     require_samples(c.shape[0], stoi_min_samples(sr), sr, label,
                     f"{_STOI_N} frames of {_STOI_FRAME} samples at pystoi's {_STOI_FS} Hz")
     require_signal(c, e, label, LEVEL_INVARIANT)
