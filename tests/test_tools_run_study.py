@@ -252,6 +252,17 @@ def test_second_run_resumes_without_retraining(toy: tuple[Path, Path], corpus: P
     proc = _cli([str(study), "--data", str(corpus), "--out", str(out), "--only", "A", "--only", "B"])
     assert "run  " not in proc.stderr  # nothing was launched
     assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/seed*/train/best.pt")} == before
+    # a run killed after training, during its evaluation: it continues (--resume, no epoch left),
+    # is evaluated again, and its model is not retrained
+    run = out / "runs" / "a" / "seed1"
+    rec = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**rec, "status": "running"}))
+    (run / "eval" / "default" / "stats.json").unlink()
+    proc = _cli([str(study), "--data", str(corpus), "--out", str(out), "--only", "A"])
+    assert "run  A seed 1" in proc.stderr and "run  A seed 0" not in proc.stderr
+    assert "--resume" in json.loads((run / "run.json").read_text())["command"]
+    assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/seed*/train/best.pt")} == before
+    assert _table(out)["A"]["seeds"] == "2"
     # a study folder is never shared with another study or mode
     other = study.with_name("other.toml")
     other.write_text(study.read_text().replace('name = "toy"', 'name = "other"'))

@@ -113,7 +113,8 @@ def collect(study: Study, runs: list[Run], metrics: list[str], noisy_dir: Path |
                         name = f"{base} / {s} / {cond}"
                         t = tables.setdefault(name, TableRow(name, "noisy" if cond == "noisy" else "model",
                                                              expected_seeds=expected[row.name]))
-                        rs.stats, rs.run_dir, rs.point_dir = stats, str(run.dir), str(pdir)
+                        rs.stats = {} if cond == "noisy" else stats  # the input has no model costs
+                        rs.run_dir, rs.point_dir = str(run.dir), str(pdir)
                         t.runs.append(rs)
                     continue
                 t = tables.setdefault(base, TableRow(base, "model", expected_seeds=expected[row.name], note=row.note))
