@@ -113,20 +113,23 @@ def _line_of(text: str, needle: str) -> int:
     return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
 
 
+B_FLAGS = 'flags = { model = "bsdt", num-heads = 2 }'
+
+
 def _second(text: str, line: str) -> int:
     return [i for i, ln in enumerate(text.splitlines(), 1) if ln == line][1]
 
 
 @pytest.mark.parametrize("old,new,locate,message", [
-    ('tool = "train_bsdt"\nflags = { model = "bsdt", num-heads = 2 }', 'tool = "train_bsd"\nflags = { model = "bsdt", num-heads = 2 }',
+    ('tool = "train_bsdt"\nflags = { model = "bsdt"', 'tool = "train_bsd"\nflags = { model = "bsdt"',
      lambda t: _line_of(t, 'tool = "train_bsd"'), "unknown tool 'train_bsd'"),
-    ('flags = { model = "bsdt", num-heads = 2 }', 'flags = { model = "bsdt", epochz = 3 }', lambda t: _line_of(t, "epochz"),
+    (B_FLAGS, 'flags = { model = "bsdt", epochz = 3 }', lambda t: _line_of(t, "epochz"),
      "has no flag --epochz"),
-    ('flags = { model = "bsdt", num-heads = 2 }', 'flags = { model = "bsdt", num_layer = 3 }', lambda t: _line_of(t, "num_layer"),
+    (B_FLAGS, 'flags = { model = "bsdt", num_layer = 3 }', lambda t: _line_of(t, "num_layer"),
      "did you mean 'num-layer'"),
-    ('flags = { model = "bsdt", num-heads = 2 }', 'flags = { model = "bsdt", lr = -1 }', lambda t: _line_of(t, "lr = -1"),
+    (B_FLAGS, 'flags = { model = "bsdt", lr = -1 }', lambda t: _line_of(t, "lr = -1"),
      "argument --lr"),
-    ('flags = { model = "bsdt", num-heads = 2 }', 'flags = { model = "bsdt", seed = 3 }', lambda t: _line_of(t, "seed = 3"),
+    (B_FLAGS, 'flags = { model = "bsdt", seed = 3 }', lambda t: _line_of(t, "seed = 3"),
      "set by the runner"),
     ('"si_sdr", "lsd"]', '"si_sdr", "mos"]', lambda t: _line_of(t, '"mos"'), "unknown metric 'mos'"),
     ("stoi = 0.99 }", "stoi = 0.99, dnsmos = 3 }", lambda t: _line_of(t, "dnsmos"), "unknown metric 'dnsmos'"),
@@ -272,8 +275,8 @@ def test_second_run_resumes_without_retraining(toy: tuple[Path, Path], corpus: P
 def test_changed_configuration_is_refused_unless_rerun(toy: tuple[Path, Path], corpus: Path) -> None:
     study, out = toy
     changed = study.with_name("changed.toml")
-    changed.write_text(study.read_text().replace('flags = { model = "bsdt", num-heads = 2 }', 'flags = { model = "bsdt", '
-                                                                               'num-heads = 2, lr = 0.002 }'))
+    old = 'flags = { model = "bsdt", num-heads = 2 }'
+    changed.write_text(study.read_text().replace(old, 'flags = { model = "bsdt", num-heads = 2, lr = 0.002 }'))
     before = json.loads((out / "runs" / "b" / "seed0" / "run.json").read_text())
     proc = _cli([str(changed), "--data", str(corpus), "--out", str(out)], check_rc=2)
     assert "configuration of row(s) 'B' changed" in proc.stderr and "--rerun 'B'" in proc.stderr
@@ -287,13 +290,16 @@ def test_changed_configuration_is_refused_unless_rerun(toy: tuple[Path, Path], c
 
 
 # ----------------------------------------------------------------------------- the Slurm path and SGMSE
+SG_FLAGS = ('backbone = "smallunet", unet-channels = "8,16", encoder-channels = "8,16", embed-dim = 16, '
+            'sde = "sbve", epochs = 1, steps-per-epoch = 2, batch-size = 2, frames = 32, valid-batches = 1, '
+            'bank-size = 8, knn-k = 2')
 SGMSE_STUDY = """[study]
 name = "toy_sgmse"
 baseline = "SG / w=1"
 metrics = ["pesq_wb", "si_sdr"]
 
 [defaults.train_sgmse]
-flags = { backbone = "smallunet", unet-channels = "8,16", encoder-channels = "8,16", embed-dim = 16, sde = "sbve", epochs = 1, steps-per-epoch = 2, batch-size = 2, frames = 32, valid-batches = 1, bank-size = 8, knn-k = 2 }
+flags = { SG_FLAGS }
 
 [[row]]
 name = "SG"
@@ -313,7 +319,7 @@ flags = { guidance = "knn", w = 2 }
 def test_sgmse_sweep_through_submitits_local_executor(corpus: Path, tmp_path: Path) -> None:
     pytest.importorskip("submitit")
     study = tmp_path / "sg.toml"
-    study.write_text(SGMSE_STUDY)
+    study.write_text(SGMSE_STUDY.replace("SG_FLAGS", SG_FLAGS))
     out = tmp_path / "out"
     proc = _cli([str(study), "--data", str(corpus), "--out", str(out), "--launcher", "slurm", "--slurm-executor",
                  "local", "--check"])

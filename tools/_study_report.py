@@ -285,7 +285,8 @@ def write_report(out: Path, study: Study, rows: list[TableRow], metrics: list[st
                  f"{html.escape(study.baseline or '-')}.</p>")
     parts.append(_html_table(rows, metrics, study.baseline))
     for title, f in figs:
-        parts.append(f"<h2>{html.escape(title)}</h2><img src='{f.relative_to(out).as_posix()}' alt='{html.escape(title)}'>")
+        parts.append(f"<h2>{html.escape(title)}</h2>"
+                     f"<img src='{f.relative_to(out).as_posix()}' alt='{html.escape(title)}'>")
     if utts:
         parts.append("<h2>Listen</h2>")
         for u in utts:

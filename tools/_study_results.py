@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
-from typing import Any
 
 from _study_job import RUN_JSON, read_json
 from _study_run import Run
@@ -150,6 +149,3 @@ def metric_names() -> set[str]:
 
     return set(METRICS) | set(AA_METRICS)
 
-
-def summary(rows: list[TableRow]) -> dict[str, Any]:
-    return {"rows": len(rows), "failed": sum(1 for r in rows if r.failed)}

@@ -15,7 +15,6 @@ Folder layout of a study (``--out``)::
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -366,6 +365,3 @@ def visible_gpus(device: str) -> list[int]:
         return [int(device.split(":")[1])]
     return list(range(torch.cuda.device_count()))
 
-
-def as_json(obj: Any) -> str:
-    return json.dumps(obj, indent=1, default=str)

@@ -246,8 +246,8 @@ def load_study(path: str | Path) -> Study:
     for r in rows:
         for key in (r.name, r.slug):
             if key in seen and seen[key] is not r:
-                raise src.error(src.find("row", r.index, "name"), f"row name {r.name!r} repeats (or has the same folder name as) the row on "
-                                f"line {seen[key].line}")
+                raise src.error(src.find("row", r.index, "name"), f"row name {r.name!r} repeats (or has the same "
+                                f"folder name as) the row on line {seen[key].line}")
             seen[key] = r
     names = {s.name for s in setups}
     if len(names) != len(setups):
