@@ -362,6 +362,28 @@ def test_compute_by_hand_and_the_checker_catches_a_wrong_number(tmp_path: Path) 
     assert len(problems) == 1 and problems[0].startswith("base pesq_wb")
 
 
+def test_first_epoch_pesq_gate_is_read_from_the_log_and_reported(tmp_path: Path) -> None:
+    import _study_job
+
+    log = tmp_path / "log.csv"
+    log.write_text("epoch,step,valid_loss,valid_pesq\n0,10,0.2,2.61\n1,20,0.1,2.9\n")
+    assert _study_job.first_epoch_valid_pesq(log) == 2.61
+    log.write_text("epoch,step,valid_loss\n0,10,0.2\n")  # no PESQ scored (--valid-pesq-files 0)
+    assert _study_job.first_epoch_valid_pesq(log) is None
+    assert _study_job.first_epoch_valid_pesq(tmp_path / "missing.csv") is None
+    runs = _runs([[2.0, 2.0]])
+    runs[0].stats = {"first_epoch_valid_pesq": 2.4}
+    good = _runs([[3.0, 3.0], [3.0, 3.0]])
+    good[0].stats, good[1].stats = {"first_epoch_valid_pesq": 2.6}, {"first_epoch_valid_pesq": 2.8}
+    rows = [table.TableRow("low", "model", runs=runs), table.TableRow("high", "model", runs=good, expected_seeds=2)]
+    table.compute(rows, ["pesq_wb"], "low")
+    md = table.markdown(rows, ["pesq_wb"], baseline="low", quick=False, title="t", test_desc="x", seeds_desc="y")
+    assert "| low | 2.400 | FAIL |" in md and "| high | 2.700 | pass |" in md
+    rows[0].runs[0].stats, rows[1].runs[0].stats, rows[1].runs[1].stats = {}, {}, {}
+    assert "early gate" not in table.markdown(rows, ["pesq_wb"], baseline="low", quick=False, title="t",
+                                             test_desc="x", seeds_desc="y")
+
+
 def test_setup_step_flags_are_checked_against_its_tool(tmp_path: Path, capsys) -> None:
     text = ('[study]\nname = "s"\n\n[[setup]]\nname = "ood"\ntool = "make_ood_testset"\n'
             'flags = { clean = "{demo_dir}/test/clean", noise = "n", snrz = [0, 5] }\n\n'

@@ -70,6 +70,7 @@ def test_each_ablation_flag_maps_to_its_config_key():
     (["--model", "bsdt-v1", "--top-k", "3"], "--top-k applies to the learned graph"),
     (["--fusion", "equal", "--diversity-weight", "1"], "--diversity-weight needs per-scale gates"),
     (["--windows", "2,2"], "--windows must be distinct"),
+    (["--model", "erb-unet", "--diversity-weight", "1"], "with an ERB-UNet, --attention adaptive"),
 ])
 def test_flags_the_model_does_not_have_are_refused(argv, words, capsys):
     with pytest.raises(SystemExit) as e:

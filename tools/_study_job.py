@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -96,6 +98,12 @@ def _run_logged(cmd: list[str], log: Path, env: dict[str, str] | None = None) ->
 
 def _env(job: dict[str, Any]) -> dict[str, str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if "PYTHONDONTWRITEBYTECODE" in env and "PYTHONPYCACHEPREFIX" not in env:
+        # every run is a fresh interpreter: without cached bytecode each recompiles torch and the
+        # packages (~5 s of CPU); cache it outside the checkout instead
+        del env["PYTHONDONTWRITEBYTECODE"]
+        uid = os.getuid() if hasattr(os, "getuid") else "user"
+        env["PYTHONPYCACHEPREFIX"] = os.path.join(tempfile.gettempdir(), f"se-toolkit-pycache-{uid}")
     if job.get("threads"):
         env["OMP_NUM_THREADS"] = str(job["threads"])
     return env
@@ -253,9 +261,25 @@ def run_point(job: dict[str, Any], run: Path, point_spec: dict[str, Any]) -> dic
                      "--out", str(point / "metrics"), "--device", job["device"], "--no-plots", *ev],
                     point / "eval.log", _env(job))
         stats = {"parameters": None, "macs_per_second": None, "rtf": None, "device": job["device"]}
+    stats["first_epoch_valid_pesq"] = first_epoch_valid_pesq(run / "train" / "log.csv")
     stats.update(complete=True, label=point_spec["label"], eval_seconds=time.time() - t0)
     write_json(point / "stats.json", stats)
     return stats
+
+
+def first_epoch_valid_pesq(log_csv: Path) -> float | None:
+    """The validation PESQ-WB after the first epoch from a trainer's ``log.csv`` (None where the
+    run scored none, e.g. ``--valid-pesq-files 0``): the ERB-UNet notes' early gate."""
+    try:
+        with open(log_csv, newline="") as fh:
+            first = next(csv.DictReader(fh), None)
+    except OSError:
+        return None
+    try:
+        v = float((first or {}).get("valid_pesq") or "nan")
+    except ValueError:
+        return None
+    return v if math.isfinite(v) else None
 
 
 def execute(job: dict[str, Any]) -> dict[str, Any]:

@@ -170,10 +170,15 @@ def bsdt_analysis(rows: list[TableRow], path: Path) -> Path | None:
     if not items:
         return None
     plt = _plt()
-    fig, axes = plt.subplots(2, len(items), figsize=(3.4 * len(items), 6.2), squeeze=False)
-    for k, (name, a) in enumerate(items):
+    cols = min(len(items), 5)  # a grid of at most 5 models per line: fusion weights above, graph below
+    lines = -(-len(items) // cols)
+    fig, axes = plt.subplots(2 * lines, cols, figsize=(3.4 * cols, 6.2 * lines), squeeze=False)
+    for ax in axes[2 * ((len(items) - 1) // cols):, len(items) - cols * (lines - 1):].ravel():
+        ax.axis("off")  # the unused cells of the last line
+    for i, (name, a) in enumerate(items):
+        line, k = divmod(i, cols)
         fw = np.asarray(a.get("fusion_weights") or [], dtype=float)
-        top = axes[0][k]
+        top = axes[2 * line][k]
         if fw.size:
             w = fw.mean(axis=0)  # [K, S]: mean over blocks
             top.imshow(w.T, aspect="auto", origin="lower", cmap="viridis", vmin=0, vmax=1)
@@ -186,7 +191,7 @@ def bsdt_analysis(rows: list[TableRow], path: Path) -> Path | None:
             top.axis("off")
         top.set_title(f"{name}\nfusion weight per band", fontsize=8)
         g = np.asarray(a.get("graph") or [], dtype=float)
-        bot = axes[1][k]
+        bot = axes[2 * line + 1][k]
         if g.size:
             bot.imshow(g.mean(axis=0) if g.ndim == 3 else g, cmap="Blues", origin="lower", vmin=0)
             bot.set_xlabel("band", fontsize=7)

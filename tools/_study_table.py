@@ -33,6 +33,8 @@ LOWER = set(LOWER_IS_BETTER) | set(AA_METRICS)
 LABELS = {**METRIC_LABELS, "nmr_s": "NMR-S (dB)", "nmr_t": "NMR-T (dB)", "esr_t": "ESR-T (dB)",
           "hesr_t": "HESR-T (dB)", "asr": "ASR (dB)"}
 COST_COLUMNS = ("parameters", "macs_per_second", "rtf")
+#: the ERB-UNet notes' go / no-go: validation PESQ-WB after the first epoch on VoiceBank-DEMAND
+PESQ_GATE = 2.5
 
 
 @dataclass
@@ -178,6 +180,17 @@ def markdown(rows: list[TableRow], metrics: list[str], *, baseline: str | None, 
             cells = [f"{c['delta']:+.3f} (p {_fmt_p(c['p'])})" if c.get("delta") is not None else "–"
                      for c in (r.cells.get(m, {}) for m in metrics)]
             out.write("| " + " | ".join([r.name, *cells]) + " |\n")
+    gate = [(r.name, [run.stats.get("first_epoch_valid_pesq") for run in r.runs]) for r in measured
+            if r.kind == "model"]
+    gate = [(name, [v for v in vals if v is not None]) for name, vals in gate]
+    if any(vals for _, vals in gate):
+        out.write(f"\nFirst-epoch validation PESQ-WB (the ERB-UNet notes' early gate: > {PESQ_GATE} on "
+                  f"VoiceBank-DEMAND; other corpora are not comparable):\n\n| configuration | epoch-1 PESQ-WB "
+                  f"(mean over seeds) | gate |\n|---|---|---|\n")
+        for name, vals in gate:
+            if vals:
+                m = float(np.mean(vals))
+                out.write(f"| {name} | {m:.3f} | {'pass' if m > PESQ_GATE else 'FAIL'} |\n")
     quoted = [r for r in rows if r.kind == "quoted"]
     if quoted:
         out.write("\nQuoted from papers (not measured here, other test sets; never ranked):\n\n")

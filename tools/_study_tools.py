@@ -67,8 +67,9 @@ TOOLS: dict[str, ToolSpec] = {
         enhancer_quick={"sampler": "sb_ode", "N": 5}),
     "train_aa": ToolSpec(
         "train_aa", _RUN_FLAGS - {"data", "demo-dir"},
-        quick_sizes=lambda f: {"channels": [4, 2]},
-        quick_caps={"epochs": 1, "num-tones": 20, "batch-size": 2, "valid-notes": 4}),
+        # a .nam teacher's student is the teacher's own architecture (fine-tuned): no size flags; a few
+        # tones, one epoch and one validation level keep a row near 10 s of CPU
+        quick_caps={"epochs": 1, "num-tones": 4, "batch-size": 4, "valid-notes": 1, "valid-levels-db": [-18.0]}),
 }
 #: the runner's own flags of each evaluator (a study may set the others in eval.flags)
 EVAL_MANAGED = {

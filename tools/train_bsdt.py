@@ -96,8 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--hop", type=T.int_range(16, 4096), default=None,
                    help="erb-unet / erb-unet-801: the net's own hop in samples (default 100)")
     g.add_argument("--diversity-weight", type=T.float_range(0.0, 100.0), default=0.0,
-                   help="BSDT with adaptive or dynamic fusion: weight of the scale-diversity loss (the mean "
-                        "|correlation| over time between the fusion scales' gates; default 0 = off)")
+                   help="BSDT with adaptive or dynamic fusion, or an ERB-UNet with --attention adaptive: weight of "
+                        "the scale-diversity loss (the mean |correlation| over time between the fusion scales' "
+                        "gates; default 0 = off)")
     g.add_argument("--interleaved", action="store_true",
                    help="BSRNN: interleave time and frequency layers (the paper's order; the reference runs all "
                         "time layers first)")
@@ -193,7 +194,7 @@ MODEL_FLAGS: dict[str, tuple[str, ...]] = {
     "fusion": BSDT_MODELS, "windows": BSDT_MODELS, "top_k": BSDT_MODELS, "temporal": BSDT_MODELS,
     "attention": BSDT_MODELS + ERB_MODELS, "conv": ERB_MODELS, "n_fft": ("erb-unet", "erb-unet-801"),
     "hop": ("erb-unet", "erb-unet-801"), "num_layer": ("bsrnn",) + BSDT_MODELS,
-    "interleaved": ("bsrnn",), "causal": ("bsrnn",), "diversity_weight": BSDT_MODELS,
+    "interleaved": ("bsrnn",), "causal": ("bsrnn",), "diversity_weight": BSDT_MODELS + ERB_MODELS,
 }
 
 
@@ -210,8 +211,10 @@ def _check_model_flags(p: argparse.ArgumentParser, args: argparse.Namespace) -> 
     if args.top_k is not None and (args.graph or ("learned" if args.model == "bsdt" else "fixed")) != "learned":
         p.error("--top-k applies to the learned graph (--graph learned, the default of --model bsdt)")
     fusion = "none" if args.no_multiscale else (args.fusion or "adaptive")
-    if args.diversity_weight > 0 and fusion not in ("adaptive", "dynamic"):
+    if args.diversity_weight > 0 and args.model in BSDT_MODELS and fusion not in ("adaptive", "dynamic"):
         p.error(f"--diversity-weight needs per-scale gates: --fusion adaptive or dynamic (this run: {fusion})")
+    if args.diversity_weight > 0 and args.model in ERB_MODELS and args.attention != "adaptive":
+        p.error("--diversity-weight needs per-scale gates: with an ERB-UNet, --attention adaptive")
     if args.diversity_weight > 0 and args.cuda_graphs:
         p.error("--diversity-weight reads the fusion gates from an eager forward; leave out --cuda-graphs")
     if args.windows is not None and len(set(args.windows)) != len(args.windows):
