@@ -8,6 +8,8 @@ defined at raises its subclass :class:`MetricSampleRateError`, also a
 (silent or DC-only estimate, shorter than that metric's minimum, too little speech) raises
 the subclass :class:`MetricUndefinedError` from that metric only
 (:func:`evaluate_pair_defined` returns the defined metrics and the reasons for the others).
+:func:`dnsmos` is non-intrusive (one clip, no reference): DNSMOS P.835 / P.808 with the
+official ONNX models, from the ``dnsmos`` extra.
 """
 
 from ._validate import MetricInputError, MetricSampleRateError, MetricUndefinedError
@@ -16,6 +18,8 @@ from .composite_measures import composite
 from .evaluate import LOWER_IS_BETTER, METRICS, evaluate_pair, evaluate_pair_defined
 from .lpc import llr
 from .log_spectral import lsd
+from .non_intrusive import DNSMOS, DNSMOS_LABELS, DNSMOS_METRICS, DnsmosUnavailableError, dnsmos, \
+    dnsmos_model_info
 from .ood_analysis import auroc, breakdown, read_condition_manifest
 from .pesq_stoi import pesq, stoi
 from .report import METRIC_LABELS, format_metric_table, format_summary_table, mean_scores, score_pair
@@ -29,6 +33,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_TABLE_METRICS",
+    "DNSMOS",
+    "DNSMOS_LABELS",
+    "DNSMOS_METRICS",
+    "DnsmosUnavailableError",
     "LOWER_IS_BETTER",
     "METRICS",
     "METRIC_LABELS",
@@ -40,6 +48,8 @@ __all__ = [
     "auroc",
     "breakdown",
     "composite",
+    "dnsmos",
+    "dnsmos_model_info",
     "evaluate_dir",
     "evaluate_pair",
     "evaluate_pair_defined",

@@ -31,6 +31,15 @@ unpadded utterance per task: padding would change PESQ), and writes into ``out_d
   reason); then the resampled files and ``n_computed_this_run``;
 * ``eval_config.json``: the settings, checked when resuming.
 
+DNSMOS (``dnsmos=True``, needs the ``dnsmos`` extra): the four columns of
+:data:`~se_metrics.DNSMOS_METRICS` follow the eleven metrics, scored on each enhanced
+(and noisy) file alone with :func:`se_metrics.dnsmos`; ``config`` records the ONNX
+models (file and SHA-256). Non-intrusive mode (``clean_dir=None``): DNSMOS only, no clean
+reference, the CSV has ``file``, the four DNSMOS columns, ``undefined, note, error`` and the
+``input_*`` fingerprint columns; NOISY_DIR, if given, is scored the same way and ``delta`` is
+enhanced - noisy. Files at another rate than 16 kHz are resampled to it (DNSMOS needs 16 kHz)
+and listed under ``resampled``.
+
 Rows are appended as results arrive, so an interrupted run resumes. On resume a row is kept
 only when it was scored without error and both its inputs are unchanged: the same partner
 paths and, per :func:`se_data.fingerprint_change`, the same size and content hash. Failed
@@ -45,6 +54,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -61,9 +71,10 @@ from se_data import file_fingerprint, fingerprint_change
 from tqdm import tqdm
 
 from ._audio import read_wav
-from ._per_file import COLUMNS, LEGACY_COLUMNS, csv_cells, fingerprint_cells, read_rows, recorded, write_rows
-from ._validate import MetricInputError, MetricSampleRateError, sample_rate_alias
+from ._per_file import COLUMNS, LEGACY_COLUMNS, columns, csv_cells, fingerprint_cells, read_rows, recorded, write_rows
+from ._validate import MetricInputError, MetricSampleRateError, MetricUndefinedError, sample_rate_alias
 from .evaluate import METRICS, evaluate_pair_defined, join_undefined, split_undefined
+from .non_intrusive import DNSMOS_METRICS
 
 __all__ = ["COLUMNS", "LEGACY_COLUMNS", "evaluate_dir", "is_evaluation_dir", "list_wavs"]
 
@@ -82,6 +93,25 @@ class _Task:
     missing: str = ""        # why a partner is missing
     clean_rel: str | None = None  # ``clean`` relative to CLEAN_DIR
     other_rel: str | None = None  # ``other`` relative to ENHANCED_DIR / NOISY_DIR
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """What an evaluation scores: intrusive metrics against a clean reference, DNSMOS, or both."""
+    intrusive: bool = True           # the eleven metrics of METRICS against CLEAN_DIR
+    dnsmos: bool = False             # the four DNSMOS scores of the file alone
+    dnsmos_threads: int | None = None  # onnxruntime threads (1 in worker processes)
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return (METRICS if self.intrusive else ()) + (DNSMOS_METRICS if self.dnsmos else ())
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return columns(self.metrics, self.intrusive)
+
+
+_INTRUSIVE = _Spec()
 
 
 def list_wavs(root: Path) -> list[str]:
@@ -148,36 +178,59 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-def _score(task: _Task, sr: int) -> dict[str, Any]:
+def _dnsmos(other: Any, sr: int, spec: _Spec, what: str) -> tuple[dict[str, float], dict[str, str]]:
+    """DNSMOS of one file's samples: ``(values, undefined)`` as evaluate_pair_defined."""
+    from .non_intrusive import _model  # noqa: PLC0415 - onnxruntime loads in the workers, once each
+
+    try:
+        return _model(spec.dnsmos_threads)(other.samples, sr), {}
+    except MetricUndefinedError as err:
+        return {}, {m: err.reason for m in DNSMOS_METRICS}
+    except MetricInputError as err:
+        raise MetricInputError(f"{what}: {err}") from err
+
+
+def _score(task: _Task, sr: int, spec: _Spec = _INTRUSIVE) -> dict[str, Any]:
     """Worker: one row for one task. Never raises; a failure fills ``error`` and no numbers.
 
     Both inputs are fingerprinted before they are read, so a file that changes meanwhile is
     seen as changed on the next resume (the record holds the older state)."""
-    row: dict[str, Any] = {c: "" for c in COLUMNS}
+    row: dict[str, Any] = {c: "" for c in spec.columns}
     row.update(fingerprint_cells("input", task.other_rel, None), file=task.file)
-    row.update(fingerprint_cells("clean", task.clean_rel, None))
+    if spec.intrusive:
+        row.update(fingerprint_cells("clean", task.clean_rel, None))
+    what = f"{task.kind} {task.other}" + (f" vs clean {task.clean}" if spec.intrusive else "")
     try:
-        if task.clean is None or task.other is None:
+        if task.other is None or (spec.intrusive and task.clean is None):
             raise MetricInputError(task.missing)
-        for prefix, rel, path in (("clean", task.clean_rel, task.clean), ("input", task.other_rel, task.other)):
+        inputs = ((("clean", task.clean_rel, task.clean),) if spec.intrusive else ()) \
+            + (("input", task.other_rel, task.other),)
+        for prefix, rel, path in inputs:
             with contextlib.suppress(OSError):  # an unreadable file fails below, named
                 row.update(fingerprint_cells(prefix, rel, file_fingerprint(path)))
-        clean = read_wav(Path(task.clean), sr, "clean")
+        values: dict[str, float] = {}
+        undefined: dict[str, str] = {}
+        if spec.intrusive:
+            clean = read_wav(Path(task.clean), sr, "clean")
         other = read_wav(Path(task.other), sr, task.kind)
-        try:
-            values, undefined = evaluate_pair_defined(clean.samples, other.samples, sr)
-        except MetricInputError as err:
-            raise MetricInputError(f"{task.kind} {task.other} vs clean {task.clean}: {err}") from err
+        if spec.intrusive:
+            try:
+                values, undefined = evaluate_pair_defined(clean.samples, other.samples, sr)
+            except MetricInputError as err:
+                raise MetricInputError(f"{what}: {err}") from err
+        if spec.dnsmos:
+            more, why = _dnsmos(other, sr, spec, what)
+            values.update(more)
+            undefined.update(why)
         bad = [m for m, v in values.items() if not np.isfinite(v)]
         if bad:
-            raise MetricInputError(f"{task.kind} {task.other} vs clean {task.clean}: "
-                                   f"non-finite {', '.join(bad)}; not recorded")
-        row.update({m: values.get(m, "") for m in METRICS}, undefined=join_undefined(undefined))
+            raise MetricInputError(f"{what}: non-finite {', '.join(bad)}; not recorded")
+        row.update({m: values.get(m, "") for m in spec.metrics}, undefined=join_undefined(undefined))
         if other.n_clipped:
             row["note"] = f"clipped: {other.n_clipped} sample(s) at |x| >= 1"
     except Exception as err:  # noqa: BLE001 - a failed file must never stop the batch
         msg = str(err) if isinstance(err, MetricInputError) else f"{type(err).__name__}: {err}"
-        row.update({m: "" for m in METRICS}, undefined="", note="", error=msg.replace("\n", " "))
+        row.update({m: "" for m in spec.metrics}, undefined="", note="", error=msg.replace("\n", " "))
     return row
 
 
@@ -197,18 +250,20 @@ class _Fingerprints:
         return self._cache[path]
 
 
-def _changes(row: dict[str, Any], task: _Task, current: _Fingerprints) -> list[str]:
+def _changes(row: dict[str, Any], task: _Task, current: _Fingerprints, intrusive: bool = True) -> list[str]:
     """Why a row scored without error no longer matches its inputs, as ``"category: detail"``
     strings; empty when it still matches. Categories: ``"{kind} file changed"``, ``"{kind}
     partner changed"``, ``"clean partner changed"``, ``"clean reference changed"``, ``"partner
-    missing"``, ``"no fingerprint recorded"``."""
-    if task.other is None or task.clean is None:
+    missing"``, ``"no fingerprint recorded"`` (the clean ones only when ``intrusive``)."""
+    if task.other is None or (intrusive and task.clean is None):
         return [f"partner missing: {task.missing}"]
-    if recorded(row, "input") is None or recorded(row, "clean") is None:
+    if recorded(row, "input") is None or (intrusive and recorded(row, "clean") is None):
         return ["no fingerprint recorded: the row has no input fingerprints"]
     why: list[str] = []
-    for prefix, role, what, rel, path in (("input", task.kind, "file", task.other_rel, task.other),
-                                          ("clean", "clean", "reference", task.clean_rel, task.clean)):
+    checks = [("input", task.kind, "file", task.other_rel, task.other)]
+    if intrusive:
+        checks.append(("clean", "clean", "reference", task.clean_rel, task.clean))
+    for prefix, role, what, rel, path in checks:
         if row[f"{prefix}_path"] != rel:
             why.append(f"{role} partner changed: {row[f'{prefix}_path']} -> {rel}")
             continue
@@ -236,12 +291,13 @@ def _recomputed(redo: dict[str, list[str]]) -> dict[str, Any]:
             "files": [{"file": f, "reasons": redo[f]} for f in sorted(redo)]}
 
 
-def _section(rows: dict[str, dict[str, Any]], redo: dict[str, list[str]]) -> dict[str, Any]:
+def _section(rows: dict[str, dict[str, Any]], redo: dict[str, list[str]],
+             names: tuple[str, ...] = METRICS) -> dict[str, Any]:
     ordered = [rows[f] for f in sorted(rows)]
     ok = [r for r in ordered if not r["error"]]
     why = {r["file"]: split_undefined(r["undefined"]) for r in ok}
     metrics = {}
-    for m in METRICS:
+    for m in names:
         metrics[m] = _stats([r[m] for r in ok if r[m] != ""])
         metrics[m]["n_undefined"] = sum(m in why[r["file"]] for r in ok)
     return {
@@ -249,7 +305,7 @@ def _section(rows: dict[str, dict[str, Any]], redo: dict[str, list[str]]) -> dic
         "n_ok": len(ok),
         "metrics": metrics,
         "undefined": {m: [{"file": f, "reason": w[m]} for f, w in why.items() if m in w]
-                      for m in METRICS if metrics[m]["n_undefined"]},
+                      for m in names if metrics[m]["n_undefined"]},
         "n_clipped": sum(bool(r["note"]) for r in ok),
         "clipped": [{"file": r["file"], "note": r["note"]} for r in ok if r["note"]],
         "failures": [{"file": r["file"], "reason": r["error"]} for r in ordered if r["error"]],
@@ -257,13 +313,14 @@ def _section(rows: dict[str, dict[str, Any]], redo: dict[str, list[str]]) -> dic
     }
 
 
-def _delta(enh: dict[str, dict[str, Any]], noisy: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _delta(enh: dict[str, dict[str, Any]], noisy: dict[str, dict[str, Any]],
+           names: tuple[str, ...] = METRICS) -> dict[str, Any]:
     """Per metric statistics of enhanced - noisy over the files scored in both where the metric
     is defined in both."""
     both = [f for f in enh if f in noisy and not enh[f]["error"] and not noisy[f]["error"]]
     return {"n_files": len(both),
             "metrics": {m: _stats([enh[f][m] - noisy[f][m] for f in both if enh[f][m] != "" and noisy[f][m] != ""])
-                        for m in METRICS}}
+                        for m in names}}
 
 
 def _rate_report(tasks: list[_Task], sr: int) -> list[dict[str, Any]]:
@@ -300,30 +357,31 @@ def is_evaluation_dir(out_dir: str | os.PathLike) -> bool:
     return (Path(out_dir) / PER_FILE).is_file()
 
 
-def _tasks(files: list[str], enh_root: Path, clean_root: Path, noisy_root: Path | None) -> list[_Task]:
-    """One task per file and kind (enhanced, and noisy with NOISY_DIR), partners resolved."""
-    clean_index = _partner_index(clean_root)
+def _tasks(files: list[str], enh_root: Path, clean_root: Path | None, noisy_root: Path | None) -> list[_Task]:
+    """One task per file and kind (enhanced, and noisy with NOISY_DIR), partners resolved
+    (without CLEAN_DIR: no clean partner, and a noisy file's missing partner is its own)."""
+    clean_index = _partner_index(clean_root) if clean_root else None
     noisy_index = _partner_index(noisy_root) if noisy_root else None
     tasks: list[_Task] = []
     for rel in files:
-        c, why = _find_partner(rel, clean_root, clean_index, "clean")
+        c, why = _find_partner(rel, clean_root, clean_index, "clean") if clean_root else (None, "")
         clean = str(clean_root / c) if c else None
         tasks.append(_Task("enhanced", rel, clean, str(enh_root / rel), why, c, rel))
         if noisy_root:
             n, why_n = _find_partner(rel, noisy_root, noisy_index, "noisy")
-            tasks.append(_Task("noisy", rel, clean, str(noisy_root / n) if n else None, why if c is None else why_n,
-                               c, n))
+            tasks.append(_Task("noisy", rel, clean, str(noisy_root / n) if n else None,
+                               why if clean_root and c is None else why_n, c, n))
     return tasks
 
 
-def _resume(path: Path, tasks: dict[str, _Task], current: _Fingerprints
+def _resume(path: Path, tasks: dict[str, _Task], current: _Fingerprints, spec: _Spec = _INTRUSIVE
             ) -> tuple[dict[str, dict[str, Any]], dict[str, list[str]], list[str]]:
     """Rows of an earlier run in ``path`` to keep, rows to recompute because an input changed
     (``{file: reasons}``) and row keys no longer below ENHANCED_DIR (dropped). Failed rows are
     neither kept nor listed: they are retried."""
     if not path.exists():
         return {}, {}, []
-    done, must_redo = read_rows(path)
+    done, must_redo = read_rows(path, spec.columns)
     kept: dict[str, dict[str, Any]] = {}
     redo: dict[str, list[str]] = {}
     for f, row in done.items():
@@ -332,7 +390,7 @@ def _resume(path: Path, tasks: dict[str, _Task], current: _Fingerprints
         if f in must_redo:
             redo[f] = [must_redo[f]]
         elif not row["error"]:
-            why = _changes(row, tasks[f], current)
+            why = _changes(row, tasks[f], current, spec.intrusive)
             if why:
                 redo[f] = why
             else:
@@ -341,28 +399,37 @@ def _resume(path: Path, tasks: dict[str, _Task], current: _Fingerprints
 
 
 @sample_rate_alias
-def evaluate_dir(enhanced_dir: str | os.PathLike, clean_dir: str | os.PathLike, out_dir: str | os.PathLike,
+def evaluate_dir(enhanced_dir: str | os.PathLike, clean_dir: str | os.PathLike | None, out_dir: str | os.PathLike,
                  sample_rate: int = 16000, workers: int | None = None,
-                 noisy_dir: str | os.PathLike | None = None, progress: bool = True) -> dict[str, Any]:
+                 noisy_dir: str | os.PathLike | None = None, progress: bool = True, *,
+                 dnsmos: bool = False) -> dict[str, Any]:
     """Score every ``*.wav`` below ``enhanced_dir`` against its clean partner; write the CSVs and
     ``summary.json`` into ``out_dir`` (see the module docstring) and return the summary dict.
 
-    sample_rate: rate the metrics run at, in Hz (16000: wide-band PESQ and the composite need
-        it; ``sr=`` is accepted too); files at another rate are resampled and listed under
-        ``resampled``. Another value raises :class:`MetricSampleRateError`.
+    clean_dir: folder of clean references; None scores DNSMOS only (non-intrusive mode).
+    sample_rate: rate the metrics run at, in Hz (16000: wide-band PESQ, the composite and
+        DNSMOS need it; ``sr=`` is accepted too); files at another rate are resampled and
+        listed under ``resampled``. Another value raises :class:`MetricSampleRateError`.
     workers: processes (default ``os.cpu_count()``); 1 scores in this process.
     noisy_dir: optional folder of the unprocessed noisy inputs, paired like the clean files.
+    dnsmos: also score DNSMOS P.835 / P.808 (:func:`se_metrics.dnsmos`) of each file
+        (implied without ``clean_dir``). Needs the ``dnsmos`` extra: without it
+        :class:`~se_metrics.DnsmosUnavailableError` (an ``ImportError`` naming it) is
+        raised before anything is written.
     Resumes from an existing ``per_file.csv`` in ``out_dir``: rows scored without error whose
     inputs are unchanged are kept; the others are recomputed (see the module docstring).
     """
     if sample_rate != 16000:
         raise MetricSampleRateError(
-            f"the evaluator computes wide-band PESQ and the composite measures, defined at 16000 Hz; "
+            f"the evaluator computes wide-band PESQ, the composite measures and DNSMOS, defined at 16000 Hz; "
             f"got sample_rate={sample_rate}. Use sample_rate=16000: files at other rates are "
             f"resampled to it on reading (scipy.signal.resample_poly), or resample the folders "
             f"once beforehand with se_data.resample_tree.")
     sr = 16000
-    enh_root, clean_root = Path(enhanced_dir).resolve(), Path(clean_dir).resolve()
+    intrusive = clean_dir is not None
+    use_dnsmos = bool(dnsmos) or not intrusive
+    enh_root = Path(enhanced_dir).resolve()
+    clean_root = Path(clean_dir).resolve() if intrusive else None
     noisy_root = Path(noisy_dir).resolve() if noisy_dir is not None else None
     for name, root in (("enhanced", enh_root), ("clean", clean_root), ("noisy", noisy_root)):
         if root is not None and not root.is_dir():
@@ -370,17 +437,25 @@ def evaluate_dir(enhanced_dir: str | os.PathLike, clean_dir: str | os.PathLike, 
     files = list_wavs(enh_root)
     if not files:
         raise MetricInputError(f"no *.wav files below {enh_root}: check ENHANCED_DIR.")
+    n_workers = max(1, int(workers or os.cpu_count() or 1))
+    # one onnxruntime thread per worker process (one worker per core), as BLAS
+    spec = _Spec(intrusive=intrusive, dnsmos=use_dnsmos, dnsmos_threads=1)
+    config: dict[str, Any] = {"enhanced_dir": str(enh_root), "clean_dir": str(clean_root) if clean_root else None,
+                              "noisy_dir": str(noisy_root) if noisy_root else None, "sr": int(sr),
+                              "resampler": "scipy.signal.resample_poly"}
+    if use_dnsmos:  # only then: evaluations without DNSMOS keep the config they always had
+        from .non_intrusive import dnsmos_model_info  # noqa: PLC0415
+
+        config["dnsmos"] = dnsmos_model_info()  # raises, naming the extra, before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    config = {"enhanced_dir": str(enh_root), "clean_dir": str(clean_root),
-              "noisy_dir": str(noisy_root) if noisy_root else None, "sr": int(sr),
-              "resampler": "scipy.signal.resample_poly"}
     _check_config(out, config)
 
     all_tasks = _tasks(files, enh_root, clean_root, noisy_root)
     kinds = {"enhanced": out / PER_FILE}
     if noisy_root:
         kinds["noisy"] = out / PER_FILE_NOISY
+    cols = spec.columns
     rows: dict[str, dict[str, dict[str, Any]]] = {}
     redo: dict[str, dict[str, list[str]]] = {}
     todo: list[_Task] = []
@@ -388,16 +463,15 @@ def evaluate_dir(enhanced_dir: str | os.PathLike, clean_dir: str | os.PathLike, 
     current = _Fingerprints()
     for kind, path in kinds.items():
         tasks = {t.file: t for t in all_tasks if t.kind == kind}
-        rows[kind], redo[kind], dropped = _resume(path, tasks, current)
+        rows[kind], redo[kind], dropped = _resume(path, tasks, current, spec)
         stale += dropped
-        write_rows(path, rows[kind].values())  # failed, changed and stale rows are recomputed or dropped
+        write_rows(path, rows[kind].values(), cols)  # failed, changed and stale rows are recomputed or dropped
         todo += [t for f, t in tasks.items() if f not in rows[kind]]
 
     handles = {kind: open(path, "a", newline="") for kind, path in kinds.items()}
-    writers = {kind: csv.DictWriter(fh, fieldnames=COLUMNS) for kind, fh in handles.items()}
+    writers = {kind: csv.DictWriter(fh, fieldnames=cols) for kind, fh in handles.items()}
     try:
         bar = tqdm(total=len(todo), desc="evaluating", unit="file", disable=not progress, file=sys.stderr)
-        n_workers = max(1, int(workers or os.cpu_count() or 1))
 
         def take(task: _Task, row: dict[str, Any]) -> None:
             rows[task.kind][task.file] = row
@@ -406,12 +480,13 @@ def evaluate_dir(enhanced_dir: str | os.PathLike, clean_dir: str | os.PathLike, 
             bar.update(1)
 
         if n_workers == 1 or len(todo) <= 1:
+            here = dataclasses.replace(spec, dnsmos_threads=None)  # this process: onnxruntime's own threads
             for t in todo:
-                take(t, _score(t, sr))
+                take(t, _score(t, sr, here))
         elif todo:
             with ProcessPoolExecutor(max_workers=min(n_workers, len(todo)), mp_context=_pool_context()) as pool:
                 with _single_threaded_children():  # the workers start at the first submit
-                    futures = {pool.submit(_score, t, sr): t for t in todo}
+                    futures = {pool.submit(_score, t, sr, spec): t for t in todo}
                 for fut in as_completed(futures):
                     take(futures[fut], fut.result())
         bar.close()
@@ -420,11 +495,12 @@ def evaluate_dir(enhanced_dir: str | os.PathLike, clean_dir: str | os.PathLike, 
             fh.close()
 
     for kind, path in kinds.items():  # final files sorted by name
-        write_rows(path, (rows[kind][f] for f in sorted(rows[kind])))
-    summary: dict[str, Any] = {"config": config, "enhanced": _section(rows["enhanced"], redo["enhanced"])}
+        write_rows(path, (rows[kind][f] for f in sorted(rows[kind])), cols)
+    summary: dict[str, Any] = {"config": config,
+                               "enhanced": _section(rows["enhanced"], redo["enhanced"], spec.metrics)}
     if noisy_root:
-        summary["noisy"] = _section(rows["noisy"], redo["noisy"])
-        summary["delta"] = _delta(rows["enhanced"], rows["noisy"])
+        summary["noisy"] = _section(rows["noisy"], redo["noisy"], spec.metrics)
+        summary["delta"] = _delta(rows["enhanced"], rows["noisy"], spec.metrics)
     summary["resampled"] = _rate_report(all_tasks, int(sr))
     summary["n_computed_this_run"] = len(todo)
     if stale:  # rows of files no longer below ENHANCED_DIR, left out of the CSVs

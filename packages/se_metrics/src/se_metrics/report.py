@@ -26,7 +26,7 @@ import numpy as np
 from ._validate import MetricUndefinedError, check_pair, sample_rate_alias
 from .batch import PER_FILE, PER_FILE_NOISY, SUMMARY, _stats
 from .composite_measures import composite
-from .evaluate import LOWER_IS_BETTER, METRICS, join_undefined
+from .evaluate import LOWER_IS_BETTER, join_undefined
 from .log_spectral import lsd
 from .lpc import llr
 from .pesq_stoi import pesq, stoi
@@ -165,12 +165,15 @@ def format_summary_table(summary: Mapping[str, Any], out_dir: str | os.PathLike 
     first ten files with undefined metrics and why (not failures), the clipped-file count,
     the files recomputed because an input changed (per reason), the resampled-file count;
     with ``out_dir`` also a last line naming the files written there and how many files this
-    run computed."""
+    run computed. The metrics are those the summary has (with DNSMOS, or DNSMOS only in
+    non-intrusive mode, a line says which models scored them)."""
     has_noisy = "noisy" in summary
     enh = summary["enhanced"]
+    config = summary.get("config", {})
+    names = list(enh["metrics"])
     head = ["metric", "enhanced"] + (["noisy", "delta (enh - noisy)"] if has_noisy else []) + ["count", "undefined"]
     lines = []
-    for m in METRICS:
+    for m in names:
         arrow = "↓" if m in LOWER_IS_BETTER else "↑"
         cells = [f"{m} {arrow}", _fmt(enh["metrics"][m])]
         if has_noisy:
@@ -180,6 +183,11 @@ def format_summary_table(summary: Mapping[str, Any], out_dir: str | os.PathLike 
     widths = [max(len(r[i]) for r in [head] + lines) for i in range(len(head))]
     fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths))  # noqa: E731
     out = [fmt(head), "  ".join("-" * w for w in widths)] + [fmt(r) for r in lines]
+    if config.get("dnsmos"):
+        if config.get("clean_dir") is None:
+            out.append("non-intrusive: no clean reference, DNSMOS only")
+        out.append("dnsmos_*: DNSMOS P.835 SIG / BAK / OVRL (non-personalised) and P.808 MOS, 1..5 "
+                   "(official ONNX models, 16 kHz)")
     out.append(f"{enh['n_ok']}/{enh['n_files']} enhanced files scored, {len(enh['failures'])} failed"
                + (f"; noisy: {summary['noisy']['n_ok']}/{summary['noisy']['n_files']}" if has_noisy else ""))
     for f in enh["failures"][:10]:
@@ -200,8 +208,10 @@ def format_summary_table(summary: Mapping[str, Any], out_dir: str | os.PathLike 
         if line:
             out.append(line)
     if summary.get("resampled"):
-        out.append(f"{len(summary['resampled'])} file(s) resampled to {summary['config']['sr']} Hz "
-                   f"(listed in summary.json)")
+        rates = sorted({r["from_sr"] for r in summary["resampled"]})
+        why = "; DNSMOS needs 16 kHz" if config.get("dnsmos") else ""
+        out.append(f"{len(summary['resampled'])} file(s) resampled from {', '.join(f'{r} Hz' for r in rates)} to "
+                   f"{summary['config']['sr']} Hz with scipy.signal.resample_poly{why} (listed in summary.json)")
     if out_dir is not None:
         d = Path(out_dir)
         out.append(f"\nwrote {d / PER_FILE}" + (f", {d / PER_FILE_NOISY}" if has_noisy else "")
