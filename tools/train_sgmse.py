@@ -51,6 +51,7 @@ from sgmse_cfg import (  # noqa: E402
     SeededLoss,
     SpecTransform,
     build_model,
+    check_encoder_checkpoint,
     count_parameters,
     crops_to_specs,
     ema_decay,
@@ -68,7 +69,7 @@ SAMPLE_RATE = 16000
 RESUME_FREE = _train.RESUME_FREE | {"test_files", "test_N", "test_sampler"}
 #: flags that are sgmse_cfg.build_model's options of the same names
 MODEL_FLAGS = ("sde", "backbone", "unet_channels", "ncsnpp_preset", "encoder", "encoder_features",
-               "encoder_channels", "embed_dim", "num_tokens", "encoder_ckpt", "finetune_encoder", "inject",
+               "encoder_channels", "embed_dim", "num_tokens", "encoder_ckpt", "encoder_arch", "finetune_encoder", "inject",
                "nc_weight", "p_uncond", "bank_size", "knn_k")
 
 
@@ -102,7 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cnn / seq input: real+imag (the noise-conditioning design's) or real+imag+log-magnitude "
                         "(default reim_logmag)")
     g.add_argument("--encoder-ckpt", default=None, metavar="PATH",
-                   help="local checkpoint {cfg, model} of a pretrained audio encoder (BEATs layout); never downloaded")
+                   help="local checkpoint of a pretrained audio encoder as published (BEATs_iter3*.pt, PANNs "
+                        "Cnn14_mAP=0.431.pth, LAION-CLAP 630k-*.pt; see packages/sgmse_cfg/README.md for where) or "
+                        "saved by sgmse_cfg.save_audio_encoder; never downloaded. Checked when the command line is "
+                        "parsed: a file of another architecture is refused naming this flag")
+    g.add_argument("--encoder-arch", choices=["auto", "beats", "cnn14", "clap"], default="auto",
+                   help="architecture --encoder-ckpt must hold: beats, cnn14 (PANNs), clap (LAION-CLAP's audio "
+                        "branch + projection), or auto: detected from its tensor names (default auto)")
     g.add_argument("--finetune-encoder", action="store_true",
                    help="train the pretrained encoder too (NASE fine-tunes BEATs; default: frozen)")
     g.add_argument("--inject", choices=["input_add", "film", "xattn"], default="input_add",
@@ -172,6 +179,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--inject xattn reads token sequences: use --encoder seq or pretrained")
     if args.encoder == "pretrained" and not args.encoder_ckpt:
         p.error("--encoder pretrained needs --encoder-ckpt PATH (a local file; nothing is downloaded)")
+    if args.encoder != "pretrained" and (args.encoder_ckpt or args.encoder_arch != "auto"):
+        p.error("--encoder-ckpt / --encoder-arch need --encoder pretrained")
+    if args.encoder == "pretrained":
+        try:  # before any output exists: a wrong file is a usage error naming the flag
+            check_encoder_checkpoint(args.encoder_ckpt, args.encoder_arch)
+        except (FileNotFoundError, ValueError) as e:
+            p.error(f"argument --encoder-ckpt: {e}")
     return args
 
 

@@ -52,6 +52,16 @@ from .pretrained_encoder import (
     resample_sinc,
     save_audio_encoder,
 )
+from .beats_encoder import BEATS_CONFIG_DEFAULTS, BEATS_ITER3_CONFIG, BEATsEncoder
+from .clap_encoder import CLAP_PRESETS, ClapAudioEncoder, HTSATEncoder
+from .encoder_checkpoints import (
+    PRETRAINED_ENCODER_ARCHS,
+    EncoderCheckpointError,
+    check_encoder_checkpoint,
+    convert_encoder_checkpoint,
+    load_pretrained_encoder,
+)
+from .pann_encoder import PANNS_CNN14_CONFIG, Cnn14Encoder
 from .enhancement import enhance, resolve_sampler
 from .errors import BadAudioError, CheckpointError, SampleRateError
 from .model_loading import CHECKPOINT_FORMAT, FINAL_CHECKPOINT_KEYS, final_checkpoint, load_model
@@ -120,6 +130,19 @@ __all__ = [
     "guided_score",
     "knn_reliability",
     "load_audio_encoder",
+    "BEATS_CONFIG_DEFAULTS",
+    "BEATS_ITER3_CONFIG",
+    "BEATsEncoder",
+    "CLAP_PRESETS",
+    "ClapAudioEncoder",
+    "HTSATEncoder",
+    "PRETRAINED_ENCODER_ARCHS",
+    "EncoderCheckpointError",
+    "check_encoder_checkpoint",
+    "convert_encoder_checkpoint",
+    "load_pretrained_encoder",
+    "PANNS_CNN14_CONFIG",
+    "Cnn14Encoder",
     "load_model",
     "log_mel_filterbank",
     "nc_certainty",

@@ -36,7 +36,10 @@ from se_data import sinc_resample
 from torch import Tensor
 
 from ._registry import new_registry, register
+from .beats_encoder import BEATsEncoder
+from .clap_encoder import ClapAudioEncoder
 from .noise_encoders import NoiseEncoding
+from .pann_encoder import Cnn14Encoder
 
 __all__ = [
     "AUDIO_ENCODER_ARCHS",
@@ -170,7 +173,8 @@ class TransformerAudioEncoder(nn.Module):
 
 #: architectures :func:`load_audio_encoder` can build, by the ``cfg["arch"]`` name (a
 #: read-only view; add with :func:`register_audio_encoder`)
-_AUDIO_ENCODER_ARCHS, AUDIO_ENCODER_ARCHS = new_registry({"transformer": TransformerAudioEncoder})
+_AUDIO_ENCODER_ARCHS, AUDIO_ENCODER_ARCHS = new_registry({
+    "transformer": TransformerAudioEncoder, "beats": BEATsEncoder, "cnn14": Cnn14Encoder, "clap": ClapAudioEncoder})
 
 
 def register_audio_encoder(name: str, cls: type[nn.Module]) -> type[nn.Module]:
@@ -199,23 +203,30 @@ def save_audio_encoder(encoder: nn.Module, path: str | os.PathLike) -> None:
     torch.save({"cfg": {"arch": arch, **encoder.config}, "model": encoder.state_dict()}, path)
 
 
-def load_audio_encoder(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Build an encoder from a local checkpoint file (``cfg`` + ``model`` state dict).
+def load_audio_encoder(path: str | os.PathLike, map_location: str | torch.device = "cpu", *,
+                       arch: str = "auto") -> nn.Module:
+    """Build an encoder from a local checkpoint file; nothing is downloaded.
 
-    Loaded with ``torch.load(weights_only=True)``; the state dict must match the
-    architecture exactly (missing or unexpected keys are an error naming the file).
+    Two kinds of file: this package's own ``{"cfg": {"arch": NAME, **config}, "model":
+    state_dict}`` (:func:`save_audio_encoder`; NAME registered with
+    :func:`register_audio_encoder`), or a published checkpoint of BEATs, PANNs CNN14 or
+    LAION-CLAP as downloaded (:func:`~sgmse_cfg.load_pretrained_encoder`; ``arch`` ``"beats"``,
+    ``"cnn14"``, ``"clap"`` or ``"auto"`` to detect it from the key names). Read with
+    ``torch.load(weights_only=True)``; the state dict must match the architecture exactly
+    (missing, unexpected or differently shaped tensors are an error naming the file).
     """
+    from .encoder_checkpoints import PRETRAINED_ENCODER_ARCHS, load_pretrained_encoder, read_checkpoint
+
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"audio-encoder checkpoint {p} does not exist (nothing is downloaded; "
-                                f"pass the path of a local file)")
-    try:
-        ck = torch.load(p, map_location=map_location, weights_only=True)
-    except Exception as e:  # noqa: BLE001 - re-raised with the file named
-        raise ValueError(f"cannot read audio-encoder checkpoint {p}: {e}") from e
-    if not isinstance(ck, dict) or "cfg" not in ck or "model" not in ck:
-        keys = sorted(ck) if isinstance(ck, dict) else type(ck).__name__
-        raise ValueError(f"{p}: expected a dict with 'cfg' and 'model' (BEATs layout), got {keys}")
+    ck = read_checkpoint(p, map_location)
+    own = isinstance(ck, dict) and isinstance(ck.get("cfg"), dict) and "model" in ck and "arch" in ck["cfg"]
+    if not own or (arch != "auto" and ck["cfg"]["arch"] != arch):
+        if arch != "auto" and arch not in PRETRAINED_ENCODER_ARCHS and arch not in AUDIO_ENCODER_ARCHS:
+            raise ValueError(f"unknown audio-encoder architecture {arch!r}; known: "
+                             f"{sorted(set(PRETRAINED_ENCODER_ARCHS) | set(AUDIO_ENCODER_ARCHS))}")
+        if own and arch != "auto":
+            raise ValueError(f"{p} holds a {ck['cfg']['arch']!r} encoder, not {arch!r}")
+        return load_pretrained_encoder(p, arch, map_location=map_location)
     enc = _build(ck["cfg"], str(p))
     missing, unexpected = enc.load_state_dict(ck["model"], strict=False)
     if missing or unexpected:

@@ -54,8 +54,9 @@ def build_model(*, sample_rate: int = 16000, sde: str = "ouve", backbone: str = 
                 unet_channels: Sequence[int] = (16, 32, 64, 64), ncsnpp_preset: str = "sgmse",
                 encoder: str = "cnn", encoder_features: str = "reim_logmag",
                 encoder_channels: Sequence[int] = (16, 32, 64, 64), embed_dim: int = 128, num_tokens: int = 16,
-                encoder_ckpt: str | os.PathLike | None = None, finetune_encoder: bool = False,
-                inject: str = "input_add", n_classes: int = 0, class_names: Sequence[str] | None = None,
+                encoder_ckpt: str | os.PathLike | None = None, encoder_arch: str = "auto",
+                finetune_encoder: bool = False, inject: str = "input_add", n_classes: int = 0,
+                class_names: Sequence[str] | None = None,
                 nc_weight: float = 0.3, p_uncond: float = 0.1, bank_size: int = 4096,
                 knn_k: int = 10) -> ScoreModel:
     """A new model to train, built from plain options (the defaults are ``train_sgmse.py``'s).
@@ -70,7 +71,10 @@ def build_model(*, sample_rate: int = 16000, sde: str = "ouve", backbone: str = 
         encoder: ``"none"`` (a plain :class:`ScoreModel`), ``"cnn"`` (:class:`CNNNoiseEncoder`),
             ``"seq"`` (:class:`SequenceNoiseEncoder`, ``num_tokens`` tokens) or ``"pretrained"``
             (:class:`PretrainedNoiseEncoder` around :func:`load_audio_encoder` of the local file
-            ``encoder_ckpt``, frozen unless ``finetune_encoder``).
+            ``encoder_ckpt``, frozen unless ``finetune_encoder``). ``encoder_arch``: what that file
+            must be, ``"beats"``, ``"cnn14"``, ``"clap"`` (a published checkpoint, see
+            :func:`load_pretrained_encoder`) or ``"auto"`` (detected; also this package's own
+            :func:`save_audio_encoder` files).
         encoder_features, encoder_channels, embed_dim: input features, conv widths and
             embedding width of the cnn / seq encoders (``embed_dim`` also for ``pretrained``).
         inject: ``"input_add"``, ``"film"`` or ``"xattn"`` (needs ``backbone="ncsnpp"`` and a
@@ -110,7 +114,8 @@ def build_model(*, sample_rate: int = 16000, sde: str = "ouve", backbone: str = 
     elif encoder == "seq":
         enc = SequenceNoiseEncoder(encoder_features, tuple(encoder_channels), embed_dim, num_tokens)
     else:
-        enc = PretrainedNoiseEncoder(load_audio_encoder(encoder_ckpt), embed_dim, num_tokens,  # type: ignore[arg-type]
+        audio = load_audio_encoder(encoder_ckpt, arch=encoder_arch)  # type: ignore[arg-type]
+        enc = PretrainedNoiseEncoder(audio, embed_dim, num_tokens,
                                      freeze=not finetune_encoder, input_sample_rate=sample_rate)
     model = NoiseCondScoreModel(net, enc, inject=inject, n_classes=n_classes, class_names=class_names,
                                 nc_weight=nc_weight, p_uncond=p_uncond, bank={"max_size": bank_size, "k": knn_k},
