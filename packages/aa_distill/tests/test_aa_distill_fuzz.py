@@ -6,7 +6,8 @@ cut, extended or made NaN, the architecture renamed, and the text cut or damaged
 non-UTF-8 bytes are read too. ``load_nam`` / ``model_from_nam_dict`` either return a usable
 model or raise :class:`NamFormatError` naming the file: never a raw ``KeyError``,
 ``OverflowError``, ``RecursionError`` or an allocation error. Examples are derandomized and
-few (``SE_FUZZ_EXAMPLES=N`` runs N per test); no ``.hypothesis`` folder is written.
+few (``SE_FUZZ_EXAMPLES=N`` runs N per test); hypothesis' caches go to the temp folder, not a
+``.hypothesis`` folder in the checkout.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import copy
 import itertools
 import json
 import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +25,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from aa_distill import (
     LayerArrayConfig,
@@ -40,6 +44,8 @@ def _fuzz(default_examples: int) -> settings:
     raw = os.environ.get("SE_FUZZ_EXAMPLES", "").strip()
     if raw and (not raw.isdigit() or int(raw) < 1):
         raise pytest.UsageError(f"SE_FUZZ_EXAMPLES must be a positive integer, got {raw!r}")
+    if not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):  # hypothesis' caches: not in the checkout
+        set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "se-toolkit-hypothesis")
     return settings(max_examples=int(raw) if raw else default_examples, derandomize=True, database=None,
                     deadline=None, print_blob=False,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,

@@ -5,7 +5,7 @@ and checkpoints whose entries are dropped or replaced by values of other types: 
 either returns the model or raises its documented ``ValueError`` (``SampleRateMismatchError``
 included) naming the file: never a raw ``TypeError``, ``KeyError``, ``AttributeError`` or
 torch ``RuntimeError``. Examples are derandomized and few (``SE_FUZZ_EXAMPLES=N`` runs N per
-test); no ``.hypothesis`` folder is written.
+test); hypothesis' caches go to the temp folder, not a ``.hypothesis`` folder in the checkout.
 """
 
 from __future__ import annotations
@@ -13,12 +13,15 @@ from __future__ import annotations
 import io
 import itertools
 import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 
 import bandsplit
 from bandsplit import CHECKPOINT_FORMAT, load_model
@@ -29,6 +32,8 @@ def _fuzz(default_examples: int) -> settings:
     raw = os.environ.get("SE_FUZZ_EXAMPLES", "").strip()
     if raw and (not raw.isdigit() or int(raw) < 1):
         raise pytest.UsageError(f"SE_FUZZ_EXAMPLES must be a positive integer, got {raw!r}")
+    if not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):  # hypothesis' caches: not in the checkout
+        set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "se-toolkit-hypothesis")
     return settings(max_examples=int(raw) if raw else default_examples, derandomize=True, database=None,
                     deadline=None, print_blob=False,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,

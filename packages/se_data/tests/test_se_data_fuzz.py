@@ -4,8 +4,8 @@
 Whatever the bytes on disk, a reader either returns what it documents or raises the package's
 documented error (:class:`AudioFileError`, :class:`SampleRateError`, :class:`CheckpointError`):
 never a raw ``struct.error``, ``KeyError``, unpickling error, ... Examples are derandomized and
-few (``SE_FUZZ_EXAMPLES=N`` runs N per test for a deeper local run); no ``.hypothesis`` folder
-is written.
+few (``SE_FUZZ_EXAMPLES=N`` runs N per test for a deeper local run); hypothesis' caches go
+to the temp folder, not a ``.hypothesis`` folder in the checkout.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import io
 import itertools
 import os
 import struct
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +23,7 @@ import soundfile as sf
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from se_data import (
     CHECKPOINT_FORMAT,
@@ -38,6 +41,8 @@ def _fuzz(default_examples: int) -> settings:
     raw = os.environ.get("SE_FUZZ_EXAMPLES", "").strip()
     if raw and (not raw.isdigit() or int(raw) < 1):
         raise pytest.UsageError(f"SE_FUZZ_EXAMPLES must be a positive integer, got {raw!r}")
+    if not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):  # hypothesis' caches: not in the checkout
+        set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "se-toolkit-hypothesis")
     return settings(max_examples=int(raw) if raw else default_examples, derandomize=True, database=None,
                     deadline=None, print_blob=False,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,

@@ -7,15 +7,17 @@ NaN / Inf), 2-D and mismatched inputs, and any sample rate: each metric either r
 finite float (a dict of finite floats for composite / evaluate_pair) or raises
 :class:`MetricInputError` or a subclass (:class:`MetricSampleRateError`,
 :class:`MetricUndefinedError`): never a raw exception, never NaN or Inf. Examples are
-derandomized and few (``SE_FUZZ_EXAMPLES=N`` runs N per test); no ``.hypothesis`` folder is
-written.
+derandomized and few (``SE_FUZZ_EXAMPLES=N`` runs N per test); hypothesis' caches go to the
+temp folder, not a ``.hypothesis`` folder in the checkout.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import tempfile
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +25,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 
 import se_metrics
 from se_metrics import METRICS, MetricInputError
@@ -33,6 +36,8 @@ def _fuzz(default_examples: int) -> settings:
     raw = os.environ.get("SE_FUZZ_EXAMPLES", "").strip()
     if raw and (not raw.isdigit() or int(raw) < 1):
         raise pytest.UsageError(f"SE_FUZZ_EXAMPLES must be a positive integer, got {raw!r}")
+    if not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):  # hypothesis' caches: not in the checkout
+        set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "se-toolkit-hypothesis")
     return settings(max_examples=int(raw) if raw else default_examples, derandomize=True, database=None,
                     deadline=None, print_blob=False,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
