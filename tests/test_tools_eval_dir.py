@@ -33,9 +33,11 @@ def _rows(path):
 def test_help_explains_every_flag(repo_root):
     res = _run(repo_root, "--help")
     assert res.returncode == 0
-    for flag in ("ENHANCED_DIR", "CLEAN_DIR", "--out", "--noisy-dir", "--workers", "--sr", "--no-progress"):
+    for flag in ("ENHANCED_DIR", "CLEAN_DIR", "--out", "--noisy-dir", "--workers", "--sr", "--no-progress",
+                 "--dnsmos"):
         assert flag in res.stdout
     assert "resampled" in res.stdout and "resume" in res.stdout.lower()
+    assert "non-intrusive" in res.stdout and "se-metrics[dnsmos]" in res.stdout
 
 
 def test_eval_dir_noisy_resume_and_refusals(repo_root, shared_data, tmp_path):
@@ -154,3 +156,62 @@ def test_undefined_metrics_exit_0_and_a_replaced_file_is_rescored(repo_root, sha
     assert res3.returncode == 1
     assert "1 of 5 enhanced file(s) failed; exit status 1" in res3.stderr
     assert "FAILED broken.wav: " in res3.stdout and "cannot be read as audio" in res3.stdout
+
+
+def test_enhanced_dir_alone_scores_dnsmos(repo_root, shared_data, tmp_path):
+    """Non-intrusive mode: ENHANCED_DIR alone scores DNSMOS only, a 48 kHz file is resampled and
+    the output says so, the per-file values are se_metrics.dnsmos's; --dnsmos with CLEAN_DIR adds
+    the four columns to the usual eleven."""
+    pytest.importorskip("onnxruntime", reason="the dnsmos extra is not installed")
+    import se_metrics as sm
+    from scipy.signal import resample_poly
+
+    vb = shared_data / "speech" / "voicebank16k"
+    enh, clean = tmp_path / "enh", tmp_path / "clean"
+    enh.mkdir()
+    clean.mkdir()
+    shutil.copy(vb / "noisy" / "p287_001.wav", enh / "p287_001.wav")
+    shutil.copy(vb / "clean" / "p287_001.wav", clean / "p287_001.wav")
+    shutil.copy(shared_data / "speech" / "p286_011_48k.wav", enh / "p286_011_48k.wav")
+    out = tmp_path / "eval"
+    res = _run(repo_root, enh, "--out", out, "--workers", 2, "--no-progress")
+    assert res.returncode == 0, res.stderr
+    assert "non-intrusive: no clean reference, DNSMOS only" in res.stdout
+    assert "1 file(s) resampled from 48000 Hz to 16000 Hz" in res.stdout and "DNSMOS needs 16 kHz" in res.stdout
+    assert "2/2 enhanced files scored, 0 failed" in res.stdout
+    metric_lines = [ln.split()[0] for ln in res.stdout.splitlines() if ln.split()[1:2] in (["↑"], ["↓"])]
+    assert metric_lines == ["dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808"]
+    with open(out / "per_file.csv", newline="") as fh:
+        reader = csv.DictReader(fh)
+        assert reader.fieldnames == ["file", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808", "undefined",
+                                     "note", "error", "input_path", "input_size", "input_mtime_ns", "input_sha256"]
+        rows = {r["file"]: r for r in reader}
+    x48, _ = sf.read(enh / "p286_011_48k.wav")
+    want = sm.dnsmos(resample_poly(x48, 1, 3), 16000)
+    for k, v in want.items():
+        assert float(rows["p286_011_48k.wav"][k]) == pytest.approx(v, abs=1e-9)
+
+    res2 = _run(repo_root, enh, clean, "--out", tmp_path / "both", "--dnsmos", "--workers", 1, "--no-progress",
+                "--allow-failures")  # p286_011_48k has no clean partner
+    assert res2.returncode == 0, res2.stderr
+    names = [ln.split()[0] for ln in res2.stdout.splitlines() if ln.split() and ln.split()[0] in
+             list(sm.METRICS) + list(sm.DNSMOS_METRICS)]
+    assert names == list(sm.METRICS) + list(sm.DNSMOS_METRICS)
+
+
+def test_dnsmos_without_the_extra_names_it(repo_root, tmp_path):
+    """Without onnxruntime, ENHANCED_DIR alone and --dnsmos stop before writing anything and name
+    the extra to install; the default evaluation does not need it."""
+    enh = tmp_path / "enh"
+    enh.mkdir()
+    sf.write(enh / "a.wav", 0.1 * np.random.default_rng(0).standard_normal(16000), 16000)
+    block = ("import sys, runpy; sys.modules['onnxruntime'] = None; sys.path.insert(0, 'tools'); "
+             "sys.argv = ['eval_dir.py'] + sys.argv[1:]; runpy.run_path('tools/eval_dir.py', run_name='__main__')")
+    for extra in ([], ["--dnsmos"]):
+        out = tmp_path / f"out{len(extra)}"
+        args = [str(enh)] + ([str(enh)] if extra else []) + ["--out", str(out)] + extra
+        res = subprocess.run([sys.executable, "-c", block, *args], cwd=repo_root, capture_output=True, text=True,
+                             timeout=300)
+        assert res.returncode == 1, res.stderr
+        assert "se-metrics[dnsmos]" in res.stderr and "onnxruntime" in res.stderr
+        assert not out.exists()

@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Score a folder of enhanced wavs against their clean references (and optionally the noisy
-inputs): PESQ-WB/NB, STOI, ESTOI, SI-SDR, SNR, SSNR, LSD, CSIG/CBAK/COVL.
+inputs): PESQ-WB/NB, STOI, ESTOI, SI-SDR, SNR, SSNR, LSD, CSIG/CBAK/COVL; with --dnsmos also
+DNSMOS P.835 (SIG, BAK, OVRL) and P.808; with ENHANCED_DIR alone, DNSMOS only (non-intrusive).
 
 Writes DIR/per_file.csv, DIR/summary.json (and DIR/per_file_noisy.csv with --noisy-dir), prints
 a table. Re-running with the same --out resumes: rows whose scored file and clean reference are
@@ -9,9 +10,10 @@ whose inputs changed are computed, and the table says how many were recomputed a
 undefined for a file (e.g. PESQ of a silent output) is an empty cell with its reason, not a failure:
 the exit status is 1 only for files that cannot be read or compared.
 
-Example:
+Examples:
     uv run tools/eval_dir.py runs/enhance-X/enhanced data/vb16k/clean_testset_wav \\
-        --noisy-dir data/vb16k/noisy_testset_wav --out runs/eval-X
+        --noisy-dir data/vb16k/noisy_testset_wav --out runs/eval-X [--dnsmos]
+    uv run tools/eval_dir.py recordings/ --out runs/dnsmos-X      # no clean reference: DNSMOS only
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import textwrap
 from pathlib import Path
 
 from _cli import add_allow_failures, failure_status
-from se_metrics import MetricInputError, evaluate_dir, format_summary_table, is_evaluation_dir
+from se_metrics import (DnsmosUnavailableError, MetricInputError, dnsmos_model_info, evaluate_dir,
+                        format_summary_table, is_evaluation_dir)
 
 # _cli is imported inside the functions: the evaluator's worker processes may re-import this
 # script's top level and need only se_metrics.
@@ -48,19 +51,24 @@ def build_parser() -> argparse.ArgumentParser:
                "0. Clipped estimates are scored and noted. Running again with the same --out resumes: "
                "rows whose two input files are unchanged (size and SHA-256 recorded per row) are kept; "
                "changed, failed and missing files are (re)computed and counted with the reason; other "
-               "settings than the first run's are refused. While running, --out holds OUT/.lock: a second "
+               "settings than the first run's are refused. DNSMOS (--dnsmos, or ENHANCED_DIR alone) needs "
+               "the dnsmos extra (pip install 'se-metrics[dnsmos]': onnxruntime and speechmos's ONNX models); "
+               "it scores each file alone at 16 kHz, resampling other rates. While running, --out holds "
+               "OUT/.lock: a second "
                "evaluation into it stops at once and names the holder (a dead holder's lock is taken over). "
                "Exit status: 0, 1 when any file failed, 2 for a bad command line.", width=100))
     p.add_argument("enhanced_dir", metavar="ENHANCED_DIR",
                    help="folder of enhanced *.wav files (searched recursively); the 'file' column is "
                         "the path relative to it")
-    p.add_argument("clean_dir", metavar="CLEAN_DIR",
-                   help="folder of clean reference *.wav files with the same relative paths or names")
+    p.add_argument("clean_dir", metavar="CLEAN_DIR", nargs="?", default=None,
+                   help="folder of clean reference *.wav files with the same relative paths or names; "
+                        "left out: non-intrusive mode, DNSMOS only (P.835 SIG / BAK / OVRL and P.808 of "
+                        "each file alone)")
     add_common_args(p, device=False, seed=False)
     p.add_argument("--noisy-dir", default=None, metavar="NOISY_DIR",
-                   help="folder of the unprocessed noisy inputs: also scores noisy vs clean into "
-                        "per_file_noisy.csv, and summary.json gets 'enhanced', 'noisy' and 'delta' "
-                        "(enhanced - noisy per file) sections")
+                   help="folder of the unprocessed noisy inputs: also scores noisy vs clean (without "
+                        "CLEAN_DIR: the noisy files' DNSMOS) into per_file_noisy.csv, and summary.json gets "
+                        "'enhanced', 'noisy' and 'delta' (enhanced - noisy per file) sections")
     p.add_argument("--workers", type=T.WORKERS, default=os.cpu_count() or 1, metavar="N",
                    help="worker processes, one utterance per task, never padded "
                         f"(default: all cores = {os.cpu_count()}); 1 runs in this process")
@@ -68,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sample rate the metrics run at, in Hz (default 16000; wide-band PESQ and "
                         "the composite measures need 16000). Files at another rate are resampled "
                         "with scipy.signal.resample_poly and listed in summary.json")
+    p.add_argument("--dnsmos", action="store_true",
+                   help="also score DNSMOS P.835 (SIG, BAK, OVRL; non-personalised) and P.808 MOS of each "
+                        "enhanced (and noisy) file: the official ONNX models run with onnxruntime (the "
+                        "dnsmos extra); columns dnsmos_sig, dnsmos_bak, dnsmos_ovrl, dnsmos_p808. Implied "
+                        "without CLEAN_DIR")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_allow_failures(p)
     return T.annotate_help(p)
@@ -77,8 +90,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = build_parser()
     args = p.parse_args(argv)
     if args.sr != 16000:
-        p.error(f"--sr {args.sr}: wide-band PESQ and the composite measures are defined at 16000 Hz only; files at "
-                f"other rates are resampled to it on reading, so leave --sr out")
+        p.error(f"--sr {args.sr}: wide-band PESQ, the composite measures and DNSMOS are defined at 16000 Hz only; "
+                f"files at other rates are resampled to it on reading, so leave --sr out")
     return args
 
 
@@ -87,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     from _outdir import acquire_out_lock, check_no_overlap
 
     args = parse_args(argv)
+    if args.dnsmos or args.clean_dir is None:
+        try:  # before any output folder is made: a missing extra is named at once
+            dnsmos_model_info()
+        except DnsmosUnavailableError as err:
+            sys.exit(f"error: {'ENHANCED_DIR alone (non-intrusive mode)' if args.clean_dir is None else '--dnsmos'} "
+                     f"scores DNSMOS: {err}")
     if args.out is not None:
         check_no_overlap(Path(args.out), "--out", ENHANCED_DIR=args.enhanced_dir, CLEAN_DIR=args.clean_dir,
                          **{"--noisy-dir": args.noisy_dir})
@@ -98,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         out = prepare_out_dir(args.out, "eval_dir")
     try:
         summary = evaluate_dir(args.enhanced_dir, args.clean_dir, out, sample_rate=args.sr,
-                               workers=args.workers, noisy_dir=args.noisy_dir, progress=not args.no_progress)
+                               workers=args.workers, noisy_dir=args.noisy_dir, progress=not args.no_progress,
+                               dnsmos=args.dnsmos)
     except MetricInputError as err:
         sys.exit(f"error: {err}")
     print(format_summary_table(summary, out))
