@@ -116,6 +116,7 @@ def _lock_cases(tmp: Path, shared: Path) -> dict[str, list]:
         "make_ood_testset.py": ["--clean", d, "--noise", d, "--out", "OUT"],
         "make_nonstationary_testset.py": ["--clean", d, "--noise", "synthetic", "--out", "OUT"],
         "render_nam.py": ["--model", shared / "nam" / "core_wavenet_tiny.nam", "--out", "OUT"],
+        "run_study.py": [REPO / "studies" / "bsdt_ablation.toml", "--quick", "--out", "OUT"],
     }
 
 
