@@ -28,7 +28,7 @@ Every block is pre-norm with per-frame norms, so there are no whole-utterance st
 inside the blocks (BandSplit/MaskDecoder keep BSRNN's GroupNorm, as in the reference).
 
 Memory grows with ``B·K·T·N`` activations: temporal attention runs through the fused
-scaled-dot-product kernel (no ``T × T`` map unless ``return_analysis=True``), the
+scaled-dot-product kernel (no ``T × T`` map unless ``return_analysis="full"``), the
 multi-scale fusion keeps 3 smoothed copies, the inter-band attention is over K = 31.
 """
 
@@ -52,6 +52,7 @@ from diffattn import (
     sliding_mean,
 )
 
+from .analysis import AnalysisMode, analysis_level, pca_2d
 from .band_split import BandSplit
 from .bands import BSRNN_BAND_WIDTHS, band_centres_hz, check_band_widths
 from .mask_decoder import MaskDecoder, apply_fir_mask
@@ -116,17 +117,24 @@ class _MultiScaleFusion(nn.Module):
             return w, torch.sigmoid(self.gate_logit).to(a.dtype), None
         return uniform, a.new_tensor(0.5), None
 
-    def forward(self, a: Tensor, return_analysis: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(self, a: Tensor, return_analysis: AnalysisMode = False) -> tuple[Tensor, dict[str, Tensor]]:
+        """``a [B, K, T, N] -> (m [B, K, T, N], info)``; ``info``: ``scale_weights [B, K, S]``,
+        ``frame_gate [B, K, T]``, ``scale_gates [S, B, K, T]`` (attached; adaptive/dynamic) with
+        ``return_analysis``; ``"full"`` adds ``band_embedding [K, E]`` (adaptive with S > 1)."""
+        level = analysis_level(return_analysis)
         w, g, scale_gates = self._weights_and_gate(a)
         ctx = sum(w[..., i, None, None] * sliding_mean(a, k) for i, k in enumerate(self.kernels))
         out = g * a + (1.0 - g) * ctx
-        if not return_analysis:
+        if not level:
             return out, {}
         b, k, t, _ = a.shape
         info = {"scale_weights": w.detach().expand(b, k, -1),
                 "frame_gate": g.detach().expand(b, k, t, 1).squeeze(-1) if g.ndim else g.detach().expand(b, k, t)}
         if scale_gates is not None:
             info["scale_gates"] = scale_gates                              # [S, B, K, T], attached
+        band_gate = getattr(self, "band_gate", None)
+        if level >= 2 and band_gate is not None:
+            info["band_embedding"] = band_gate.band_embedding.detach().float()   # [K, E]
         return out, info
 
 
@@ -162,21 +170,50 @@ class BSDTBlock(nn.Module):
                                           depth=depth, attention=attention)
         self.graph_kind = kind
 
-    def forward(self, z: Tensor, return_analysis: bool = False) -> tuple[Tensor, dict[str, Any]]:
+    def _graph(self, num_bands: int, device: torch.device) -> Tensor:
+        """The inter-band graph ``[K, K]`` (edge weights; identity without inter-band attention)."""
+        ib = self.inter_band
+        if hasattr(ib, "graph"):
+            return ib.graph().detach()
+        return torch.eye(num_bands, device=device)
+
+    def forward(self, z: Tensor, return_analysis: AnalysisMode = False) -> tuple[Tensor, dict[str, Any]]:
+        """``z [B, K, T, N] -> (z', info)``. ``info`` (empty without ``return_analysis``):
+        ``graph [K, K]``, ``lambda`` (0-d, ``[K]`` per band; differential), the fusion's entries
+        (see :class:`_MultiScaleFusion`); ``"full"`` adds ``temporal_attention [B, K, T, T]`` (the
+        temporal map averaged over heads: ``attn1 − λ·attn2`` for differential attention, the
+        softmax map for standard), ``interband_attention [K, K]`` (the inter-band map averaged over
+        batch, frames and heads; absent for graph ``"none"``) and ``interband_lambda`` (0-d)."""
+        level = analysis_level(return_analysis)
         info: dict[str, Any] = {}
-        a = self.attn_t(self.norm_t(z))                                    # over T, batch B·K
+        h = self.norm_t(z)
+        if level >= 2:                                                     # explicit maps
+            a, tinfo = self.attn_t(h, return_analysis=True)
+            maps = tinfo["diff"] if "diff" in tinfo else tinfo["attn"]     # [B, K, H, T, T]
+            info["temporal_attention"] = maps.detach().float().mean(2)
+        else:
+            a = self.attn_t(h)                                             # over T, batch B·K (fused)
         if self.fusion is not None:
             a, finfo = self.fusion(a, return_analysis)
             info.update(finfo)
         z = z + a
         z = z + self.ff(self.norm_ff(z))
-        if return_analysis:
+        if level >= 2:
             z, ginfo = self.inter_band(z, return_analysis=True)
             info["graph"] = ginfo["graph"]
-            if self.attention == "differential":
-                info["lambda"] = self.attn_t.lambda_full().detach()
+            ib_map = ginfo.get("diff_attention", ginfo.get("attention"))  # [H, K, K], mean over B, T
+            if ib_map is not None:
+                info["interband_attention"] = ib_map.float().mean(0)
+            if "lambda" in ginfo:
+                info["interband_lambda"] = ginfo["lambda"].detach().float()
         else:
+            # the cheap level (training with the diversity loss): fused inter-band attention, the
+            # graph read from the module, no K x K maps per frame
             z = self.inter_band(z)
+            if level:
+                info["graph"] = self._graph(z.shape[1], z.device)
+        if level and self.attention == "differential":
+            info["lambda"] = self.attn_t.lambda_full().detach()
         return z, info
 
 
@@ -221,7 +258,23 @@ class BSDT(nn.Module):
     ``[L, K, S]`` (scale weights per band, averaged over the batch), ``frame_gate``
     ``[L, B, K, T]`` and, for ``"adaptive"`` / ``"dynamic"``, ``scale_gates`` ``[L, S, B, K, T]``:
     the per-scale gates, *not* detached, for :class:`diffattn.ScaleDiversityLoss`
-    (``loss + weight · ScaleDiversityLoss()(analysis["scale_gates"])[0]``).
+    (``loss + weight · ScaleDiversityLoss()(analysis["scale_gates"])[0]``). That level is cheap
+    (no attention map is materialised): a training step may ask for it.
+
+    ``forward(x, return_analysis="full")`` (inspection and figures, not training; the temporal
+    attention then runs on its explicit path, ``O(B·K·H·T²)`` transient memory) adds:
+    ``band_centres_hz`` ``[K]``; ``temporal_attention`` ``[L, B, K, T, T]`` (each block's
+    temporal map over frames, averaged over heads: ``attn1 − λ·attn2`` for differential attention,
+    whose rows sum to ``1 − λ``; the softmax map, rows summing to 1, for standard attention);
+    ``interband_attention`` ``[L, K, K]`` (each block's inter-band map, query band by key band,
+    averaged over batch, frames and heads, 0 off the graph; absent for graph ``"none"``) and
+    ``interband_lambda`` ``[L]`` (differential); with fusion ``expected_window`` ``[L, K]``
+    (``Σ_s w_s · windows_s`` in frames from ``fusion_weights``); with ``fusion="adaptive"`` and
+    more than one window ``band_embedding`` ``[L, K, E]`` (the
+    :class:`diffattn.FrequencyAdaptiveFusionGate`'s learned band embedding),
+    ``band_embedding_pca`` ``[L, K, 2]`` (its projection on the first two principal components,
+    :func:`bandsplit.analysis.pca_2d`) and ``band_embedding_pca_explained`` ``[L, 2]`` (their
+    shares of the variance).
     """
 
     supports_analysis = True
@@ -286,7 +339,14 @@ class BSDT(nn.Module):
                 out.append(torch.eye(k))
         return torch.stack([g.to(out[0].device) for g in out])
 
-    def forward(self, x: Tensor, return_analysis: bool = False) -> Tensor | tuple[Tensor, dict[str, Any]]:
+    def band_centres_hz(self) -> Tensor:
+        """The bands' centre frequencies in Hz, ``[K]`` float32 (mean of each band's bin frequencies)."""
+        return band_centres_hz(self.band_widths, self.sample_rate, self.n_fft).float()
+
+    def forward(self, x: Tensor, return_analysis: AnalysisMode = False) -> Tensor | tuple[Tensor, dict[str, Any]]:
+        """Complex ``[B, F, T]`` -> complex ``[B, F, T]``; ``return_analysis`` ``True`` / ``"full"``
+        also returns the analysis dict (see the class docstring and :mod:`bandsplit.analysis`)."""
+        level = analysis_level(return_analysis)
         if not x.is_complex() or x.dim() != 3 or x.shape[1] != self.n_freq:
             raise ValueError(f"BSDT expects a complex STFT [B, {self.n_freq}, T] "
                              f"(torch.stft(..., return_complex=True)), got {x.dtype} {tuple(x.shape)}")
@@ -297,7 +357,7 @@ class BSDT(nn.Module):
             infos.append(info)
         mask = self.mask_decoder(z.transpose(1, 2))                         # [B, F, T, 3]
         y = apply_fir_mask(mask, x)
-        if not return_analysis:
+        if not level:
             return y
         analysis: dict[str, Any] = {"graph": torch.stack([i["graph"].float() for i in infos]),
                                     "graph_kind": self.graph, "windows": self.windows, "fusion": self.fusion}
@@ -308,4 +368,26 @@ class BSDT(nn.Module):
             analysis["frame_gate"] = torch.stack([i["frame_gate"] for i in infos])
             if "scale_gates" in infos[0]:
                 analysis["scale_gates"] = torch.stack([i["scale_gates"] for i in infos])
+        if level >= 2:
+            analysis.update(self._full_analysis(infos, analysis))
         return y, analysis
+
+    def _full_analysis(self, infos: list[dict[str, Any]], analysis: dict[str, Any]) -> dict[str, Any]:
+        """The ``return_analysis="full"`` entries from the blocks' infos (see the class docstring)."""
+        out: dict[str, Any] = {"band_centres_hz": self.band_centres_hz(),
+                               "temporal_attention": torch.stack([i["temporal_attention"] for i in infos])}
+        if "interband_attention" in infos[0]:
+            out["interband_attention"] = torch.stack([i["interband_attention"] for i in infos])
+        if "interband_lambda" in infos[0]:
+            out["interband_lambda"] = torch.stack([i["interband_lambda"] for i in infos])
+        fw = analysis.get("fusion_weights")
+        if fw is not None:
+            win = torch.tensor(self.windows, dtype=torch.float32, device=fw.device)
+            out["expected_window"] = fw.float() @ win                       # [L, K] frames
+        if "band_embedding" in infos[0]:
+            emb = torch.stack([i["band_embedding"] for i in infos])         # [L, K, E]
+            pcs = [pca_2d(e) for e in emb]
+            out["band_embedding"] = emb
+            out["band_embedding_pca"] = torch.stack([p for p, _ in pcs])    # [L, K, 2]
+            out["band_embedding_pca_explained"] = torch.stack([v for _, v in pcs])   # [L, 2]
+        return out

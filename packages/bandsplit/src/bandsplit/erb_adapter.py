@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from se_data import resample_hint
 
 from ._complex import as_complex
+from .analysis import AnalysisMode
 from .stft import SampleRateMismatchError, SpectrogramTransform
 
 
@@ -68,9 +69,9 @@ class ERBUNetAdapter(nn.Module):
 
     ``forward(spec)``: complex ``[B, io_n_fft//2+1, T]`` (any T >= 1) -> complex, same shape and
     dtype. Cost: two STFTs and two inverse STFTs besides the net; memory linear in T.
-    ``forward(spec, return_analysis=True)`` returns ``(out, analysis)`` with the net's analysis
-    (its frames are the net's own, ``net.hop`` apart), for nets that support it
-    (``supports_analysis``).
+    ``forward(spec, return_analysis=True)`` (or ``"full"``, passed on) returns ``(out, analysis)``
+    with the net's analysis (its frames are the net's own, ``net.hop`` apart), for nets that
+    support it (``supports_analysis``).
     """
 
     def __init__(self, net: nn.Module, io_n_fft: int = 512, io_hop: int = 128, sample_rate: int = 16000,
@@ -118,7 +119,7 @@ class ERBUNetAdapter(nn.Module):
         """Alias of :attr:`num_freqs`."""
         return self.io.num_freqs
 
-    def forward(self, spec: Tensor, return_analysis: bool = False) -> Tensor | tuple[Tensor, dict]:
+    def forward(self, spec: Tensor, return_analysis: AnalysisMode = False) -> Tensor | tuple[Tensor, dict]:
         """Complex ``[B, F_io, T]`` -> complex ``[B, F_io, T]`` through ``net`` at its own resolution."""
         if return_analysis and not self.supports_analysis:
             raise ValueError(f"{type(self.net).__name__} returns no analysis (no supports_analysis)")
@@ -137,7 +138,8 @@ class ERBUNetAdapter(nn.Module):
             z = F.pad(z, (short // 2, short - short // 2))
         spec_net = self.net_stft.stft(z)  # [B, F_net, T_net]
         net_in = torch.view_as_real(spec_net).permute(0, 3, 1, 2)
-        out_ri, analysis = self.net(net_in, return_analysis=True) if return_analysis else (self.net(net_in), None)
+        out_ri, analysis = (self.net(net_in, return_analysis=return_analysis) if return_analysis
+                            else (self.net(net_in), None))
         if out_ri.shape != (spec_net.shape[0], 2, *spec_net.shape[1:]):
             raise ValueError(f"the net returned {list(out_ri.shape)}, expected real/imag stacked "
                              f"{[spec_net.shape[0], 2, *spec_net.shape[1:]]}")

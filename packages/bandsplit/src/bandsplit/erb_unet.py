@@ -26,6 +26,7 @@ from diffattn import AdaptiveDifferentialAttention, DifferentialAttention, Stand
 from torch import Tensor, nn
 
 from ._complex import as_complex
+from .analysis import AnalysisMode, analysis_level
 from .erb_conv import DEFAULT_GROUP_KERNELS, HarmonicAwareGroupedConv
 from .stft import SpectrogramTransform
 
@@ -72,18 +73,27 @@ class _DiffTransformerLayer(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.ffn = _SwiGLU(dim, max(1, int(round(ffn_mult * dim))))
 
-    def forward(self, x: Tensor, return_analysis: bool = False) -> tuple[Tensor, dict[str, Any]]:
-        """``x [B, T, D]`` -> ``(x', info)``; ``info`` is empty unless ``return_analysis``."""
+    def forward(self, x: Tensor, return_analysis: AnalysisMode = False) -> tuple[Tensor, dict[str, Any]]:
+        """``x [B, T, D]`` -> ``(x', info)``; ``info`` is empty unless ``return_analysis``
+        (``"full"`` adds ``attention_map [B, T, T]``: the map averaged over heads, ``attn1 −
+        λ·attn2`` (``λ_eff`` per query for ``"adaptive"``) or the softmax map for ``"standard"``)."""
+        level = analysis_level(return_analysis)
         info: dict[str, Any] = {}
-        if return_analysis and self.kind == "adaptive":
+        an: dict[str, Any] | None = None
+        if level and self.kind == "adaptive":
             a, an = self.attn(self.norm1(x), return_analysis=True)
             info = {"lambda": an["lambda"], "alpha": an["gate"], "lambda_eff": an["lambda_eff"],
                     "scale_gates": an["scale_gates"],
                     "scale_weights": self.attn.gate.learned_scale_weights().detach()}
+        elif level >= 2:
+            a, an = self.attn(self.norm1(x), return_analysis=True)
         else:
             a = self.attn(self.norm1(x))
-            if return_analysis and self.kind == "diff":
-                info = {"lambda": self.attn.lambda_full().detach()}
+        if level and self.kind == "diff":
+            info = {"lambda": self.attn.lambda_full().detach()}
+        if level >= 2 and an is not None:
+            maps = an["diff"] if "diff" in an else an["attn"]              # [B, H, T, T]
+            info["attention_map"] = maps.detach().float().mean(1)
         x = x + a
         return x + self.ffn(self.norm2(x)), info
 
@@ -116,7 +126,7 @@ class _DiffTransformerBottleneck(nn.Module):
         self.norm = nn.LayerNorm(d_model)
         self.proj_out = nn.Linear(d_model, channels * freq_bins)
 
-    def forward(self, x: Tensor, return_analysis: bool = False) -> tuple[Tensor, list[dict[str, Any]]]:
+    def forward(self, x: Tensor, return_analysis: AnalysisMode = False) -> tuple[Tensor, list[dict[str, Any]]]:
         """``x [B, C, Fb, T]`` -> ``(y, per-layer analysis dicts)`` (empty dicts unless requested)."""
         b, c, f, t = x.shape
         tok = self.proj_in(x.permute(0, 3, 1, 2).reshape(b, t, c * f))  # [B, T, D]
@@ -209,9 +219,13 @@ class ERBUNet(nn.Module):
     ``scale_weights`` ``[Lb, S]`` (the learned weights of the windows ``windows``, 2, 4, 8
     frames) and ``scale_gates`` ``[Lb, S, B, H, T]`` (per-window gates, not detached, for
     :class:`diffattn.ScaleDiversityLoss`); with ``conv="erb"`` also ``erb_masks_enc`` /
-    ``erb_masks_dec`` (lists over levels of the soft group masks ``[G, F_l]``). T counts this
-    net's frames (its own hop). The analysis path materialises the ``T x T`` attention maps of the
-    adaptive bottleneck.
+    ``erb_masks_dec`` (lists over levels of the soft group masks ``[G, F_l]``); and the net's STFT,
+    ``hop_length``, ``sample_rate``, ``n_fft`` (ints). T counts this net's frames (its own hop).
+    The analysis path materialises the ``T x T`` attention maps of the adaptive bottleneck.
+    ``return_analysis="full"`` (inspection and figures) adds ``attention_maps`` ``[Lb, B, T, T]``:
+    each bottleneck layer's map over frames averaged over heads, ``attn1 − λ·attn2`` (rows sum to
+    ``1 − λ``; ``λ_eff`` per query frame and head for ``"adaptive"``) or the softmax map (rows sum
+    to 1) for ``"standard"``.
 
     Resolution variants: seed 000's "Net2" is this net at n_fft 1200 (601 bins), its "Net1" at
     n_fft 1600, hop 100 (801 bins; registry name ``"erb-unet-801"``). The seed lists two more
@@ -294,9 +308,10 @@ class ERBUNet(nn.Module):
 
     supports_analysis = True
 
-    def mask(self, x: Tensor, return_analysis: bool = False) -> Tensor | tuple[Tensor, dict[str, Any]]:
+    def mask(self, x: Tensor, return_analysis: AnalysisMode = False) -> Tensor | tuple[Tensor, dict[str, Any]]:
         """Bounded complex mask ``[B, 2, F, T]`` (real/imag) for input ``[B, 2, F, T]``
         (with ``return_analysis``: ``(mask, analysis)``, see the class docstring)."""
+        analysis_level(return_analysis)  # rejects anything but False, True, "full"
         h = self.features(x)
         skips = []
         for hag, hag_norm, down in zip(self.enc_hag, self.enc_hag_norm, self.enc_down, strict=True):
@@ -315,19 +330,22 @@ class ERBUNet(nn.Module):
         return (m, self._analysis(infos)) if return_analysis else m
 
     def _analysis(self, infos: list[dict[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {"attention": self.attention, "conv": self.conv}
+        out: dict[str, Any] = {"attention": self.attention, "conv": self.conv,
+                               "hop_length": self.hop, "sample_rate": self.sample_rate, "n_fft": self.n_fft}
         if infos and "lambda" in infos[0]:
             out["lambda"] = torch.stack([i["lambda"] for i in infos])
         if self.attention == "adaptive" and infos:
             for key in ("alpha", "lambda_eff", "scale_gates", "scale_weights"):
                 out[key] = torch.stack([i[key] for i in infos])
             out["windows"] = self.bottleneck.layers[0].attn.gate.windows
+        if infos and "attention_map" in infos[0]:
+            out["attention_maps"] = torch.stack([i["attention_map"] for i in infos])
         if self.conv == "erb":
             out["erb_masks_enc"] = [c.masks().detach() for c in self.enc_hag]
             out["erb_masks_dec"] = [c.masks().detach() for c in self.dec_hag]
         return out
 
-    def forward(self, x: Tensor, return_analysis: bool = False) -> Tensor | tuple[Tensor, dict[str, Any]]:
+    def forward(self, x: Tensor, return_analysis: AnalysisMode = False) -> Tensor | tuple[Tensor, dict[str, Any]]:
         """``[B, 2, F, T]`` real/imag (F = n_fft // 2 + 1) -> enhanced ``[B, 2, F, T]`` (and the
         analysis dict with ``return_analysis=True``)."""
         if x.dim() != 4 or x.shape[1] != 2 or x.shape[2] != self.num_bins or x.shape[3] < 1:
@@ -337,7 +355,7 @@ class ERBUNet(nn.Module):
                 f"ERBUNetAdapter(ERBUNet()) or ERBUNet257")
         if x.is_complex():
             raise ValueError("ERBUNet takes real/imag stacked real tensors; got a complex tensor")
-        m, analysis = self.mask(x, True) if return_analysis else (self.mask(x), None)
+        m, analysis = self.mask(x, return_analysis) if return_analysis else (self.mask(x), None)
         xr, xi = x[:, 0], x[:, 1]
         mr, mi = m[:, 0], m[:, 1]
         y = torch.stack([mr * xr - mi * xi, mr * xi + mi * xr], dim=1)
@@ -370,7 +388,7 @@ class ERBUNet257(ERBUNet):
         """The model's STFT (n_fft 512, hop 128 at ``sample_rate``; :func:`bandsplit.enhance` uses it)."""
         return self.transform
 
-    def forward(self, spec: Tensor, return_analysis: bool = False  # type: ignore[override]
+    def forward(self, spec: Tensor, return_analysis: AnalysisMode = False  # type: ignore[override]
                 ) -> Tensor | tuple[Tensor, dict[str, Any]]:
         """Complex ``[B, 257, T]`` -> complex ``[B, 257, T]`` (``return_analysis``: see ERBUNet)."""
         if not spec.is_complex() or spec.dim() != 3 or spec.shape[1] != self.num_bins:
