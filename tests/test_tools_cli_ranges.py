@@ -46,6 +46,7 @@ BASE_ARGV: dict[str, list[str]] = {
     "model_table": [],
     "resample_dataset": ["SRC", "DST"],
     "render_nam": ["--model", "model.nam"],
+    "run_study": ["study.toml"],
 }
 #: every tool: each script in tools/ (helper modules start with "_")
 TOOL_NAMES = sorted(p.stem for p in TOOLS.glob("*.py") if not p.name.startswith("_"))

@@ -45,16 +45,22 @@ class ToolSpec:
     enhancer_quick: dict[str, Any] = field(default_factory=dict)
 
 
+def _bandsplit_quick_sizes(flags: dict[str, Any]) -> dict[str, Any]:
+    """Tiny sizes per --model (the trainer refuses a size flag a model does not have)."""
+    model = flags.get("model", "bsdt")
+    if model.startswith("erb"):
+        return {"num-channel": 4}  # base channels; the ERB-UNets' other sizes are their small defaults
+    return {"num-channel": 8, "num-layer": 1, **({"num-heads": 2} if model in ("bsdt", "bsdt-v1") else {})}
+
+
 _RUN_FLAGS = frozenset({"out", "seed", "resume", "data", "demo-dir", "device", "threads", "help"})
 TOOLS: dict[str, ToolSpec] = {
     "train_bsdt": ToolSpec(
         "train_bsdt", _RUN_FLAGS | {"no-test", "test-files"},
-        # tiny sizes per --model (the trainer refuses a size flag a model does not have)
-        quick_sizes=lambda f: {"num-channel": 8, **({"num-layer": 1} if f.get("model", "bsdt") in (
-            "bsrnn", "bsdt", "bsdt-v1") else {}), **({"num-heads": 2} if f.get("model", "bsdt") in (
-                "bsdt", "bsdt-v1") else {})},
+        quick_sizes=_bandsplit_quick_sizes,
         # 10 optimizer steps on 1 s crops; validation loss picks the checkpoint (no PESQ each epoch)
-        quick_caps={"epochs": 1, "steps-per-epoch": 10, "batch-size": 2, "segment": 1.0, "valid-pesq-files": 0}),
+        quick_caps={"epochs": 1, "steps-per-epoch": 10, "batch-size": 2, "segment": 1.0, "valid-pesq-files": 0,
+                    "valid-batches": 2}),
     "train_sgmse": ToolSpec(
         "train_sgmse", _RUN_FLAGS | {"test-files"},
         # SmallUNet and the Schroedinger bridge (its ODE sampler at N = 5 below)

@@ -145,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight of the generator's adversarial term (default 1)")
 
     g = p.add_argument_group("validation, output and runtime")
+    g.add_argument("--valid-batches", type=T.optional(T.positive_int()), default=None,
+                   help="validation-loss batches per epoch (fixed crops of the validation split; default, or none: "
+                        "all of it)")
     g.add_argument("--valid-pesq-files", type=T.nonneg_int(), default=8,
                    help="validation utterances scored with PESQ each epoch (default 8; 0: validation loss only)")
     g.add_argument("--select-on", choices=["pesq", "loss"], default="pesq",
@@ -436,7 +439,8 @@ def _validate(model: nn.Module, stft: SpectrogramTransform, criterion: Any, data
     dtype = next(model.parameters()).dtype
     total, n = 0.0, 0
     for noisy, clean, _ in iterate_batches(data.valid, epoch=0, seed=args.seed, batch_size=args.batch_size,
-                                        rank=info.rank, world_size=info.world_size, shuffle=False):
+                                        rank=info.rank, world_size=info.world_size, shuffle=False,
+                                        max_batches=args.valid_batches):
         noisy, clean = noisy.to(device, dtype), clean.to(device, dtype)
         loss, _ = criterion(model(stft.stft(noisy)), stft.stft(clean))
         total += float(loss) * noisy.shape[0]
