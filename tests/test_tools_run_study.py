@@ -395,3 +395,20 @@ def test_setup_step_flags_are_checked_against_its_tool(tmp_path: Path, capsys) -
     path.write_text(text.replace("snrz = [0, 5]", "snrs = [0, 500]"))
     assert run_study.main([str(path), "--out", str(tmp_path / "o"), "--dry-run"]) == 2
     assert f"{path}:7: setup 'ood': tools/make_ood_testset.py refuses argument --snrs" in capsys.readouterr().err
+
+
+def test_quick_caps_are_limits_a_row_may_go_below() -> None:
+    import _study_schema
+    import _study_tools
+
+    study = _study_schema.load_study(REPO / "studies" / "bandsplit_compare.toml")
+    rows = {r.name: r for r in study.rows}
+
+    def argv(name: str) -> list[str]:
+        return _study_tools.train_argv(study, rows[name], data=False, quick=True)
+
+    erb, bsrnn = argv("ERB-UNet plain conv"), argv("BSRNN")
+    assert erb[erb.index("--steps-per-epoch") + 1] == "4" and erb[erb.index("--segment") + 1] == "0.5"
+    assert bsrnn[bsrnn.index("--steps-per-epoch") + 1] == "10" and bsrnn[bsrnn.index("--epochs") + 1] == "1"
+    rows["BSRNN"].quick_flags = {"steps-per-epoch": 50}  # above the cap: capped
+    assert argv("BSRNN")[argv("BSRNN").index("--steps-per-epoch") + 1] == "10"

@@ -181,7 +181,11 @@ def train_argv(study: Study, row: Row, *, data: bool, quick: bool) -> list[str]:
         for level in (study.defaults.get("*", {}), study.defaults.get(row.tool or "", {}),
                       {"quick_flags": row.quick_flags}):
             flags.update(level.get("quick_flags", {}))
-        flags.update(spec.quick_caps)
+        for k, cap in spec.quick_caps.items():  # limits: a smaller number the row asks for stays
+            v = flags.get(k)
+            keep = (isinstance(v, (int, float)) and not isinstance(v, bool) and isinstance(cap, (int, float))
+                    and not isinstance(cap, bool) and v <= cap)
+            flags[k] = v if keep else cap
     return to_argv(flags)
 
 
