@@ -5,7 +5,7 @@ wheel ships them, run with ``onnxruntime``; both come with the ``dnsmos`` extra
 (``pip install 'se-metrics[dnsmos]'``). Only the ONNX files are taken from speechmos: the
 features, windowing and score mapping are computed here in numpy, as speechmos's
 ``dnsmos.run(audio, 16000)`` computes them (its code needs librosa; this does not), and its
-values equal speechmos's to about 1e-4 (the tests compare them on real speech and noise):
+values equal speechmos's to about 1e-6 (the tests compare them on real speech and noise):
 
 * input: mono audio at 16 kHz (another rate is refused here; the evaluator resamples).
 * length: a clip shorter than 9.01 s is doubled (``np.append(x, x)``) until it is at least
