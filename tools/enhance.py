@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Enhance a folder of wav files with a checkpoint written by tools/train_bsdt.py.
+"""Enhance a folder of wav files with a checkpoint written by tools/train_bsdt.py, or with a
+checkpoint of the widely used BSRNN reimplementation (its plain state dict; size from the shapes).
 
 Works for every model the trainer builds (BSRNN, BSDT v1/v2, ERB-UNet and its 257-bin
 version) and for files of any length: utterances up to ``--chunk-seconds`` are enhanced in
@@ -42,7 +43,10 @@ MANIFEST = ".enhance_manifest.jsonl"
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="enhance.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--ckpt", required=True, help="checkpoint from tools/train_bsdt.py (best.pt or last.pt)")
+    p.add_argument("--ckpt", required=True,
+                   help="checkpoint from tools/train_bsdt.py (best.pt or last.pt), or the plain state dict of the "
+                        "widely used BSRNN reimplementation (sungwon23/BSRNN's saved_model/gene_epoch_* files; its "
+                        "size, e.g. N=64 L=5, is read from the tensor shapes; 16 kHz, STFT 512/128)")
     p.add_argument("in_dir", metavar="IN_DIR", help="folder with noisy .wav files (searched recursively)")
     p.add_argument("out_dir", metavar="OUT_DIR", help="folder for the enhanced files (same relative paths)")
     p.add_argument("--resample", action="store_true",
