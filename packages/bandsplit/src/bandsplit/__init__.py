@@ -11,6 +11,9 @@ Public API (everything else is private):
 - STFT, loading and inference: ``SpectrogramTransform``, ``SampleRateMismatchError`` (an
   ``se_data.SampleRateError``), ``load_model`` / ``CHECKPOINT_FORMAT``, ``enhance``
   (``enhance_waveform`` is its earlier name)
+- streaming (causal BSRNN): ``BSRNN.streamer()`` -> ``BSRNNStreamer`` (``push`` / ``flush``)
+- ONNX (needs ``bandsplit[onnx]``): ``export_onnx``, ``load_onnx`` -> ``OnnxModel`` /
+  ``OnnxStreamer``, ``quantize_onnx``, ``RealSpectrogramModel`` (the real ``[B, 2, F, T]`` form)
 - training speed: ``GraphedTrainingForward`` (forward + backward replayed as CUDA graphs)
 - cost: ``count_macs(model, seconds=1.0)`` -> ``MacCount`` (MACs per second of audio, by op),
   ``op_macs(fn, *inputs)`` (MACs of any call by op)
@@ -35,6 +38,9 @@ from .cuda_graphs import GraphedTrainingForward
 from .erb_unet import ERB_UNET_FULL_SIZE, ERB_UNET_SEED_SIZE, ERBUNet, ERBUNet257
 from .checkpoint import CHECKPOINT_FORMAT, load_model
 from .inference import enhance, enhance_waveform
+from ._real_forward import RealSpectrogramModel
+from .onnx_export import OnnxModel, OnnxStreamer, export_onnx, load_onnx, quantize_onnx
+from .streaming import BSRNNStreamer
 from .macs import MacCount, count_macs, op_macs
 from .mask_decoder import MaskDecoder, apply_fir_mask
 from .recipe import BSRNNLoss, MetricDiscriminator, compress_magnitude, pesq_to_target
@@ -88,6 +94,14 @@ __all__: list[str] = [
     "metric_discriminator_step",
     "score_batch",
     "GraphedTrainingForward",
+    # streaming and ONNX
+    "BSRNNStreamer",
+    "RealSpectrogramModel",
+    "export_onnx",
+    "load_onnx",
+    "quantize_onnx",
+    "OnnxModel",
+    "OnnxStreamer",
     "MacCount",
     "count_macs",
     "op_macs",

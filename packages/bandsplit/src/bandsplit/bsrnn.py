@@ -13,6 +13,7 @@ unidirectional; the 3-tap mask keeps its one frame of look-ahead).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -21,6 +22,9 @@ from .band_split import BandSplit
 from .bands import BSRNN_BAND_WIDTHS, check_band_widths
 from .mask_decoder import MaskDecoder, apply_fir_mask
 from .stft import SpectrogramTransform
+
+if TYPE_CHECKING:
+    from .streaming import BSRNNStreamer
 
 
 def _norm_channels_last(x: torch.Tensor, norm: nn.GroupNorm, causal: bool) -> torch.Tensor:
@@ -56,7 +60,9 @@ class BSRNN(nn.Module):
         interleaved: run time/band blocks as T1, K1, T2, K2, ... (the paper) instead of the
             reference's T1..TL, K1..KL. Same parameters, different function.
         causal: per-frame normalisation statistics everywhere instead of whole-utterance
-            GroupNorm statistics. The output at frame t then depends on input frames <= t + 1.
+            GroupNorm statistics. The output at frame t then depends on input frames <= t + 1,
+            and :meth:`streamer` runs the model frame by frame (algorithmic latency at 16 kHz,
+            n_fft 512, hop 128: the 32 ms window + 8 ms look-ahead = 40 ms).
         sample_rate, n_fft, hop_length: the STFT the model works on (Hz, samples): ``self.stft``
             is it, and ``self.sample_rate`` its rate (:func:`bandsplit.enhance` uses both).
             ``n_fft`` defaults to ``2 (F - 1)`` for the ``F`` bins of the band table (512).
@@ -152,6 +158,16 @@ class BSRNN(nn.Module):
                 res[:, s:s + self.inference_chunk] = fc(lstm(c.reshape(-1, k, n))[0]).view(c.shape)
             return res.add_(z)
         return z + fc(lstm(out.reshape(b * t, k, n))[0]).view(b, t, k, n)
+
+    def streamer(self) -> BSRNNStreamer:
+        """A stateful frame-by-frame runner of this causal model (:class:`bandsplit.BSRNNStreamer`):
+        ``s = model.streamer(); y = s.push(frames)`` (complex ``[B, F, n]`` -> the ``n`` frames they
+        complete, one frame behind), ``s.flush()`` at the end. Its outputs equal ``model(X)``.
+        Algorithmic latency: the STFT window + one hop of look-ahead (40 ms at 16 kHz, 512 / 128).
+        Raises ``ValueError`` unless the model was built with ``causal=True``."""
+        from .streaming import BSRNNStreamer  # noqa: PLC0415 - streaming imports this module
+
+        return BSRNNStreamer(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: complex STFT ``[B, F, T]`` -> enhanced complex STFT ``[B, F, T]``."""
