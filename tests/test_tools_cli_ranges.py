@@ -44,6 +44,7 @@ BASE_ARGV: dict[str, list[str]] = {
     "make_ood_testset": ["--clean", "CLEAN", "--noise", "NOISE"],
     "make_nonstationary_testset": ["--clean", "CLEAN", "--noise", "NOISE"],
     "model_table": [],
+    "export_onnx": ["--preset", "bsrnn-demo"],
     "resample_dataset": ["SRC", "DST"],
     "render_nam": ["--model", "model.nam"],
     "run_study": ["study.toml"],

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import logging
 import os
 import warnings
 from collections.abc import Iterator
@@ -268,9 +269,14 @@ def quantize_onnx(src: str | os.PathLike, dst: str | os.PathLike, *, per_channel
     kwargs: dict[str, Any] = {"weight_type": QuantType.QInt8, "per_channel": per_channel}
     if op_types is not None:
         kwargs["op_types_to_quantize"] = list(op_types)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        quantize_dynamic(str(src), str(dst), **kwargs)
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)   # its root-logger notes (pre-processing advice, skipped int tensors)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_dynamic(str(src), str(dst), **kwargs)
+    finally:
+        logging.disable(previous)
     proto = onnx.load(str(dst))
     meta["quantization"] = {"kind": "int8-dynamic", "per_channel": per_channel,
                             "op_types": list(op_types) if op_types is not None else "default"}
