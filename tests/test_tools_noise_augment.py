@@ -56,10 +56,6 @@ def test_bsdt_augmented_resume_equals_a_straight_run(corpus_and_noise, tmp_path)
     _run("train_bsdt.py", [*common, "--epochs", "2", "--out", tmp_path / "resumed", "--resume"])
     a, b = _weights(tmp_path / "straight" / "last.pt"), _weights(tmp_path / "resumed" / "last.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
-    plain = ["--noise-p", "0"]  # augmentation off: a different run
-    _run("train_bsdt.py", [*common, *plain, "--epochs", "2", "--out", tmp_path / "plain"])
-    c = _weights(tmp_path / "plain" / "last.pt")
-    assert any(not torch.equal(a[k], c[k]) for k in a)
     cfg = json.loads((tmp_path / "straight" / "config.json").read_text())
     aug = cfg["noise_augmentation"]
     assert aug["snr_range_db"] == [0.0, 10.0] and sorted(aug["noise_classes"]) == ["hiss", "hum"]
