@@ -17,9 +17,11 @@ Training in your own loop (``training``): ``build_model`` from plain options,
 OOD analysis: ``ood_scores`` turns the per-utterance uncertainty measures into scores that
 are higher on unfamiliar noise (for an AUROC or a correlation with quality).
 
-Trained models: ``load_model`` (a checkpoint from ``tools/train_sgmse.py``, EMA or live
-weights), ``final_checkpoint`` (the final ``model.pt`` payload) and ``enhance`` (one file,
-sampler from the model's SDE, any guidance).
+Trained models: ``load_model`` (a checkpoint from ``tools/train_sgmse.py``, or an official
+SGMSE+ Lightning ``.ckpt`` through ``load_sgmse_checkpoint``; EMA or live weights),
+``final_checkpoint`` (the final ``model.pt`` payload), ``enhance`` (one file, sampler from the
+model's SDE, any guidance) and ``enhance_like_sgmse`` (one file exactly as sgmse's
+``enhancement.py`` does it).
 """
 
 __version__ = "0.1.0"
@@ -80,7 +82,16 @@ from .sampling import (
 from .score_model import BACKBONES, SAMPLERS, ScoreModel, register_backbone
 from .small_unet import SmallUNet
 from .sdes import SDE, OUVESDE, SBVESDE, batch_view, sde_from_dict
-from .sgmse_checkpoint import sgmse_backbone_state_dict
+from .sgmse_checkpoint import (
+    SGMSE_BACKBONES,
+    SGMSE_SDES,
+    is_sgmse_checkpoint,
+    load_sgmse_checkpoint,
+    read_sgmse_checkpoint,
+    sgmse_backbone_state_dict,
+    sgmse_model_config,
+)
+from .sgmse_compat import enhance_like_sgmse
 from .spec_transform import SpecTransform, normalize_by_noisy
 from .training import (
     SeededLoss,
@@ -184,6 +195,13 @@ __all__ = [
     "sb_sampler",
     "sde_from_dict",
     "sgmse_backbone_state_dict",
+    "SGMSE_BACKBONES",
+    "SGMSE_SDES",
+    "enhance_like_sgmse",
+    "is_sgmse_checkpoint",
+    "load_sgmse_checkpoint",
+    "read_sgmse_checkpoint",
+    "sgmse_model_config",
     "step_seed",
     "validate",
 ]

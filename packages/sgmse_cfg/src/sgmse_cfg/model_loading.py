@@ -21,6 +21,7 @@ import se_data
 from .errors import CheckpointError
 from .noise_cond_model import score_model_from_config
 from .score_model import ScoreModel
+from .sgmse_checkpoint import is_sgmse_checkpoint, load_sgmse_checkpoint
 
 __all__ = ["CHECKPOINT_FORMAT", "FINAL_CHECKPOINT_KEYS", "final_checkpoint", "load_model"]
 
@@ -35,7 +36,8 @@ def load_model(path: str | os.PathLike, *, weights: Literal["ema", "live"] = "em
     """Load a :class:`ScoreModel` / :class:`NoiseCondScoreModel` from a training checkpoint.
 
     Args:
-        path: ``model.pt``, ``best.pt`` or ``last.pt`` from ``tools/train_sgmse.py``.
+        path: ``model.pt``, ``best.pt`` or ``last.pt`` from ``tools/train_sgmse.py``, or an
+            official SGMSE+ Lightning checkpoint (``.ckpt``; :func:`load_sgmse_checkpoint`).
         weights: ``"ema"`` (default; the exponential-moving-average weights SGMSE+ uses
             for inference) or ``"live"`` (the optimised weights; ``best.pt`` / ``last.pt``).
         map_location: device the model is put on (``"cpu"``, ``"cuda"``, ...).
@@ -51,10 +53,12 @@ def load_model(path: str | os.PathLike, *, weights: Literal["ema", "live"] = "em
     p = Path(path)
     if weights not in ("ema", "live"):
         raise ValueError(f"weights must be 'ema' or 'live', got {weights!r}")
+    if p.is_file() and is_sgmse_checkpoint(p):  # SGMSE+'s own Lightning .ckpt (read safely, mapped)
+        return load_sgmse_checkpoint(p, weights=weights, map_location=map_location)
     ck = se_data.read_checkpoint(  # torch.load(weights_only=True): no code in the file runs
         p, expected_format=CHECKPOINT_FORMAT, map_location="cpu", error=CheckpointError,
         missing_hint="pass the model.pt, best.pt or last.pt written by tools/train_sgmse.py",
-        format_hint="for SGMSE+'s own Lightning checkpoints use sgmse_cfg.sgmse_backbone_state_dict")
+        format_hint="SGMSE+'s own Lightning checkpoints (.ckpt) load here too, but this file is neither")
     if ck.get("tool") != "train_sgmse" or not isinstance(ck.get("model_config"), dict):
         raise CheckpointError(f"{p} was not written by tools/train_sgmse.py (tool={ck.get('tool')!r}); "
                               f"it holds no score-model config: use {se_data.reader_of(ck.get('tool'))}")

@@ -53,7 +53,8 @@ __all__ = ["NCSNpp", "NCSNPP_PRESETS", "count_parameters"]
 #: the configuration of the parity fixture (321,718), handy for CPU tests with 64 bins.
 NCSNPP_PRESETS: dict[str, dict[str, Any]] = {
     "sgmse": {},
-    "sgmse_48k": {"attn_resolutions": (), "progressive": "none", "progressive_input": "none"},
+    "sgmse_48k": {"attn_resolutions": (), "progressive": "none", "progressive_input": "none",
+                  "scale_after_output": True},
     "storm_m": {"ch_mult": (1, 2, 2, 2), "num_res_blocks": 1, "attn_resolutions": ()},
     "storm_12m": {"nf": 96, "ch_mult": (1, 2, 2, 1), "num_res_blocks": 1, "attn_resolutions": ()},
     "storm_6m": {"nf": 96, "ch_mult": (1, 1, 1, 1), "num_res_blocks": 1, "attn_resolutions": ()},
@@ -80,6 +81,9 @@ class NCSNpp(nn.Module):
         fourier_scale: std of the fixed Fourier frequencies (16).
         dropout: dropout inside residual blocks (0).
         scale_by_sigma: divide the output features by ``t`` (SGMSE+'s ``ncsnpp``: True).
+        scale_after_output: divide by ``t`` after the final 1x1 output layer (its bias
+            included) instead of before it: SGMSE+'s ``ncsnpp_48k`` does this, its ``ncsnpp``
+            the other way round.
         centered: inputs are centred (True); else ``x -> 2x - 1``.
         context_dim: if set, add cross-attention blocks (zero-initialised) reading
             ``BackboneCond.context [B, L, context_dim]`` after every self-attention site;
@@ -97,7 +101,8 @@ class NCSNpp(nn.Module):
                  progressive_input: str = "input_skip", progressive_combine: str = "sum",
                  init_scale: float = 0.0, fourier_scale: float = 16.0, dropout: float = 0.0,
                  scale_by_sigma: bool = True, centered: bool = True,
-                 context_dim: int | None = None, context_heads: int = 4) -> None:
+                 context_dim: int | None = None, context_heads: int = 4,
+                 scale_after_output: bool = False) -> None:
         super().__init__()
         if progressive not in ("output_skip", "none"):
             raise NotImplementedError(f"progressive={progressive!r} (SGMSE+ uses 'output_skip' "
@@ -113,6 +118,8 @@ class NCSNpp(nn.Module):
             init_scale=init_scale, fourier_scale=fourier_scale, dropout=dropout,
             scale_by_sigma=scale_by_sigma, centered=centered, context_dim=context_dim,
             context_heads=context_heads)
+        if scale_after_output:  # only recorded when set: configs saved before the option stay as they were
+            self.config["scale_after_output"] = True
         self.nf = nf
         self.num_resolutions = L = len(ch_mult)
         self.num_res_blocks = num_res_blocks
@@ -123,6 +130,7 @@ class NCSNpp(nn.Module):
         self.progressive_input = progressive_input
         self.fir_kernel = tuple(fir_kernel)
         self.scale_by_sigma = scale_by_sigma
+        self.scale_after_output = bool(scale_after_output)
         self.centered = centered
         self.temb_dim = 4 * nf
         self.context_dim = context_dim
@@ -308,9 +316,11 @@ class NCSNpp(nn.Module):
         assert idx == len(m)
         with torch.autocast(device_type=x.device.type, enabled=False):
             h = h.float()
-            if self.scale_by_sigma:
+            if self.scale_by_sigma and not self.scale_after_output:
                 h = h / t.float().reshape(B, 1, 1, 1)
             h = self.output_layer(h)  # 4 -> 2 channels (Re, Im)
+            if self.scale_by_sigma and self.scale_after_output:  # ncsnpp_48k: (W h + b) / t
+                h = h / t.float().reshape(B, 1, 1, 1)
             return torch.view_as_complex(h.permute(0, 2, 3, 1).contiguous())[:, None]
 
     def extra_repr(self) -> str:
