@@ -1,8 +1,18 @@
 #!/usr/bin/env python
-"""Enhance a folder of noisy wav files with a model from tools/train_sgmse.py.
+"""Enhance a folder of noisy wav files with a model from tools/train_sgmse.py or an official
+SGMSE+ checkpoint.
 
     uv run tools/enhance_sgmse.py --ckpt runs/train_sgmse-.../model.pt NOISY_DIR --out OUT
     uv run tools/enhance_sgmse.py --ckpt model.pt NOISY_DIR --sampler ode --N 20 --guidance knn --w 1.5
+    uv run tools/enhance_sgmse.py --ckpt sgmse_vb.ckpt NOISY_DIR --out OUT [--sgmse-compat]
+
+An SGMSE+ Lightning checkpoint (.ckpt, saved by the sgmse package) is read safely (its
+pickled data-module class is never unpickled), with its EMA weights unless --weights live, and
+its hyper-parameters give the backbone, SDE, spectrogram, t_eps and sgmse's sampler defaults.
+--sgmse-compat reproduces sgmse's enhancement.py instead of this toolkit's path: the global
+random stream after torch.manual_seed(--seed), files in its order, no chunking, and the
+inverse STFT over all padded frames before trimming (its padded frames leak into the last
+~12 ms of each file; the default path trims the spectrogram first).
 
 Any sampler (PC, probability-flow ODE, Schroedinger-bridge ODE/SDE), any N, any guidance
 (conditional, unconditional, static CFG with --w, or per-utterance adaptive w from NC
@@ -22,6 +32,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import time
+
 import torch
 from tqdm import tqdm
 
@@ -31,6 +43,7 @@ import _cli  # noqa: E402
 from _outdir import check_no_overlap  # noqa: E402
 import _sgmse_common as common  # noqa: E402
 
+import sgmse_cfg  # noqa: E402
 from se_data import AudioFileError, SampleRateError, load_audio, save_audio  # noqa: E402
 from se_metrics import format_metric_table, labelled_scores, mean_rows  # noqa: E402
 
@@ -39,9 +52,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="enhance_sgmse.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("in_dir", metavar="NOISY_DIR", help="folder with noisy .wav/.flac files (searched recursively)")
-    p.add_argument("--ckpt", required=True, help="model.pt (or best.pt / last.pt) from tools/train_sgmse.py")
+    p.add_argument("--ckpt", required=True,
+                   help="model.pt (or best.pt / last.pt) from tools/train_sgmse.py, or an official SGMSE+ Lightning "
+                        "checkpoint (.ckpt; backbones ncsnpp, ncsnpp_v2, ncsnpp_48k; SDEs ouve, sbve)")
     p.add_argument("--weights", choices=["ema", "live"], default="ema",
-                   help="EMA weights (SGMSE+'s choice for inference) or the live ones (best.pt/last.pt only) (default ema)")
+                   help="EMA weights (SGMSE+'s choice for inference) or the live ones (best.pt / last.pt / .ckpt "
+                        "only) (default ema)")
+    p.add_argument("--sgmse-compat", action="store_true",
+                   help="reproduce sgmse's enhancement.py: the global random stream after torch.manual_seed(--seed) "
+                        "(files in its order: top-level then one folder deep, wav before flac), no chunking, "
+                        "frames padded to a multiple of 64, the inverse STFT over all padded frames before "
+                        "trimming, its bridge sampler; output equal to sgmse's to float32 precision for files at "
+                        "the model's rate. PC or bridge samplers only, conditional score only")
+    p.add_argument("--t-eps", type=T.float_range(0.0, 1.0, low_open=True, high_open=True, noun="a time in (0, 1)"),
+                   default=None,
+                   help="last time of the PC / ODE sampler grid (default: the checkpoint's t_eps; with "
+                        "--sgmse-compat enhancement.py's --t_eps default 0.03)")
     p.add_argument("--clean", default=None, metavar="DIR",
                    help="clean references with the same relative names: also print PESQ / ESTOI / SI-SDR")
     p.add_argument("--noise-ref", default=None, metavar="DIR",
@@ -66,7 +92,56 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = build_parser()
     args = p.parse_args(argv)
     common.check_sampler_args(p, args)
+    if args.sgmse_compat:
+        clash = [flag for flag, used in (("--noise-ref", args.noise_ref), ("--amp", args.amp),
+                                         ("--chunk-seconds", args.chunk_seconds is not None),
+                                         ("--sampler ode", args.sampler == "ode"),
+                                         ("--guidance " + str(args.guidance), args.guidance != "cond")) if used]
+        if clash:
+            p.error(f"--sgmse-compat reproduces sgmse's enhancement.py, which has no {', '.join(clash)}: leave "
+                    f"{'it' if len(clash) == 1 else 'them'} out (or drop --sgmse-compat)")
     return args
+
+
+def sgmse_file_order(in_dir: Path) -> list[Path]:
+    """enhancement.py's order: ``*.wav``, ``*/*.wav``, ``*.flac``, ``*/*.flac`` (each sorted; its
+    ``glob('**')`` without ``recursive`` goes one folder deep), then deeper files, which it
+    skips, sorted."""
+    found: list[Path] = []
+    for pattern in ("*.wav", "*/*.wav", "*.flac", "*/*.flac"):
+        found += sorted(f for f in in_dir.glob(pattern) if f.is_file())
+    rest = [f for f in common.list_wavs(in_dir) if f not in set(found)]
+    return found + rest
+
+
+def apply_checkpoint_defaults(args: argparse.Namespace, model: Any) -> dict[str, Any]:
+    """An SGMSE+ checkpoint's sampler defaults (``model.info["sampler_defaults"]``) for the
+    flags left out; returns the extra sampler keywords (the padding sgmse uses)."""
+    defaults = model.info.get("sampler_defaults") or {}
+    if args.sampler is None and defaults.get("sampler"):
+        args.sampler = defaults["sampler"]
+    if args.N is None and defaults.get("N"):
+        args.N = defaults["N"]
+    return {"pad_mode": defaults["pad_mode"]} if defaults.get("pad_mode") else {}
+
+
+def compat_wave(model: Any, wave: torch.Tensor, sr: int, opts: common.EnhanceOptions, args: argparse.Namespace
+                ) -> tuple[torch.Tensor, dict[str, Any]]:
+    """One file through ``sgmse_cfg.enhance_like_sgmse`` (global random stream), timed."""
+    device = next(model.parameters()).device
+    kw = opts.sampler_kwargs
+    pc = {k: kw[k] for k in ("predictor", "corrector", "snr", "corrector_steps") if k in kw}
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    out = sgmse_cfg.enhance_like_sgmse(model, wave.to(device), sr, sampler=opts.sampler, N=opts.N,
+                                       t_eps=0.03 if args.t_eps is None else args.t_eps,
+                                       pad_mode=kw.get("pad_mode"), **pc)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    wall_s = time.perf_counter() - t0
+    seconds = wave.shape[-1] / sr
+    return out.float().cpu(), {"seconds": seconds, "wall_s": wall_s, "rtf": wall_s / seconds}
 
 
 @_cli.phrased(resample="--resample", mono="--downmix")
@@ -80,13 +155,22 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"error: {in_dir} is not a folder")
     if args.out is not None:
         check_no_overlap(Path(args.out), "--out", NOISY_DIR=in_dir, **{"--clean": args.clean, "--noise-ref": args.noise_ref})
-    files = common.list_wavs(in_dir)[: args.limit]
+    files = (sgmse_file_order(in_dir) if args.sgmse_compat else common.list_wavs(in_dir))[: args.limit]
     if not files:
         sys.exit(f"error: no .wav/.flac files under {in_dir}")
     model, meta = common.load_model(args.ckpt, args.weights)  # sgmse_cfg.load_model; meta = model.info
     model.to(device)
     sr = model.sample_rate
+    extra_kw = apply_checkpoint_defaults(args, model)
     opts = common.options_from_args(args, model)
+    opts.sampler_kwargs.update(extra_kw)
+    if args.t_eps is not None and opts.sampler in ("pc", "ode"):
+        opts.sampler_kwargs["eps"] = args.t_eps
+    if args.sgmse_compat:
+        if isinstance(model, sgmse_cfg.NoiseCondScoreModel):
+            sys.exit("error: --sgmse-compat reproduces sgmse's enhancement.py, which has no noise encoder; this "
+                     "checkpoint is noise-conditioned: drop --sgmse-compat")
+        torch.manual_seed(args.seed)  # enhancement.py draws from the global stream, file after file
     out = _cli.prepare_out_dir(args.out, "enhance_sgmse")
     (out / "settings.json").write_text(json.dumps({"args": vars(args), "model_config": meta["model_config"],
                                                    "class_names": meta.get("class_names")}, indent=2, default=str))
@@ -104,7 +188,10 @@ def main(argv: list[str] | None = None) -> int:
                 if not ref_p.is_file():
                     raise AudioFileError(f"no noise reference {ref_p} for {rel} (--noise-ref needs one per file)")
                 ref, _ = load_audio(ref_p, sr, resample=args.resample, mono=args.downmix)
-            enh, info = common.enhance_wave(model, noisy, sr, opts, seed=args.seed + i, noise_ref=ref)
+            if args.sgmse_compat:
+                enh, info = compat_wave(model, noisy, sr, opts, args)
+            else:
+                enh, info = common.enhance_wave(model, noisy, sr, opts, seed=args.seed + i, noise_ref=ref)
             peak = float(enh.abs().max())
             if peak > 1.0:  # scale instead of clipping, and say so
                 tqdm.write(f"note: {rel}: output peak {peak:.2f} > 1, scaled by {1 / peak:.3f}")
@@ -131,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     audio_s = sum(r["seconds"] for r in rows)
     wall_s = sum(r["wall_s"] for r in rows)
     print(f"\nenhanced {len(rows)} of {len(files)} files ({audio_s:.1f} s of audio) into {out / 'enhanced'}")
-    print(f"  sampler {opts.sampler}, N={opts.N}, guidance {opts.guidance} (w={opts.w}), device {device}")
+    print(f"  sampler {opts.sampler}, N={opts.N}, guidance {opts.guidance} (w={opts.w}), device {device}"
+          + (", as sgmse's enhancement.py (--sgmse-compat)" if args.sgmse_compat else ""))
     if rows:
         ws = [r["w"] for r in rows if "w" in r]
         print(f"  wall {wall_s:.1f} s, real-time factor {wall_s / max(audio_s, 1e-9):.3f}"
