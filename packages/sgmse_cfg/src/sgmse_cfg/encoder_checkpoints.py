@@ -65,9 +65,14 @@ def _numpy_safe_globals() -> list[Any]:
     except ImportError:  # pragma: no cover - numpy ships with torch wheels
         return []
     out: list[Any] = [np.ndarray, np.dtype]
-    core = getattr(np, "_core", None) or getattr(np, "core")
+    multiarray = getattr(getattr(np, "_core", None), "multiarray", None)  # numpy 2
+    if multiarray is None:
+        import codecs
+
+        multiarray = np.core.multiarray  # numpy 1.x, whose pickles also encode raw bytes with codecs.encode
+        out.append(codecs.encode)
     for name in ("_reconstruct", "scalar"):
-        f = getattr(core.multiarray, name, None)
+        f = getattr(multiarray, name, None)
         if f is not None:
             out.append(f)
     dtypes = getattr(np, "dtypes", None)
@@ -95,9 +100,14 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
                     raise
         return torch.load(p, **kw)
     except Exception as first:  # noqa: BLE001 - retried / re-raised with the file named
-        if "numpy" in str(first) and hasattr(torch.serialization, "safe_globals"):
+        if "numpy" in str(first):
+            allow = getattr(torch.serialization, "safe_globals", None)  # a scoped allow-list (torch >= 2.5)
             try:
-                with torch.serialization.safe_globals(_numpy_safe_globals()):
+                if allow is not None:
+                    with allow(_numpy_safe_globals()):
+                        return torch.load(p, **kw)
+                if hasattr(torch.serialization, "add_safe_globals"):  # torch 2.4: the process-wide list
+                    torch.serialization.add_safe_globals(_numpy_safe_globals())
                     return torch.load(p, **kw)
             except Exception as e:  # noqa: BLE001
                 first = e
