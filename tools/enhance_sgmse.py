@@ -95,11 +95,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.sgmse_compat:
         clash = [flag for flag, used in (("--noise-ref", args.noise_ref), ("--amp", args.amp),
                                          ("--chunk-seconds", args.chunk_seconds is not None),
-                                         ("--sampler ode", args.sampler == "ode"),
-                                         ("--guidance " + str(args.guidance), args.guidance != "cond")) if used]
+                                         ("--guidance " + str(args.guidance), args.guidance != "cond"),
+                                         ("--predictor " + str(args.predictor),
+                                          args.predictor != "reverse_diffusion")) if used]
         if clash:
             p.error(f"--sgmse-compat reproduces sgmse's enhancement.py, which has no {', '.join(clash)}: leave "
                     f"{'it' if len(clash) == 1 else 'them'} out (or drop --sgmse-compat)")
+        if args.sampler == "ode":
+            p.error("--sgmse-compat does not reproduce sgmse's probability-flow ODE sampler (scipy RK45): use "
+                    "--sampler pc, or drop --sgmse-compat for this toolkit's ODE sampler")
     return args
 
 
@@ -116,9 +120,11 @@ def sgmse_file_order(in_dir: Path) -> list[Path]:
 
 def apply_checkpoint_defaults(args: argparse.Namespace, model: Any) -> dict[str, Any]:
     """An SGMSE+ checkpoint's sampler defaults (``model.info["sampler_defaults"]``) for the
-    flags left out; returns the extra sampler keywords (the padding sgmse uses)."""
+    flags left out; returns the extra sampler keywords (the padding sgmse uses). With
+    --sgmse-compat the sampler is enhancement.py's (PC, or the bridge ODE), whatever the
+    checkpoint's ``sampler_type``."""
     defaults = model.info.get("sampler_defaults") or {}
-    if args.sampler is None and defaults.get("sampler"):
+    if args.sampler is None and defaults.get("sampler") and not args.sgmse_compat:
         args.sampler = defaults["sampler"]
     if args.N is None and defaults.get("N"):
         args.N = defaults["N"]
