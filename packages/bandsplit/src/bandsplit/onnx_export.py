@@ -109,8 +109,8 @@ def _export_symbolics(opset: int) -> Iterator[None]:
 
 
 def _frozen_copy(model: nn.Module) -> nn.Module:
-    """A float32, eval, no-grad copy ready for tracing (see the module docstring)."""
-    net = copy.deepcopy(model).float().eval().requires_grad_(False)
+    """A float32, CPU, eval, no-grad copy ready for tracing (see the module docstring)."""
+    net = copy.deepcopy(model).cpu().float().eval().requires_grad_(False)
     for mod in net.modules():
         if hasattr(mod, "impl") and isinstance(getattr(mod, "impl"), str):
             mod.impl = "naive"              # attention: explicit maps (no SDPA to translate)
