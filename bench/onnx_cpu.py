@@ -24,6 +24,8 @@ and the PESQ change of int8 dynamic quantisation on the real VoiceBank pairs.
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -79,6 +81,7 @@ def main() -> None:
         args.seconds, args.repeats = 3.0, 2
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="onnx_cpu_"))
+    atexit.register(shutil.rmtree, work, True)   # the trained checkpoint and the graphs
     if args.ckpt:
         model = bandsplit.load_model(args.ckpt)
     elif args.train_steps > 0:

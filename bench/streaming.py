@@ -24,6 +24,8 @@ Algorithmic latency: the 512-sample window + one hop of look-ahead = 640 samples
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import statistics
 import tempfile
 import time
@@ -72,6 +74,7 @@ def main() -> None:
     torch.manual_seed(0)
     model = bandsplit.BSRNN(args.num_channel, args.num_layer, causal=True).eval()
     work = Path(tempfile.mkdtemp(prefix="streaming_"))
+    atexit.register(shutil.rmtree, work, True)   # the trained checkpoint and the graphs
     step = bandsplit.export_onnx(model, work / "step.onnx", streaming=True)
     step8 = bandsplit.quantize_onnx(step, work / "step.int8.onnx")
     forms = {"PyTorch eager": model.streamer(), "onnxruntime fp32": bandsplit.load_onnx(step, threads=1),
