@@ -34,10 +34,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from .errors import CheckpointError
-from .ncsnpp import NCSNpp
 from .score_model import ScoreModel
-from .sdes import OUVESDE, SBVESDE
-from .spec_transform import SpecTransform
 
 __all__ = ["SGMSE_BACKBONES", "SGMSE_SDES", "is_sgmse_checkpoint", "load_sgmse_checkpoint",
            "read_sgmse_checkpoint", "sgmse_backbone_state_dict", "sgmse_model_config"]
@@ -137,7 +134,7 @@ def _pickle_strings(path: Path) -> set[str] | None:
         return None
     out: set[str] = set()
     try:
-        for op, arg, _ in pickletools.genops(data):
+        for _op, arg, _ in pickletools.genops(data):
             if isinstance(arg, str) and len(arg) < 256:
                 out.add(arg)
     except Exception:  # noqa: BLE001 - a damaged pickle is not an SGMSE+ checkpoint to this peek
