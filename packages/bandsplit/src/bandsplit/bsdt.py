@@ -234,9 +234,9 @@ class BSDT(nn.Module):
             (``m = g·a + (1 − g)·smooth_4(a)``; scale weights are then 1, with no parameters).
         fusion: how the scales and the attention output are fused (``None``: ``"adaptive"``, or
             ``"none"`` with ``use_multiscale=False``):
-            ``"adaptive"`` (default; seed 001's frequency-adaptive fusion: per-band scale weights
+            ``"adaptive"`` (default; the BSDT notes' frequency-adaptive fusion: per-band scale weights
             from the statistics of ``a`` and a learned band embedding, per-frame gate from the
-            statistics), ``"dynamic"`` (seed 000's multi-scale dynamic fusion gate: per-frame gate
+            statistics), ``"dynamic"`` (the ERB-UNet notes' multi-scale dynamic fusion gate: per-frame gate
             from the statistics, learned global scale weights ``softmax(logits)``), ``"fixed"``
             (non-adaptive: learned constant scale weights ``softmax(logits)`` and a learned
             constant gate ``sigmoid(logit)``, the same for every input and band), ``"equal"``

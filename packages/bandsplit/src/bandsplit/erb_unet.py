@@ -208,7 +208,7 @@ class ERBUNet(nn.Module):
             attention" ablation).
         conv: ``"erb"`` (``HarmonicAwareGroupedConv``, default) or ``"plain"``: one ``Conv2d`` per
             position with the largest group kernel (7, 3 by default: the same receptive field, no
-            ERB groups, no soft masks; the "regular conv vs ERB-aware conv" ablation of seed 000).
+            ERB groups, no soft masks; the "regular conv vs ERB-aware conv" ablation of the ERB-UNet research notes).
             The modules keep their names (``enc_hag``, ``dec_hag``) either way.
 
     ``forward(x, return_analysis=True)`` returns ``(y, analysis)``: ``attention``, ``conv``,
@@ -227,7 +227,7 @@ class ERBUNet(nn.Module):
     ``1 − λ``; ``λ_eff`` per query frame and head for ``"adaptive"``) or the softmax map (rows sum
     to 1) for ``"standard"``.
 
-    Resolution variants: seed 000's "Net2" is this net at n_fft 1200 (601 bins), its "Net1" at
+    Resolution variants: the ERB-UNet notes' "Net2" is this net at n_fft 1200 (601 bins), its "Net1" at
     n_fft 1600, hop 100 (801 bins; registry name ``"erb-unet-801"``). The seed lists two more
     differences, both workarounds for shapes that did not line up in that code and absent here
     at either resolution: the soft ERB masks were defined on the input grid and resized to each

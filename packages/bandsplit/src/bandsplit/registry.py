@@ -42,7 +42,7 @@ def _erb_unet(cfg: dict[str, Any]) -> nn.Module:
 
 
 def _erb_unet_801(cfg: dict[str, Any]) -> nn.Module:
-    # seed 000's "Net1": the same net at n_fft 1600, hop 100 (801 bins), behind the same adapter
+    # the ERB-UNet notes' "Net1": the same net at n_fft 1600, hop 100 (801 bins), behind the same adapter
     for key, value in (("n_fft", 1600), ("hop", 100)):
         if cfg.get(key, value) != value:
             raise ValueError(f"erb-unet-801 is the n_fft 1600 / hop 100 ERB-UNet; got {key}={cfg[key]}. "

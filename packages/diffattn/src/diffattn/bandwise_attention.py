@@ -1,6 +1,6 @@
 """One temporal attention module per band, evaluated as one batched computation.
 
-The BSDT design (seed 001, "BandWiseDifferentialAttention") gives every frequency band its own
+The BSDT design notes ("BandWiseDifferentialAttention") gives every frequency band its own
 attention module (``ModuleList`` of K modules, a Python loop over bands). ``BandwiseAttention``
 holds the K modules' weights stacked on a leading band axis and runs them together: the
 projections are one ``einsum`` over ``[B, K, T, dim] x [K, dim_out, dim]`` and the attention

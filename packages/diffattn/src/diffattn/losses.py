@@ -1,6 +1,6 @@
 """The scale-diversity loss of the multi-scale dynamic fusion gate.
 
-The research notes' multi-scale fusion gate (seed 000, ``MultiScaleDynamicFusionGate`` with
+The research notes' multi-scale fusion gate (the ERB-UNet notes' ``MultiScaleDynamicFusionGate`` with
 ``use_diversity_reg``: "diversity loss to encourage scale specialization") penalises the
 similarity of the gates its scales predict, so that the windows 2, 4, 8 learn different
 patterns instead of one gate three times. Their code computed it but nothing added it to the
