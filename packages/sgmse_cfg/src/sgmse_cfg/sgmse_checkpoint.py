@@ -121,16 +121,21 @@ def _stand_in(name: str) -> type:
     return cls
 
 
-def _pickle_strings(path: Path) -> set[str] | None:
-    """The strings in a torch zip checkpoint's pickle, read opcode by opcode (nothing is
-    unpickled); ``None`` where the file is no torch zip archive."""
+def _checkpoint_pickle(path: Path) -> bytes | None:
+    """The ``data.pkl`` bytes of a torch zip checkpoint; ``None`` where it is no such archive."""
     try:
         with zipfile.ZipFile(path) as zf:
             names = [n for n in zf.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
-            if not names:
-                return None
-            data = zf.read(names[0])
+            return zf.read(names[0]) if names else None
     except (OSError, zipfile.BadZipFile, KeyError, ValueError):
+        return None
+
+
+def _pickle_strings(path: Path) -> set[str] | None:
+    """The strings in a torch zip checkpoint's pickle, read opcode by opcode (nothing is
+    unpickled); ``None`` where the file is no torch zip archive."""
+    data = _checkpoint_pickle(path)
+    if data is None:
         return None
     out: set[str] = set()
     try:
@@ -140,6 +145,62 @@ def _pickle_strings(path: Path) -> set[str] | None:
     except Exception:  # noqa: BLE001 - a damaged pickle is not an SGMSE+ checkpoint to this peek
         return out
     return out
+
+
+def _pickle_globals(data: bytes) -> set[str]:
+    """``module.name`` of every ``GLOBAL`` / ``STACK_GLOBAL`` in a pickle, read opcode by opcode
+    (``STACK_GLOBAL`` takes the two strings pushed just before it, as pickle protocol 4 writes)."""
+    out: set[str] = set()
+    recent: list[str] = []
+    for op, arg, _ in pickletools.genops(data):
+        if op.name == "GLOBAL":
+            out.add(".".join(str(arg).split(" ", 1)))
+        elif op.name == "STACK_GLOBAL" and len(recent) >= 2:
+            out.add(f"{recent[-2]}.{recent[-1]}")
+        if isinstance(arg, str):
+            recent = (recent + [arg])[-2:]
+    return out
+
+
+def _refuse_code(p: Path, refused: list[str]) -> None:
+    if refused:
+        raise CheckpointError(f"{p} references code that is never run or imported here: {', '.join(refused)}; "
+                              f"only sgmse's pickled data-module class gets a stand-in. Not an sgmse ScoreModel "
+                              f"checkpoint, or one of a fork this loader does not know")
+
+
+def _load_with_stand_ins_old_torch(p: Path, map_location: str | torch.device) -> Any:
+    """torch 2.4/2.5 (no ``safe_globals`` context, no ``get_unsafe_globals_in_checkpoint``):
+    stand-ins named as the file names the classes (``__module__``/``__name__``) are added to
+    the allow-list for this one load, and the caller's own allow-list is restored after."""
+    ser = torch.serialization
+    data = _checkpoint_pickle(p)
+    if data is None:
+        raise CheckpointError(f"cannot read checkpoint {p}: not a torch zip archive")
+    try:
+        referenced = _pickle_globals(data)
+    except Exception as e:  # noqa: BLE001 - a damaged pickle: re-raised naming the file
+        raise CheckpointError(f"cannot read checkpoint {p}: {e}") from e
+    wanted = sorted(g for g in referenced if g.rpartition(".")[0] in _STAND_IN_MODULES)
+    try:  # torch's own allow-list, to name what is refused as the torch >= 2.6 path does
+        from torch._weights_only_unpickler import _get_allowed_globals
+        allowed = set(_get_allowed_globals())
+    except (ImportError, AttributeError):
+        allowed = None
+    if allowed is not None:
+        _refuse_code(p, sorted(g for g in referenced if g not in allowed and g not in wanted))
+    named = []
+    for g in wanted:
+        module, _, name = g.rpartition(".")
+        named.append(type(name, (_stand_in(g),), {"__module__": module, "__qualname__": name}))
+    before = list(ser.get_safe_globals())
+    ser.add_safe_globals(named)
+    try:
+        ck = torch.load(p, map_location=map_location, weights_only=True)
+    finally:
+        ser.clear_safe_globals()
+        ser.add_safe_globals(before)
+    return ck
 
 
 def is_sgmse_checkpoint(path: str | os.PathLike) -> bool:
@@ -161,17 +222,20 @@ def read_sgmse_checkpoint(path: str | os.PathLike, map_location: str | torch.dev
         raise FileNotFoundError(f"checkpoint {p} does not exist")
     ser = torch.serialization
     if not hasattr(ser, "get_unsafe_globals_in_checkpoint") or not hasattr(ser, "safe_globals"):
-        raise CheckpointError(f"{p}: reading an SGMSE+ checkpoint safely (weights_only with a stand-in for its "
-                              f"pickled data-module class) needs torch >= 2.6, this is {torch.__version__}")
+        try:
+            ck = _load_with_stand_ins_old_torch(p, map_location)
+        except CheckpointError:
+            raise
+        except Exception as e:  # noqa: BLE001 - refused global, damaged file: re-raised naming the file
+            raise CheckpointError(f"cannot read checkpoint {p}: {e}") from e
+        if not isinstance(ck, dict):
+            raise CheckpointError(f"{p} holds a {type(ck).__name__}, not a Lightning checkpoint dict")
+        return ck
     try:
         unsafe = list(ser.get_unsafe_globals_in_checkpoint(p))
     except Exception as e:  # noqa: BLE001 - not a zip checkpoint, damaged: re-raised naming the file
         raise CheckpointError(f"cannot read checkpoint {p}: {e}") from e
-    refused = [g for g in unsafe if g.rpartition(".")[0] not in _STAND_IN_MODULES]
-    if refused:
-        raise CheckpointError(f"{p} references code that is never run or imported here: {', '.join(refused)}; "
-                              f"only sgmse's pickled data-module class gets a stand-in. Not an sgmse ScoreModel "
-                              f"checkpoint, or one of a fork this loader does not know")
+    _refuse_code(p, [g for g in unsafe if g.rpartition(".")[0] not in _STAND_IN_MODULES])
     try:
         with ser.safe_globals([(_stand_in(g), g) for g in unsafe]):
             ck = torch.load(p, map_location=map_location, weights_only=True)
