@@ -126,18 +126,87 @@ def check_noise_augment_args(p: Any, args: Any) -> None:
 
 
 def add_run_args(g: Any, *, threads_help: str = THREADS_HELP) -> None:
-    """``--resume``, ``--tensorboard`` and ``--threads``, shared by the trainers."""
+    """``--resume``, ``--tensorboard``, ``--threads`` and ``--config``, shared by the trainers (parse
+    with :func:`parse_with_config`)."""
     g.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last.pt exactly where it stopped (same flags; "
                         "--epochs may grow)")
     g.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs (needs tensorboard)")
     g.add_argument("--threads", type=T.THREADS, default=None, help=threads_help)
+    add_config_arg(g)
 
 
 def check_run_args(p: Any, args: Any) -> None:
     """Argument checks every trainer shares (``p.error`` exits with the usage line)."""
     if args.resume and args.out is None:
         p.error("--resume needs --out DIR (the run to continue)")
+
+
+#: a run's settings a ``--config`` replay never takes from the file: the replay is a new run in its own
+#: ``--out`` (``--resume`` and ``--out`` are given on the command line when wanted)
+NOT_REPLAYED = frozenset({"out", "resume", "config"})
+
+
+def add_config_arg(p: Any) -> None:
+    """``--config RUN/config.json``: replay a run's settings (see :func:`parse_with_config`)."""
+    p.add_argument("--config", default=None, metavar="RUN/config.json",
+                   help="replay the settings of an earlier run from its config.json (the \"args\" this tool wrote "
+                        "there); flags given on the command line override it, and each override is printed. "
+                        "--out and --resume are not replayed (the replay is a new run in its own --out); a key "
+                        "that is not a flag of this tool is an error")
+
+
+def parse_with_config(p: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
+    """``p.parse_args(argv)`` with ``--config FILE`` applied: the file's ``"args"`` (a trainer's
+    ``config.json``) become the defaults, the command line overrides them, and every flag whose
+    command-line value differs from the file's is printed (rank 0 only). An unreadable file, one
+    without ``"args"``, or a key that is not a flag of this tool is a usage error (exit 2).
+    The returned namespace has no ``config`` entry, so a replay writes the same ``config.json``
+    as the run it replays (flags being equal)."""
+    args = p.parse_args(argv)
+    path = getattr(args, "config", None)
+    if path is not None:
+        replayed = _read_config_args(p, path)
+        defaults = {a.dest: a.default for a in p._actions}
+        # JSON has no tuples: a flag whose default is a tuple gets one back, so a replay compares
+        # equal to a run that used the default (--resume compares the settings)
+        replayed = {k: tuple(v) if isinstance(v, list) and isinstance(defaults[k], tuple) else v
+                    for k, v in replayed.items()}
+        saved = {k: defaults[k] for k in replayed}
+        try:
+            p.set_defaults(**replayed)
+            args = p.parse_args(argv)
+        finally:
+            p.set_defaults(**saved)
+        overrides = [(k, v, getattr(args, k)) for k, v in replayed.items() if getattr(args, k) != v]
+        if os.environ.get("RANK", "0") == "0":
+            opt = {a.dest: a.option_strings[0] for a in p._actions if a.option_strings}
+            for k, old, new in overrides:
+                print(f"--config {path}: overriding {opt.get(k, k)}: {old!r} -> {new!r}", flush=True)
+    if hasattr(args, "config"):
+        del args.config
+    return args
+
+
+def _read_config_args(p: argparse.ArgumentParser, path: str) -> dict[str, Any]:
+    """The replayable ``"args"`` of a run's config.json, every key checked against ``p``'s flags."""
+    import json  # noqa: PLC0415
+
+    try:
+        doc = json.loads(Path(path).read_text())
+    except OSError as e:
+        p.error(f"argument --config: cannot read {path}: {e.strerror or e}")
+    except ValueError as e:
+        p.error(f"argument --config: {path} is not valid JSON ({e})")
+    if not isinstance(doc, dict) or not isinstance(doc.get("args"), dict):
+        p.error(f"argument --config: {path} has no \"args\" object; pass the config.json a training run "
+                f"wrote into its --out folder")
+    dests = {a.dest for a in p._actions if a.dest != argparse.SUPPRESS and a.dest != "help"}
+    unknown = sorted(k for k in doc["args"] if k not in dests)
+    if unknown:
+        p.error(f"argument --config: {path}: unknown key(s) {', '.join(repr(k) for k in unknown)}: not a flag of "
+                f"{p.prog} (a config.json of another tool or version?); remove them from the file")
+    return {k: v for k, v in doc["args"].items() if k not in NOT_REPLAYED}
 
 
 ALLOW_FAILURES_HELP = ("exit 0 even when some items failed (they are still listed and counted); by default "

@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = build_parser()
-    args = p.parse_args(argv)
+    args = _cli.parse_with_config(p, argv)
     _cli.check_run_args(p, args)
     _aa_common.check_teacher_args(p, args)
     nyquist = _aa_common.builtin_nyquist(args)  # a .nam teacher's rate is checked when it is loaded

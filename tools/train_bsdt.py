@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = build_parser()
-    args = p.parse_args(argv)
+    args = _cli.parse_with_config(p, argv)
     _cli.check_run_args(p, args)
     _cli.check_noise_augment_args(p, args)
     _check_model_flags(p, args)

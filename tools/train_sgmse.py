@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = build_parser()
-    args = p.parse_args(argv)
+    args = _cli.parse_with_config(p, argv)
     _cli.check_run_args(p, args)
     _cli.check_noise_augment_args(p, args)
     T.check_less(p, ("--knn-k", args.knn_k), ("--bank-size", args.bank_size),
