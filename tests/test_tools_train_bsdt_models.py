@@ -53,6 +53,9 @@ def test_each_ablation_flag_maps_to_its_config_key():
     assert {k: erb[k] for k in ("attention", "conv", "n_fft", "hop")} == {"attention": "diff", "conv": "plain",
                                                                            "n_fft": 1000, "hop": 80}
     assert _cfg("--model", "erb-unet-801")["name"] == "erb-unet-801"
+    net1 = _cfg("--model", "erb-unet-801", "--mask-resize", "nearest", "--skip-align", "adaptive-pool")
+    assert (net1["mask_resize"], net1["skip_align"]) == ("nearest", "adaptive_pool")
+    assert "mask_resize" not in _cfg("--model", "erb-unet") and "skip_align" not in _cfg("--model", "erb-unet")
     # the flags change the models as they say
     full = _params(_cfg(*base))
     assert _params(_cfg(*base, "--temporal", "per-band")) > full
@@ -70,6 +73,8 @@ def test_each_ablation_flag_maps_to_its_config_key():
     (["--model", "bsdt-v1", "--top-k", "3"], "--top-k applies to the learned graph"),
     (["--fusion", "equal", "--diversity-weight", "1"], "--diversity-weight needs per-scale gates"),
     (["--windows", "2,2"], "--windows must be distinct"),
+    (["--model", "erb-unet", "--conv", "plain", "--mask-resize", "nearest"], "--conv plain has none"),
+    (["--model", "bsdt", "--skip-align", "truncate"], "--skip-align applies to"),
     (["--model", "erb-unet", "--diversity-weight", "1"], "with an ERB-UNet, --attention adaptive"),
 ])
 def test_flags_the_model_does_not_have_are_refused(argv, words, capsys):

@@ -91,6 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "(batched over bands)")
     g.add_argument("--conv", choices=["erb", "plain"], default=None,
                    help="ERB-UNets: ERB-grouped convolutions (default) or one plain convolution per layer")
+    g.add_argument("--mask-resize", choices=["none", "nearest", "bilinear"], default=None,
+                   help="ERB-UNets with ERB-grouped convs: where each level's soft group masks come from: its own "
+                        "bins' frequencies (none, the default) or the input grid's masks resized by nearest "
+                        "(the research's Net1) or bilinear interpolation (its Net2)")
+    g.add_argument("--skip-align", choices=["exact", "adaptive-pool", "truncate"], default=None,
+                   help="ERB-UNets: how a decoder level meets its skip connection: transposed convs built to the "
+                        "skip's bin count (exact, the default), average-pooled to it (adaptive-pool, the "
+                        "research's Net1) or cut to it (truncate, its Net2)")
     g.add_argument("--n-fft", type=T.int_range(64, 8192), default=None,
                    help="erb-unet / erb-unet-801: the net's own STFT size (defaults 1200 / 1600 at 16 kHz)")
     g.add_argument("--hop", type=T.int_range(16, 4096), default=None,
@@ -195,7 +203,8 @@ SIZES: dict[str, tuple[str | None, str | dict[str, Any]]] = {
 MODEL_FLAGS: dict[str, tuple[str, ...]] = {
     "num_heads": BSDT_MODELS, "graph": BSDT_MODELS, "no_inter_band": BSDT_MODELS, "no_multiscale": BSDT_MODELS,
     "fusion": BSDT_MODELS, "windows": BSDT_MODELS, "top_k": BSDT_MODELS, "temporal": BSDT_MODELS,
-    "attention": BSDT_MODELS + ERB_MODELS, "conv": ERB_MODELS, "n_fft": ("erb-unet", "erb-unet-801"),
+    "attention": BSDT_MODELS + ERB_MODELS, "conv": ERB_MODELS, "mask_resize": ERB_MODELS,
+    "skip_align": ERB_MODELS, "n_fft": ("erb-unet", "erb-unet-801"),
     "hop": ("erb-unet", "erb-unet-801"), "num_layer": ("bsrnn",) + BSDT_MODELS,
     "interleaved": ("bsrnn",), "causal": ("bsrnn",), "diversity_weight": BSDT_MODELS + ERB_MODELS,
 }
@@ -220,6 +229,8 @@ def _check_model_flags(p: argparse.ArgumentParser, args: argparse.Namespace) -> 
         p.error("--diversity-weight needs per-scale gates: with an ERB-UNet, --attention adaptive")
     if args.diversity_weight > 0 and args.cuda_graphs:
         p.error("--diversity-weight reads the fusion gates from an eager forward; leave out --cuda-graphs")
+    if args.mask_resize not in (None, "none") and args.conv == "plain":
+        p.error(f"--mask-resize {args.mask_resize} resizes the ERB-grouped convs' masks; --conv plain has none")
     if args.windows is not None and len(set(args.windows)) != len(args.windows):
         p.error(f"--windows must be distinct, got {args.windows}")
 
@@ -257,7 +268,8 @@ def model_config(args: argparse.Namespace) -> dict[str, Any]:
         cfg.update({k: v for k, v in optional.items() if v is not None})
     if args.model in ERB_MODELS:
         optional = {"attention": {"differential": "diff"}.get(args.attention, args.attention), "conv": args.conv,
-                    "n_fft": args.n_fft, "hop": args.hop}
+                    "n_fft": args.n_fft, "hop": args.hop, "mask_resize": args.mask_resize,
+                    "skip_align": None if args.skip_align is None else args.skip_align.replace("-", "_")}
         cfg.update({k: v for k, v in optional.items() if v is not None})
     return cfg
 

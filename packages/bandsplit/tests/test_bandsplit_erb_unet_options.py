@@ -156,3 +156,76 @@ def test_configs_round_trip_through_a_checkpoint(name: str, tmp_path: Path) -> N
     x = _spec(1, 12)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), model.eval()(x), rtol=0, atol=0)
+
+
+# ----------------------------------------------------------------------------- research variants
+@pytest.mark.parametrize("skip_align", ["adaptive_pool", "truncate"])
+@pytest.mark.parametrize("n_fft", [1600, 1198, 16])
+def test_research_skip_alignments_meet_every_skip(skip_align: str, n_fft: int) -> None:
+    """Net1 / Net2 decoders: 2F - 1 bins pooled up, or 2F bins cut, to the skip's count at odd and
+    even sizes; the result is the stated operation on the transposed conv's output."""
+    torch.manual_seed(0)
+    m = ERBUNet(n_fft=n_fft, hop=max(1, n_fft // 16), depth=3, base_channels=2, d_model=8, num_heads=1,
+                transformer_layers=1, skip_align=skip_align)
+    sizes = m.freq_sizes
+    for lv in range(3):
+        h = torch.randn(1, m.channels[lv + 1], sizes[lv + 1], 5, dtype=torch.float64)
+        up = m.dec_up[lv].double()(h)
+        assert up.shape[2] == 2 * sizes[lv + 1] - (1 if skip_align == "adaptive_pool" else 0)
+        out = m._align(up, sizes[lv])
+        assert out.shape[2:] == (sizes[lv], 5)
+        if skip_align == "truncate":
+            assert torch.equal(out, up[:, :, :sizes[lv]])
+        else:  # adaptive average pooling from F_in to F_out bins: window [floor(i F_in / F_out), ceil((i+1) F_in / F_out))
+            f_in, f_out = up.shape[2], sizes[lv]
+            want = torch.stack([up[:, :, (i * f_in) // f_out:-((-(i + 1) * f_in) // f_out)].mean(2)
+                                for i in range(f_out)], dim=2)
+            assert torch.allclose(out, want, rtol=0, atol=1e-12)
+    spec = 0.1 * torch.randn(2, 2, n_fft // 2 + 1, 7, generator=torch.Generator().manual_seed(1))
+    assert m.double()(spec.double()).shape == spec.shape
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+def test_research_mask_resize_from_the_input_grid(mode: str) -> None:
+    """Masks live on the input grid (801 bins for Net1) and are resized to each level: nearest
+    samples input bin floor(j * 801 / F_l), linear interpolates with align_corners=False; the
+    top level is the input grid itself."""
+    torch.manual_seed(0)
+    m = ERBUNet(n_fft=1600, hop=100, depth=3, base_channels=2, d_model=8, num_heads=1, transformer_layers=1,
+                mask_resize=mode)
+    full = torch.sigmoid(m.enc_hag[0].mask_logits.detach()).double()
+    assert full.shape == (4, 801)
+    for lv, conv in enumerate(m.enc_hag):
+        assert conv.mask_logits.shape == (4, 801)
+        got = conv.masks().detach().double()
+        f = m.freq_sizes[lv]
+        assert got.shape == (4, f)
+        if lv == 0:
+            assert torch.equal(got, full)
+        elif mode == "nearest":
+            idx = (torch.arange(f, dtype=torch.float64) * (801 / f)).floor().long()
+            assert torch.equal(got, full[:, idx])
+        else:
+            pos = ((torch.arange(f, dtype=torch.float64) + 0.5) * (801 / f) - 0.5).clamp(min=0)
+            lo = pos.floor().long().clamp(max=800)
+            hi = (lo + 1).clamp(max=800)
+            w = pos - lo
+            assert torch.allclose(got, full[:, lo] * (1 - w) + full[:, hi] * w, atol=1e-6)  # float32 resize
+    # the masks stay learnable through the resize
+    x = torch.randn(1, 2, 801, 4)
+    m(x).square().sum().backward()
+    assert all(c.mask_logits.grad is not None and c.mask_logits.grad.abs().sum() > 0 for c in m.enc_hag)
+
+
+def test_research_variants_round_trip_and_refuse_bad_options(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    cfg = {"name": "erb-unet-801", **SMALL, "mask_resize": "nearest", "skip_align": "adaptive_pool"}
+    model = build_model(cfg)
+    net = model.net
+    assert (net.mask_resize, net.skip_align, net.num_bins) == ("nearest", "adaptive_pool", 801)
+    with pytest.raises(ValueError, match="skip_align"):
+        ERBUNet(skip_align="crop")
+    with pytest.raises(ValueError, match="mask_resize"):
+        ERBUNet(mask_resize="cubic")
+    with pytest.raises(ValueError, match="has no masks"):
+        ERBUNet(conv="plain", mask_resize="nearest")

@@ -16,14 +16,20 @@ own, correct groups), never from bin indices scaled by a guessed ratio.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 _ERB_SCALE = 9.265
 _ERB_BREAK_HZ = 228.8455  # = 24.7 * 9.265
 
 #: Default (frequency, time) kernel per ERB group, lowest group first; see HarmonicAwareGroupedConv.
+#: where a grid's soft masks come from: its own bins' frequencies ("none"), or the input grid's
+#: masks resized by nearest-neighbour or (bi)linear interpolation
+MaskResize = Literal["none", "nearest", "bilinear"]
+
 DEFAULT_GROUP_KERNELS: tuple[tuple[int, int], ...] = ((7, 3), (5, 3), (3, 3), (3, 3))
 
 
@@ -129,8 +135,10 @@ class HarmonicAwareGroupedConv(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, num_freq_bins: int, sample_rate: int, n_fft: int,
                  num_groups: int = 4, kernels: Sequence[tuple[int, int]] = DEFAULT_GROUP_KERNELS,
                  bin_stride: int = 1, bias: bool = True, mask_init_logit: float = 4.0,
-                 overlap: float = 0.5) -> None:
+                 overlap: float = 0.5, mask_resize: MaskResize = "none") -> None:
         super().__init__()
+        if mask_resize not in ("none", "nearest", "bilinear"):
+            raise ValueError(f"mask_resize must be 'none', 'nearest' or 'bilinear', got {mask_resize!r}")
         kernels = [tuple(int(v) for v in k) for k in kernels]
         if len(kernels) != num_groups:
             raise ValueError(f"need one (freq, time) kernel per group: {num_groups} groups, "
@@ -146,14 +154,26 @@ class HarmonicAwareGroupedConv(nn.Module):
         self.bin_stride = int(bin_stride)
         self.kernels = tuple(kernels)
         self.group_bin_edges = erb_group_bin_edges(num_freq_bins, sample_rate, n_fft, num_groups, bin_stride)
+        self.mask_resize = mask_resize
+        # "none": one logit per bin of this grid, placed at the bins' real frequencies; otherwise
+        # the logits live on the full-resolution input grid (n_fft // 2 + 1 bins) and the masks are
+        # resized to this grid, as the ERB-UNet research code did inside its U-Net
+        grid_bins, grid_stride = (num_freq_bins, bin_stride) if mask_resize == "none" else (n_fft // 2 + 1, 1)
         self.mask_logits = nn.Parameter(erb_group_mask_logits(
-            num_freq_bins, sample_rate, n_fft, num_groups, bin_stride, overlap, mask_init_logit))
+            grid_bins, sample_rate, n_fft, num_groups, grid_stride, overlap, mask_init_logit))
         self.convs = nn.ModuleList(
             nn.Conv2d(in_ch, out_ch, k, padding=(k[0] // 2, k[1] // 2), bias=bias) for k in kernels)
 
     def masks(self) -> Tensor:
-        """Soft group masks ``[G, F]`` in (0, 1)."""
-        return torch.sigmoid(self.mask_logits)
+        """Soft group masks ``[G, F]`` in (0, 1) (resized from the input grid with ``mask_resize``:
+        ``F.interpolate`` nearest, or linear with ``align_corners=False``, what a bilinear resize of
+        a ``[G, F_in, 1]`` map does along frequency)."""
+        m = torch.sigmoid(self.mask_logits)
+        if self.mask_resize == "none" or m.shape[-1] == self.num_freq_bins:
+            return m
+        mode = "nearest" if self.mask_resize == "nearest" else "linear"
+        kw = {} if mode == "nearest" else {"align_corners": False}
+        return F.interpolate(m[None], size=self.num_freq_bins, mode=mode, **kw)[0]
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4 or x.shape[1] != self.in_ch or x.shape[2] != self.num_freq_bins:
@@ -173,4 +193,6 @@ class HarmonicAwareGroupedConv(nn.Module):
         return (f"in_ch={self.in_ch}, out_ch={self.out_ch}, bins={self.num_freq_bins} "
                 f"(stride {self.bin_stride}, "
                 f"{self.sample_rate} Hz, n_fft {self.n_fft}), group_bins={self.group_bin_edges} "
+                + (f"masks resized ({self.mask_resize}) from {self.n_fft // 2 + 1} bins, "
+                   if self.mask_resize != "none" else "") +
                 f"(starting at {edges_hz} Hz), kernels={self.kernels}")

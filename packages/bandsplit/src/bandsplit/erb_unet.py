@@ -27,11 +27,13 @@ from torch import Tensor, nn
 
 from ._complex import as_complex
 from .analysis import AnalysisMode, analysis_level
-from .erb_conv import DEFAULT_GROUP_KERNELS, HarmonicAwareGroupedConv
+from .erb_conv import DEFAULT_GROUP_KERNELS, HarmonicAwareGroupedConv, MaskResize
 from .stft import SpectrogramTransform
 
 
 AttentionKind = Literal["diff", "adaptive", "standard"]
+#: how a decoder level's output meets its skip connection's bin count (see ERBUNet)
+SkipAlign = Literal["exact", "adaptive_pool", "truncate"]
 ConvKind = Literal["erb", "plain"]
 
 
@@ -237,6 +239,15 @@ class ERBUNet(nn.Module):
     adaptive-pooled (Net1) or truncated (Net2) to the skip's size, while here the transposed
     convolutions' output padding restores each level's bin count, so skips align bin for bin.
 
+    Both research variants are available as options: ``mask_resize="nearest"`` /
+    ``"bilinear"`` defines the masks on the input grid and resizes them to each level, and
+    ``skip_align="adaptive_pool"`` / ``"truncate"`` builds the transposed convolutions without the
+    restoring output padding (``2F - 1`` bins, average-pooled up to the skip's count) or with one
+    bin too many where the skip's count is odd (the top bin cut). The research's Net1 is
+    ``ERBUNet(n_fft=1600, hop=100, mask_resize="nearest", skip_align="adaptive_pool")``, its
+    Net2 ``ERBUNet(mask_resize="bilinear", skip_align="truncate")``; the defaults (``"none"``,
+    ``"exact"``) are the aligned design described above.
+
     GroupNorm statistics span the whole utterance (like BSRNN's), so the net is non-causal.
     Parameters draw from the global torch RNG: call ``torch.manual_seed`` before construction.
     """
@@ -246,7 +257,8 @@ class ERBUNet(nn.Module):
                  channel_mults: Sequence[int] | None = None, ffn_mult: float = 2.0,
                  kernels: Sequence[tuple[int, int]] = DEFAULT_GROUP_KERNELS, num_groups: int = 4,
                  mask_bound: float = 2.0, input_compression: float | None = 0.3,
-                 attention: AttentionKind = "diff", conv: ConvKind = "erb") -> None:
+                 attention: AttentionKind = "diff", conv: ConvKind = "erb", mask_resize: MaskResize = "none",
+                 skip_align: SkipAlign = "exact") -> None:
         super().__init__()
         if depth < 1:
             raise ValueError(f"depth must be >= 1 (frequency downsamplings before the bottleneck), "
@@ -261,7 +273,12 @@ class ERBUNet(nn.Module):
             raise ValueError(f"attention must be 'diff', 'adaptive' or 'standard', got {attention!r}")
         if conv not in ("erb", "plain"):
             raise ValueError(f"conv must be 'erb' or 'plain', got {conv!r}")
+        if skip_align not in ("exact", "adaptive_pool", "truncate"):
+            raise ValueError(f"skip_align must be 'exact', 'adaptive_pool' or 'truncate', got {skip_align!r}")
+        if mask_resize != "none" and conv != "erb":
+            raise ValueError(f"mask_resize={mask_resize!r} applies to the ERB-grouped conv; conv={conv!r} has no masks")
         self.attention, self.conv = attention, conv
+        self.mask_resize, self.skip_align = mask_resize, skip_align
         if mask_bound <= 0:
             raise ValueError(f"mask_bound must be > 0, got {mask_bound}")
         self.transform = SpectrogramTransform(n_fft, hop, sample_rate)
@@ -279,7 +296,15 @@ class ERBUNet(nn.Module):
             if conv == "plain":
                 return nn.Conv2d(cin, cout, plain_kernel, padding=(plain_kernel[0] // 2, plain_kernel[1] // 2))
             return HarmonicAwareGroupedConv(cin, cout, sizes[level], sample_rate, n_fft, num_groups, kernels,
-                                            bin_stride=2 ** level)
+                                            bin_stride=2 ** level, mask_resize=mask_resize)
+
+        def up_padding(level: int) -> int:
+            # a stride-2 transposed conv (kernel 3, padding 1) gives 2 F - 1 + output_padding bins:
+            # "exact" restores the skip's bin count, "adaptive_pool" leaves 2 F - 1 to be pooled to
+            # it, "truncate" makes 2 F (>= the skip's count) and cuts the top bin where it is over
+            if skip_align == "exact":
+                return sizes[level] - (2 * sizes[level + 1] - 1)
+            return 0 if skip_align == "adaptive_pool" else 1
 
         self.enc_hag = nn.ModuleList(hag(2 if lv == 0 else ch[lv], ch[lv], lv) for lv in range(depth))
         self.enc_hag_norm = nn.ModuleList(_norm_act(ch[lv]) for lv in range(depth))
@@ -291,7 +316,7 @@ class ERBUNet(nn.Module):
         self.dec_up = nn.ModuleList(
             nn.Sequential(
                 nn.ConvTranspose2d(ch[lv + 1], ch[lv], 3, stride=(2, 1), padding=1,
-                                   output_padding=(sizes[lv] - (2 * sizes[lv + 1] - 1), 0)),
+                                   output_padding=(up_padding(lv), 0)),
                 *_norm_act(ch[lv]))
             for lv in range(depth))
         self.dec_merge = nn.ModuleList(nn.Conv2d(2 * ch[lv], ch[lv], 1) for lv in range(depth))
@@ -320,7 +345,7 @@ class ERBUNet(nn.Module):
             h = down(h)
         h, infos = self.bottleneck(h, return_analysis)
         for lv in reversed(range(len(self.dec_up))):
-            h = self.dec_up[lv](h)
+            h = self._align(self.dec_up[lv](h), skips[lv].shape[2])
             h = self.dec_merge[lv](torch.cat([h, skips[lv]], dim=1))
             h = self.dec_hag_norm[lv](self.dec_hag[lv](h))
         m = self.head(h)
@@ -328,6 +353,15 @@ class ERBUNet(nn.Module):
         r = torch.sqrt(m.square().sum(dim=1, keepdim=True) + 1e-12)
         m = m * (self.mask_bound * torch.tanh(r / self.mask_bound) / r)
         return (m, self._analysis(infos)) if return_analysis else m
+
+    def _align(self, h: Tensor, bins: int) -> Tensor:
+        """Decoder output ``[B, C, F', T]`` to the skip's ``bins``: as built ("exact"), adaptive
+        average pooling over frequency (the research code's Net1), or truncation (its Net2)."""
+        if h.shape[2] == bins:
+            return h
+        if self.skip_align == "adaptive_pool":
+            return F.adaptive_avg_pool2d(h, (bins, h.shape[3]))
+        return h[:, :, :bins]
 
     def _analysis(self, infos: list[dict[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {"attention": self.attention, "conv": self.conv,
