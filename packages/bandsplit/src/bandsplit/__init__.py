@@ -10,7 +10,8 @@ Public API (everything else is private):
   ``PRESETS`` / ``preset_config``
 - STFT, loading and inference: ``SpectrogramTransform``, ``SampleRateMismatchError`` (an
   ``se_data.SampleRateError``), ``load_model`` / ``CHECKPOINT_FORMAT``, ``enhance``
-  (``enhance_waveform`` is its earlier name)
+  (``enhance_waveform`` is its earlier name; a list of different-length waveforms is one padded
+  batch where ``supports_lengths(model)``: ``model(spec, lengths=...)``)
 - streaming (causal BSRNN): ``BSRNN.streamer()`` -> ``BSRNNStreamer`` (``push`` / ``flush``)
 - ONNX (needs ``bandsplit[onnx]``): ``export_onnx``, ``load_onnx`` -> ``OnnxModel`` /
   ``OnnxStreamer``, ``quantize_onnx``, ``RealSpectrogramModel`` (the real ``[B, 2, F, T]`` form)
@@ -37,14 +38,15 @@ from .erb_conv import (
 from .cuda_graphs import GraphedTrainingForward
 from .erb_unet import ERB_UNET_FULL_SIZE, ERB_UNET_SEED_SIZE, ERBUNet, ERBUNet257
 from .checkpoint import CHECKPOINT_FORMAT, load_model
-from .inference import enhance, enhance_waveform
+from .inference import enhance, enhance_waveform, supports_lengths
 from ._real_forward import RealSpectrogramModel
 from .onnx_export import OnnxModel, OnnxStreamer, export_onnx, load_onnx, quantize_onnx
 from .streaming import BSRNNStreamer
 from .macs import MacCount, count_macs, op_macs
 from .mask_decoder import MaskDecoder, apply_fir_mask
 from .recipe import BSRNNLoss, MetricDiscriminator, compress_magnitude, pesq_to_target
-from .metricgan import metric_discriminator_loss, metric_discriminator_step, metric_generator_loss, score_batch
+from .metricgan import (PendingBatchScores, metric_discriminator_loss, metric_discriminator_step, metric_generator_loss,
+                        score_batch, submit_score_batch)
 from .registry import MODEL_NAMES, PRESETS, build_model, preset_config
 from .stft import SampleRateMismatchError, SpectrogramTransform
 
@@ -85,6 +87,7 @@ __all__: list[str] = [
     "load_model",
     "enhance",
     "enhance_waveform",
+    "supports_lengths",
     "BSRNNLoss",
     "MetricDiscriminator",
     "compress_magnitude",
@@ -93,6 +96,7 @@ __all__: list[str] = [
     "metric_discriminator_loss",
     "metric_discriminator_step",
     "score_batch",
+    "submit_score_batch",
     "GraphedTrainingForward",
     # streaming and ONNX
     "BSRNNStreamer",

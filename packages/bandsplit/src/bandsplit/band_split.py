@@ -102,8 +102,12 @@ class BandSplit(PackedPerBandModule):
         """All bands' ``fc`` weights as ``[K, N, J]`` (J = 2 * widest band), zero-padded."""
         return _gather(self.fc_weight, self._w_idx)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x``: complex ``[B, F, T]`` or real ``[B, F, T, 2]`` -> features ``[B, T, K, N]``."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``x``: complex ``[B, F, T]`` or real ``[B, F, T, 2]`` -> features ``[B, T, K, N]``.
+
+        ``mask``: optional bool ``[B, T]`` (``True`` = valid frame) for a padded batch: the
+        whole-utterance statistics count each item's valid frames only (per-frame statistics
+        need no mask)."""
         if x.is_complex():
             x = torch.view_as_real(x)
         if x.dim() != 4 or x.shape[-1] != 2:
@@ -122,10 +126,16 @@ class BandSplit(PackedPerBandModule):
             mean = xb.sum(-1, keepdim=True) / count[:, None]
             cen = (xb - mean) * valid
             var = cen.square().sum(-1, keepdim=True) / count[:, None]
-        else:             # statistics of each band over the whole utterance
+        elif mask is None:  # statistics of each band over the whole utterance
             mean = xb.sum((1, 3), keepdim=True) / (count[:, None] * t)
             cen = (xb - mean) * valid
             var = cen.square().sum((1, 3), keepdim=True) / (count[:, None] * t)
+        else:             # ... over each item's valid frames
+            m = mask.to(xb.dtype)[:, :, None, None]                             # [B, T, 1, 1]
+            frames = m.sum(1, keepdim=True)                                      # [B, 1, 1, 1]
+            mean = (xb * m).sum((1, 3), keepdim=True) / (count[:, None] * frames)
+            cen = (xb - mean) * valid
+            var = (cen * m).square().sum((1, 3), keepdim=True) / (count[:, None] * frames)
         # the norm's weight/bias are flat in (bin, re/im) order, like the input: same index map
         gamma = _gather(self.norm_weight, self._in_idx)                         # [K, J], 0 at pad
         beta = _gather(self.norm_bias, self._in_idx)

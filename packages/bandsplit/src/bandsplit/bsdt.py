@@ -52,6 +52,7 @@ from diffattn import (
     sliding_mean,
 )
 
+from ._masking import frame_mask, key_padding_mask
 from .analysis import AnalysisMode, analysis_level, pca_2d
 from .band_split import BandSplit
 from .bands import BSRNN_BAND_WIDTHS, band_centres_hz, check_band_widths
@@ -98,32 +99,36 @@ class _MultiScaleFusion(nn.Module):
         elif kind != "equal":
             raise ValueError(f"fusion kind must be one of {FUSION_KINDS[:-1]}, got {kind!r}")
 
-    def _weights_and_gate(self, a: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
-        """``w`` ``[B, K, S]`` or ``[1, 1, S]``, ``g`` ``[B, K, T, 1]`` or ``[]``, per-scale gates or None."""
+    def _weights_and_gate(self, a: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
+        """``w`` ``[B, K, S]`` or ``[1, 1, S]``, ``g`` ``[B, K, T, 1]`` or ``[]``, per-scale gates or None.
+        ``mask``: bool ``[B, 1, T]`` valid frames (time pooling counts those only) or None."""
         n_scales = len(self.kernels)
         uniform = a.new_full((1, 1, n_scales), 1.0 / n_scales)
         if self.kind in ("adaptive", "dynamic"):
             s = self.stats(a)                                              # [B, K, T, S_d]
             if self.band_gate is not None:
-                w = self.band_gate(s)                                      # [B, K, S]
+                w = self.band_gate(s, mask=mask)                           # [B, K, S]
             elif self.kind == "dynamic" and n_scales > 1:
                 w = self.frame_gate.learned_scale_weights().to(a.dtype)[None, None]
             else:
                 w = uniform
-            g, ga = self.frame_gate(s, scale_weights=w, return_analysis=True)  # [B, K, T]
+            g, ga = self.frame_gate(s, scale_weights=w, return_analysis=True, mask=mask)  # [B, K, T]
             return w, g.unsqueeze(-1), ga["scale_gates"]
         if self.kind == "fixed":
             w = uniform if self.scale_logits is None else torch.softmax(self.scale_logits, 0).to(a.dtype)[None, None]
             return w, torch.sigmoid(self.gate_logit).to(a.dtype), None
         return uniform, a.new_tensor(0.5), None
 
-    def forward(self, a: Tensor, return_analysis: AnalysisMode = False) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(self, a: Tensor, return_analysis: AnalysisMode = False, mask: Tensor | None = None
+                ) -> tuple[Tensor, dict[str, Tensor]]:
         """``a [B, K, T, N] -> (m [B, K, T, N], info)``; ``info``: ``scale_weights [B, K, S]``,
         ``frame_gate [B, K, T]``, ``scale_gates [S, B, K, T]`` (attached; adaptive/dynamic) with
-        ``return_analysis``; ``"full"`` adds ``band_embedding [K, E]`` (adaptive with S > 1)."""
+        ``return_analysis``; ``"full"`` adds ``band_embedding [K, E]`` (adaptive with S > 1).
+        ``mask``: bool ``[B, 1, T]`` valid frames of a padded batch (smoothing and pooling over
+        time count those only) or None."""
         level = analysis_level(return_analysis)
-        w, g, scale_gates = self._weights_and_gate(a)
-        ctx = sum(w[..., i, None, None] * sliding_mean(a, k) for i, k in enumerate(self.kernels))
+        w, g, scale_gates = self._weights_and_gate(a, mask)
+        ctx = sum(w[..., i, None, None] * sliding_mean(a, k, mask) for i, k in enumerate(self.kernels))
         out = g * a + (1.0 - g) * ctx
         if not level:
             return out, {}
@@ -177,8 +182,11 @@ class BSDTBlock(nn.Module):
             return ib.graph().detach()
         return torch.eye(num_bands, device=device)
 
-    def forward(self, z: Tensor, return_analysis: AnalysisMode = False) -> tuple[Tensor, dict[str, Any]]:
-        """``z [B, K, T, N] -> (z', info)``. ``info`` (empty without ``return_analysis``):
+    def forward(self, z: Tensor, return_analysis: AnalysisMode = False, mask: Tensor | None = None
+                ) -> tuple[Tensor, dict[str, Any]]:
+        """``z [B, K, T, N] -> (z', info)``. ``mask``: bool ``[B, T]`` valid frames of a padded
+        batch (a key-padding mask for the temporal attention, valid-frame pooling in the fusion;
+        the norms, feed-forward and inter-band attention are per frame) or None. ``info`` (empty without ``return_analysis``):
         ``graph [K, K]``, ``lambda`` (0-d, ``[K]`` per band; differential), the fusion's entries
         (see :class:`_MultiScaleFusion`); ``"full"`` adds ``temporal_attention [B, K, T, T]`` (the
         temporal map averaged over heads: ``attn1 − λ·attn2`` for differential attention, the
@@ -187,14 +195,15 @@ class BSDTBlock(nn.Module):
         level = analysis_level(return_analysis)
         info: dict[str, Any] = {}
         h = self.norm_t(z)
+        keys = None if mask is None else key_padding_mask(mask, z.shape[1])  # [B·K, 1, 1, T]
         if level >= 2:                                                     # explicit maps
-            a, tinfo = self.attn_t(h, return_analysis=True)
+            a, tinfo = self.attn_t(h, keys, return_analysis=True)
             maps = tinfo["diff"] if "diff" in tinfo else tinfo["attn"]     # [B, K, H, T, T]
             info["temporal_attention"] = maps.detach().float().mean(2)
         else:
-            a = self.attn_t(h)                                             # over T, batch B·K (fused)
+            a = self.attn_t(h, keys)                                       # over T, batch B·K (fused)
         if self.fusion is not None:
-            a, finfo = self.fusion(a, return_analysis)
+            a, finfo = self.fusion(a, return_analysis, None if mask is None else mask[:, None])
             info.update(finfo)
         z = z + a
         z = z + self.ff(self.norm_ff(z))
@@ -343,20 +352,35 @@ class BSDT(nn.Module):
         """The bands' centre frequencies in Hz, ``[K]`` float32 (mean of each band's bin frequencies)."""
         return band_centres_hz(self.band_widths, self.sample_rate, self.n_fft).float()
 
-    def forward(self, x: Tensor, return_analysis: AnalysisMode = False) -> Tensor | tuple[Tensor, dict[str, Any]]:
+    #: ``forward(x, lengths=...)`` runs a padded batch of utterances of different lengths
+    supports_lengths = True
+
+    def forward(self, x: Tensor, return_analysis: AnalysisMode = False, *,
+                lengths: Tensor | Sequence[int] | None = None) -> Tensor | tuple[Tensor, dict[str, Any]]:
         """Complex ``[B, F, T]`` -> complex ``[B, F, T]``; ``return_analysis`` ``True`` / ``"full"``
-        also returns the analysis dict (see the class docstring and :mod:`bandsplit.analysis`)."""
+        also returns the analysis dict (see the class docstring and :mod:`bandsplit.analysis`).
+
+        ``lengths``: optional valid frames per item (``[B]``, each in ``1 .. T``) of a batch
+        padded to ``T`` frames: item ``b`` then gets, in its first ``lengths[b]`` frames, what it
+        gets alone (whole-utterance norms over its valid frames, a key-padding mask in the
+        temporal attention, valid-frame smoothing and pooling in the fusion, zeros past its end
+        for the 3-tap mask), and zeros after them."""
         level = analysis_level(return_analysis)
         if not x.is_complex() or x.dim() != 3 or x.shape[1] != self.n_freq:
             raise ValueError(f"BSDT expects a complex STFT [B, {self.n_freq}, T] "
                              f"(torch.stft(..., return_complex=True)), got {x.dtype} {tuple(x.shape)}")
-        z = self.band_split(x).transpose(1, 2)                              # [B, K, T, N]
+        valid = frame_mask(lengths, x.shape[0], x.shape[-1], x.device)      # [B, T] or None
+        if valid is not None:
+            x = x * valid[:, None, :]
+        z = self.band_split(x, valid).transpose(1, 2)                       # [B, K, T, N]
         infos = []
         for blk in self.blocks:
-            z, info = blk(z, return_analysis)
+            z, info = blk(z, return_analysis, valid)
             infos.append(info)
-        mask = self.mask_decoder(z.transpose(1, 2))                         # [B, F, T, 3]
+        mask = self.mask_decoder(z.transpose(1, 2), valid)                  # [B, F, T, 3]
         y = apply_fir_mask(mask, x)
+        if valid is not None:
+            y = y * valid[:, None, :]
         if not level:
             return y
         analysis: dict[str, Any] = {"graph": torch.stack([i["graph"].float() for i in infos]),

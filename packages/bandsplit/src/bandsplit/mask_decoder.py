@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ._complex import as_complex
+from ._masking import masked_mean_var
 from ._packed import PackedPerBandModule
 from .bands import check_band_widths, width_groups
 
@@ -87,8 +88,16 @@ class MaskDecoder(PackedPerBandModule):
         return (f"num_bands={self.num_bands}, n_freq={self.n_freq}, num_channel={self.num_channel}, "
                 f"causal={self.causal}")
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        """``h``: band features ``[B, T, K, N]`` -> complex mask ``[B, F, T, 3]``."""
+    def _norm(self, hg: torch.Tensor, stats_shape: tuple[int, ...], mask: torch.Tensor | None) -> torch.Tensor:
+        if mask is None or self.causal:  # per-frame statistics need no mask
+            return nn.functional.layer_norm(hg, stats_shape, eps=self.eps)
+        return _masked_layer_norm(hg, mask, self.eps)
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``h``: band features ``[B, T, K, N]`` -> complex mask ``[B, F, T, 3]``.
+
+        ``mask``: optional bool ``[B, T]`` (``True`` = valid frame) for a padded batch: the
+        whole-utterance norm takes each item's statistics over its valid frames."""
         if h.dim() != 4 or h.shape[2] != self.num_bands or h.shape[3] != self.num_channel:
             raise ValueError(f"MaskDecoder expects [B, T, K={self.num_bands}, N={self.num_channel}], "
                              f"got shape {tuple(h.shape)}")
@@ -114,7 +123,7 @@ class MaskDecoder(PackedPerBandModule):
                     b1.split(kgs), w2.split(nrows), b2.split(nrows))
         outs = []
         for (kg, cap), hg, sg, tg, w1g, b1g, w2g, b2g in parts:
-            hn = torch.addcmul(tg, nn.functional.layer_norm(hg, stats_shape, eps=self.eps), sg)
+            hn = torch.addcmul(tg, self._norm(hg, stats_shape, mask), sg)
             y = torch.baddbmm(b1g, hn.view(kg, b * t, n), w1g.transpose(1, 2)).tanh_()  # [Kg, BT, 4N]
             z = torch.baddbmm(b2g.view(kg, 1, 12 * cap), y,
                               w2g.view(kg, 12 * cap, 4 * n).transpose(1, 2))      # [Kg, BT, 12 cap]
@@ -123,6 +132,13 @@ class MaskDecoder(PackedPerBandModule):
         g = torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]                  # [BT, sum Kg cap, 6]
         g = g.index_select(1, self._out_idx).view(b, t, self.n_freq, 3, 2)        # [B, T, F, 3, 2]
         return as_complex(g.transpose(1, 2))
+
+
+def _masked_layer_norm(h: torch.Tensor, mask: torch.Tensor, eps: float) -> torch.Tensor:
+    """``layer_norm`` of ``h [K, B, T, N]`` over (T, N) counting the valid frames of ``mask [B, T]``."""
+    m = mask.to(h.dtype)[None, :, :, None]
+    mean, var = masked_mean_var(h, m, (2, 3))
+    return (h - mean) * torch.rsqrt(var + eps)
 
 
 def apply_fir_mask(mask: torch.Tensor, x: torch.Tensor, lookahead: int | None = None) -> torch.Tensor:

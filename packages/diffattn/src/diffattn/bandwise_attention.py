@@ -30,7 +30,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .differential_attention import DifferentialAttention, differential_maps, lambda_init_fn, two_map_sdpa
+from .differential_attention import (
+    DifferentialAttention,
+    combine_masks,
+    differential_maps,
+    lambda_init_fn,
+    two_map_sdpa,
+)
 from .standard_attention import StandardAttention, softmax_map
 
 AttentionKind = Literal["differential", "standard"]
@@ -137,8 +143,13 @@ class BandwiseAttention(nn.Module):
         b, k, n, _ = t.shape
         return t.reshape(b * k, n, heads, size).transpose(1, 2)
 
-    def forward(self, x: Tensor, *, return_analysis: bool = False) -> Tensor | tuple[Tensor, dict[str, Any]]:
+    def forward(self, x: Tensor, attn_mask: Tensor | None = None, *, return_analysis: bool = False
+                ) -> Tensor | tuple[Tensor, dict[str, Any]]:
         """``x [B, K, T, dim] -> [B, K, T, dim]``.
+
+        ``attn_mask``: optional bool (``True`` = may attend) or float additive mask broadcastable
+        to ``[B·K, heads, T, T]`` (e.g. a key-padding mask ``[B·K, 1, 1, T]``), as
+        :class:`~diffattn.DifferentialAttention` takes it; combined with ``causal``.
 
         With ``return_analysis=True`` also ``{"attn1", "attn2", "diff" [B, K, H, T, T],
         "lambda" [K]}`` (differential) or ``{"attn" [B, K, H, T, T]}`` (standard).
@@ -157,14 +168,14 @@ class BandwiseAttention(nn.Module):
             lam = self.lambda_full().to(x.dtype)
             lam_n = lam.expand(b, kb).reshape(-1, 1, 1, 1)               # [B·K, 1, 1, 1]
             if explicit:
-                a1, a2 = differential_maps(q, k, scale=self.scaling, causal=self.causal)
+                a1, a2 = differential_maps(q, k, scale=self.scaling, attn_mask=attn_mask, causal=self.causal)
                 diff = a1 - lam_n * a2
                 o = torch.matmul(diff, v)
                 hl = (b, kb, H, t, t)
                 analysis = {"attn1": a1.reshape(hl), "attn2": a2.reshape(hl), "diff": diff.reshape(hl),
                             "lambda": lam.detach()}
             else:
-                o1, o2 = two_map_sdpa(q, k, v, scale=self.scaling, causal=self.causal)
+                o1, o2 = two_map_sdpa(q, k, v, scale=self.scaling, attn_mask=attn_mask, causal=self.causal)
                 o = o1 - lam_n * o2                                       # [B·K, H, T, 2d]
             o = _rms(o, self.norm_eps).reshape(b, kb, H, t, 2 * d)
             o = o * self.subln.to(o.dtype)[None, :, None, None, :] * (1.0 - self.lambda_init)
@@ -172,11 +183,14 @@ class BandwiseAttention(nn.Module):
         else:
             q, k, v = (self._heads(self._project(x, w), H, d) for w in (self.q_proj, self.k_proj, self.v_proj))
             if explicit:
-                a = softmax_map(q, k, scale=self.scaling, causal=self.causal)
+                a = softmax_map(q, k, scale=self.scaling, attn_mask=attn_mask, causal=self.causal)
                 o = torch.matmul(a, v)
                 analysis = {"attn": a.reshape(b, kb, H, t, t)}
             else:
-                o = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, scale=self.scaling)
+                mask, causal = attn_mask, self.causal
+                if causal and mask is not None:
+                    mask, causal = combine_masks(mask, True, t, t, q.device), False
+                o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, scale=self.scaling)
             o = o.reshape(b, kb, H, t, d).transpose(2, 3).reshape(b, kb, t, self.dim)
         y = self._project(o, self.out_proj)
         return (y, analysis) if return_analysis else y

@@ -29,11 +29,15 @@ def odd_kernel(window: int) -> int:
     return 2 * (window // 2) + 1
 
 
-def sliding_mean(x: Tensor, kernel: int) -> Tensor:
+def sliding_mean(x: Tensor, kernel: int, mask: Tensor | None = None) -> Tensor:
     """Centred moving average over dim -2 of ``x [..., T, D]`` with an odd ``kernel``.
 
     Returns ``[..., T, D]`` for every ``T >= 1``; frames near the edges average only the existing
-    frames (zero padding is not counted). Memory: ``O(x.numel())``.
+    frames (zero padding is not counted). ``mask`` (bool, ``True`` = valid frame, broadcastable
+    to ``x.shape[:-1]``, e.g. ``[B, 1, T]`` for ``x [B, K, T, D]``): frames outside it count as
+    absent, so each sequence of a padded batch averages only its own frames, exactly what it gets
+    alone (the padded frames get the mean of the valid frames in their window, 0 if none).
+    Memory: ``O(x.numel())``.
     """
     if kernel % 2 == 0:
         raise ValueError(f"sliding_mean needs an odd kernel (even kernels shift by half a frame), "
@@ -42,9 +46,25 @@ def sliding_mean(x: Tensor, kernel: int) -> Tensor:
         return x
     lead, (t, d) = x.shape[:-2], x.shape[-2:]
     xf = x.reshape(-1, t, d).transpose(1, 2)  # [M, D, T]
-    # avg_pool1d refuses padding > kernel/2 only; T=1 with kernel 9 / padding 4 still gives 1 frame
-    y = F.avg_pool1d(xf, kernel, stride=1, padding=kernel // 2, count_include_pad=False)
+    if mask is None:
+        # avg_pool1d refuses padding > kernel/2 only; T=1 with kernel 9 / padding 4 still gives 1 frame
+        y = F.avg_pool1d(xf, kernel, stride=1, padding=kernel // 2, count_include_pad=False)
+        return y.transpose(1, 2).reshape(*lead, t, d)
+    mf = mask.to(x.dtype).expand(x.shape[:-1]).reshape(-1, 1, t)  # [M, 1, T]
+    # both averages divide by the same in-range count: their ratio is sum(valid x) / n(valid)
+    num = F.avg_pool1d(xf * mf, kernel, stride=1, padding=kernel // 2, count_include_pad=False)
+    den = F.avg_pool1d(mf, kernel, stride=1, padding=kernel // 2, count_include_pad=False)
+    y = num / den.clamp_min(torch.finfo(x.dtype).tiny)
     return y.transpose(1, 2).reshape(*lead, t, d)
+
+
+def _flat_mask(mask: Tensor | None, shape: torch.Size, t: int) -> Tensor | None:
+    """A frame mask broadcastable to ``shape`` (``[..., T]``) as bool ``[M, T]`` (or None)."""
+    if mask is None:
+        return None
+    if mask.dtype != torch.bool:
+        raise TypeError(f"mask must be a bool tensor (True = valid frame), got {mask.dtype}")
+    return mask.expand(shape).reshape(-1, t)
 
 
 def scale_diversity_loss(scale_gates: Tensor, eps: float = 1e-8) -> Tensor:
@@ -168,10 +188,10 @@ class MultiScaleDynamicFusionGate(nn.Module):
 
     block_elements = 1 << 18  # inference: statistics processed per block of whole sequences
 
-    def _scale_gates(self, flat: Tensor) -> Tensor:
-        """``[M, T, dim] -> [S, M, T]`` per-scale sigmoid gates."""
+    def _scale_gates(self, flat: Tensor, mask: Tensor | None = None) -> Tensor:
+        """``[M, T, dim] -> [S, M, T]`` per-scale sigmoid gates (``mask`` bool ``[M, T]``)."""
         m, t, _ = flat.shape
-        pooled = torch.stack([sliding_mean(flat, k) for k in self.kernels])  # [S, M, T, D]
+        pooled = torch.stack([sliding_mean(flat, k, mask) for k in self.kernels])  # [S, M, T, D]
         logits = self.mlp(pooled.reshape(self.num_scales, m * t, self.dim))
         return torch.sigmoid(logits).reshape(self.num_scales, m, t)
 
@@ -187,12 +207,15 @@ class MultiScaleDynamicFusionGate(nn.Module):
         return torch.softmax(self.scale_logits, dim=0)
 
     def forward(self, stats: Tensor, scale_weights: Tensor | None = None, *,
-                return_diversity_loss: bool = False, return_analysis: bool = False
-                ) -> Tensor | tuple[Any, ...]:
+                return_diversity_loss: bool = False, return_analysis: bool = False,
+                mask: Tensor | None = None) -> Tensor | tuple[Any, ...]:
         """Predict the fused gate.
 
         Args:
             stats: ``[..., T, dim]``.
+            mask: optional bool frame mask (``True`` = valid) broadcastable to ``stats.shape[:-1]``:
+                the windows average valid frames only (:func:`sliding_mean`), so a padded
+                sequence's valid frames get the gate they get alone.
             scale_weights: optional ``[..., S]`` (broadcastable to the leading dims of ``stats``
                 plus ``S``), non-negative and summing to 1 over ``S``; replaces the learned
                 global weights.
@@ -210,14 +233,16 @@ class MultiScaleDynamicFusionGate(nn.Module):
             raise ValueError("MultiScaleDynamicFusionGate needs at least one frame (T >= 1)")
         s = self.num_scales
         flat = stats.reshape(-1, t, self.dim)
+        fmask = _flat_mask(mask, stats.shape[:-1], t)
         inference = not (torch.is_grad_enabled() and (
             stats.requires_grad or any(p.requires_grad for p in self.parameters())))
         block = max(1, self.block_elements // (t * self.dim))
         if inference and flat.shape[0] > block:
             # bounded temporaries: whole sequences in blocks (gates are per sequence)
-            scale_gates = torch.cat([self._scale_gates(b) for b in flat.split(block)], dim=1)
+            masks = fmask.split(block) if fmask is not None else [None] * len(flat.split(block))
+            scale_gates = torch.cat([self._scale_gates(b, m) for b, m in zip(flat.split(block), masks)], dim=1)
         else:
-            scale_gates = self._scale_gates(flat)
+            scale_gates = self._scale_gates(flat, fmask)
         scale_gates = scale_gates.reshape(s, *lead, t)
         if scale_weights is None:
             if self.scale_logits is None:
@@ -302,10 +327,13 @@ class FrequencyAdaptiveFusionGate(nn.Module):
             nn.Linear(h1, h2), nn.LayerNorm(h2), nn.GELU(),
             nn.Linear(h2, num_scales))
 
-    def forward(self, stats: Tensor, *, return_analysis: bool = False
+    def forward(self, stats: Tensor, *, return_analysis: bool = False, mask: Tensor | None = None
                 ) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
         """``stats [B, K, *, dim]`` -> ``weights [B, K, S]`` (softmax over S, sums to 1).
 
+        ``mask``: optional bool (``True`` = valid) broadcastable to ``stats.shape[:-1]`` (e.g.
+        ``[B, 1, T]`` for frames): the moments pool the valid entries only, so a padded sequence
+        gets the weights it gets alone.
         With ``return_analysis=True`` also ``{"features": [B, K, 2·dim+E], "band_embedding": [K, E]}``.
         """
         if stats.ndim < 3 or stats.shape[1] != self.num_bands or stats.shape[-1] != self.dim:
@@ -313,7 +341,15 @@ class FrequencyAdaptiveFusionGate(nn.Module):
                              f"{self.dim}], got shape {tuple(stats.shape)}")
         b, k = stats.shape[:2]
         flat = stats.reshape(b, k, -1, self.dim)
-        var, mean = torch.var_mean(flat, dim=2, correction=0)
+        if mask is None:
+            var, mean = torch.var_mean(flat, dim=2, correction=0)
+        else:
+            if mask.dtype != torch.bool:
+                raise TypeError(f"mask must be a bool tensor (True = valid), got {mask.dtype}")
+            m = mask.to(stats.dtype).expand(stats.shape[:-1]).reshape(b, k, -1, 1)
+            count = m.sum(2)
+            mean = (flat * m).sum(2) / count
+            var = ((flat - mean[:, :, None]) * m).square().sum(2) / count
         emb = self.band_embedding.to(stats.dtype).expand(b, k, -1)
         # +1e-8 keeps the gradient finite where the std is 0 (T = 1, constant statistics)
         feats = torch.cat([mean, torch.sqrt(var + 1e-8), emb], dim=-1)

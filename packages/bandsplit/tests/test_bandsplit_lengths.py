@@ -1,0 +1,130 @@
+"""Padded batches of different-length utterances: ``model(spec, lengths=...)`` and
+``bandsplit.enhance(model, [waves...])`` give each item what it gets alone.
+
+Model-level checks run in float64 (rounding far below the tolerance at any thread count); the
+real-speech check runs in float32 at the 1e-5 the tools promise. The padded frames are filled
+with large random values, so a leak of the padding into the valid frames could not hide."""
+
+from __future__ import annotations
+
+import pytest
+import se_data
+import torch
+from torch import nn
+
+import bandsplit
+from bandsplit import SpectrogramTransform
+
+SR = 16000
+LENGTHS = [23, 9, 3, 23]  # frames; one item fills the batch
+
+
+def _models() -> dict[str, nn.Module]:
+    torch.manual_seed(0)
+    return {
+        "bsrnn": bandsplit.BSRNN(8, 2),
+        "bsrnn-interleaved": bandsplit.BSRNN(8, 1, interleaved=True),
+        "bsdt": bandsplit.BSDT(8, 2, 2),
+        "bsdt-per-band-standard": bandsplit.BSDT(8, 1, 2, temporal_sharing="per_band", attention="standard",
+                                                 graph="fixed"),
+        "bsdt-dynamic": bandsplit.BSDT(8, 1, 2, fusion="dynamic", graph="dense"),
+        "bsdt-fixed-fusion": bandsplit.BSDT(8, 1, 2, fusion="fixed", windows=(4,)),
+    }
+
+
+@pytest.fixture(scope="module")
+def models() -> dict[str, nn.Module]:
+    return {k: m.double().eval() for k, m in _models().items()}
+
+
+def _padded_batch(lengths: list[int], n_freq: int = 257) -> torch.Tensor:
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(len(lengths), n_freq, max(lengths), dtype=torch.complex128, generator=g)
+    junk = 1e3 * torch.randn(x.shape, dtype=torch.complex128, generator=g)
+    valid = torch.arange(max(lengths))[None, None, :] < torch.tensor(lengths)[:, None, None]
+    return torch.where(valid, x, junk)
+
+
+@pytest.mark.parametrize("name", list(_models()))
+def test_lengths_give_each_item_its_own_output(models: dict[str, nn.Module], name: str) -> None:
+    model = models[name]
+    x = _padded_batch(LENGTHS)
+    with torch.no_grad():
+        batched = model(x, lengths=torch.tensor(LENGTHS))
+        for i, n in enumerate(LENGTHS):
+            alone = model(x[i:i + 1, :, :n])
+            torch.testing.assert_close(batched[i:i + 1, :, :n], alone, rtol=0, atol=1e-10)
+            assert batched[i, :, n:].abs().max().item() == 0 if n < x.shape[-1] else True
+        # every item full length: the masked path gives the unmasked numbers
+        full = _padded_batch([x.shape[-1]] * 2)
+        torch.testing.assert_close(model(full, lengths=[x.shape[-1]] * 2), model(full), rtol=0, atol=1e-12)
+
+
+def test_lengths_are_checked(models: dict[str, nn.Module]) -> None:
+    x = _padded_batch([5, 5])
+    for bad, why in (([5], "2 integer frame counts"), ([5, 6], r"1 \.\. 5"), ([0, 5], r"1 \.\. 5"),
+                     ([2.0, 5.0], "integer")):
+        with pytest.raises(ValueError, match=why):
+            models["bsrnn"](x, lengths=torch.tensor(bad))
+
+
+def test_erb_unet257_adaptive_has_no_lengths() -> None:
+    torch.manual_seed(0)
+    assert not bandsplit.supports_lengths(bandsplit.ERBUNetAdapter(bandsplit.ERBUNet(depth=1, transformer_layers=1)))
+
+
+class _NoLengths(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stft = SpectrogramTransform(512, 128, SR)
+        self.sample_rate = SR
+
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:
+        return spec * 0.5
+
+
+def test_enhance_list_without_lengths_support_names_the_fix() -> None:
+    m = _NoLengths()
+    waves = [torch.randn(1000), torch.randn(2000)]
+    with pytest.raises(TypeError, match="one at a time"):
+        bandsplit.enhance(m, waves, SR)
+    # equal lengths need no lengths: a plain batch, equal to the [B, T] call bit for bit
+    same = [torch.randn(1500), torch.randn(1500)]
+    out = bandsplit.enhance(m, same, SR)
+    torch.testing.assert_close(torch.stack(out), bandsplit.enhance(m, torch.stack(same), SR), rtol=0, atol=0)
+
+
+def test_enhance_list_of_synthetic_waves_float64(models: dict[str, nn.Module]) -> None:
+    g = torch.Generator().manual_seed(2)
+    waves = [0.3 * torch.randn(n, dtype=torch.float64, generator=g) for n in (4000, 513, 2777, 640)]
+    waves.append(0.3 * torch.randn(2, 1900, dtype=torch.float64, generator=g))  # a 2-channel file
+    for name in ("bsrnn", "bsdt"):
+        out = bandsplit.enhance(models[name], waves, SR)
+        assert [o.shape for o in out] == [w.shape for w in waves]
+        for o, w in zip(out, waves):
+            torch.testing.assert_close(o, bandsplit.enhance(models[name], w, SR), rtol=0, atol=1e-12)
+    # a list of one is the single path, bit for bit
+    one = bandsplit.enhance(models["bsrnn"], waves[:1], SR)[0]
+    assert torch.equal(one, bandsplit.enhance(models["bsrnn"], waves[0], SR))
+
+
+def test_enhance_list_long_items_are_chunked_alone(models: dict[str, nn.Module]) -> None:
+    g = torch.Generator().manual_seed(3)
+    waves = [0.3 * torch.randn(n, dtype=torch.float64, generator=g) for n in (9000, 2000, 3000)]
+    out = bandsplit.enhance(models["bsrnn"], waves, SR, chunk_seconds=0.25, overlap_seconds=0.05)
+    for o, w in zip(out, waves):
+        ref = bandsplit.enhance(models["bsrnn"], w, SR, chunk_seconds=0.25, overlap_seconds=0.05)
+        torch.testing.assert_close(o, ref, rtol=0, atol=1e-12)
+
+
+def test_enhance_list_real_speech_float32(shared_data) -> None:
+    """Real VoiceBank+DEMAND noisy files of different lengths (cropped to keep the test fast)."""
+    folder = shared_data / "speech" / "voicebank16k" / "noisy"
+    waves = [se_data.load_audio(folder / f"p287_00{i}.wav", SR)[0][: 4000 + 3001 * i] for i in (1, 2, 3)]
+    assert len({w.shape[-1] for w in waves}) == 3
+    torch.manual_seed(0)
+    for model in (bandsplit.BSRNN(16, 2).eval(), bandsplit.BSDT(16, 1, 2).eval()):
+        out = bandsplit.enhance(model, waves, SR)
+        for o, w in zip(out, waves):
+            alone = bandsplit.enhance(model, w, SR)
+            assert (o - alone).abs().max().item() <= 1e-5
