@@ -45,8 +45,7 @@ from .streaming import BSRNNStreamer
 from .macs import MacCount, count_macs, op_macs
 from .mask_decoder import MaskDecoder, apply_fir_mask
 from .recipe import BSRNNLoss, MetricDiscriminator, compress_magnitude, pesq_to_target
-from .metricgan import (PendingBatchScores, metric_discriminator_loss, metric_discriminator_step, metric_generator_loss,
-                        score_batch, submit_score_batch)
+from .metricgan import metric_discriminator_loss, metric_discriminator_step, metric_generator_loss, score_batch
 from .registry import MODEL_NAMES, PRESETS, build_model, preset_config
 from .stft import SampleRateMismatchError, SpectrogramTransform
 
@@ -96,7 +95,6 @@ __all__: list[str] = [
     "metric_discriminator_loss",
     "metric_discriminator_step",
     "score_batch",
-    "submit_score_batch",
     "GraphedTrainingForward",
     # streaming and ONNX
     "BSRNNStreamer",
