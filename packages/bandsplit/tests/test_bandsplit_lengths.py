@@ -29,6 +29,11 @@ def _models() -> dict[str, nn.Module]:
                                                  graph="fixed"),
         "bsdt-dynamic": bandsplit.BSDT(8, 1, 2, fusion="dynamic", graph="dense"),
         "bsdt-fixed-fusion": bandsplit.BSDT(8, 1, 2, fusion="fixed", windows=(4,)),
+        "erb-unet257": bandsplit.ERBUNet257(depth=2, transformer_layers=1, d_model=16, num_heads=2),
+        "erb-unet257-standard-plain": bandsplit.ERBUNet257(depth=2, transformer_layers=1, d_model=16, num_heads=2,
+                                                           attention="standard", conv="plain"),
+        "erb-unet257-net2-shapes": bandsplit.ERBUNet257(depth=2, transformer_layers=1, d_model=16, num_heads=2,
+                                                        skip_align="truncate", mask_resize="bilinear"),
     }
 
 
@@ -68,9 +73,14 @@ def test_lengths_are_checked(models: dict[str, nn.Module]) -> None:
             models["bsrnn"](x, lengths=torch.tensor(bad))
 
 
-def test_erb_unet257_adaptive_has_no_lengths() -> None:
+def test_models_without_lengths_say_so() -> None:
     torch.manual_seed(0)
     assert not bandsplit.supports_lengths(bandsplit.ERBUNetAdapter(bandsplit.ERBUNet(depth=1, transformer_layers=1)))
+    adaptive = bandsplit.ERBUNet257(depth=1, transformer_layers=1, d_model=16, num_heads=2, attention="adaptive")
+    assert not bandsplit.supports_lengths(adaptive)
+    with pytest.raises(ValueError, match="one at a time"):
+        adaptive(_padded_batch([4, 2]).to(torch.complex64), lengths=[4, 2])
+    assert all(bandsplit.supports_lengths(m) for m in _models().values())
 
 
 class _NoLengths(nn.Module):
@@ -123,7 +133,8 @@ def test_enhance_list_real_speech_float32(shared_data) -> None:
     waves = [se_data.load_audio(folder / f"p287_00{i}.wav", SR)[0][: 4000 + 3001 * i] for i in (1, 2, 3)]
     assert len({w.shape[-1] for w in waves}) == 3
     torch.manual_seed(0)
-    for model in (bandsplit.BSRNN(16, 2).eval(), bandsplit.BSDT(16, 1, 2).eval()):
+    for model in (bandsplit.BSRNN(16, 2).eval(), bandsplit.BSDT(16, 1, 2).eval(),
+                  bandsplit.ERBUNet257(depth=2, transformer_layers=1, d_model=16, num_heads=2).eval()):
         out = bandsplit.enhance(model, waves, SR)
         for o, w in zip(out, waves):
             alone = bandsplit.enhance(model, w, SR)

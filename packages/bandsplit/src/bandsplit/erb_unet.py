@@ -26,6 +26,7 @@ from diffattn import AdaptiveDifferentialAttention, DifferentialAttention, Stand
 from torch import Tensor, nn
 
 from ._complex import as_complex
+from ._masking import frame_mask, key_padding_mask, masked_mean_var
 from .analysis import AnalysisMode, analysis_level
 from .erb_conv import DEFAULT_GROUP_KERNELS, HarmonicAwareGroupedConv, MaskResize
 from .stft import SpectrogramTransform
@@ -39,6 +40,26 @@ ConvKind = Literal["erb", "plain"]
 
 def _norm_act(ch: int) -> nn.Sequential:
     return nn.Sequential(nn.GroupNorm(1, ch), nn.PReLU(ch))
+
+
+def _masked_group_norm(gn: nn.GroupNorm, x: Tensor, m: Tensor) -> Tensor:
+    """``gn(x)`` for ``x [B, C, F, T]`` with statistics over the valid frames of ``m [B, 1, 1, T]``."""
+    b, c = x.shape[:2]
+    xg = x.reshape(b, gn.num_groups, c // gn.num_groups, *x.shape[2:])
+    mean, var = masked_mean_var(xg, m[:, None], (2, 3, 4))
+    y = ((xg - mean) * torch.rsqrt(var + gn.eps)).reshape(x.shape)
+    return y * gn.weight[:, None, None] + gn.bias[:, None, None] if gn.affine else y
+
+
+def _seq(mods: nn.Sequential, x: Tensor, m: Tensor | None) -> Tensor:
+    """``mods(x)``; with a frame mask ``m [B, 1, 1, T]`` (float 0/1) the GroupNorms count valid
+    frames only and the output is zeroed past each item's end, which is what a convolution over
+    time sees past the end of an item run alone (its zero padding)."""
+    if m is None:
+        return mods(x)
+    for mod in mods:
+        x = _masked_group_norm(mod, x, m) if isinstance(mod, nn.GroupNorm) else mod(x)
+    return x * m
 
 
 class _SwiGLU(nn.Module):
@@ -75,14 +96,18 @@ class _DiffTransformerLayer(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.ffn = _SwiGLU(dim, max(1, int(round(ffn_mult * dim))))
 
-    def forward(self, x: Tensor, return_analysis: AnalysisMode = False) -> tuple[Tensor, dict[str, Any]]:
-        """``x [B, T, D]`` -> ``(x', info)``; ``info`` is empty unless ``return_analysis``
+    def forward(self, x: Tensor, return_analysis: AnalysisMode = False, keys: Tensor | None = None
+                ) -> tuple[Tensor, dict[str, Any]]:
+        """``x [B, T, D]`` -> ``(x', info)`` (``keys``: a key-padding mask ``[B, 1, 1, T]``); ``info`` is empty unless ``return_analysis``
         (``"full"`` adds ``attention_map [B, T, T]``: the map averaged over heads, ``attn1 −
         λ·attn2`` (``λ_eff`` per query for ``"adaptive"``) or the softmax map for ``"standard"``)."""
         level = analysis_level(return_analysis)
         info: dict[str, Any] = {}
         an: dict[str, Any] | None = None
-        if level and self.kind == "adaptive":
+        if keys is not None:  # a padded batch (diff / standard attention only)
+            out = self.attn(self.norm1(x), keys, return_analysis=level >= 2)
+            a, an = out if level >= 2 else (out, None)
+        elif level and self.kind == "adaptive":
             a, an = self.attn(self.norm1(x), return_analysis=True)
             info = {"lambda": an["lambda"], "alpha": an["gate"], "lambda_eff": an["lambda_eff"],
                     "scale_gates": an["scale_gates"],
@@ -128,14 +153,20 @@ class _DiffTransformerBottleneck(nn.Module):
         self.norm = nn.LayerNorm(d_model)
         self.proj_out = nn.Linear(d_model, channels * freq_bins)
 
-    def forward(self, x: Tensor, return_analysis: AnalysisMode = False) -> tuple[Tensor, list[dict[str, Any]]]:
-        """``x [B, C, Fb, T]`` -> ``(y, per-layer analysis dicts)`` (empty dicts unless requested)."""
+    def forward(self, x: Tensor, return_analysis: AnalysisMode = False, mask: Tensor | None = None
+                ) -> tuple[Tensor, list[dict[str, Any]]]:
+        """``x [B, C, Fb, T]`` -> ``(y, per-layer analysis dicts)`` (empty dicts unless requested).
+        ``mask``: bool ``[B, T]`` valid frames of a padded batch (zeros past each item's end for
+        the position convolution, a key-padding mask in the attention) or None."""
         b, c, f, t = x.shape
         tok = self.proj_in(x.permute(0, 3, 1, 2).reshape(b, t, c * f))  # [B, T, D]
+        if mask is not None:
+            tok = tok * mask[:, :, None].to(tok.dtype)
         tok = tok + self.pos(tok.transpose(1, 2)).transpose(1, 2)
+        keys = None if mask is None else key_padding_mask(mask, 1)
         infos = []
         for layer in self.layers:
-            tok, info = layer(tok, return_analysis)
+            tok, info = layer(tok, return_analysis, keys)
             infos.append(info)
         y = self.proj_out(self.norm(tok)).reshape(b, t, c, f).permute(0, 2, 3, 1)
         return x + y, infos
@@ -333,21 +364,34 @@ class ERBUNet(nn.Module):
 
     supports_analysis = True
 
-    def mask(self, x: Tensor, return_analysis: AnalysisMode = False) -> Tensor | tuple[Tensor, dict[str, Any]]:
+    @property
+    def supports_lengths(self) -> bool:
+        """``forward(x, lengths=...)`` runs a padded batch of utterances of different lengths
+        (not with ``attention="adaptive"``, whose gate reads statistics of whole attention rows)."""
+        return self.attention != "adaptive"
+
+    def mask(self, x: Tensor, return_analysis: AnalysisMode = False, *, valid: Tensor | None = None
+             ) -> Tensor | tuple[Tensor, dict[str, Any]]:
         """Bounded complex mask ``[B, 2, F, T]`` (real/imag) for input ``[B, 2, F, T]``
-        (with ``return_analysis``: ``(mask, analysis)``, see the class docstring)."""
+        (with ``return_analysis``: ``(mask, analysis)``, see the class docstring). ``valid``:
+        bool ``[B, T]`` valid frames of a padded batch (``x`` zero past them) or None."""
         analysis_level(return_analysis)  # rejects anything but False, True, "full"
+        fm = None if valid is None else valid[:, None, None, :].to(x.dtype)   # [B, 1, 1, T]
         h = self.features(x)
         skips = []
         for hag, hag_norm, down in zip(self.enc_hag, self.enc_hag_norm, self.enc_down, strict=True):
-            h = hag_norm(hag(h))
+            h = _seq(hag_norm, hag(h), fm)
             skips.append(h)
-            h = down(h)
-        h, infos = self.bottleneck(h, return_analysis)
+            h = _seq(down, h, fm)
+        h, infos = self.bottleneck(h, return_analysis, valid)
+        if fm is not None:
+            h = h * fm
         for lv in reversed(range(len(self.dec_up))):
-            h = self._align(self.dec_up[lv](h), skips[lv].shape[2])
+            h = self._align(_seq(self.dec_up[lv], h, fm), skips[lv].shape[2])
             h = self.dec_merge[lv](torch.cat([h, skips[lv]], dim=1))
-            h = self.dec_hag_norm[lv](self.dec_hag[lv](h))
+            if fm is not None:  # the 1x1 merge's bias past each end: zeros for the conv over time
+                h = h * fm
+            h = _seq(self.dec_hag_norm[lv], self.dec_hag[lv](h), fm)
         m = self.head(h)
         m = m + torch.tensor([1.0, 0.0], dtype=m.dtype, device=m.device)[:, None, None]
         r = torch.sqrt(m.square().sum(dim=1, keepdim=True) + 1e-12)
@@ -379,9 +423,16 @@ class ERBUNet(nn.Module):
             out["erb_masks_dec"] = [c.masks().detach() for c in self.dec_hag]
         return out
 
-    def forward(self, x: Tensor, return_analysis: AnalysisMode = False) -> Tensor | tuple[Tensor, dict[str, Any]]:
+    def forward(self, x: Tensor, return_analysis: AnalysisMode = False, *,
+                lengths: Tensor | Sequence[int] | None = None) -> Tensor | tuple[Tensor, dict[str, Any]]:
         """``[B, 2, F, T]`` real/imag (F = n_fft // 2 + 1) -> enhanced ``[B, 2, F, T]`` (and the
-        analysis dict with ``return_analysis=True``)."""
+        analysis dict with ``return_analysis=True``).
+
+        ``lengths``: optional valid frames per item (``[B]``, each in ``1 .. T``) of a batch
+        padded to ``T`` frames: item ``b`` then gets, in its first ``lengths[b]`` frames, what it
+        gets alone (GroupNorm statistics over its valid frames, zeros past its end for every
+        convolution over time, a key-padding mask in the bottleneck's attention), and zeros after
+        them. Not with ``attention="adaptive"`` (``supports_lengths`` is then False)."""
         if x.dim() != 4 or x.shape[1] != 2 or x.shape[2] != self.num_bins or x.shape[3] < 1:
             raise ValueError(
                 f"ERBUNet(n_fft={self.n_fft}, hop={self.hop}) expects real/imag stacked "
@@ -389,7 +440,16 @@ class ERBUNet(nn.Module):
                 f"ERBUNetAdapter(ERBUNet()) or ERBUNet257")
         if x.is_complex():
             raise ValueError("ERBUNet takes real/imag stacked real tensors; got a complex tensor")
-        m, analysis = self.mask(x, return_analysis) if return_analysis else (self.mask(x), None)
+        valid = frame_mask(lengths, x.shape[0], x.shape[-1], x.device)
+        if valid is None:
+            m, analysis = self.mask(x, return_analysis) if return_analysis else (self.mask(x), None)
+        else:
+            if not self.supports_lengths:
+                raise ValueError("ERBUNet(attention='adaptive') cannot run a padded batch (its gate reads "
+                                 "statistics of whole attention rows): give the utterances one at a time")
+            x = x * valid[:, None, None, :].to(x.dtype)
+            out = self.mask(x, return_analysis, valid=valid)
+            m, analysis = out if return_analysis else (out, None)
         xr, xi = x[:, 0], x[:, 1]
         mr, mi = m[:, 0], m[:, 1]
         y = torch.stack([mr * xr - mi * xi, mr * xi + mi * xr], dim=1)
@@ -422,14 +482,15 @@ class ERBUNet257(ERBUNet):
         """The model's STFT (n_fft 512, hop 128 at ``sample_rate``; :func:`bandsplit.enhance` uses it)."""
         return self.transform
 
-    def forward(self, spec: Tensor, return_analysis: AnalysisMode = False  # type: ignore[override]
-                ) -> Tensor | tuple[Tensor, dict[str, Any]]:
-        """Complex ``[B, 257, T]`` -> complex ``[B, 257, T]`` (``return_analysis``: see ERBUNet)."""
+    def forward(self, spec: Tensor, return_analysis: AnalysisMode = False, *,  # type: ignore[override]
+                lengths: Tensor | Sequence[int] | None = None) -> Tensor | tuple[Tensor, dict[str, Any]]:
+        """Complex ``[B, 257, T]`` -> complex ``[B, 257, T]`` (``return_analysis``, ``lengths``:
+        see ERBUNet)."""
         if not spec.is_complex() or spec.dim() != 3 or spec.shape[1] != self.num_bins:
             raise ValueError(f"ERBUNet257 expects a complex spectrogram [B, {self.num_bins}, T] "
                              f"(n_fft 512, hop 128), "
                              f"got {'complex' if spec.is_complex() else spec.dtype} {list(spec.shape)}")
-        out = super().forward(torch.view_as_real(spec).permute(0, 3, 1, 2), return_analysis)
+        out = super().forward(torch.view_as_real(spec).permute(0, 3, 1, 2), return_analysis, lengths=lengths)
         y, analysis = out if return_analysis else (out, None)
         y = as_complex(y.permute(0, 2, 3, 1).contiguous())
         return (y, analysis) if return_analysis else y
