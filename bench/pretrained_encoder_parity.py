@@ -19,10 +19,12 @@ For each architecture, at the published size:
 2. the fixed front-end tensors our modules build (torchlibrosa STFT kernels, librosa mel
    filters) against the peer's;
 3. the fixture (``--write-fixture``): the peer filled with the deterministic weights of
-   ``packages/sgmse_cfg/tests/encoder_parity_recipe.py`` and its outputs for seeded inputs,
-   with the peer's key list, written to ``packages/sgmse_cfg/tests/data/encoder_parity.pt``
-   (tens of kB: weights are rebuilt from the recipe at test time, not stored), which
-   ``test_sgmse_cfg_encoder_parity.py`` checks without any peer installed.
+   ``packages/sgmse_cfg/tests/encoder_parity_recipe.py``, its key list with shapes, the seeded
+   inputs' recipe and a summary of its outputs (per output row: the first and last 16 values,
+   sum, sum of squares, max |value|; ``json_fixtures.summarize``), written as JSON text to
+   ``packages/sgmse_cfg/tests/data/encoder_parity.json`` (no weights: they are rebuilt from
+   the recipe at test time), which ``test_sgmse_cfg_encoder_parity.py`` checks without any
+   peer installed.
 
 The peers try to download at import (panns_inference: AudioSet's label CSV; laion_clap: three
 Hugging Face tokenizers): this script gives panns_inference a stand-in label file in a
@@ -67,6 +69,7 @@ except ImportError as e:  # pragma: no cover - depends on the environment
     sys.exit(f"error: cannot import the peers ({e}); run in the isolated environment given in this file's docstring")
 
 from encoder_parity_recipe import make_input, recipe_state_dict  # noqa: E402
+from json_fixtures import dumps, summarize  # noqa: E402
 from sgmse_cfg import (  # noqa: E402
     BEATS_ITER3_CONFIG,
     BEATsEncoder,
@@ -75,7 +78,7 @@ from sgmse_cfg import (  # noqa: E402
     convert_encoder_checkpoint,
 )
 
-FIXTURE = ROOT / "packages" / "sgmse_cfg" / "tests" / "data" / "encoder_parity.pt"
+FIXTURE = ROOT / "packages" / "sgmse_cfg" / "tests" / "data" / "encoder_parity.json"
 CLAP_CONFIGS = Path(laion_clap.__file__).parent / "clap_module" / "model_configs"
 TEXT = CLAPTextCfg(context_length=77, vocab_size=64, width=32, heads=2, layers=1, model_type="transformer")
 SB_G, SB_V = "parametrizations.weight.original0", "parametrizations.weight.original1"
@@ -152,7 +155,8 @@ def case_cnn14(seed: int, write: bool, rows: list, fixture: dict) -> None:
             r = peer(x)
         fixture["cnn14"] = {"peer": "panns_inference.models.Cnn14(32000, 1024, 320, 64, 50, 14000, 527)",
                             "wrapper": "{'iteration', 'model'}", "keys": keys, "input": [seed + 1, 2, 32000],
-                            "outputs": {"embedding": r["embedding"], "clipwise_output": r["clipwise_output"]}}
+                            "outputs": {"embedding": summarize(r["embedding"]),
+                                        "clipwise_output": summarize(r["clipwise_output"])}}
 
 
 def case_clap(name: str, seed: int, write: bool, rows: list, fixture: dict) -> None:
@@ -182,7 +186,7 @@ def case_clap(name: str, seed: int, write: bool, rows: list, fixture: dict) -> N
             "peer": f"laion_clap CLAP {name} (text branch: a 1-layer 'transformer'; roberta needs a download)",
             "wrapper": "{'epoch', 'state_dict': {'module.' + key}}", "keys": keys,
             "other_keys": [k for k in full if not k.startswith(("audio_branch.", "audio_projection."))],
-            "input": [seed + 2, 2, 144000], "outputs": {"embedding": r}}
+            "input": [seed + 2, 2, 144000], "outputs": {"embedding": summarize(r)}}
 
 
 def case_beats(seed: int, write: bool, rows: list, fixture: dict) -> None:
@@ -214,7 +218,7 @@ def case_beats(seed: int, write: bool, rows: list, fixture: dict) -> None:
         fixture["beats"] = {"peer": "speechbrain.lobes.models.beats.BEATs with BEATs_iter3 cfg (finetuned, 527)",
                             "wrapper": "{'cfg', 'model'} (speechbrain's weight-norm names)", "cfg": cfg,
                             "keys": peer_keys, "input": [seed + 3, 2, 9600],
-                            "outputs": {"tokens": tok, "probs": probs}}
+                            "outputs": {"tokens": summarize(tok), "probs": summarize(probs)}}
 
 
 def main() -> int:
@@ -226,7 +230,10 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     print(f"peers: {_versions()}")
     rows: list = []
-    fixture: dict = {"versions": _versions(), "seed": args.seed}
+    fixture: dict = {"versions": _versions(), "seed": args.seed,
+                     "recipes": {"weights": "encoder_parity_recipe.recipe_state_dict(keys, fixed, seed)",
+                                 "input": "encoder_parity_recipe.make_input(*input): 0.1 * randn(batch, length)",
+                                 "outputs": "json_fixtures.summarize(output), rows over the last dimension"}}
     case_cnn14(args.seed, args.write_fixture, rows, fixture)
     for name in ("HTSAT-tiny", "PANN-14"):
         case_clap(name, args.seed, args.write_fixture, rows, fixture)
@@ -236,7 +243,7 @@ def main() -> int:
         print(f"{name:64s} {a:11.3e} {b:10.3e}" if not name.startswith("  ") else f"{name:64s} {a:11.2f} {b:10.2f}")
     if args.write_fixture:
         FIXTURE.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(fixture, FIXTURE)
+        FIXTURE.write_text(dumps(fixture) + "\n")
         print(f"\nwrote {FIXTURE.relative_to(ROOT)} ({FIXTURE.stat().st_size / 1024:.0f} kB)")
     return 0
 
