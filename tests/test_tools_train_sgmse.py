@@ -82,7 +82,7 @@ def test_resume_is_bit_exact(trained: Path, corpus: Path, tmp_path: Path) -> Non
     resumed = tmp_path / "resumed"
     shutil.copytree(trained, resumed)
     _run("train_sgmse.py", ["--data", corpus, "--epochs", "3", *TINY, "--test-files", "0", "--out", resumed,
-                            "--resume"])
+                            "--resume", "--num-workers", "2"])  # the same batches from 2 DataLoader workers
     a = torch.load(straight / "last.pt", map_location="cpu", weights_only=True)
     b = torch.load(resumed / "last.pt", map_location="cpu", weights_only=True)
     assert a["step"] == b["step"] == 6

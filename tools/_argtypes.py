@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 __all__ = [
     "Range", "RangeList", "int_range", "positive_int", "nonneg_int", "float_range", "optional", "int_list",
-    "seconds", "PROBABILITY", "SNR_DB", "SAMPLE_RATE_HZ", "LEVEL_DBFS", "SEED", "THREADS", "WORKERS",
+    "seconds", "PROBABILITY", "SNR_DB", "SAMPLE_RATE_HZ", "LEVEL_DBFS", "SEED", "THREADS", "WORKERS", "LOADER_WORKERS",
     "LEARNING_RATE", "GUIDANCE_SCALE", "MIDI_NOTE", "FREQUENCY_HZ", "annotate_help", "range_actions",
     "check_less",
 ]
@@ -206,6 +206,8 @@ SEED = int_range(0, 2**32 - 1, noun="a seed (integer)")
 THREADS = int_range(0, 1024, noun="a thread count (integer)")
 #: worker processes (no upper bound: the default is the machine's core count)
 WORKERS = int_range(1, None, noun="a worker count (integer)")
+#: DataLoader worker processes of a trainer; 0 loads in the training process itself
+LOADER_WORKERS = int_range(0, 256, noun="a worker count (integer)")
 #: an optimiser learning rate (no upper bound: a diverging rate is caught as a non-finite loss)
 LEARNING_RATE = float_range(0.0, None, low_open=True, noun="a learning rate")
 #: a classifier-free guidance scale w (s = s_u + w (s_c - s_u)): 0 unconditional, 1 conditional,

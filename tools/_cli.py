@@ -80,8 +80,8 @@ def add_optimizer_args(g: Any, *, adam_is: str = "the recipe's Adam") -> None:
 
 
 def add_corpus_args(g: Any) -> None:
-    """``--data``, ``--demo-dir``, ``--resample``, ``--downmix`` and ``--valid-speakers``: what
-    :func:`open_corpus` reads."""
+    """``--data``, ``--demo-dir``, ``--resample``, ``--downmix``, ``--num-workers`` and
+    ``--valid-speakers``: what :func:`open_corpus` reads, and how."""
     g.add_argument("--data", default=None, metavar="DIR",
                    help="a VoiceBank-DEMAND tree ({clean,noisy}_{trainset_28spk,testset}_wav) or a paired-folder "
                         "tree ({train,valid,test}/{clean,noisy}); default: the built-in demo corpus, generated "
@@ -95,6 +95,11 @@ def add_corpus_args(g: Any) -> None:
     g.add_argument("--downmix", action="store_true",
                    help="average the channels of multi-channel files (mean downmix); without it such a file is an "
                         "error naming it")
+    g.add_argument("--num-workers", type=T.LOADER_WORKERS, default=0, metavar="N",
+                   help="DataLoader worker processes that read, crop, resample (--resample) and augment "
+                        "(--noise-dir) the training and validation batches while the model trains (default 0: in "
+                        "the training process). The batches are the same for any N, bit for bit, and --resume "
+                        "may change it; each worker takes CPU cores from the training step")
     g.add_argument("--valid-speakers", nargs="*", default=None,
                    help="VoiceBank-DEMAND: training speakers held out for validation (default p226 p287); the "
                         "test set is never used for model selection")

@@ -198,8 +198,10 @@ def make_optimizer(params: Iterable[torch.nn.Parameter], name: str, lr: float) -
 
 
 # ----------------------------------------------------------------------------- runs
-#: flags that may differ between a run and its --resume (everything else must match)
-RESUME_FREE = frozenset({"resume", "out", "threads", "no_progress", "tensorboard", "device", "epochs"})
+#: flags that may differ between a run and its --resume (everything else must match; --num-workers
+#: changes how the batches are read, never what they hold)
+RESUME_FREE = frozenset({"resume", "out", "threads", "no_progress", "tensorboard", "device", "epochs",
+                         "num_workers"})
 
 
 def run_main(args: Any, body: Any) -> Any:

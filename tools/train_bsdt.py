@@ -350,7 +350,8 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
         n_batches = 0
         t0 = time.time()
         batches = iterate_batches(train_set, epoch=epoch, seed=args.seed, batch_size=args.batch_size,
-                                  rank=info.rank, world_size=info.world_size, max_batches=args.steps_per_epoch)
+                                  rank=info.rank, world_size=info.world_size, max_batches=args.steps_per_epoch,
+                                  num_workers=args.num_workers)
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", disable=not info.is_main, leave=False,
                    dynamic_ncols=True)
         for noisy, clean, _ in bar:
@@ -452,7 +453,7 @@ def _validate(model: nn.Module, stft: SpectrogramTransform, criterion: Any, data
     total, n = 0.0, 0
     for noisy, clean, _ in iterate_batches(data.valid, epoch=0, seed=args.seed, batch_size=args.batch_size,
                                         rank=info.rank, world_size=info.world_size, shuffle=False,
-                                        max_batches=args.valid_batches):
+                                        max_batches=args.valid_batches, num_workers=args.num_workers):
         noisy, clean = noisy.to(device, dtype), clean.to(device, dtype)
         loss, _ = criterion(model(stft.stft(noisy)), stft.stft(clean))
         total += float(loss) * noisy.shape[0]

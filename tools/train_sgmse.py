@@ -256,7 +256,7 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
     def batches(split: Any, **kw: Any) -> Any:
         # with augmentation an item's own noise class wins over the corpus' name -> label map
         return iterate_batches(split, labels=(data.labels or {}) if use_nc else None, seed=args.seed, batch_size=batch_size,
-                               rank=info.rank, world_size=info.world_size, **kw)
+                               rank=info.rank, world_size=info.world_size, num_workers=args.num_workers, **kw)
 
     for epoch in range(start_epoch, epochs):
         model.train()

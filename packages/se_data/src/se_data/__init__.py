@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 from .audio_io import AudioInfo, audio_info, load_audio, save_audio
 from .checkpoint_io import CHECKPOINT_FORMAT, CheckpointError, read_checkpoint, reader_of
 from .collate import pad_collate
-from .crop import PAD_POLICIES, crop_pair, item_generator
+from .crop import PAD_POLICIES, crop_pair, crop_start, item_generator
 from .datasets import PairedAudioDataset, PairedFolders, PairEntry, match_pairs
 from .batches import epoch_batches, iterate_batches
 from .corpus import DEMO_NOISE_CLASSES, TrainingCorpus, detect_layout, open_training_corpus
@@ -18,8 +18,9 @@ from .errors import AudioFileError, CorpusLayoutError, SampleRateError, cli_flag
 from .fingerprint import file_fingerprint, fingerprint_change, write_json_atomic
 from .keyword_alias import keyword_alias
 from .overlap_add import chunk_starts, chunked_apply, crossfade_weights
-from .resample import RESAMPLE_FILTER, resample, resampled_length, sinc_resample
+from .resample import RESAMPLE_FILTER, resample, resample_segment, resample_window, resampled_length, sinc_resample
 from .resample_tree import ResampleReport, resample_tree
+from .segment_io import load_segment
 from .vbdemand import (
     VBDEMAND_TEST_NOISE_CLASSES,
     VBDEMAND_TEST_SPEAKERS,
@@ -61,10 +62,12 @@ __all__ = [
     "chunked_apply",
     "crossfade_weights",
     "crop_pair",
+    "crop_start",
     "find_vbdemand_log",
     "item_generator",
     "keyword_alias",
     "load_audio",
+    "load_segment",
     "match_pairs",
     "pad_collate",
     "read_checkpoint",
@@ -76,6 +79,8 @@ __all__ = [
     "cli_flags",
     "fix_text",
     "resample_hint",
+    "resample_segment",
+    "resample_window",
     "resample_tree",
     "resampled_length",
     "save_audio",

@@ -47,7 +47,7 @@ def epoch_batches(n: int, *, epoch: int, seed: int, batch_size: int, rank: int =
 
 def iterate_batches(ds: Any, *, epoch: int, seed: int, batch_size: int, rank: int = 0, world_size: int = 1,
                     max_batches: int | None = None, shuffle: bool = True,
-                    labels: Mapping[str, int] | None = None
+                    labels: Mapping[str, int] | None = None, num_workers: int = 0
                     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Yield ``(noisy [B, T], clean [B, T], labels [B])`` crops of one epoch on one rank.
 
@@ -58,12 +58,40 @@ def iterate_batches(ds: Any, *, epoch: int, seed: int, batch_size: int, rank: in
     (e.g. one remixed by :class:`se_data.NoiseAugmentedDataset`, whose noise is not the file's)
     uses that instead. Items without one, or all items when ``labels`` is None, get ``-1``.
     Order and sharding: :func:`epoch_batches`.
+
+    ``num_workers > 0`` reads (and resamples, and augments) the items in that many
+    ``torch.utils.data.DataLoader`` worker processes, in order. The batches are the same for
+    any worker count, bit for bit: every item's randomness comes from ``(seed, epoch, index)``
+    (:func:`se_data.item_generator`), none from a worker's RNG, and the loader gets a private
+    generator, so the global torch RNG is left untouched as with ``num_workers=0``.
     """
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        raise ValueError(f"num_workers must be an integer >= 0, got {num_workers!r}")
     ds.set_epoch(epoch if shuffle else 0)
-    for idx in epoch_batches(len(ds), epoch=epoch, seed=seed, batch_size=batch_size, rank=rank,
-                             world_size=world_size, max_batches=max_batches, shuffle=shuffle):
-        items = [ds[i] for i in idx]
-        lab = [-1 if labels is None else int(it["noise_class"]) if "noise_class" in it
-               else labels.get(it["name"], -1) for it in items]
-        yield (torch.stack([it["noisy"] for it in items]), torch.stack([it["clean"] for it in items]),
-               torch.tensor(lab, dtype=torch.long))
+    batches = epoch_batches(len(ds), epoch=epoch, seed=seed, batch_size=batch_size, rank=rank,
+                            world_size=world_size, max_batches=max_batches, shuffle=shuffle)
+    collate = _Collate(labels)
+    if num_workers == 0:
+        for idx in batches:
+            yield collate([ds[i] for i in idx])
+        return
+    from torch.utils.data import DataLoader  # noqa: PLC0415
+
+    # a new loader per epoch: its workers copy the dataset after set_epoch, so they crop this epoch
+    loader = DataLoader(ds, batch_sampler=batches, num_workers=num_workers, collate_fn=collate,
+                        generator=torch.Generator().manual_seed(0))  # its base seed never draws on the global RNG
+    yield from loader
+
+
+class _Collate:
+    """``(noisy [B, T], clean [B, T], labels [B])`` of a list of items (a class, so that workers
+    started by ``spawn`` can pickle it)."""
+
+    def __init__(self, labels: Mapping[str, int] | None) -> None:
+        self.labels = None if labels is None else dict(labels)
+
+    def __call__(self, items: list[dict[str, Any]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        lab = [-1 if self.labels is None else int(it["noise_class"]) if "noise_class" in it
+               else self.labels.get(it["name"], -1) for it in items]
+        return (torch.stack([it["noisy"] for it in items]), torch.stack([it["clean"] for it in items]),
+                torch.tensor(lab, dtype=torch.long))

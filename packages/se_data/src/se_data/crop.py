@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["PAD_POLICIES", "crop_pair", "item_generator"]
+__all__ = ["PAD_POLICIES", "crop_pair", "crop_start", "item_generator"]
 
 #: how an utterance shorter than the segment is handled:
 #: "zero" pads zeros at the end, "reflect" mirrors the utterance (repeatedly if needed),
@@ -39,6 +39,16 @@ def _reflect_indices(n: int, length: int) -> torch.Tensor:
     return torch.where(j < n, j, period - j)
 
 
+def crop_start(length: int, segment: int, generator: torch.Generator | None = None) -> int:
+    """The start of a ``segment``-sample crop of a ``length``-sample utterance (``length >=
+    segment``), uniform over ``0 .. length - segment``, drawn from ``generator``: the draw of
+    :func:`crop_pair`, so a dataset that reads only the crop (:func:`se_data.load_segment`) takes
+    the same crop as one that loads the whole file and crops it."""
+    if segment <= 0 or length < segment:
+        raise ValueError(f"need 0 < segment <= length, got segment {segment} and length {length}")
+    return int(torch.randint(0, length - segment + 1, (1,), generator=generator).item())
+
+
 def crop_pair(clean: torch.Tensor, noisy: torch.Tensor, segment: int, *, pad: str = "zero",
               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Crop ``clean`` and ``noisy`` (both [T], same T) to ``segment`` samples at the same
@@ -58,7 +68,7 @@ def crop_pair(clean: torch.Tensor, noisy: torch.Tensor, segment: int, *, pad: st
         raise ValueError(f"pad must be one of {PAD_POLICIES}, got {pad!r}")
     t = clean.shape[0]
     if t >= segment:
-        start = int(torch.randint(0, t - segment + 1, (1,), generator=generator).item())
+        start = crop_start(t, segment, generator)
         return clean[start:start + segment], noisy[start:start + segment], segment
     if pad == "drop":
         raise ValueError(f"utterance of {t} samples is shorter than the segment ({segment}); "

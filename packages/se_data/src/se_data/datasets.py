@@ -20,10 +20,11 @@ from typing import Any, Sequence
 from torch.utils.data import Dataset
 
 from .audio_io import AudioInfo, audio_info, load_audio
-from .crop import PAD_POLICIES, crop_pair, item_generator
+from .crop import PAD_POLICIES, crop_pair, crop_start, item_generator
 from .errors import AudioFileError, SampleRateError, fix_text, resample_hint
 from .resample import resampled_length
 from .resample_tree import AUDIO_EXTENSIONS
+from .segment_io import load_segment
 
 __all__ = ["PairEntry", "PairedAudioDataset", "PairedFolders", "match_pairs"]
 
@@ -128,7 +129,7 @@ class PairedAudioDataset(Dataset):
         self.seed = int(seed)
         self.epoch = 0
         self.description = description
-        lengths = self._check_files(entries)
+        lengths, infos = self._check_files(entries)
         self.dropped: list[str] = []
         if self.segment_samples is not None and pad == "drop":
             keep = [i for i, n in enumerate(lengths) if n >= self.segment_samples]
@@ -141,19 +142,25 @@ class PairedAudioDataset(Dataset):
                                  f"use a shorter segment or pad='zero'/'reflect'")
             entries = [entries[i] for i in keep]
             lengths = [lengths[i] for i in keep]
+            infos = [infos[i] for i in keep]
         self.entries: list[PairEntry] = list(entries)
         #: length of each item's full utterance in samples at ``sample_rate``
         self.lengths: list[int] = lengths
+        #: each item's (clean, noisy) headers, read once when the dataset is built
+        self.infos: list[tuple[AudioInfo, AudioInfo]] = infos
 
     # -- building ------------------------------------------------------------------------
-    def _check_files(self, entries: Sequence[PairEntry]) -> list[int]:
-        """Read every header; raise one error that lists every problem found."""
+    def _check_files(self, entries: Sequence[PairEntry]) -> tuple[list[int], list[tuple[AudioInfo, AudioInfo]]]:
+        """Read every header; raise one error that lists every problem found. Returns each pair's
+        length at ``sample_rate`` and its two headers."""
         wrong_rate: list[str] = []
         channels: list[str] = []
         mismatch: list[str] = []
         lengths: list[int] = []
+        infos: list[tuple[AudioInfo, AudioInfo]] = []
         for e in entries:
             ci, ni = audio_info(e.clean), audio_info(e.noisy)  # raises for missing/corrupt/empty
+            infos.append((ci, ni))
             for info in (ci, ni):
                 if info.sample_rate != self.sample_rate:
                     wrong_rate.append(f"{info.path} ({info.sample_rate} Hz)")
@@ -174,7 +181,7 @@ class PairedAudioDataset(Dataset):
             raise SampleRateError(f"{self.description}: {len(wrong_rate)} of {2 * len(entries)} files are "
                                   f"not at {self.sample_rate} Hz: {_listing(wrong_rate)}; "
                                   + resample_hint(self.sample_rate))
-        return lengths
+        return lengths, infos
 
     # -- epoch / indexing -----------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
@@ -192,6 +199,15 @@ class PairedAudioDataset(Dataset):
             raise IndexError(f"index {index} out of range for {len(self)} items")
         index = index % len(self)
         e = self.entries[index]
+        seg = self.segment_samples
+        if seg is not None and self.lengths[index] >= seg:
+            # read only the crop (and the resampling filter's support): the start is crop_pair's draw
+            start = crop_start(self.lengths[index], seg, item_generator(self.seed, self.epoch, index))
+            ci, ni = self.infos[index]
+            kw = dict(resample=self.resample, mono=self.mono)
+            clean = load_segment(e.clean, start, seg, self.sample_rate, info=ci, **kw)
+            noisy = load_segment(e.noisy, start, seg, self.sample_rate, info=ni, **kw)
+            return self._item(e, clean, noisy, seg)
         clean, _ = load_audio(e.clean, self.sample_rate, resample=self.resample, mono=self.mono)
         noisy, _ = load_audio(e.noisy, self.sample_rate, resample=self.resample, mono=self.mono)
         if clean.shape != noisy.shape:
@@ -201,6 +217,9 @@ class PairedAudioDataset(Dataset):
         if self.segment_samples is not None:
             g = item_generator(self.seed, self.epoch, index)
             clean, noisy, length = crop_pair(clean, noisy, self.segment_samples, pad=self.pad, generator=g)
+        return self._item(e, clean, noisy, length)
+
+    def _item(self, e: PairEntry, clean: Any, noisy: Any, length: int) -> dict[str, Any]:
         item: dict[str, Any] = {"clean": clean, "noisy": noisy, "name": e.name, "length": int(length)}
         if e.noise_class is not None:
             item["noise_class"] = e.noise_class

@@ -139,3 +139,56 @@ def resample(audio: torch.Tensor | np.ndarray, orig_sample_rate: int, new_sample
         return x.new_zeros(*x.shape[:-1], 0)
     return sinc_resample(x, orig, new, **RESAMPLE_FILTER)
 
+
+
+def resample_window(start: int, length: int, orig_sample_rate: int, new_sample_rate: int) -> tuple[int, int]:
+    """The input samples ``[in_start, in_stop)`` (at ``orig_sample_rate``) that :func:`resample`'s
+    output samples ``[start, start + length)`` (at ``new_sample_rate``) depend on: the filter's
+    support around them. Indices outside ``0 .. T - 1`` stand for the zeros :func:`resample` pads
+    with. Read that window, then :func:`resample_segment` gives those output samples without
+    reading (or resampling) the rest of the file."""
+    orig = _check_rate("orig_sample_rate", orig_sample_rate)
+    new = _check_rate("new_sample_rate", new_sample_rate)
+    if start < 0 or length < 1:
+        raise ValueError(f"need start >= 0 and length >= 1, got {start} and {length}")
+    if orig == new:
+        return start, start + length
+    g = math.gcd(orig, new)
+    o, m = orig // g, new // g
+    width = _filter_width(o, m)
+    q0, q1 = start // m, (start + length - 1) // m  # the polyphase frames holding the outputs
+    return q0 * o - width, q1 * o + width + o
+
+
+def _filter_width(o: int, m: int) -> int:
+    """Half-width in input samples of :data:`RESAMPLE_FILTER` for co-prime rates ``o -> m`` (as in
+    :func:`_sinc_kernel`)."""
+    f = RESAMPLE_FILTER
+    return math.ceil(f["lowpass_filter_width"] * o / (min(o, m) * f["rolloff"]))
+
+
+def resample_segment(window: torch.Tensor, start: int, length: int, orig_sample_rate: int,
+                     new_sample_rate: int) -> torch.Tensor:
+    """Output samples ``[start, start + length)`` of :func:`resample` (same filter) from
+    ``window`` [..., in_stop - in_start], the input samples :func:`resample_window` names (zeros
+    where they fall outside the signal). Equal to ``resample(x, ...)[..., start:start + length]``
+    up to float rounding: the same kernel and taps, summed by a convolution of another length.
+    The result is [..., length] in the window's floating dtype."""
+    orig = _check_rate("orig_sample_rate", orig_sample_rate)
+    new = _check_rate("new_sample_rate", new_sample_rate)
+    in_start, in_stop = resample_window(start, length, orig, new)
+    if window.shape[-1] != in_stop - in_start:
+        raise ValueError(f"window must hold {in_stop - in_start} samples (resample_window), got {window.shape[-1]}")
+    x = window if window.is_floating_point() else window.to(torch.float32)
+    if orig == new:
+        return x
+    g = math.gcd(orig, new)
+    o, m = orig // g, new // g
+    f = RESAMPLE_FILTER
+    kernel, width = _sinc_kernel(o, m, f["lowpass_filter_width"], f["rolloff"], f["resampling_method"], f["beta"],
+                                 x.device, x.dtype)
+    shape = x.shape
+    y = F.conv1d(x.reshape(-1, shape[-1])[:, None], kernel, stride=o)  # [N, m, frames q0 .. q1]
+    y = y.transpose(1, 2).reshape(y.shape[0], -1)
+    off = start - (start // m) * m
+    return y[:, off:off + length].reshape(shape[:-1] + (length,))
