@@ -8,7 +8,8 @@ defined at raises its subclass :class:`MetricSampleRateError`, also a
 (silent or DC-only estimate, shorter than that metric's minimum, too little speech) raises
 the subclass :class:`MetricUndefinedError` from that metric only
 (:func:`evaluate_pair_defined` returns the defined metrics and the reasons for the others).
-:func:`dnsmos` is non-intrusive (one clip, no reference): DNSMOS P.835 / P.808 with the
+:func:`metric_pool` / :func:`submit_pairs` score per-utterance metrics in worker processes
+while the caller works on (validation, MetricGAN targets). :func:`dnsmos` is non-intrusive (one clip, no reference): DNSMOS P.835 / P.808 with the
 official ONNX models, from the ``dnsmos`` extra.
 """
 
@@ -21,7 +22,8 @@ from .log_spectral import lsd
 from .non_intrusive import DNSMOS, DNSMOS_LABELS, DNSMOS_METRICS, DnsmosUnavailableError, dnsmos, \
     dnsmos_model_info
 from .ood_analysis import auroc, breakdown, read_condition_manifest
-from .pesq_stoi import pesq, stoi
+from .pesq_stoi import pesq, stoi, stoi_pair
+from .pool import PendingScores, metric_pool, score_pairs, submit_pairs
 from .report import METRIC_LABELS, format_metric_table, format_summary_table, mean_scores, score_pair
 from .sdr import si_sdr, snr
 from .segmental import ssnr
@@ -45,6 +47,7 @@ __all__ = [
     "MetricSampleRateError",
     "PairedTest",
     "MetricUndefinedError",
+    "PendingScores",
     "auroc",
     "breakdown",
     "composite",
@@ -62,13 +65,17 @@ __all__ = [
     "mean_rows",
     "mean_ci",
     "mean_scores",
+    "metric_pool",
     "paired_test",
     "pesq",
     "read_condition_manifest",
     "score_pair",
+    "score_pairs",
     "si_sdr",
     "snr",
     "ssnr",
     "stoi",
+    "stoi_pair",
+    "submit_pairs",
     "wss",
 ]

@@ -2,13 +2,14 @@
 
 ``evaluate_dir(enhanced_dir, clean_dir, out_dir)`` pairs every ``*.wav`` below ENHANCED_DIR
 with the clean file at the same relative path (or, failing that, the only clean file with the
-same name), scores each pair with :func:`evaluate_pair_defined` in a process pool (one
-unpadded utterance per task: padding would change PESQ), and writes into ``out_dir``:
+same name), scores each pair with :func:`evaluate_pair_defined` in a process pool (each utterance
+unpadded: padding would change PESQ; consecutive files go to a worker in chunks), and writes
+into ``out_dir``:
 
 * ``per_file.csv``, one row per file, columns:
 
   - ``file``: path relative to ENHANCED_DIR (the row key);
-  - the eleven metrics of :data:`METRICS`; a cell is empty where the metric is undefined for
+  - the eleven metrics of :data:`METRICS` (or the subset chosen with ``metrics=``); a cell is empty where the metric is undefined for
     that pair or the file failed;
   - ``undefined``: why each empty metric of a scored file is undefined, ``"metric, ...:
     reason; ..."`` (e.g. ``"pesq_wb, pesq_nb, stoi, estoi, si_sdr, lsd: silent estimate
@@ -73,7 +74,7 @@ from tqdm import tqdm
 from ._audio import read_wav
 from ._per_file import COLUMNS, LEGACY_COLUMNS, columns, csv_cells, fingerprint_cells, read_rows, recorded, write_rows
 from ._validate import MetricInputError, MetricSampleRateError, MetricUndefinedError, sample_rate_alias
-from .evaluate import METRICS, evaluate_pair_defined, join_undefined, split_undefined
+from .evaluate import METRICS, check_metrics, evaluate_pair_defined, join_undefined, split_undefined
 from .non_intrusive import DNSMOS_METRICS
 
 __all__ = ["COLUMNS", "LEGACY_COLUMNS", "evaluate_dir", "is_evaluation_dir", "list_wavs"]
@@ -98,13 +99,14 @@ class _Task:
 @dataclass(frozen=True)
 class _Spec:
     """What an evaluation scores: intrusive metrics against a clean reference, DNSMOS, or both."""
-    intrusive: bool = True           # the eleven metrics of METRICS against CLEAN_DIR
+    intrusive: bool = True           # the metrics of ``chosen`` against CLEAN_DIR
     dnsmos: bool = False             # the four DNSMOS scores of the file alone
     dnsmos_threads: int | None = None  # onnxruntime threads (1 in worker processes)
+    chosen: tuple[str, ...] = METRICS  # the intrusive metrics (METRICS order)
 
     @property
     def metrics(self) -> tuple[str, ...]:
-        return (METRICS if self.intrusive else ()) + (DNSMOS_METRICS if self.dnsmos else ())
+        return (self.chosen if self.intrusive else ()) + (DNSMOS_METRICS if self.dnsmos else ())
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -215,7 +217,7 @@ def _score(task: _Task, sr: int, spec: _Spec = _INTRUSIVE) -> dict[str, Any]:
         other = read_wav(Path(task.other), sr, task.kind)
         if spec.intrusive:
             try:
-                values, undefined = evaluate_pair_defined(clean.samples, other.samples, sr)
+                values, undefined = evaluate_pair_defined(clean.samples, other.samples, sr, metrics=spec.chosen)
             except MetricInputError as err:
                 raise MetricInputError(f"{what}: {err}") from err
         if spec.dnsmos:
@@ -232,6 +234,19 @@ def _score(task: _Task, sr: int, spec: _Spec = _INTRUSIVE) -> dict[str, Any]:
         msg = str(err) if isinstance(err, MetricInputError) else f"{type(err).__name__}: {err}"
         row.update({m: "" for m in spec.metrics}, undefined="", note="", error=msg.replace("\n", " "))
     return row
+
+
+def _score_chunk(tasks: list[_Task], sr: int, spec: _Spec = _INTRUSIVE) -> list[dict[str, Any]]:
+    """Worker: :func:`_score` of several tasks (one round trip to the pool for them all)."""
+    return [_score(t, sr, spec) for t in tasks]
+
+
+def _chunks(tasks: list[_Task], n_workers: int) -> list[list[_Task]]:
+    """``tasks`` in consecutive chunks: about eight per worker (the load stays balanced when
+    utterance lengths differ) and at most 16 tasks each (rows reach the CSV, and the progress
+    bar, while the run goes on)."""
+    size = max(1, min(16, len(tasks) // (8 * n_workers)))
+    return [tasks[i:i + size] for i in range(0, len(tasks), size)]
 
 
 class _Fingerprints:
@@ -402,7 +417,7 @@ def _resume(path: Path, tasks: dict[str, _Task], current: _Fingerprints, spec: _
 def evaluate_dir(enhanced_dir: str | os.PathLike, clean_dir: str | os.PathLike | None, out_dir: str | os.PathLike,
                  sample_rate: int = 16000, workers: int | None = None,
                  noisy_dir: str | os.PathLike | None = None, progress: bool = True, *,
-                 dnsmos: bool = False) -> dict[str, Any]:
+                 dnsmos: bool = False, metrics: tuple[str, ...] | list[str] | None = None) -> dict[str, Any]:
     """Score every ``*.wav`` below ``enhanced_dir`` against its clean partner; write the CSVs and
     ``summary.json`` into ``out_dir`` (see the module docstring) and return the summary dict.
 
@@ -416,6 +431,10 @@ def evaluate_dir(enhanced_dir: str | os.PathLike, clean_dir: str | os.PathLike |
         (implied without ``clean_dir``). Needs the ``dnsmos`` extra: without it
         :class:`~se_metrics.DnsmosUnavailableError` (an ``ImportError`` naming it) is
         raised before anything is written.
+    metrics: the intrusive metrics to compute, a subset of :data:`METRICS` (default all; the
+        CSV then has those columns, in :data:`METRICS` order, and a resume must choose the
+        same); only what they need is computed (e.g. ``("pesq_wb", "pesq_nb", "stoi",
+        "estoi")`` skips the composite's LLR and WSS).
     Resumes from an existing ``per_file.csv`` in ``out_dir``: rows scored without error whose
     inputs are unchanged are kept; the others are recomputed (see the module docstring).
     """
@@ -438,11 +457,14 @@ def evaluate_dir(enhanced_dir: str | os.PathLike, clean_dir: str | os.PathLike |
     if not files:
         raise MetricInputError(f"no *.wav files below {enh_root}: check ENHANCED_DIR.")
     n_workers = max(1, int(workers or os.cpu_count() or 1))
+    chosen = check_metrics(metrics)
     # one onnxruntime thread per worker process (one worker per core), as BLAS
-    spec = _Spec(intrusive=intrusive, dnsmos=use_dnsmos, dnsmos_threads=1)
+    spec = _Spec(intrusive=intrusive, dnsmos=use_dnsmos, dnsmos_threads=1, chosen=chosen)
     config: dict[str, Any] = {"enhanced_dir": str(enh_root), "clean_dir": str(clean_root) if clean_root else None,
                               "noisy_dir": str(noisy_root) if noisy_root else None, "sr": int(sr),
                               "resampler": "scipy.signal.resample_poly"}
+    if intrusive and chosen != METRICS:  # only then: full evaluations keep the config they always had
+        config["metrics"] = list(chosen)
     if use_dnsmos:  # only then: evaluations without DNSMOS keep the config they always had
         from .non_intrusive import dnsmos_model_info  # noqa: PLC0415
 
@@ -486,9 +508,11 @@ def evaluate_dir(enhanced_dir: str | os.PathLike, clean_dir: str | os.PathLike |
         elif todo:
             with ProcessPoolExecutor(max_workers=min(n_workers, len(todo)), mp_context=_pool_context()) as pool:
                 with _single_threaded_children():  # the workers start at the first submit
-                    futures = {pool.submit(_score, t, sr, spec): t for t in todo}
+                    futures = {pool.submit(_score_chunk, chunk, sr, spec): chunk
+                               for chunk in _chunks(todo, n_workers)}
                 for fut in as_completed(futures):
-                    take(futures[fut], fut.result())
+                    for t, row in zip(futures[fut], fut.result()):
+                        take(t, row)
         bar.close()
     finally:
         for fh in handles.values():

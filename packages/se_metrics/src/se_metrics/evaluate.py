@@ -10,14 +10,14 @@ one-line text the evaluator's ``undefined`` column holds and back.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ._validate import MetricUndefinedError, check_pair, sample_rate_alias, wrong_rate
 from .composite_measures import COMPOSITE_NAMES, COMPOSITE_SR, composite_from_parts, part_undefined
 from .log_spectral import lsd
 from .lpc import llr
-from .pesq_stoi import pesq, stoi
+from .pesq_stoi import pesq, stoi_pair
 from .sdr import si_sdr, snr
 from .segmental import ssnr
 from .weighted_slope import wss
@@ -28,6 +28,21 @@ METRICS: tuple[str, ...] = (
 #: Metrics where a lower value is better.
 LOWER_IS_BETTER: frozenset[str] = frozenset({"lsd", "llr", "wss"})
 _UNDEFINED_MODES = ("raise", "nan")
+#: what the composite measures are computed from (Loizou's composite.m)
+_COMPOSITE_PARTS = ("pesq_wb", "llr", "wss", "ssnr")
+
+
+def check_metrics(metrics: Iterable[str] | None) -> tuple[str, ...]:
+    """The chosen metrics as a tuple in :data:`METRICS` order (None: all of them); an unknown or
+    repeated name, or none at all, raises ValueError naming the valid ones."""
+    if metrics is None:
+        return METRICS
+    chosen = [metrics] if isinstance(metrics, str) else list(metrics)
+    unknown = [m for m in chosen if m not in METRICS]
+    if unknown or not chosen or len(set(chosen)) != len(chosen):
+        what = f"unknown metric(s) {unknown}" if unknown else "an empty or repeated selection"
+        raise ValueError(f"metrics: {what} {chosen}; choose distinct names from {list(METRICS)}")
+    return tuple(m for m in METRICS if m in chosen)
 
 
 def _clean_reason(reason: str) -> str:
@@ -59,28 +74,31 @@ def split_undefined(text: str) -> dict[str, str]:
 
 
 @sample_rate_alias
-def evaluate_pair_defined(clean: Any, enhanced: Any, sample_rate: int
+def evaluate_pair_defined(clean: Any, enhanced: Any, sample_rate: int, *, metrics: Iterable[str] | None = None
                           ) -> tuple[dict[str, float], dict[str, str]]:
-    """The metrics of :data:`METRICS` defined for ``enhanced`` [T] against ``clean`` [T] at
-    16000 Hz, and why each other one is undefined.
+    """The metrics of :data:`METRICS` (or the chosen ``metrics``) defined for ``enhanced`` [T]
+    against ``clean`` [T] at 16000 Hz, and why each other one is undefined.
 
     Returns ``(values, undefined)``: ``values`` maps each defined metric to a finite float,
     ``undefined`` each undefined one to a short reason (``"silent estimate (every sample is
-    0)"``, ``"too short (0.100 s < 0.250 s)"``, ...); together they hold every metric, each in
-    :data:`METRICS` order. PESQ is computed once and reused by the composite, which is
-    undefined wherever PESQ-WB, LLR, WSS or SSNR is. Input that no metric can score (shape,
-    length, NaN/Inf, silent reference, empty) raises :class:`MetricInputError`, a rate other
-    than 16000 Hz :class:`MetricSampleRateError`. ``sr=`` is accepted for ``sample_rate``.
+    0)"``, ``"too short (0.100 s < 0.250 s)"``, ...); together they hold every chosen metric,
+    each in :data:`METRICS` order. Only what the chosen metrics need is computed: PESQ once
+    (reused by the composite), STOI and ESTOI from one resampling, silent-frame removal and
+    STFT (:func:`se_metrics.pesq_stoi.stoi_pair`, pystoi's values). The composite is undefined
+    wherever PESQ-WB, LLR, WSS or SSNR is. Input that no metric can score (shape, length,
+    NaN/Inf, silent reference, empty) raises :class:`MetricInputError`, a rate other than
+    16000 Hz :class:`MetricSampleRateError`, an unknown metric name ValueError. ``sr=`` is
+    accepted for ``sample_rate``.
     """
+    names = check_metrics(metrics)
     c, e, sr = check_pair(clean, enhanced, sample_rate)
     if sr != COMPOSITE_SR:
         raise wrong_rate("evaluate_pair computes wide-band PESQ and the composite measures, which "
                          "need 16000 Hz", sr, COMPOSITE_SR)
+    need = set(names) | (set(_COMPOSITE_PARTS) if set(COMPOSITE_NAMES) & set(names) else set())
     steps: dict[str, Callable[[], float]] = {
         "pesq_wb": lambda: pesq(c, e, sr, "wb"),
         "pesq_nb": lambda: pesq(c, e, sr, "nb"),
-        "stoi": lambda: stoi(c, e, sr, extended=False),
-        "estoi": lambda: stoi(c, e, sr, extended=True),
         "si_sdr": lambda: si_sdr(c, e, sr),
         "snr": lambda: snr(c, e, sr),
         "ssnr": lambda: ssnr(c, e, sr),
@@ -90,19 +108,29 @@ def evaluate_pair_defined(clean: Any, enhanced: Any, sample_rate: int
     }
     got: dict[str, float] = {}
     errors: dict[str, MetricUndefinedError] = {}
+    stoi_kinds = tuple(ext for ext, m in ((False, "stoi"), (True, "estoi")) if m in need)
+    if stoi_kinds:
+        for ext, v in stoi_pair(c, e, sr, extended=stoi_kinds).items():
+            if isinstance(v, MetricUndefinedError):
+                errors["estoi" if ext else "stoi"] = v
+            else:
+                got["estoi" if ext else "stoi"] = v
     for name, step in steps.items():
+        if name not in need:
+            continue
         try:
             got[name] = step()
         except MetricUndefinedError as err:
             errors[name] = err
-    missing = next((p for p in ("pesq_wb", "llr", "wss", "ssnr") if p in errors), None)
-    if missing is None:
-        got.update(composite_from_parts(got["pesq_wb"], got["llr"], got["wss"], got["ssnr"]))
-    else:
-        err = part_undefined(missing, errors[missing])
-        errors.update({k: err for k in COMPOSITE_NAMES})
-    values = {m: got[m] for m in METRICS if m in got}
-    undefined = {m: errors[m].reason for m in METRICS if m in errors}
+    if need >= set(_COMPOSITE_PARTS):
+        missing = next((p for p in _COMPOSITE_PARTS if p in errors), None)
+        if missing is None:
+            got.update(composite_from_parts(got["pesq_wb"], got["llr"], got["wss"], got["ssnr"]))
+        else:
+            err = part_undefined(missing, errors[missing])
+            errors.update({k: err for k in COMPOSITE_NAMES})
+    values = {m: got[m] for m in names if m in got}
+    undefined = {m: errors[m].reason for m in names if m in errors}
     return values, undefined
 
 

@@ -10,12 +10,15 @@ estimate without signal (both normalise its level), a pair shorter than the libr
 
 from __future__ import annotations
 
+import importlib
 import math
 import warnings
 from typing import Any
 
+import numpy as np
 import pesq as _pesq_lib
 from pystoi import stoi as _pystoi
+from pystoi import utils as _stoi_utils
 
 from ._edges import LEVEL_INVARIANT, require_finite, require_samples, require_signal
 from ._validate import MetricInputError, MetricUndefinedError, check_pair, sample_rate_alias, wrong_rate
@@ -109,3 +112,100 @@ def stoi(clean: Any, enhanced: Any, sample_rate: int, extended: bool = False) ->
             f"after removing silent frames (pystoi would return 1e-5). Use longer utterances with "
             f"more active speech.", reason="too little speech (fewer than 30 STOI frames)")
     return require_finite(value, label)
+
+
+def _stoi_too_few_frames(label: str) -> MetricUndefinedError:
+    return MetricUndefinedError(
+        f"{label} is undefined for this pair: fewer than 30 frames (384 ms) of speech remain "
+        f"after removing silent frames (pystoi would return 1e-5). Use longer utterances with "
+        f"more active speech.", reason="too little speech (fewer than 30 STOI frames)")
+
+
+def _row_col_normalize(x: np.ndarray) -> np.ndarray:
+    """pystoi's ``utils.row_col_normalize`` [J, 15, N] with its diagonal matrix products written
+    as broadcast products: ``diag(d) @ x`` sums one product ``d_i x_ij`` with exact zeros, so the
+    values are the same bits; the random dither is drawn from NumPy's global stream in pystoi's
+    order and shapes."""
+    eps = _stoi_utils.EPS
+    x_normed = x + eps * np.random.standard_normal(x.shape)
+    x_normed -= np.mean(x_normed, axis=-1, keepdims=True)
+    x_normed = (1. / np.sqrt(_stoi_utils.vect_two_norm(x_normed))) * x_normed
+    x_normed += + eps * np.random.standard_normal(x_normed.shape)
+    x_normed -= np.mean(x_normed, axis=1, keepdims=True)
+    return x_normed * (1. / np.sqrt(_stoi_utils.vect_two_norm(x_normed, axis=1)))
+
+
+def _segments(tob: np.ndarray, n: int) -> np.ndarray:
+    """pystoi's ``np.array([tob[:, m - n:m] for m in range(n, T + 1)])`` [J, 15, n], one copy."""
+    return np.ascontiguousarray(np.lib.stride_tricks.sliding_window_view(tob, n, axis=1).transpose(1, 0, 2))
+
+
+@sample_rate_alias
+def stoi_pair(clean: Any, enhanced: Any, sample_rate: int, *, extended: tuple[bool, ...] = (False, True)
+              ) -> dict[bool, float | MetricUndefinedError]:
+    """STOI and ESTOI of one pair with pystoi's resampling, silent-frame removal, STFT and
+    1/3-octave bands (Taal et al. 2011; Jensen & Taal 2016) computed once for both.
+
+    ``extended``: which measures, as :func:`stoi`'s flag (default both). Returns ``{extended:
+    value}`` with, for a measure undefined for this pair, the :class:`MetricUndefinedError`
+    :func:`stoi` would raise in place of its value (the two share every reason). Each value is
+    the one ``stoi(clean, enhanced, sample_rate, extended=...)`` returns: pystoi's own steps on
+    the same arrays (STOI bit-identical; ESTOI draws pystoi's dither from NumPy's global stream,
+    so it is bit-identical for the same stream state and equal to ~1e-15 otherwise). Bad input
+    and rates below 8 kHz raise as :func:`stoi`.
+    """
+    c, e, sr = check_pair(clean, enhanced, sample_rate)
+    labels = {ext: "ESTOI" if ext else "STOI" for ext in extended}
+    first = labels[extended[0]] if extended else "STOI"
+    if sr < STOI_MIN_RATE:
+        raise wrong_rate(f"{first} needs audio at {STOI_MIN_RATE} Hz or more (its bands reach 4.3 kHz)", sr, 16000)
+    out: dict[bool, float | MetricUndefinedError] = {}
+    for ext, label in labels.items():  # stoi()'s checks, each message naming its measure
+        try:
+            require_samples(c.shape[0], stoi_min_samples(sr), sr, label,
+                            f"{_STOI_N} frames of {_STOI_FRAME} samples at pystoi's {_STOI_FS} Hz")
+            require_signal(c, e, label, LEVEL_INVARIANT)
+        except MetricUndefinedError as err:
+            out[ext] = err
+    if out:
+        return out
+    ps = importlib.import_module("pystoi.stoi")  # the module (the package exports its function by that name)
+    x, y = c, e
+    if sr != ps.FS:  # pystoi.stoi's steps, in its order
+        x = _stoi_utils.resample_oct(x, ps.FS, sr)
+        y = _stoi_utils.resample_oct(y, ps.FS, sr)
+    x, y = _stoi_utils.remove_silent_frames(x, y, ps.DYN_RANGE, ps.N_FRAME, int(ps.N_FRAME / 2))
+    x_spec = _stoi_utils.stft(x, ps.N_FRAME, ps.NFFT, overlap=2).transpose()
+    y_spec = _stoi_utils.stft(y, ps.N_FRAME, ps.NFFT, overlap=2).transpose()
+    if x_spec.shape[-1] < ps.N:
+        return {ext: _stoi_too_few_frames(label) for ext, label in labels.items()}
+    x_seg = _segments(np.sqrt(np.matmul(ps.OBM, np.square(np.abs(x_spec)))), ps.N)
+    y_seg = _segments(np.sqrt(np.matmul(ps.OBM, np.square(np.abs(y_spec)))), ps.N)
+    for ext, label in labels.items():
+        if ext:
+            x_n, y_n = _row_col_normalize(x_seg), _row_col_normalize(y_seg)
+            value = np.sum(x_n * y_n / ps.N) / x_n.shape[0]
+        else:
+            value = _stoi_measure(x_seg, y_seg, ps)
+        try:
+            out[ext] = require_finite(value, label)
+        except MetricUndefinedError as err:
+            out[ext] = err
+    return out
+
+
+def _stoi_measure(x_segments: np.ndarray, y_segments: np.ndarray, ps: Any) -> float:
+    """pystoi.stoi's STOI measure of the segments [J, 15, N] (its code, unchanged)."""
+    eps = _stoi_utils.EPS
+    normalization_consts = (np.linalg.norm(x_segments, axis=2, keepdims=True)
+                            / (np.linalg.norm(y_segments, axis=2, keepdims=True) + eps))
+    y_segments_normalized = y_segments * normalization_consts
+    clip_value = 10 ** (-ps.BETA / 20)
+    y_primes = np.minimum(y_segments_normalized, x_segments * (1 + clip_value))
+    y_primes = y_primes - np.mean(y_primes, axis=2, keepdims=True)
+    x_segments = x_segments - np.mean(x_segments, axis=2, keepdims=True)
+    y_primes /= (np.linalg.norm(y_primes, axis=2, keepdims=True) + eps)
+    x_segments /= (np.linalg.norm(x_segments, axis=2, keepdims=True) + eps)
+    correlations_components = y_primes * x_segments
+    j, m = x_segments.shape[0], x_segments.shape[1]
+    return np.sum(correlations_components) / (j * m)
