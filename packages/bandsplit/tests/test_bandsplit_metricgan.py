@@ -118,3 +118,25 @@ def test_mismatched_inputs_are_refused() -> None:
         metric_discriminator_loss(disc, clean, est, torch.zeros(2))
     with pytest.raises(ValueError, match="complex spectrograms"):
         metric_generator_loss(disc, clean.abs(), est)
+
+
+def test_submitted_scores_equal_in_place_scores() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bandsplit import submit_score_batch
+
+    clean = torch.tensor([[1.0, 2.0], [0.0, 0.0], [3.0, 1.0]])
+    est = torch.tensor([[1.0, 1.0], [0.0, 0.0], [2.0, 2.0]])
+
+    def metric(c, e) -> float:
+        if not c.any():
+            raise ValueError("silent")
+        return float(((c - e) ** 2).sum())
+
+    with ThreadPoolExecutor(2) as pool:
+        pending = submit_score_batch(metric, clean, est, pool)
+        got = pending.result()
+    want = score_batch(metric, clean, est)
+    assert torch.equal(got.nan_to_num(-1.0), want.nan_to_num(-1.0)) and math.isnan(got[1])
+    with ThreadPoolExecutor(1) as one:
+        assert torch.equal(score_batch(metric, clean, est, one).nan_to_num(-1.0), want.nan_to_num(-1.0))

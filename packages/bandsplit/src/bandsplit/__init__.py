@@ -20,7 +20,8 @@ Public API (everything else is private):
   ``op_macs(fn, *inputs)`` (MACs of any call by op)
 - the BSRNN training recipe: ``BSRNNLoss``, ``MetricDiscriminator``, ``compress_magnitude``,
   ``pesq_to_target``, and the MetricGAN terms ``metric_generator_loss``,
-  ``metric_discriminator_loss``, ``metric_discriminator_step``, ``score_batch``
+  ``metric_discriminator_loss``, ``metric_discriminator_step``, ``score_batch`` and
+  ``submit_score_batch`` (the scores on a process pool while the caller works on)
 """
 
 from .band_split import BandSplit
@@ -45,7 +46,8 @@ from .streaming import BSRNNStreamer
 from .macs import MacCount, count_macs, op_macs
 from .mask_decoder import MaskDecoder, apply_fir_mask
 from .recipe import BSRNNLoss, MetricDiscriminator, compress_magnitude, pesq_to_target
-from .metricgan import metric_discriminator_loss, metric_discriminator_step, metric_generator_loss, score_batch
+from .metricgan import (PendingBatchScores, metric_discriminator_loss, metric_discriminator_step, metric_generator_loss,
+                        score_batch, submit_score_batch)
 from .registry import MODEL_NAMES, PRESETS, build_model, preset_config
 from .stft import SampleRateMismatchError, SpectrogramTransform
 
@@ -95,6 +97,8 @@ __all__: list[str] = [
     "metric_discriminator_loss",
     "metric_discriminator_step",
     "score_batch",
+    "submit_score_batch",
+    "PendingBatchScores",
     "GraphedTrainingForward",
     # streaming and ONNX
     "BSRNNStreamer",

@@ -10,11 +10,14 @@ score in [0, 1] (wide-band PESQ through :func:`bandsplit.pesq_to_target`):
 - generator: ``MSE(D(|S|^c, |Ŝ|^c), 1)``, added to the reconstruction loss with a weight.
 
 Scores come from the caller (:func:`score_batch` runs any per-utterance metric, e.g.
-``se_metrics.pesq``), so this module needs no metric package.
+``se_metrics.pesq``; :func:`submit_score_batch` starts it on a process pool and returns, so
+the targets of a step can be computed while its generator update runs), so this module needs
+no metric package.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import Executor, Future
 from typing import TYPE_CHECKING, Callable
 
 import torch
@@ -26,7 +29,8 @@ from .recipe import compress_magnitude
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["metric_discriminator_loss", "metric_discriminator_step", "metric_generator_loss", "score_batch"]
+__all__ = ["PendingBatchScores", "metric_discriminator_loss", "metric_discriminator_step", "metric_generator_loss",
+           "score_batch", "submit_score_batch"]
 
 
 def _check_specs(clean_spec: Tensor, est_spec: Tensor) -> None:
@@ -92,21 +96,54 @@ def metric_discriminator_step(disc: nn.Module, optimizer: torch.optim.Optimizer,
     return loss.detach()
 
 
-def score_batch(metric: Callable[[np.ndarray, np.ndarray], float], clean: Tensor, est: Tensor) -> Tensor:
-    """Per-utterance scores ``[B]`` (float32, on ``clean``'s device) of waveforms ``[B, L]``.
+def _score_item(metric: Callable[[np.ndarray, np.ndarray], float], clean: np.ndarray, est: np.ndarray) -> float:
+    """One item's score; NaN where the metric raises (module level: it runs in pool workers)."""
+    try:
+        return float(metric(clean, est))
+    except Exception:  # noqa: BLE001 - an item without a score is left out, not the batch
+        return float("nan")
 
-    ``metric(clean_row, est_row)`` gets float NumPy rows (e.g. ``lambda c, e: se_metrics.pesq(c, e,
-    16000, mode="wb")``); an item whose metric raises (a silent crop has no PESQ) scores NaN,
-    which :func:`metric_discriminator_loss` leaves out. The metric runs on the CPU, item by item.
+
+class PendingBatchScores:
+    """The scores :func:`submit_score_batch` started; :meth:`result` waits for exactly them."""
+
+    def __init__(self, items: list[Future | float], device: torch.device) -> None:
+        self._items, self._device = items, device
+
+    def result(self) -> Tensor:
+        """``[B]`` float32 scores on the batch's device (NaN where the metric raised)."""
+        scores = [i.result() if isinstance(i, Future) else i for i in self._items]
+        return torch.tensor(scores, dtype=torch.float32, device=self._device)
+
+
+def submit_score_batch(metric: Callable[[np.ndarray, np.ndarray], float], clean: Tensor, est: Tensor,
+                       executor: Executor | None = None) -> PendingBatchScores:
+    """Start :func:`score_batch`'s per-utterance scores of waveforms ``[B, L]`` and return at once.
+
+    With an ``executor`` (e.g. ``se_metrics.metric_pool()``) each item is one task, so the
+    caller can go on (e.g. with the generator's backward pass) while they are scored; the
+    metric must then pickle by reference (a module-level function or a ``functools.partial``
+    of one, not a lambda). Without one the items are scored here, now. Either way
+    ``.result()`` equals :func:`score_batch` exactly: the same function on the same rows.
     """
     if clean.dim() != 2 or clean.shape != est.shape:
         raise ValueError(f"clean and est must be waveforms [B, L] of one shape, got {list(clean.shape)} and "
                          f"{list(est.shape)}")
     c, e = clean.detach().cpu().numpy(), est.detach().cpu().numpy()
-    scores = []
-    for i in range(c.shape[0]):
-        try:
-            scores.append(float(metric(c[i], e[i])))
-        except Exception:  # noqa: BLE001 - an item without a score is left out, not the batch
-            scores.append(float("nan"))
-    return torch.tensor(scores, dtype=torch.float32, device=clean.device)
+    if executor is None:
+        items: list[Future | float] = [_score_item(metric, c[i], e[i]) for i in range(c.shape[0])]
+    else:
+        items = [executor.submit(_score_item, metric, c[i], e[i]) for i in range(c.shape[0])]
+    return PendingBatchScores(items, clean.device)
+
+
+def score_batch(metric: Callable[[np.ndarray, np.ndarray], float], clean: Tensor, est: Tensor,
+                executor: Executor | None = None) -> Tensor:
+    """Per-utterance scores ``[B]`` (float32, on ``clean``'s device) of waveforms ``[B, L]``.
+
+    ``metric(clean_row, est_row)`` gets float NumPy rows (e.g. ``lambda c, e: se_metrics.pesq(c, e,
+    16000, mode="wb")``); an item whose metric raises (a silent crop has no PESQ) scores NaN,
+    which :func:`metric_discriminator_loss` leaves out. The metric runs on the CPU, item by
+    item, or in parallel on ``executor`` (see :func:`submit_score_batch`; same values).
+    """
+    return submit_score_batch(metric, clean, est, executor).result()
