@@ -12,6 +12,7 @@ from .checkpoint_io import CHECKPOINT_FORMAT, CheckpointError, read_checkpoint, 
 from .collate import pad_collate
 from .crop import PAD_POLICIES, crop_pair, crop_start, item_generator
 from .datasets import PairedAudioDataset, PairedFolders, PairEntry, match_pairs
+from .dns_challenge import DNSChallengeDataset
 from .batches import epoch_batches, iterate_batches
 from .corpus import DEMO_NOISE_CLASSES, TrainingCorpus, detect_layout, open_training_corpus
 from .errors import AudioFileError, CorpusLayoutError, SampleRateError, cli_flags, fix_text, resample_hint
@@ -57,6 +58,7 @@ __all__ = [
     "VBDEMAND_TRAIN_SPEAKERS",
     "VBDEMAND_VALID_SPEAKERS",
     "VoiceBankDEMAND",
+    "DNSChallengeDataset",
     "audio_info",
     "chunk_starts",
     "chunked_apply",
