@@ -204,9 +204,29 @@ RESUME_FREE = frozenset({"resume", "out", "threads", "no_progress", "tensorboard
                          "num_workers"})
 
 
+#: process pools of the running trainer (:func:`metric_pool`), shut down when :func:`run_main` returns
+_POOLS: list[Any] = []
+
+
+def metric_pool(workers: int) -> Any:
+    """``se_metrics.metric_pool(workers)`` (None for 0) for this run, shut down when
+    :func:`run_main` returns, however the run ends."""
+    import se_metrics  # noqa: PLC0415
+
+    pool = se_metrics.metric_pool(workers)
+    if pool is not None:
+        _POOLS.append(pool)
+    return pool
+
+
+def _close_pools() -> None:
+    while _POOLS:
+        _POOLS.pop().shutdown(wait=True, cancel_futures=True)
+
+
 def run_main(args: Any, body: Any) -> Any:
     """The trainers' ``main``: ``--threads``, DDP set-up, ``body(args, info)``, a NaN stop as a
-    clean error on every rank, and DDP tear-down however the run ends."""
+    clean error on every rank, and DDP and metric-pool tear-down however the run ends."""
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
     import _cli  # noqa: PLC0415 - tools/ is on sys.path when the tools run
@@ -220,6 +240,7 @@ def run_main(args: Any, body: Any) -> Any:
     except NonFiniteLossError as e:
         raise SystemExit(f"error: {e}") from None
     finally:
+        _close_pools()
         cleanup_distributed()
 
 

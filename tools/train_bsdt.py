@@ -14,8 +14,10 @@ Runs unchanged under ``torchrun --nproc_per_node N tools/train_bsdt.py ...`` (DD
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
+import os
 import sys
 import time
 import warnings
@@ -40,13 +42,15 @@ from _bsdt_report import evaluate_test_set, write_plots  # noqa: E402
 import bandsplit  # noqa: E402
 import diffattn  # noqa: E402
 from se_data import iterate_batches  # noqa: E402
+from se_metrics import pesq as pesq_fn  # noqa: E402
+from se_metrics import submit_pairs  # noqa: E402
 from bandsplit import (  # noqa: E402
     BSRNNLoss, MetricDiscriminator, SpectrogramTransform, metric_discriminator_step, metric_generator_loss,
-    pesq_to_target, score_batch)
+    pesq_to_target, submit_score_batch)
 
 TOOL = "train_bsdt"
-#: flags a --resume may change: the shared ones and the final evaluation's
-RESUME_FREE = _train.RESUME_FREE | {"test_files", "no_test"}
+#: flags a --resume may change: the shared ones, the final evaluation's and where PESQ is computed
+RESUME_FREE = _train.RESUME_FREE | {"test_files", "no_test", "metric_workers"}
 SAMPLE_RATE = 16000
 MODELS = bandsplit.MODEL_NAMES
 
@@ -164,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="test utterances enhanced and scored at the end (default, or none: all; --no-test skips "
                         "the test set)")
     g.add_argument("--no-test", action="store_true", help="skip the final test-set evaluation")
+    g.add_argument("--metric-workers", type=T.nonneg_int(64), default=None,
+                   help="processes scoring PESQ for the MetricGAN targets (--gan) and the validation utterances, "
+                        "while this process trains or enhances on; the same values as scoring here item by item "
+                        f"(default: the CPU cores, at most 4 = {_default_metric_workers()} here; 0: in this process)")
     _cli.add_run_args(g)
     _cli.add_common_args(p)
     return T.annotate_help(p)
@@ -183,6 +191,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.valid_pesq_files == 0 and args.select_on == "pesq":
         args.select_on = "loss"
     return args
+
+
+def _default_metric_workers() -> int:
+    return min(4, os.cpu_count() or 1)
+
+
+#: wide-band PESQ of (clean, estimate) rows at SAMPLE_RATE, by reference so that it pickles to pool workers
+PESQ_WB = functools.partial(pesq_fn, sample_rate=SAMPLE_RATE, mode="wb")
 
 
 # ----------------------------------------------------------------------------- model
@@ -343,6 +359,10 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
     graphed: bandsplit.GraphedTrainingForward | None = None   # captured on the first full batch
     csv_log = _run_log.open_metric_log(out, args, info, start_epoch)
     gan_start = int(math.ceil(args.gan_start * epochs))
+    workers = _default_metric_workers() if args.metric_workers is None else args.metric_workers
+    # PESQ in worker processes (closed when the run ends); each step waits for its own batch's
+    # scores before its discriminator update, so nothing is in flight at a checkpoint
+    pool = _train.metric_pool(workers) if args.gan or args.valid_pesq_files > 0 else None
 
     for epoch in range(start_epoch, epochs):
         model.train()
@@ -370,6 +390,10 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
                         est_spec = ddp_model(noisy_spec)
                     else:
                         est_spec, analysis = ddp_model(noisy_spec, return_analysis=True)
+            targets = None
+            if disc is not None:  # this batch's PESQ targets, scored while the generator updates
+                est_audio = stft.istft(est_spec.detach(), length=clean.shape[-1])
+                targets = submit_score_batch(PESQ_WB, clean, est_audio, pool)
             loss, parts = criterion(est_spec, clean_spec)
             if diversity is not None:  # the fusion scales' gates pushed apart (diffattn.ScaleDiversityLoss)
                 div, _ = diversity(analysis["scale_gates"].float())
@@ -384,10 +408,11 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
             opt.step()
-            if disc is not None:
-                d_loss = _discriminator_step(disc, opt_d, stft, clean, clean_spec, est_spec.detach(), args.clip)
-                if d_loss is not None:
-                    parts = {**parts, "d_loss": d_loss}
+            if targets is not None:  # MetricGAN update on wide-band PESQ targets of this very batch; items
+                # without a PESQ (e.g. a silent crop) are left out of the estimate's term
+                d_loss = metric_discriminator_step(disc, opt_d, clean_spec, est_spec.detach(),
+                                                   pesq_to_target(targets.result()), clip=args.clip)
+                parts = {**parts, "d_loss": d_loss}
             step += 1
             n_batches += 1
             for k, v in {"loss": loss, **parts}.items():
@@ -396,7 +421,7 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
         sched.step()
         train_row = {f"train_{k}": v / max(n_batches, 1) for k, v in sums.items()}
-        valid_row = _validate(model, stft, criterion, data, args, device, info)
+        valid_row = _validate(model, stft, criterion, data, args, device, info, pool=pool)
         row = {"epoch": epoch, "step": step, "lr": opt.param_groups[0]["lr"], "seconds": time.time() - t0,
                **train_row, **valid_row}
         history.append(row)
@@ -430,24 +455,12 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
     return result
 
 
-def _discriminator_step(disc: nn.Module, opt_d: torch.optim.Optimizer, stft: SpectrogramTransform,
-                        clean: torch.Tensor, clean_spec: torch.Tensor, est_spec: torch.Tensor,
-                        clip: float) -> torch.Tensor | None:
-    """MetricGAN update (bandsplit.metric_discriminator_step) on wide-band PESQ targets;
-    items without a PESQ (e.g. a silent crop) are left out of the estimate's term."""
-    from se_metrics import pesq as pesq_fn
-
-    est_audio = stft.istft(est_spec, length=clean.shape[-1])
-    scores = score_batch(lambda c, e: pesq_fn(c, e, SAMPLE_RATE, mode="wb"), clean, est_audio)
-    return metric_discriminator_step(disc, opt_d, clean_spec, est_spec, pesq_to_target(scores), clip=clip)
-
-
 @torch.no_grad()
 def _validate(model: nn.Module, stft: SpectrogramTransform, criterion: Any, data: Any,
-              args: argparse.Namespace, device: torch.device, info: _train.DistInfo) -> dict[str, float]:
-    """Validation loss on fixed crops of the validation split, plus PESQ-WB on whole utterances."""
-    from se_metrics import pesq as pesq_fn
-
+              args: argparse.Namespace, device: torch.device, info: _train.DistInfo, *,
+              pool: Any = None) -> dict[str, float]:
+    """Validation loss on fixed crops of the validation split, plus PESQ-WB on whole utterances
+    (scored on ``pool`` while the next one is enhanced; None: here, one by one; the same values)."""
     model.eval()
     dtype = next(model.parameters()).dtype
     total, n = 0.0, 0
@@ -463,13 +476,11 @@ def _validate(model: nn.Module, stft: SpectrogramTransform, criterion: Any, data
         dist.all_reduce(stats)
     row = {"valid_loss": float(stats[0] / max(stats[1], 1))}
     if args.valid_pesq_files > 0:
-        scores = []
-        for noisy, clean in data.valid_utterances(args.valid_pesq_files):
-            enh = bandsplit.enhance(model, noisy.to(device, dtype), SAMPLE_RATE).cpu().numpy()
-            try:
-                scores.append(pesq_fn(clean.numpy(), enh, SAMPLE_RATE, mode="wb"))
-            except Exception:  # noqa: BLE001 - an utterance without speech has no PESQ
-                continue
+        pending = [submit_pairs(PESQ_WB, [clean.numpy()], [bandsplit.enhance(
+            model, noisy.to(device, dtype), SAMPLE_RATE).cpu().numpy()], pool)
+            for noisy, clean in data.valid_utterances(args.valid_pesq_files)]
+        # an utterance without speech has no PESQ (NaN): left out
+        scores = [s for p in pending for s in p.result() if not math.isnan(s)]
         row["valid_pesq"] = float(np.mean(scores)) if scores else float("nan")
     model.train()
     return row
