@@ -25,7 +25,8 @@ from typing import Any, Sequence
 __all__ = [
     "Range", "RangeList", "int_range", "positive_int", "nonneg_int", "float_range", "optional", "int_list",
     "seconds", "PROBABILITY", "SNR_DB", "SAMPLE_RATE_HZ", "LEVEL_DBFS", "SEED", "THREADS", "WORKERS", "LOADER_WORKERS",
-    "LEARNING_RATE", "GUIDANCE_SCALE", "MIDI_NOTE", "FREQUENCY_HZ", "annotate_help", "range_actions",
+    "INFERENCE_BATCH", "LEARNING_RATE", "GUIDANCE_SCALE", "MIDI_NOTE", "FREQUENCY_HZ", "annotate_help",
+    "range_actions",
     "check_less",
 ]
 
@@ -208,6 +209,8 @@ THREADS = int_range(0, 1024, noun="a thread count (integer)")
 WORKERS = int_range(1, None, noun="a worker count (integer)")
 #: DataLoader worker processes of a trainer; 0 loads in the training process itself
 LOADER_WORKERS = int_range(0, 256, noun="a worker count (integer)")
+#: files per forward pass of an enhancement tool (--batch-size; 1: one at a time)
+INFERENCE_BATCH = int_range(1, 1024, noun="a batch size (files per forward pass)")
 #: an optimiser learning rate (no upper bound: a diverging rate is caught as a non-finite loss)
 LEARNING_RATE = float_range(0.0, None, low_open=True, noun="a learning rate")
 #: a classifier-free guidance scale w (s = s_u + w (s_c - s_u)): 0 unconditional, 1 conditional,

@@ -10,7 +10,9 @@ records what each output was made from (the input's and the checkpoint's size an
 the settings that change the output); a rerun skips outputs that are up to date, re-enhances
 those whose input, checkpoint or settings changed (replacing each atomically; how many and why
 is printed), and never overwrites a file it has no record of. Audio at another rate than the
-model's is an error unless ``--resample``.
+model's is an error unless ``--resample``. ``--batch-size N`` enhances up to N files of similar
+length per forward pass (sorted by length, each padded batch masked so every file gets what it
+gets alone, to float rounding; faster on a GPU and on many short files).
 
 The model is loaded and run with the bandsplit package alone (``bandsplit.load_model`` and
 ``bandsplit.enhance``), as any script of yours can do it.
@@ -23,6 +25,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -30,11 +33,12 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _argtypes as T  # noqa: E402
 import _cli  # noqa: E402
+from _buckets import length_buckets  # noqa: E402
 from _outdir import acquire_out_lock, check_no_overlap  # noqa: E402
 from _output_manifest import OutputManifest  # noqa: E402
 
 import bandsplit  # noqa: E402
-from se_data import file_fingerprint, load_audio, save_audio  # noqa: E402
+from se_data import AudioFileError, audio_info, file_fingerprint, load_audio, save_audio  # noqa: E402
 
 #: OUT_DIR's record of what each enhanced file was made from
 MANIFEST = ".enhance_manifest.jsonl"
@@ -56,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="files longer than this are enhanced in overlapping chunks (default 30)")
     p.add_argument("--overlap-seconds", type=T.seconds(), default=1.0,
                    help="chunk cross-fade length (default 1; less than --chunk-seconds; at most half a chunk is used)")
+    p.add_argument("--batch-size", type=T.INFERENCE_BATCH, default=1,
+                   help="files per forward pass: files are sorted by length and enhanced N at a time of similar "
+                        "length (each padded batch masked, so every file's output equals the one-at-a-time output "
+                        "to float rounding; the manifest treats both alike). Models that cannot mask a padded "
+                        "batch (ERB-UNet with adaptive attention, the 601-bin ERB-UNet) run one at a time "
+                        "(default 1)")
     _cli.add_allow_failures(p)
     p.add_argument("--weights", choices=["ema", "live"], default="ema",
                    help="ema: the checkpoint's EMA weights where it has them, else its trained weights "
@@ -71,6 +81,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     T.check_less(p, ("--overlap-seconds", args.overlap_seconds), ("--chunk-seconds", args.chunk_seconds),
                  why="chunks must advance")
     return args
+
+
+def _duration(path: Path) -> float:
+    """Seconds of audio in ``path`` from its header (0 when unreadable: loading reports why)."""
+    try:
+        return audio_info(path).duration
+    except AudioFileError:
+        return 0.0
 
 
 @_cli.phrased(resample="--resample")  # multi-channel files are enhanced per channel
@@ -102,7 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     redone: dict[str, list[str]] = {}
     seconds = 0.0
     t0 = time.time()
-    for f in tqdm(files, desc="enhancing", dynamic_ncols=True):
+    batch_size = args.batch_size
+    if batch_size > 1 and not bandsplit.supports_lengths(model):
+        print(f"note: {type(model).__name__} cannot mask a padded batch; enhancing one file at a time")
+        batch_size = 1
+    todo: list[tuple[Path, Path, Any]] = []  # (relative path, input, input fingerprint)
+    for f in files:
         rel = f.relative_to(in_dir)
         target = out_dir / rel
         try:
@@ -120,24 +143,59 @@ def main(argv: list[str] | None = None) -> int:
                 skipped.append(str(rel))
                 continue
             redone[str(rel)] = why
+        todo.append((rel, f, input_fp))
+
+    def fail(rel: Path, e: Exception) -> None:
+        why = str(e)  # library errors name this tool's flags (_cli.phrased)
+        redone.pop(str(rel), None)  # its old output (if any) stays, and is retried next run
+        failed.append((str(rel), why))
+        tqdm.write(f"failed: {rel}: {why}")
+
+    def enhance_batch(audios: list[torch.Tensor]) -> list[torch.Tensor]:
+        kw = {"chunk_seconds": args.chunk_seconds, "overlap_seconds": args.overlap_seconds}
+        if len(audios) == 1:
+            return [bandsplit.enhance(model, audios[0].to(device, dtype), sr, **kw)]
+        return bandsplit.enhance(model, [a.to(device, dtype) for a in audios], sr, **kw)
+
+    durations = [_duration(f) for _, f, _ in todo] if batch_size > 1 else [0.0] * len(todo)
+    progress = tqdm(total=len(todo), desc="enhancing", dynamic_ncols=True)
+    for batch in length_buckets(durations, batch_size):
+        loaded: list[tuple[Path, Any, torch.Tensor]] = []
+        for j in batch:
+            rel, f, input_fp = todo[j]
+            try:
+                loaded.append((rel, input_fp, load_audio(f, sr, resample=args.resample, mono=False)[0]))
+            except Exception as e:  # noqa: BLE001 - one bad file never stops the batch
+                fail(rel, e)
+                progress.update(1)
         try:
-            audio, _ = load_audio(f, sr, resample=args.resample, mono=False)
-            enh = bandsplit.enhance(model, audio.to(device, dtype), sr, chunk_seconds=args.chunk_seconds,
-                                    overlap_seconds=args.overlap_seconds).to("cpu", torch.float32)
-            peak = float(enh.abs().max())
-            if peak > 1.0:  # keep the waveform's shape: scale instead of clipping, and say so
-                tqdm.write(f"note: {rel}: output peak {peak:.2f} > 1, scaled by {1 / peak:.3f} to avoid clipping")
-                enh = enh / peak
-            target.parent.mkdir(parents=True, exist_ok=True)
-            save_audio(target, enh, sr, overwrite=str(rel) in redone)  # atomic: temp file + rename
-            manifest.record(rel.as_posix(), input_fp)
-            done += 1
-            seconds += enh.shape[-1] / sr
-        except Exception as e:  # noqa: BLE001 - one bad file never stops the batch
-            why = str(e)  # library errors name this tool's flags (_cli.phrased)
-            redone.pop(str(rel), None)  # its old output (if any) stays, and is retried next run
-            failed.append((str(rel), why))
-            tqdm.write(f"failed: {rel}: {why}")
+            outs: list[torch.Tensor | Exception] = list(enhance_batch([a for _, _, a in loaded])) if loaded else []
+        except Exception:  # noqa: BLE001 - one bad file (NaN samples, too short) fails only itself
+            outs = []
+            for _, _, a in loaded:
+                try:
+                    outs.append(enhance_batch([a])[0])
+                except Exception as e:  # noqa: BLE001
+                    outs.append(e)
+        for (rel, input_fp, _), enh in zip(loaded, outs):
+            progress.update(1)
+            try:
+                if isinstance(enh, Exception):
+                    raise enh
+                enh = enh.to("cpu", torch.float32)
+                peak = float(enh.abs().max())
+                if peak > 1.0:  # keep the waveform's shape: scale instead of clipping, and say so
+                    tqdm.write(f"note: {rel}: output peak {peak:.2f} > 1, scaled by {1 / peak:.3f} to avoid clipping")
+                    enh = enh / peak
+                target = out_dir / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                save_audio(target, enh, sr, overwrite=str(rel) in redone)  # atomic: temp file + rename
+                manifest.record(rel.as_posix(), input_fp)
+                done += 1
+                seconds += enh.shape[-1] / sr
+            except Exception as e:  # noqa: BLE001 - one bad file never stops the batch
+                fail(rel, e)
+    progress.close()
     manifest.compact()
     wall = time.time() - t0
     print(f"\n{'enhanced':>10s} {done:6d} files, {seconds:.1f} s of audio in {wall:.1f} s "
