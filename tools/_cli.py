@@ -110,7 +110,8 @@ THREADS_HELP = "torch CPU threads (default, or 0: torch's choice)"
 
 def add_noise_augment_args(g: Any) -> None:
     """``--noise-dir``, ``--snr-range`` and ``--noise-p``: on-the-fly noise augmentation of the
-    training split (:class:`se_data.NoiseAugmentedDataset`)."""
+    training split (:class:`se_data.NoiseAugmentedDataset`); ``--dns-root`` and ``--rir-p``: a
+    training split of DNS-Challenge-style mixtures instead (:class:`se_data.DNSChallengeDataset`)."""
     import _argtypes as T  # noqa: PLC0415
 
     g.add_argument("--noise-dir", default=None, metavar="DIR",
@@ -118,9 +119,17 @@ def add_noise_augment_args(g: Any) -> None:
                         "random SNR (sub-folders name the noise classes of the NC loss; files without one have no "
                         "class and are left out of that loss). Validation and test stay unaugmented")
     g.add_argument("--snr-range", type=T.SNR_DB, nargs=2, default=[-5.0, 15.0], metavar=("LO", "HI"),
-                   help="with --noise-dir: SNR drawn uniformly in [LO, HI] dB per item (default -5 15)")
+                   help="with --noise-dir or --dns-root: SNR drawn uniformly in [LO, HI] dB per item (default -5 15)")
     g.add_argument("--noise-p", type=T.PROBABILITY, default=1.0,
                    help="with --noise-dir: probability that an item is augmented (default 1)")
+    g.add_argument("--dns-root", default=None, metavar="DIR",
+                   help="train on mixtures synthesised on the fly from a DNS-Challenge-style tree: DIR/clean, "
+                        "DIR/noise and optionally DIR/impulse_responses (se_data.DNSChallengeDataset; SNR from "
+                        "--snr-range, reverberation with --rir-p, one item per clean file and epoch) instead of "
+                        "the training split of --data; validation and test stay --data's (or the demo corpus')")
+    g.add_argument("--rir-p", type=T.PROBABILITY, default=0.0,
+                   help="with --dns-root: probability that an item's speech is convolved with a random impulse "
+                        "response of DIR/impulse_responses; the target is then the reverberant speech (default 0)")
 
 
 def check_noise_augment_args(p: Any, args: Any) -> None:
@@ -128,6 +137,10 @@ def check_noise_augment_args(p: Any, args: Any) -> None:
     lo, hi = args.snr_range
     if lo > hi:
         p.error(f"--snr-range {lo:g} {hi:g}: LO must not exceed HI")
+    if args.dns_root is not None and args.noise_dir is not None:
+        p.error("--dns-root synthesises its own mixtures; leave out --noise-dir (or --dns-root)")
+    if args.rir_p > 0 and args.dns_root is None:
+        p.error("--rir-p applies to --dns-root's impulse responses; pass --dns-root DIR")
 
 
 def add_run_args(g: Any, *, threads_help: str = THREADS_HELP) -> None:

@@ -113,9 +113,12 @@ def open_corpus(args: Any, *, sample_rate: int, segment: float, info: DistInfo) 
 def training_set(args: Any, data: Any) -> tuple[Any, tuple[str, ...] | None]:
     """The training split, wrapped in :class:`se_data.NoiseAugmentedDataset` with ``--noise-dir``
     (draws keyed by (seed, epoch, index): resume and DDP stay exact), and the noise-class names
-    its labels index (the corpus' classes first, then the noise folder's new ones)."""
+    its labels index (the corpus' classes first, then the noise folder's new ones). With
+    ``--dns-root``: :func:`dns_training_set`, without noise-class names."""
     import se_data
 
+    if getattr(args, "dns_root", None) is not None:
+        return dns_training_set(args, data), None
     if getattr(args, "noise_dir", None) is None:
         return data.train, data.class_names
     lo, hi = args.snr_range
@@ -125,6 +128,25 @@ def training_set(args: Any, data: Any) -> tuple[Any, tuple[str, ...] | None]:
     except (OSError, ValueError) as e:
         raise SystemExit(f"error: --noise-dir: {e}") from e
     return train, (tuple(train.class_names) or None)
+
+
+def dns_training_set(args: Any, data: Any) -> Any:
+    """``--dns-root``'s :class:`se_data.DNSChallengeDataset` at the corpus' rate and crop length
+    (``--snr-range``, ``--rir-p``, ``--seed``, ``--resample``, ``--downmix``)."""
+    import se_data
+
+    lo, hi = args.snr_range
+    try:
+        train = se_data.DNSChallengeDataset(args.dns_root, sample_rate=data.sample_rate, segment=data.train.segment,
+                                            snr_range=(lo, hi), rir_p=args.rir_p, seed=args.seed,
+                                            resample=args.resample, mono=getattr(args, "downmix", False))
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"error: --dns-root: {e}") from e
+    batch = getattr(args, "batch_size", None)
+    if batch is not None and len(train) < batch:
+        raise SystemExit(f"error: --batch-size {batch}: --dns-root {args.dns_root} holds {len(train)} clean file(s), "
+                         f"fewer than one batch; lower --batch-size")
+    return train
 
 
 # ----------------------------------------------------------------------------- NaN guard

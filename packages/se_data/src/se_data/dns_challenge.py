@@ -33,7 +33,7 @@ from torch.utils.data import Dataset
 
 from .audio_io import AudioInfo, audio_info, load_audio
 from .datasets import list_audio
-from .errors import AudioFileError, SampleRateError, resample_hint
+from .errors import AudioFileError, SampleRateError, fix_text, resample_hint
 from .mixing import SILENT_RMS, mix_at_snr
 from .resample import resampled_length
 from .segment_io import load_segment
@@ -139,7 +139,9 @@ class DNSChallengeDataset(Dataset):
                                   + resample_hint(self.sample_rate))
         if multi and not self.mono:
             raise AudioFileError(f"{folder}: {len(multi)} multi-channel {what} file(s): {', '.join(multi[:10])}"
-                                 f"{' ...' if len(multi) > 10 else ''}; pass mono=True to average the channels")
+                                 f"{' ...' if len(multi) > 10 else ''}; "
+                                 + fix_text("mono", "pass mono=True to average the channels",
+                                            does="to average the channels (mean downmix)"))
         return out
 
     # -- epoch / indexing ----------------------------------------------------------------------
@@ -240,6 +242,15 @@ class DNSChallengeDataset(Dataset):
                 raise AudioFileError(f"{info.path}: the impulse response is all zeros; remove it")
             self._rir_cache[j] = h
         return self._rir_cache[j]
+
+    def describe(self) -> dict[str, Any]:
+        """Plain data for a run's config."""
+        return {"kind": "DNS-Challenge mixtures", "clean_dir": str(self.clean_dir), "noise_dir": str(self.noise_dir),
+                "rir_dir": None if self.rir_dir is None else str(self.rir_dir), "clean_files": len(self.clean),
+                "noise_files": len(self.noise), "rir_files": len(self.rirs), "items": self.num_items,
+                "sample_rate": self.sample_rate, "segment": self.segment, "snr_range_db": list(self.snr_range),
+                "rir_p": self.rir_p, "level_range_dbfs": None if self.level_range is None else list(self.level_range),
+                "seed": self.seed}
 
     def __repr__(self) -> str:
         return (f"DNSChallengeDataset({len(self.clean)} clean / {len(self.noise)} noise / {len(self.rirs)} RIR files "
