@@ -6,6 +6,7 @@ NCSN++ weights when that package is importable.
     uv run bench/sampler_speed.py                                  # SmallUNet, CPU
     uv run bench/sampler_speed.py --backbone ncsnpp --N 5          # SGMSE+'s 65.6 M NCSN++
     uv run bench/sampler_speed.py --backbone ncsnpp --device cuda --amp
+    uv run bench/sampler_speed.py --backbone ncsnpp --device cuda --amp --samplers pc --N 30 --compile
     CUDA_VISIBLE_DEVICES= uv run --isolated --with sgmse==0.1.2 --with 'torch==2.11.0' \\
         --with 'torchaudio==2.11.0' python bench/sampler_speed.py --backbone ncsnpp --N 5 --peer
 
@@ -110,6 +111,14 @@ def main() -> int:
     p.add_argument("--tf32", action="store_true",
                    help="allow TF32 in float32 convolutions and matmuls on CUDA (default: off, so float32 rows "
                         "are float32 and the batched / two-forward outputs are comparable)")
+    p.add_argument("--compile", action="store_true",
+                   help="also time the backbone compiled in place (nn.Module.compile; on CUDA mode "
+                        "'reduce-overhead', which captures a CUDA graph per input shape, i.e. per length "
+                        "bucket): one table row per sampler and N, eager vs compiled, with the output "
+                        "difference (guidance 'cond')")
+    p.add_argument("--compile-seconds", type=float, nargs="+", default=None,
+                   help="with --compile: also time these other utterance lengths (s) after the first, so the "
+                        "per-shape capture is visible (each new padded length compiles / captures once)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     torch.backends.cudnn.allow_tf32 = args.tf32
@@ -147,11 +156,41 @@ def main() -> int:
                 label = {"cond": "none (cond)", "cfg": f"CFG w={args.w:g} batched", "cfg-2fwd": f"CFG w={args.w:g} 2 fwd"}[kind]
                 print(f"{sampler:8s} {N:4d} {label:16s} {nfe:5d} {fwd:>12s} {sec:9.3f} {sec / args.seconds:8.3f}  {note}",
                       flush=True)
+    if args.compile:
+        _compiled(args, models, wave, device)
     if args.check_sync:
         _check_sync(args, models, wave, device)
     if args.peer:
         _peer(args, models["ouve"], wave, device)
     return 0
+
+
+def _compiled(args: argparse.Namespace, models: dict[str, NoiseCondScoreModel], wave: torch.Tensor,
+              device: torch.device) -> None:
+    """Eager vs ``backbone.compile()`` on the same weights and generator seed: seconds per
+    utterance (after two warm-up runs that compile and, on CUDA, record the graph), the ratio and
+    the largest output difference relative to the eager output's peak."""
+    mode = "reduce-overhead" if device.type == "cuda" else "default"
+    print(f"\ncompiled backbone (nn.Module.compile, mode {mode!r}, dynamic=False) vs eager, guidance 'cond'"
+          f"{', bf16 autocast' if args.amp else ''}:")
+    head = f"{'sampler':8s} {'N':>4s} {'len s':>6s} {'eager s/utt':>12s} {'compiled':>10s} {'ratio':>7s} {'RTF comp.':>10s}  max rel. diff"
+    print(head + "\n" + "-" * len(head))
+    lengths = [args.seconds] + list(args.compile_seconds or [])
+    for sampler in args.samplers:
+        model = models["sbve" if sampler.startswith("sb_") else "ouve"]
+        for N in args.N:
+            for sec_len in lengths:
+                w = wave if sec_len == args.seconds else 0.1 * torch.randn(
+                    int(sec_len * 16000), generator=torch.Generator().manual_seed(args.seed + 7)).to(device)
+                model.backbone._compiled_call_impl = None  # eager reference
+                t_e, out_e, _ = time_enhance(model, w, "cond", sampler, N, args.w, args.amp, args.seed, device)
+                model.backbone.compile(mode=mode, dynamic=False)
+                time_enhance(model, w, "cond", sampler, N, args.w, args.amp, args.seed, device)  # compile + record
+                t_c, out_c, _ = time_enhance(model, w, "cond", sampler, N, args.w, args.amp, args.seed, device)
+                d = float((out_c.float() - out_e.float()).abs().max()) / max(float(out_e.abs().max()), 1e-12)
+                print(f"{sampler:8s} {N:4d} {sec_len:6.2f} {t_e:12.3f} {t_c:10.3f} {t_e / t_c:6.2f}x "
+                      f"{t_c / sec_len:10.3f}  {d:.1e}", flush=True)
+            model.backbone._compiled_call_impl = None
 
 
 def _noisy_spec(model: NoiseCondScoreModel, wave: torch.Tensor) -> torch.Tensor:
