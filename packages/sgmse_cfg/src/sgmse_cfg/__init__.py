@@ -20,7 +20,8 @@ are higher on unfamiliar noise (for an AUROC or a correlation with quality).
 Trained models: ``load_model`` (a checkpoint from ``tools/train_sgmse.py``, or an official
 SGMSE+ Lightning ``.ckpt`` through ``load_sgmse_checkpoint``; EMA or live weights),
 ``final_checkpoint`` (the final ``model.pt`` payload), ``enhance`` (one file, sampler from the
-model's SDE, any guidance) and ``enhance_like_sgmse`` (one file exactly as sgmse's
+model's SDE, any guidance), ``enhance_batch`` (files of one padded length in one sampler run,
+a generator per file) and ``enhance_like_sgmse`` (one file exactly as sgmse's
 ``enhancement.py`` does it).
 """
 
@@ -64,7 +65,7 @@ from .encoder_checkpoints import (
     load_pretrained_encoder,
 )
 from .pann_encoder import PANNS_CNN14_CONFIG, Cnn14Encoder
-from .enhancement import enhance, resolve_sampler
+from .enhancement import enhance, enhance_batch, resolve_sampler
 from .errors import BadAudioError, CheckpointError, SampleRateError
 from .model_loading import CHECKPOINT_FORMAT, FINAL_CHECKPOINT_KEYS, final_checkpoint, load_model
 from .ncsnpp import NCSNPP_PRESETS, NCSNpp, count_parameters
@@ -134,6 +135,7 @@ __all__ = [
     "ema_decay",
     "ema_update",
     "enhance",
+    "enhance_batch",
     "expand_cond",
     "final_checkpoint",
     "fit_bank_on_files",

@@ -106,3 +106,26 @@ def enhance(model: ScoreModel, audio: Tensor, sample_rate: int, *, sampler: str 
     if diagnostics is not None:
         diagnostics.update(diag)
     return out
+
+
+@torch.no_grad()
+def enhance_batch(model: ScoreModel, audios: list[Tensor], sample_rate: int, *, sampler: str | None = None,
+                  N: int | None = None, generators: list[torch.Generator] | None = None,
+                  **opts: Any) -> list[Tensor]:
+    """Enhance several noisy waveforms ``[L_b]`` with one sampler run (a batch of ``len(audios)``);
+    returns the enhanced ``[L_b]`` list.
+
+    Item ``b`` equals ``enhance(model, audios[b], sample_rate, generator=generators[b])`` (same
+    sampler and options, no chunking) to float rounding: each waveform is normalised, transformed
+    and padded on its own, and its noise comes from its own generator (one per waveform, on the
+    model's device). The waveforms must share one padded frame count
+    (:meth:`ScoreModel.padded_frames`: bucket files by it, e.g. 1-4 s files in steps of 64 frames
+    at 16 kHz), so none is padded beyond what it gets alone. Conditional score only: a
+    :class:`NoiseCondScoreModel` (a condition per file) is refused, enhance those files one at a
+    time. ``**opts``: ``pad_mode`` and the sampler options of :func:`enhance`.
+    """
+    sampler, N = resolve_sampler(model, sampler, N)
+    if isinstance(model, NoiseCondScoreModel):
+        raise ValueError("enhance_batch runs the conditional score of a plain ScoreModel; this model is "
+                         "noise-conditioned (a condition per file): enhance its files one at a time with enhance()")
+    return model.enhance_batch(list(audios), sample_rate, sampler=sampler, N=N, generators=generators, **opts)

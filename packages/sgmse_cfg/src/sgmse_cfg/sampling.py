@@ -28,6 +28,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from ._batch_random import Generators, randn_items
 from .sdes import SDE, SBVESDE, batch_view
 
 __all__ = ["ScoreFn", "DenoiseFn", "pc_sampler", "ode_sampler", "sb_sampler",
@@ -41,17 +42,24 @@ PREDICTORS = ("reverse_diffusion", "euler_maruyama", "none")
 CORRECTORS = ("ald", "none")
 
 
-def _noise(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    return torch.randn(x.shape, dtype=x.dtype, device=x.device, generator=generator)
+def _noise(x: Tensor, generator: Generators) -> Tensor:
+    return randn_items(tuple(x.shape), generator, dtype=x.dtype, device=x.device)
 
 
-def _check_generator(generator: torch.Generator | None, y: Tensor) -> None:
-    if generator is not None and generator.device.type != y.device.type:
-        raise ValueError(f"generator is on {generator.device} but y is on {y.device}; create it "
-                         f"with torch.Generator(device=y.device).manual_seed(seed)")
+def _check_generator(generator: Generators, y: Tensor) -> None:
+    """One generator, or one per item of ``y`` (each item's noise from its own), on ``y``'s device."""
+    if generator is None:
+        return
+    gens = [generator] if isinstance(generator, torch.Generator) else list(generator)
+    if not isinstance(generator, torch.Generator) and len(gens) != y.shape[0]:
+        raise ValueError(f"{len(gens)} generators for a batch of {y.shape[0]}: give one per item (or one)")
+    for g in gens:
+        if g.device.type != y.device.type:
+            raise ValueError(f"generator is on {g.device} but y is on {y.device}; create it "
+                             f"with torch.Generator(device=y.device).manual_seed(seed)")
 
 
-def _start(sde: SDE, y: Tensor, x_T: Tensor | None, generator: torch.Generator | None) -> Tensor:
+def _start(sde: SDE, y: Tensor, x_T: Tensor | None, generator: Generators) -> Tensor:
     if x_T is None:
         return sde.prior_sampling(y, generator)
     if x_T.shape != y.shape:
@@ -64,7 +72,7 @@ def _start(sde: SDE, y: Tensor, x_T: Tensor | None, generator: torch.Generator |
 # SDE's diffusion, marginal std and step size at that time (0-d tensors or ``[B]``),
 # precomputed by the samplers for the whole grid so that no step evaluates the schedule.
 def reverse_diffusion_step(sde: SDE, score_fn: ScoreFn, x: Tensor, y: Tensor, t: Tensor,
-                           dt: Tensor, g: Tensor, generator: torch.Generator | None,
+                           dt: Tensor, g: Tensor, generator: Generators,
                            probability_flow: bool = False) -> tuple[Tensor, Tensor]:
     """SGMSE+'s ``ReverseDiffusionPredictor``: with ``f = drift dt``, ``G = g sqrt(dt)``,
     ``x_mean = x - (f - G^2 s)`` and ``x = x_mean + G z``. Returns ``(x, x_mean)``."""
@@ -79,7 +87,7 @@ def reverse_diffusion_step(sde: SDE, score_fn: ScoreFn, x: Tensor, y: Tensor, t:
 
 
 def euler_maruyama_step(sde: SDE, score_fn: ScoreFn, x: Tensor, y: Tensor, t: Tensor,
-                        dt: Tensor, g: Tensor, generator: torch.Generator | None
+                        dt: Tensor, g: Tensor, generator: Generators
                         ) -> tuple[Tensor, Tensor]:
     """Euler-Maruyama step of the reverse SDE ``dx = [f - g^2 s] dt + g dw`` backwards by
     ``dt > 0``. SGMSE+'s version uses the fixed ``dt = 1/N`` whatever the grid; this one uses
@@ -91,7 +99,7 @@ def euler_maruyama_step(sde: SDE, score_fn: ScoreFn, x: Tensor, y: Tensor, t: Te
 
 
 def ald_step(score_fn: ScoreFn, x: Tensor, y: Tensor, t: Tensor, std: Tensor, snr: float,
-             generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+             generator: Generators) -> tuple[Tensor, Tensor]:
     """SGMSE+'s annealed Langevin dynamics corrector: ``eps = 2 (snr std(t))^2``,
     ``x_mean = x + eps s``, ``x = x_mean + sqrt(2 eps) z``. Returns ``(x, x_mean)``."""
     step = batch_view(2.0 * (snr * std) ** 2, x)
@@ -104,7 +112,7 @@ def ald_step(score_fn: ScoreFn, x: Tensor, y: Tensor, t: Tensor, std: Tensor, sn
 def pc_sampler(sde: SDE, score_fn: ScoreFn, y: Tensor, *, N: int = 30,
                predictor: str = "reverse_diffusion", corrector: str = "ald", snr: float = 0.5,
                corrector_steps: int = 1, eps: float = 0.03, denoise: bool = True,
-               generator: torch.Generator | None = None, x_T: Tensor | None = None
+               generator: Generators = None, x_T: Tensor | None = None
                ) -> tuple[Tensor, int]:
     """Predictor-corrector sampler (SGMSE+'s ``get_pc_sampler``).
 
@@ -124,7 +132,8 @@ def pc_sampler(sde: SDE, score_fn: ScoreFn, y: Tensor, *, N: int = 30,
         corrector_steps: corrector iterations per time step.
         eps: last time point of the grid.
         denoise: return the noise-free mean of the last predictor step.
-        generator: seeded generator on ``y``'s device.
+        generator: seeded generator on ``y``'s device, or one per item of ``y`` (each item's noise
+            from its own generator, as in a batch of one).
         x_T: starting state (default: ``sde.prior_sampling(y)``).
     """
     if predictor not in PREDICTORS:
@@ -156,7 +165,7 @@ def pc_sampler(sde: SDE, score_fn: ScoreFn, y: Tensor, *, N: int = 30,
 @torch.no_grad()
 def ode_sampler(sde: SDE, score_fn: ScoreFn, y: Tensor, *, N: int = 30,
                 method: Literal["heun", "euler"] = "heun", eps: float = 0.03,
-                denoise: bool = True, generator: torch.Generator | None = None,
+                denoise: bool = True, generator: Generators = None,
                 x_T: Tensor | None = None) -> tuple[Tensor, int]:
     """Probability-flow ODE ``dx/dt = f(x, y, t) - g(t)^2 s(x, y, t) / 2`` from ``T`` to
     ``eps`` on the grid ``linspace(T, eps, N + 1)``, fixed-step Euler (``N`` evaluations)
@@ -198,7 +207,7 @@ def ode_sampler(sde: SDE, score_fn: ScoreFn, y: Tensor, *, N: int = 30,
 @torch.no_grad()
 def sb_sampler(sde: SBVESDE, denoise_fn: DenoiseFn, y: Tensor, *, N: int = 50,
                kind: Literal["ode", "sde"] = "ode", eps: float = 1e-4,
-               generator: torch.Generator | None = None) -> tuple[Tensor, int]:
+               generator: Generators = None) -> tuple[Tensor, int]:
     """Schroedinger-bridge samplers (sgmse ``get_sb_sampler``), ``N`` network evaluations.
 
     Grid ``linspace(T, eps, N + 1)``, start ``x_T = y``; at each step the network's data

@@ -262,6 +262,49 @@ class ScoreModel(nn.Module):
         out_dtype = y_wave.dtype if y_wave.is_floating_point() else torch.float32
         return x.to(device=y_wave.device, dtype=out_dtype)
 
+    def padded_frames(self, num_samples: int) -> int:
+        """Frames of the spectrogram :meth:`enhance` samples for a waveform of ``num_samples``
+        samples without chunking: ``num_samples // hop + 1`` padded up to the backbone's multiple
+        (64 for NCSN++). Waveforms with equal counts can share one :meth:`enhance_batch`."""
+        f = int(getattr(self.backbone, "downsampling_factor", 1))
+        return math.ceil((int(num_samples) // self.transform.hop_length + 1) / f) * f
+
+    @torch.no_grad()
+    def enhance_batch(self, y_waves: list[Tensor], sample_rate: int, *, sampler: str = "pc", N: int = 30,
+                      generators: list[torch.Generator] | None = None, pad_mode: str = "zero",
+                      **sampler_kwargs: Any) -> list[Tensor]:
+        """Enhance several noisy waveforms ``[L_b]`` in one sampler run; returns the list of
+        enhanced ``[L_b]``. Each waveform is prepared as :meth:`enhance` prepares it unchunked
+        (normalised by its own ``max|y|``, its own STFT, its frames padded to the backbone's
+        multiple) and they must share one padded frame count (:meth:`padded_frames`; bucket
+        files by it), so no item is padded beyond what it gets alone. ``generators`` (one per
+        waveform, on the model's device) draw each item's noise: item ``b`` then equals
+        ``enhance(y_waves[b], ..., generator=generators[b])`` to float rounding. ``cond`` and
+        chunking are not taken: long files and conditioned models go through :meth:`enhance`."""
+        if not y_waves:
+            return []
+        if generators is not None and len(generators) != len(y_waves):
+            raise ValueError(f"{len(generators)} generators for {len(y_waves)} waveforms: give one per waveform")
+        tr = self.transform
+        device = next(iter(self.parameters()), torch.empty(0)).device
+        f = int(getattr(self.backbone, "downsampling_factor", 1))
+        waves = [self._noisy_wave(w, sample_rate) for w in y_waves]
+        padded = {self.padded_frames(w.shape[0]) for w in waves}
+        if len(padded) > 1:
+            raise ValueError(f"enhance_batch needs waveforms of one padded frame count (model.padded_frames); "
+                             f"these give {sorted(padded)}: batch them separately")
+        # per item, once per file (not per sampler step): its own normalisation and STFT
+        norm = [normalize_by_noisy(w.to(device=device, dtype=torch.float32)) for w in waves]
+        specs = [SpecTransform.pad_frames(tr.wave_to_spec(y, sample_rate)[None, None], f, mode=pad_mode)
+                 for y, _ in norm]
+        X, _ = self.sample(torch.cat([s for s, _ in specs]), sampler=sampler, N=N, generator=generators,
+                           **sampler_kwargs)
+        out = []
+        for b, (w, (_, normfac), (_, frames)) in enumerate(zip(waves, norm, specs)):
+            x = tr.spec_to_wave(X[b, 0, :, :frames], length=w.shape[0]) * normfac
+            out.append(x.to(device=w.device, dtype=w.dtype if w.is_floating_point() else torch.float32))
+        return out
+
 
 def build_backbone(cfg: dict[str, Any]) -> nn.Module:
     """The backbone of a model config (``cfg["backbone"]`` looked up in :data:`BACKBONES`)."""

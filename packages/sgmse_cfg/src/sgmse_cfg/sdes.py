@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._batch_random import share_draw
+from ._batch_random import Generators, share_draw
 
 __all__ = ["SDE", "OUVESDE", "SBVESDE", "sde_from_dict", "batch_view"]
 
@@ -47,7 +47,7 @@ def _as_time(t: Tensor | float, ref: Tensor | None = None) -> Tensor:
     return torch.tensor(float(t), device=ref.device if ref is not None else None)
 
 
-def _randn_like(x: Tensor, generator: torch.Generator | None, share: tuple[int, int] | None = None) -> Tensor:
+def _randn_like(x: Tensor, generator: Generators, share: tuple[int, int] | None = None) -> Tensor:
     """Standard (circular complex) normal noise with ``x``'s shape, dtype and device; with
     ``share=(rank, world)`` this rank's items of a global batch (see :func:`share_draw`)."""
     return share_draw(torch.randn, tuple(x.shape), share, dtype=x.dtype, device=x.device, generator=generator)
@@ -77,7 +77,7 @@ class SDE(abc.ABC):
         """Standard deviation of the perturbation kernel at ``t``; shape of ``t``."""
 
     @abc.abstractmethod
-    def prior_sampling(self, y: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def prior_sampling(self, y: Tensor, generator: Generators = None) -> Tensor:
         """A sample ``x_T`` of the reverse process' starting distribution given ``y``."""
 
     @abc.abstractmethod
@@ -159,7 +159,7 @@ class OUVESDE(SDE):
                * torch.expm1(2.0 * (th + L) * t) * L / (th + L))
         return torch.sqrt(var)
 
-    def prior_sampling(self, y: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def prior_sampling(self, y: Tensor, generator: Generators = None) -> Tensor:
         std1 = self.std(torch.ones((), dtype=y.real.dtype, device=y.device))
         return y + std1 * _randn_like(y, generator)
 
@@ -220,7 +220,7 @@ class SBVESDE(SDE):
     def std(self, t: Tensor) -> Tensor:
         return self.sigma(t) * self.sigma_bar(t) / self.sigma_T
 
-    def prior_sampling(self, y: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def prior_sampling(self, y: Tensor, generator: Generators = None) -> Tensor:
         return y.clone()
 
 
