@@ -22,11 +22,16 @@ The folder layout is kept under OUT/enhanced; OUT/enhance.csv lists per file the
 scale, the uncertainty diagnostics, NFE, wall time and real-time factor. With --clean DIR
 (matching names) a PESQ / ESTOI / SI-SDR table of noisy vs enhanced is printed too.
 Audio at another rate than the model's is an error unless --resample; nothing is overwritten.
+--batch-size N enhances up to N files per sampler run: files whose spectrograms pad to the same
+frame count (a multiple of 64 for NCSN++) go together, each with its own noise stream (seed
+--seed + its index in the sorted file list, as one at a time), so each output equals the
+one-at-a-time output to float rounding.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -40,11 +45,12 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _argtypes as T  # noqa: E402
 import _cli  # noqa: E402
+from _buckets import equal_key_buckets  # noqa: E402
 from _outdir import check_no_overlap  # noqa: E402
 import _sgmse_common as common  # noqa: E402
 
 import sgmse_cfg  # noqa: E402
-from se_data import AudioFileError, SampleRateError, load_audio, save_audio  # noqa: E402
+from se_data import AudioFileError, SampleRateError, audio_info, load_audio, save_audio  # noqa: E402
 from se_metrics import format_metric_table, labelled_scores, mean_rows  # noqa: E402
 
 
@@ -81,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "reported as a failure naming it")
     p.add_argument("--limit", type=T.optional(T.positive_int()), default=None,
                    help="enhance only the first N files (sorted by name; default, or none: all)")
+    p.add_argument("--batch-size", type=T.INFERENCE_BATCH, default=1,
+                   help="files per sampler run: files whose spectrograms pad to the same number of frames are "
+                        "enhanced together, each with its own noise stream (seed --seed + its index in the sorted "
+                        "file list, as one at a time), so outputs equal the one-at-a-time outputs to float "
+                        "rounding; wall_s in enhance.csv is then the batch's time shared out evenly. Files that "
+                        "are chunked, noise-conditioned models, --noise-ref and --sgmse-compat run one at a time "
+                        "(default 1)")
     _cli.add_allow_failures(p)
     p.add_argument("--threads", type=T.THREADS, default=None, help=_cli.THREADS_HELP)
     common.add_sampler_args(p)
@@ -101,6 +114,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if clash:
             p.error(f"--sgmse-compat reproduces sgmse's enhancement.py, which has no {', '.join(clash)}: leave "
                     f"{'it' if len(clash) == 1 else 'them'} out (or drop --sgmse-compat)")
+        if args.batch_size > 1:
+            p.error("--sgmse-compat draws every file from one global random stream in enhancement.py's order: "
+                    "leave --batch-size out (or drop --sgmse-compat)")
         if args.sampler == "ode":
             p.error("--sgmse-compat does not reproduce sgmse's probability-flow ODE sampler (scipy RK45): use "
                     "--sampler pc, or drop --sgmse-compat for this toolkit's ODE sampler")
@@ -150,6 +166,56 @@ def compat_wave(model: Any, wave: torch.Tensor, sr: int, opts: common.EnhanceOpt
     return out.float().cpu(), {"seconds": seconds, "wall_s": wall_s, "rtf": wall_s / seconds}
 
 
+def _why_one_at_a_time(args: argparse.Namespace, model: Any, opts: common.EnhanceOptions) -> str:
+    """Why --batch-size cannot batch these files (empty when it can)."""
+    if isinstance(model, sgmse_cfg.NoiseCondScoreModel):
+        return "the model is noise-conditioned (one condition per file)"
+    if args.noise_ref:
+        return "--noise-ref gives each file its own condition"
+    if opts.chunk_seconds is not None:
+        return "--chunk-seconds chunks every file"
+    return ""
+
+
+def _padded_key(model: Any, num_samples: int, sr: int, opts: common.EnhanceOptions) -> int | None:
+    """The padded frame count a file of ``num_samples`` is sampled at, or None when it is chunked
+    (longer than --max-chunk-seconds: enhanced alone)."""
+    hop = model.transform.hop_length
+    if (num_samples // hop + 1) * hop / sr > opts.max_chunk_seconds:
+        return None
+    return model.padded_frames(num_samples)
+
+
+def _batch_key(model: Any, f: Path, i: int, sr: int, opts: common.EnhanceOptions,
+               args: argparse.Namespace) -> Any:
+    """Bucket of file ``f`` from its header: its padded frame count at the model's rate (unique
+    when it is chunked or unreadable, so it runs alone)."""
+    try:
+        info = audio_info(f)
+    except AudioFileError:
+        return ("alone", i)
+    if info.sample_rate != sr and not args.resample:
+        return ("alone", i)  # loading reports the rate
+    n = info.frames if info.sample_rate == sr else round(info.frames * sr / info.sample_rate)
+    return _padded_key(model, n, sr, opts) or ("alone", i)
+
+
+def _enhance_batch(model: Any, waves: list[torch.Tensor], sr: int, opts: common.EnhanceOptions,
+                   seeds: list[int]) -> list[torch.Tensor]:
+    """``sgmse_cfg.enhance_batch`` with a generator per file seeded as one at a time."""
+    device = next(model.parameters()).device
+    gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+    ctx = torch.autocast(device.type, dtype=torch.bfloat16) if opts.amp else contextlib.nullcontext()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    with torch.no_grad(), ctx:
+        outs = sgmse_cfg.enhance_batch(model, waves, sr, sampler=opts.sampler, N=opts.N, generators=gens,
+                                       **opts.sampler_kwargs)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return [o.float().cpu() for o in outs]
+
+
 @_cli.phrased(resample="--resample", mono="--downmix")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
@@ -180,14 +246,49 @@ def main(argv: list[str] | None = None) -> int:
     out = _cli.prepare_out_dir(args.out, "enhance_sgmse")
     (out / "settings.json").write_text(json.dumps({"args": vars(args), "model_config": meta["model_config"],
                                                    "class_names": meta.get("class_names")}, indent=2, default=str))
-    rows: list[dict[str, Any]] = []
+    found: dict[int, dict[str, Any]] = {}  # file index -> its enhance.csv row
     failed: list[tuple[str, str]] = []
     metric_rows: dict[str, list[dict[str, float]]] = {"noisy": [], "enhanced": []}
-    for i, f in enumerate(tqdm(files, desc="enhancing", dynamic_ncols=True)):
-        rel = f.relative_to(in_dir)
+    progress = tqdm(total=len(files), desc="enhancing", dynamic_ncols=True)
+
+    def load(f: Path) -> torch.Tensor:
+        return load_audio(f, sr, resample=args.resample, mono=args.downmix)[0]
+
+    def finish(i: int, noisy: torch.Tensor, enh: torch.Tensor, info: dict[str, Any]) -> None:
+        """Save file ``i``'s output, score it against --clean, keep its row."""
+        rel = files[i].relative_to(in_dir)
         target = (out / "enhanced" / rel).with_suffix(".wav")
+        peak = float(enh.abs().max())
+        if peak > 1.0:  # scale instead of clipping, and say so
+            tqdm.write(f"note: {rel}: output peak {peak:.2f} > 1, scaled by {1 / peak:.3f}")
+            enh = enh / peak
+        target.parent.mkdir(parents=True, exist_ok=True)
+        save_audio(target, enh, sr)
+        row = {"file": rel.as_posix(), **info}
+        if args.clean:
+            clean_p = Path(args.clean) / rel
+            clean, _ = load_audio(clean_p, sr, resample=args.resample, mono=args.downmix)
+            n = min(len(clean), len(noisy))
+            sn = labelled_scores(clean[:n].numpy(), noisy[:n].numpy(), sr)
+            se = labelled_scores(clean[:n].numpy(), enh[:n].numpy(), sr)
+            metric_rows["noisy"].append(sn)
+            metric_rows["enhanced"].append(se)
+            row.update({f"noisy_{k}": v for k, v in sn.items()})
+            row.update({f"enhanced_{k}": v for k, v in se.items()})
+        found[i] = row
+
+    def fail(i: int, e: Exception) -> None:
+        rel = files[i].relative_to(in_dir)
+        failed.append((rel.as_posix(), str(e)))
+        tqdm.write(f"failed: {rel}: {e}")
+
+    def one(i: int, noisy: torch.Tensor | None = None) -> None:
+        """File ``i`` alone (seed --seed + i), as without --batch-size."""
+        f = files[i]
+        rel = f.relative_to(in_dir)
         try:
-            noisy, _ = load_audio(f, sr, resample=args.resample, mono=args.downmix)
+            if noisy is None:
+                noisy = load(f)
             ref = None
             if args.noise_ref:
                 ref_p = Path(args.noise_ref) / rel
@@ -198,27 +299,57 @@ def main(argv: list[str] | None = None) -> int:
                 enh, info = compat_wave(model, noisy, sr, opts, args)
             else:
                 enh, info = common.enhance_wave(model, noisy, sr, opts, seed=args.seed + i, noise_ref=ref)
-            peak = float(enh.abs().max())
-            if peak > 1.0:  # scale instead of clipping, and say so
-                tqdm.write(f"note: {rel}: output peak {peak:.2f} > 1, scaled by {1 / peak:.3f}")
-                enh = enh / peak
-            target.parent.mkdir(parents=True, exist_ok=True)
-            save_audio(target, enh, sr)
-            row = {"file": rel.as_posix(), **info}
-            if args.clean:
-                clean_p = Path(args.clean) / rel
-                clean, _ = load_audio(clean_p, sr, resample=args.resample, mono=args.downmix)
-                n = min(len(clean), len(noisy))
-                sn = labelled_scores(clean[:n].numpy(), noisy[:n].numpy(), sr)
-                se = labelled_scores(clean[:n].numpy(), enh[:n].numpy(), sr)
-                metric_rows["noisy"].append(sn)
-                metric_rows["enhanced"].append(se)
-                row.update({f"noisy_{k}": v for k, v in sn.items()})
-                row.update({f"enhanced_{k}": v for k, v in se.items()})
-            rows.append(row)
+            finish(i, noisy, enh, info)
         except (SampleRateError, AudioFileError, ValueError, RuntimeError) as e:
-            failed.append((rel.as_posix(), str(e)))
-            tqdm.write(f"failed: {rel}: {e}")
+            fail(i, e)
+        progress.update(1)
+
+    def batched(idx: list[int], waves: list[torch.Tensor]) -> None:
+        """Files ``idx`` (one padded frame count) in one sampler run, file i's noise from seed --seed + i."""
+        t0 = time.perf_counter()
+        try:
+            enhs = _enhance_batch(model, waves, sr, opts, [args.seed + i for i in idx])
+        except (ValueError, RuntimeError):  # one bad file (NaN samples) fails only itself
+            for i, w in zip(idx, waves):
+                one(i, w)
+            return
+        wall_s = (time.perf_counter() - t0) / len(idx)  # the batch's time, shared out evenly
+        for i, w, enh in zip(idx, waves, enhs):
+            seconds = w.shape[-1] / sr
+            try:
+                finish(i, w, enh, {"seconds": seconds, "forwards_per_eval": 1, "wall_s": wall_s,
+                                   "rtf": wall_s / seconds})
+            except (SampleRateError, AudioFileError, ValueError, RuntimeError) as e:
+                fail(i, e)
+            progress.update(1)
+
+    why_alone = _why_one_at_a_time(args, model, opts)
+    if args.batch_size > 1 and why_alone:
+        print(f"note: enhancing one file at a time: {why_alone}")
+    if args.batch_size == 1 or why_alone:
+        for i in range(len(files)):
+            one(i)
+    else:
+        for batch in equal_key_buckets([_batch_key(model, f, i, sr, opts, args) for i, f in enumerate(files)],
+                                       args.batch_size):
+            waves: dict[int, torch.Tensor] = {}
+            for i in batch:
+                try:
+                    waves[i] = load(files[i])
+                except (SampleRateError, AudioFileError, ValueError, RuntimeError) as e:
+                    fail(i, e)
+                    progress.update(1)
+            # the header's length is an estimate after --resample: group by the loaded lengths
+            groups: dict[Any, list[int]] = {}
+            for i, w in waves.items():
+                groups.setdefault(_padded_key(model, w.shape[-1], sr, opts) or ("alone", i), []).append(i)
+            for idx in groups.values():
+                if len(idx) == 1:
+                    one(idx[0], waves[idx[0]])
+                else:
+                    batched(idx, [waves[i] for i in idx])
+    progress.close()
+    rows = [found[i] for i in sorted(found)]
     if rows:
         common.write_rows_csv(out / "enhance.csv", rows)
     audio_s = sum(r["seconds"] for r in rows)
