@@ -1,24 +1,33 @@
 #!/usr/bin/env bash
-# Every GPU measurement the issues ask for, in one go (about 8 minutes on one H100):
-#   bandsplit:           BSRNN / BSDT training step and RTF vs the per-band-loop forms, at the
-#                        bench's 6 x 2 s and at the reference's 32 x 2 s (float32, and bf16 autocast),
-#                        and with CUDA graphs (bench/cuda_graph_step.py);
-#   aa_distill:          the full-loss epoch (target: <= 5 s), NMR float32 vs float64, inference;
-#   sgmse_cfg:           RTF of every sampler / N / guidance on SGMSE+'s NCSN++ (bf16 autocast and
-#                        float32) and on SmallUNet, and no host synchronisation inside the samplers;
-#   profiles:             where BSRNN's training step spends its time (bench/profile_step.py);
-#   the tools on CUDA:    short tools/train_bsdt.py, train_sgmse.py and train_aa.py runs (end to end),
-#                        train_bsdt's demo epoch eager vs --cuda-graphs, and the CUDA-only tests
-#                        (cuda_tests: run with pytest, so PYTHON must have it).
+# Every GPU measurement the issues ask for, in parts ordered by priority (GPU time is scarce: run
+# the first part alone first; each part fits one call of under 8 minutes on one H100 / H200):
 #
-#   bash bench/gpu_checks.sh [OUT_DIR]          # PYTHON defaults to "uv run python"
-#   SMOKE=1 DEVICE=cpu bash bench/gpu_checks.sh  # tiny sizes: checks the script itself on a CPU
-#   TRAIN_OUT=DIR: where the train_bsdt run writes (default OUT_DIR/train_bsdt)
-#   STEPS="aa_speed profile_bsrnn_b32": run only the named steps
+#   speed    (first)  diffusion sampling: PC N=30 on SGMSE+'s NCSN++ in bf16, eager vs the backbone
+#                     compiled (CUDA graph per padded length), with the output difference and no host
+#                     synchronisation (--check-sync); the training step at the published BSRNN size
+#                     (N=64, L=5, 6 x 2 s): per-band loop vs vectorised, bf16, CUDA graphs, and every
+#                     option's validation PESQ after the same short demo run (bench/train_options.py);
+#                     BSDT's eager step against BSRNN's; a --gan step against a plain one; the
+#                     anti-aliasing full-loss epoch and student inference against NAM's module
+#   studies           the GPU subset of the BSDT ablation at research sizes, 3 seeds
+#                     (bench/bsdt_ablation_gpu.toml through tools/run_study.py)
+#   aa                the anti-aliasing distillation's Experiment A on a real .nam teacher (train_aa +
+#                     analyze_aa per-band pass / fail)
+#   earlier           the measurements of earlier rounds (bandsplit speed and memory at 6 / 32 x 2 s,
+#                     CUDA graphs, sampler rows of every sampler / N, profiles, the tools end to end
+#                     on CUDA and the CUDA-only tests)
+#
+#   bash bench/gpu_checks.sh [--part speed|studies|aa|earlier|all] [OUT_DIR]   # default: --part speed
+#   SMOKE=1 DEVICE=cpu bash bench/gpu_checks.sh --part all  # tiny sizes: checks the script itself on a CPU
+#   PYTHON defaults to "uv run python"; TRAIN_OUT=DIR: where the tool runs write (default OUT_DIR/train_bsdt)
+#   STEPS="aa_speed profile_bsrnn_b32": run only the named steps (of the chosen part)
 #
 # Each step has its own time limit and log (OUT_DIR/<step>.log); a failing step does not stop
 # the others, and the script's exit status is the number of failed steps.
 set -u -o pipefail
+PART=speed
+if [ "${1:-}" = --part ]; then PART=${2:?--part needs a name}; shift 2; fi
+case "$PART" in speed|studies|aa|earlier|all) ;; *) echo "unknown --part $PART (speed, studies, aa, earlier, all)"; exit 2;; esac
 OUT=${1:-runs/gpu-checks}
 mkdir -p "$OUT"
 PY=${PYTHON:-uv run python}
@@ -56,6 +65,17 @@ if [ "${SMOKE:-0}" = 1 ]; then
     SG_SYNC=(--backbone smallunet --samplers pc sb_ode --N 2 --seconds 1 --no-two-forwards)
     PR_B32=(--batch 2 --num-layer 1 --rows 5 --inference-seconds 2)
     PR_B6=(--batch 1 --num-layer 1 --rows 5 --inference-seconds 2)
+    SP_SAMPLER=(--backbone smallunet --samplers pc --N 2 --seconds 1 --compile-seconds 1.5 --no-two-forwards)
+    SP_STEP=(--quick --models bsrnn,bsdt --num-channel 16 --num-layer 1 --rtf-seconds 1 --no-memory)
+    SP_OPTIONS=(--steps 4 --num-channel 16 --num-layer 1 --valid-pesq-files 2)
+    SP_GAN=(--steps 2 --warmup 1)
+    SP_AA=(--quick --batch 4 --measure-tones 2 --epoch-tones 8)
+    ST_STUDY=(--quick)
+    AA_EXP=(--teacher ../shared/data/nam/core_wavenet_standard.nam --f0-sampling linear_hz --f0-range-hz 27.5 18000
+            --lowpass-hz 18000 22000 --num-tones 4 --batch-size 4 --epochs 1 --valid-notes 1 --valid-levels-db -18
+            --no-progress)
+    AA_AN=(--teacher ../shared/data/nam/core_wavenet_standard.nam --f-range 27.5 18000 --num-tones 4 --no-plots
+           --no-progress)
 else
     BS_A=()
     BS_B=(--batch 32 --models bsrnn,bsdt,bsdt-v1 --no-memory --repeats 5)
@@ -73,9 +93,44 @@ else
     SG_SYNC=(--backbone ncsnpp --samplers pc ode sb_ode --N 5 --no-two-forwards)
     PR_B32=(--batch 32 --inference-seconds 60)
     PR_B6=(--batch 6 --inference-seconds 10)
+    SP_SAMPLER=(--backbone ncsnpp --samplers pc --N 30 --seconds 4 --compile-seconds 2.5 6 --no-two-forwards)
+    SP_STEP=(--models bsrnn,bsdt --no-memory --warmup 3 --repeats 10 --rtf-seconds 10)
+    SP_OPTIONS=(--steps 300 --valid-pesq-files 16)
+    SP_GAN=(--steps 8 --warmup 2)
+    SP_AA=()
+    ST_STUDY=(--seeds 3)
+    AA_EXP=(--teacher ../shared/data/nam/core_wavenet_standard.nam --f0-sampling linear_hz --f0-range-hz 27.5 18000
+            --lowpass-hz 18000 22000 --no-progress)
+    AA_AN=(--teacher ../shared/data/nam/core_wavenet_standard.nam --f-range 27.5 18000 --num-tones 50 --no-progress)
 fi
 [ "$DEV" = cuda ] && which nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+
+part() { [ "$PART" = all ] || [ "$PART" = "$1" ]; }
+
+if part speed; then
+    # diffusion sampling: eager vs compiled (a CUDA graph per padded length), bf16, and host syncs
+    step speed_sampler_compile 240 bench/sampler_speed.py --device "$DEV" --amp --compile "${SP_SAMPLER[@]}"
+    step speed_sampler_sync 60 bench/sampler_speed.py --device "$DEV" --amp --check-sync "${SG_SYNC[@]}"
+    # the training step at the published BSRNN size: loop vs vectorised in float32 and bf16, CUDA graphs,
+    # BSDT's eager step against BSRNN's (same table), then every option's quality after a short run
+    step speed_step_fp32 100 bench/bandsplit_speed.py --device "$DEV" "${SP_STEP[@]}"
+    step speed_step_bf16 100 bench/bandsplit_speed.py --device "$DEV" --amp "${SP_STEP[@]}"
+    step speed_step_graphs 100 bench/cuda_graph_step.py --device "$DEV" --amp "${CG[@]}"
+    step speed_options_quality 200 bench/train_options.py --device "$DEV" "${SP_OPTIONS[@]}"
+    step speed_gan 60 bench/gan_step.py "${SP_GAN[@]}"
+    step speed_aa 60 bench/aa_speed.py --device "$DEV" "${SP_AA[@]}"
+fi
+if part studies; then
+    step studies_bsdt_ablation_gpu 480 tools/run_study.py bench/bsdt_ablation_gpu.toml --device "$DEV" \
+        --out "${TRAIN_OUT:-$OUT/train_bsdt}-study" --no-progress "${ST_STUDY[@]}"
+fi
+if part aa; then
+    step aa_experiment_a 360 tools/train_aa.py --device "$DEV" --out "${TRAIN_OUT:-$OUT/train_bsdt}-aa-expA" "${AA_EXP[@]}"
+    step aa_experiment_a_analysis 120 tools/analyze_aa.py --device "$DEV" \
+        --student "${TRAIN_OUT:-$OUT/train_bsdt}-aa-expA/student.nam" --out "$OUT/aa-expA-analysis" "${AA_AN[@]}"
+fi
+part earlier || { echo "=== failed steps: $failed"; exit "$failed"; }
 
 step bandsplit_b6 150 bench/bandsplit_speed.py --device "$DEV" "${BS_A[@]}"
 step bandsplit_b32 100 bench/bandsplit_speed.py --device "$DEV" "${BS_B[@]}"

@@ -420,10 +420,11 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
             sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm)
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
         sched.step()
+        train_seconds = time.time() - t0  # the epoch's training steps alone (the row's "seconds" adds validation)
         train_row = {f"train_{k}": v / max(n_batches, 1) for k, v in sums.items()}
         valid_row = _validate(model, stft, criterion, data, args, device, info, pool=pool)
         row = {"epoch": epoch, "step": step, "lr": opt.param_groups[0]["lr"], "seconds": time.time() - t0,
-               **train_row, **valid_row}
+               "train_seconds": train_seconds, **train_row, **valid_row}
         history.append(row)
         improved = best.update(epoch, row)
         if info.is_main:
