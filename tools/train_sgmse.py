@@ -214,7 +214,8 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
     train_set, class_names = _train.training_set(args, data)  # --noise-dir: augmented on the fly
     use_nc = args.encoder != "none" and args.nc_weight > 0 and class_names is not None
     if args.encoder != "none" and args.nc_weight > 0 and not use_nc:
-        log(f"note: {data.kind} has no noise-class labels: training without the NC loss")
+        source = f"--dns-root {args.dns_root}" if args.dns_root else data.kind  # DNS mixtures carry no classes
+        log(f"note: {source} has no noise-class labels: training without the NC loss")
 
     torch.manual_seed(args.seed)
     n_classes = len(class_names) if use_nc else 0
