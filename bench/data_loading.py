@@ -17,7 +17,7 @@
    the best rate of each is kept (the machine is shared: compare within one run). Before timing,
    the first batches of both settings are checked equal bit for bit.
 
-    uv run bench/data_loading.py                    # ~3 min on the 2-core CPU
+    uv run bench/data_loading.py                    # ~10 min on the shared 2-core VM (most of it the CPU steps)
     uv run bench/data_loading.py --device cuda      # the model on a GPU, data on the CPU
 """
 
