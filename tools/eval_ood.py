@@ -61,12 +61,13 @@ from _outdir import check_no_overlap  # noqa: E402
 import _sgmse_common as common  # noqa: E402
 
 from se_data import find_vbdemand_log, read_vbdemand_log, save_audio  # noqa: E402
-from se_metrics import auroc, breakdown, format_metric_table, labelled_scores, mean_rows  # noqa: E402
+from se_metrics import auroc_by_group, breakdown, correlation, format_metric_table, labelled_scores  # noqa: E402
+from se_metrics import mean_rows  # noqa: E402
 from se_metrics import read_condition_manifest  # noqa: E402
-from sgmse_cfg import OOD_SCORES, NoiseCondScoreModel, ScoreModel, ood_scores  # noqa: E402
+from sgmse_cfg import OOD_SCORES, NoiseCondScoreModel, ScoreModel, guidance_unavailable, ood_scores  # noqa: E402
+from sgmse_cfg import parse_guidance_condition  # noqa: E402
 
 DEFAULT_CONDITIONS = ["uncond", "cond", "static:2", "nc", "nc_raw", "knn", "mix"]
-MODES = ("uncond", "cond", "static", "nc", "nc_raw", "knn", "mix")
 #: the per-utterance uncertainty measures copied from sgmse_cfg.enhance's diagnostics
 MEASURES = ("nc_certainty", "nc_confidence", "nc_entropy", "knn_distance", "knn_reliability", "nc_class_name")
 #: manifest fields a breakdown groups by
@@ -135,21 +136,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def parse_condition(c: str) -> tuple[str, str, float]:
-    """``"static:2"`` -> ``(label, mode, w)``."""
-    mode, _, w = c.partition(":")
-    if mode not in MODES:
-        raise ValueError(f"unknown condition {c!r}: use uncond, cond, static:W, nc[:W], nc_raw[:W], knn[:W], mix[:W]")
-    if mode == "static" and not w:
-        raise ValueError("static needs a scale, e.g. static:2")
-    if mode in ("uncond", "cond") and w:
-        raise ValueError(f"{mode} takes no scale")
-    try:
-        val = T.GUIDANCE_SCALE(w) if w else 1.0
-    except argparse.ArgumentTypeError as e:
-        raise ValueError(f"condition {c!r}: the scale W: {e}") from None
-    label = mode if mode in ("uncond", "cond") else f"{mode} w={val:g}" if mode == "static" else \
-        (f"{mode}" if val == 1.0 else f"{mode} max {val:g}")
-    return label, mode, val
+    """``"static:2"`` -> ``(label, mode, w)`` (sgmse_cfg.parse_guidance_condition)."""
+    return parse_guidance_condition(c)
 
 
 def checkpoint_names(specs: list[str]) -> list[tuple[str, str]]:
@@ -237,30 +225,6 @@ def set_tags(root: Path, flag: str, given: str | None, pairs: list[tuple[str, Pa
     return tags, str(path)
 
 
-def unavailable(model: ScoreModel, mode: str) -> str | None:
-    """Why ``model`` cannot run guidance ``mode`` (None: it can)."""
-    if mode == "cond":
-        return None
-    if not isinstance(model, NoiseCondScoreModel):
-        return "the checkpoint has no noise encoder (only 'cond' applies)"
-    if mode in ("nc", "nc_raw", "mix") and model.nc_head is None:
-        return "the model has no NC head"
-    if mode in ("knn", "mix") and not model.bank.is_fitted:
-        return "the model has no fitted k-NN bank"
-    return None
-
-
-def _corr(x: list[float], y: list[float]) -> dict[str, float]:
-    from scipy.stats import pearsonr, spearmanr
-
-    a, b = np.asarray(x, float), np.asarray(y, float)
-    ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < 3 or np.ptp(a[ok]) == 0 or np.ptp(b[ok]) == 0:
-        return {"pearson": float("nan"), "spearman": float("nan"), "n": int(ok.sum())}
-    return {"pearson": float(pearsonr(a[ok], b[ok])[0]), "spearman": float(spearmanr(a[ok], b[ok])[0]),
-            "n": int(ok.sum())}
-
-
 def _num(v: Any) -> float:
     return math.nan if v is None or v == "" else float(v)
 
@@ -286,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         model, _ = common.load_model(path, args.weights)  # sgmse_cfg.load_model, tool-style errors
         run, skip = [], {}
         for c in args.parsed_conditions:
-            why = unavailable(model, c[1])
+            why = guidance_unavailable(model, c[1])
             if why is None:
                 run.append(c)
             elif args.explicit_conditions:
@@ -427,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         if "uncond" in labels and ref != "uncond":
             quality[f"dSI-SDR ({ref} - uncond)"] = [r[f"{ref}|SI-SDR (dB)"] - r["uncond|SI-SDR (dB)"] for r in rows]
-        corr = {f"{u} vs {q}": _corr(uv, qv) for u, uv in unc.items() for q, qv in quality.items()} if rows else {}
+        corr = {f"{u} vs {q}": correlation(uv, qv) for u, uv in unc.items() for q, qv in quality.items()} if rows else {}
         if corr:
             print(f"\nuncertainty vs quality ({prefix(name)}all utterances, {' + '.join(sets)}):")
             w0 = max(len(k) for k in corr)
@@ -447,7 +411,8 @@ def main(argv: list[str] | None = None) -> int:
                           "skipped_conditions": skipped[name], "reference": ref, **taus[name],
                           "correlations": corr}
         if "OOD" in sets and scores:
-            auroc_out[name] = _auroc_table(rows, scores, tags)
+            auroc_out[name] = {k[len("score_"):]: v for k, v in auroc_by_group(
+                rows, {f"score_{k}": OOD_SCORES[k] for k in scores}, by=BREAKDOWN_BY).items()}
             per_ckpt[name]["auroc"] = {k: v["auroc"] for k, v in auroc_out[name].items()}
     if auroc_out:
         arows = {OOD_SCORES[k]: {n: auroc_out[n][k]["auroc"] if k in auroc_out[n] else None for n in auroc_out}
@@ -483,31 +448,6 @@ def main(argv: list[str] | None = None) -> int:
     if failed:
         print(f"  {len(failed)} failures (first: {failed[0][0]} {failed[0][1]}: {failed[0][2]})")
     return _cli.failure_status(len(failed), len(per_file), args, "file(s)")
-
-
-def _auroc_table(rows: list[dict[str, Any]], scores: list[str], tags: dict[str, dict[str, dict[str, Any]]]
-                 ) -> dict[str, Any]:
-    """Per OOD score: the AUROC of all ID vs all OOD files, and of all ID files vs the OOD files
-    of each SNR / noise class (files without a finite score are left out)."""
-    res: dict[str, Any] = {}
-    for k in scores:
-        col = f"score_{k}"
-        id_s = [float(r[col]) for r in rows if r["set"] == "ID" and math.isfinite(_num(r.get(col)))]
-        ood = [r for r in rows if r["set"] == "OOD" and math.isfinite(_num(r.get(col)))]
-        if not id_s or not ood:
-            continue
-        entry: dict[str, Any] = {"label": OOD_SCORES[k], "auroc": auroc(id_s, [float(r[col]) for r in ood]),
-                                 "n_id": len(id_s), "n_ood": len(ood)}
-        for by in BREAKDOWN_BY:
-            values = sorted({r[by] for r in ood if r.get(by) not in (None, "")},
-                            key=lambda v: (isinstance(v, str), v))
-            if values:
-                entry[f"by_{by}"] = {}
-                for v in values:
-                    sub = [float(r[col]) for r in ood if r.get(by) == v]
-                    entry[f"by_{by}"][_fmt_value(v)] = {"auroc": auroc(id_s, sub), "n_ood": len(sub)}
-        res[k] = entry
-    return res
 
 
 def _safe(name: str) -> str:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy.stats import mannwhitneyu
 
-from se_metrics import auroc, breakdown, read_condition_manifest
+from se_metrics import auroc, auroc_by_group, breakdown, correlation, read_condition_manifest
 
 
 def _pairs(id_s, ood_s) -> float:
@@ -84,3 +84,40 @@ def test_read_condition_manifest(tmp_path: Path) -> None:
         bad.write_text(text)
         with pytest.raises(ValueError, match=message):
             read_condition_manifest(bad)
+
+
+def test_auroc_by_group_whole_and_per_condition() -> None:
+    """All ID rows against all OOD rows, then against each SNR / class's OOD rows; rows without
+    a finite score are left out of their column."""
+    rows = [{"set": "ID", "s": v} for v in (0.1, 0.2, 0.3, "")] + [
+        {"set": "OOD", "s": 0.25, "snr_db": 0.0, "noise_class": "dog"},
+        {"set": "OOD", "s": 0.9, "snr_db": 5.0, "noise_class": "dog"},
+        {"set": "OOD", "s": 0.05, "snr_db": 5.0, "noise_class": "rain"},
+        {"set": "OOD", "s": None, "snr_db": 10.0, "noise_class": "rain"},
+    ]
+    res = auroc_by_group(rows, {"s": "score", "missing": "never there"})
+    assert list(res) == ["s"]
+    e = res["s"]
+    assert (e["label"], e["n_id"], e["n_ood"]) == ("score", 3, 3)
+    assert e["auroc"] == pytest.approx(auroc([0.1, 0.2, 0.3], [0.25, 0.9, 0.05]))
+    # 0.25 beats 2 of 3 ID scores, 0.9 all 3, 0.05 none: (2 + 3 + 0) / 9
+    assert e["auroc"] == pytest.approx(5 / 9)
+    assert e["by_snr_db"] == {"0": {"auroc": pytest.approx(2 / 3), "n_ood": 1},
+                              "5": {"auroc": pytest.approx(0.5), "n_ood": 2}}
+    assert e["by_noise_class"]["rain"] == {"auroc": 0.0, "n_ood": 1}
+
+
+def test_correlation_matches_numpy_and_skips_undefined_pairs() -> None:
+    x = [1.0, 2.0, 3.0, 4.0, float("nan"), 6.0]
+    y = [2.0, 1.0, 4.0, 3.0, 7.0, 8.0]
+    c = correlation(x, y)
+    keep = [0, 1, 2, 3, 5]
+    want = np.corrcoef(np.array(x)[keep], np.array(y)[keep])[0, 1]
+    assert c["n"] == 5 and c["pearson"] == pytest.approx(want, rel=1e-12)
+    # ranks (1, 2, 3, 4, 5) against (2, 1, 4, 3, 5): Spearman = 1 - 6 * 4 / (5 * 24) = 0.8
+    assert c["spearman"] == pytest.approx(0.8, rel=1e-12)
+    flat = correlation([1.0, 1.0, 1.0, 1.0], [1.0, 2.0, 3.0, 4.0])
+    assert math.isnan(flat["pearson"]) and math.isnan(flat["spearman"]) and flat["n"] == 4
+    assert correlation([1.0, 2.0], [2.0, 1.0])["n"] == 2
+    with pytest.raises(ValueError, match="equally long"):
+        correlation([1.0, 2.0, 3.0], [1.0, 2.0])

@@ -14,12 +14,15 @@ from sgmse_cfg import (
     GuidedCond,
     NCSNpp,
     NoiseCondScoreModel,
+    ScoreModel,
     SequenceNoiseEncoder,
     SmallUNet,
     expand_cond,
+    guidance_unavailable,
     guidance_weights,
     guided_score,
     nc_certainty,
+    parse_guidance_condition,
 )
 
 
@@ -178,3 +181,37 @@ def test_bank_travels_in_the_state_dict(tmp_path) -> None:
     fresh.load_state_dict(torch.load(tmp_path / "m.pt", weights_only=True))
     y = _spec(2, 16, 9)
     torch.testing.assert_close(fresh.guided_cond(fresh.encode(y), "knn").w, m.guided_cond(m.encode(y), "knn").w)
+
+
+@pytest.mark.parametrize("spec, want", [
+    ("uncond", ("uncond", "uncond", 1.0)), ("cond", ("cond", "cond", 1.0)),
+    ("static:2", ("static w=2", "static", 2.0)), ("static:0.5", ("static w=0.5", "static", 0.5)),
+    ("knn", ("knn", "knn", 1.0)), ("mix:3", ("mix max 3", "mix", 3.0)), ("nc_raw:1", ("nc_raw", "nc_raw", 1.0)),
+])
+def test_guidance_conditions_parse(spec: str, want: tuple[str, str, float]) -> None:
+    assert parse_guidance_condition(spec) == want
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("cfg", "unknown condition 'cfg'"), ("static", "static needs a scale"), ("cond:2", "cond takes no scale"),
+    ("knn:x", "is not a number"), ("mix:-1", "not a guidance scale in [0, 20]"), ("static:nan", "not a guidance"),
+    ("static:21", "[0, 20]"),
+])
+def test_bad_guidance_conditions_are_named(spec: str, words: str) -> None:
+    with pytest.raises(ValueError) as e:
+        parse_guidance_condition(spec)
+    assert words in str(e.value)
+
+
+def test_guidance_unavailable_says_what_is_missing() -> None:
+    plain = ScoreModel(SmallUNet(channels=(4, 8), temb_dim=16))
+    assert guidance_unavailable(plain, "cond") is None
+    assert "no noise encoder" in guidance_unavailable(plain, "knn")
+    m = NoiseCondScoreModel(SmallUNet(channels=(4, 8), temb_dim=16), CNNNoiseEncoder(channels=(4, 8), dim=16),
+                            n_classes=None)
+    assert guidance_unavailable(m, "static") is None
+    assert guidance_unavailable(m, "nc") == "the model has no NC head"
+    assert guidance_unavailable(m, "knn") == "the model has no fitted k-NN bank"
+    m.fit_bank(torch.randn(32, 16, generator=torch.Generator().manual_seed(0)))
+    assert guidance_unavailable(m, "knn") is None
+    assert guidance_unavailable(m, "mix") == "the model has no NC head"

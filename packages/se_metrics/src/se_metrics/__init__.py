@@ -21,7 +21,7 @@ from .lpc import llr
 from .log_spectral import lsd
 from .non_intrusive import DNSMOS, DNSMOS_LABELS, DNSMOS_METRICS, DnsmosUnavailableError, dnsmos, \
     dnsmos_model_info
-from .ood_analysis import auroc, breakdown, read_condition_manifest
+from .ood_analysis import auroc, auroc_by_group, breakdown, correlation, read_condition_manifest
 from .pesq_stoi import pesq, stoi, stoi_pair
 from .pool import PendingScores, metric_pool, score_pairs, submit_pairs
 from .report import METRIC_LABELS, format_metric_table, format_summary_table, mean_scores, score_pair
@@ -49,7 +49,9 @@ __all__ = [
     "MetricUndefinedError",
     "PendingScores",
     "auroc",
+    "auroc_by_group",
     "breakdown",
+    "correlation",
     "composite",
     "dnsmos",
     "dnsmos_model_info",

@@ -6,7 +6,11 @@
 * :func:`breakdown` -- per-file rows grouped by some of their fields (e.g. the SNR or noise
   class of a test-set manifest), with the mean of each metric and the count of files;
 * :func:`read_condition_manifest` -- the SNR and noise class of each file of a test set from
-  a manifest CSV (``se_data``'s OOD and non-stationary builders write one).
+  a manifest CSV (``se_data``'s OOD and non-stationary builders write one);
+* :func:`auroc_by_group` -- the AUROC of each per-utterance score over a whole ID / OOD
+  evaluation and per group of OOD files (SNR, noise class);
+* :func:`correlation` -- Pearson and Spearman correlation of two per-utterance series (e.g.
+  an uncertainty score against the quality gain), undefined values left out.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from scipy.stats import rankdata
 
 from .report import mean_scores
 
-__all__ = ["auroc", "breakdown", "read_condition_manifest"]
+__all__ = ["auroc", "auroc_by_group", "breakdown", "correlation", "read_condition_manifest"]
 
 
 def auroc(id_scores: Iterable[float], ood_scores: Iterable[float]) -> float:
@@ -44,6 +48,59 @@ def auroc(id_scores: Iterable[float], ood_scores: Iterable[float]) -> float:
     ranks = rankdata(np.concatenate([a, b]), method="average")  # ties share their mean rank
     u = float(ranks[a.size:].sum()) - b.size * (b.size + 1) / 2.0
     return u / (a.size * b.size)
+
+
+def _finite(v: Any) -> float:
+    """``v`` as a float; NaN for a missing value (None or an empty CSV cell)."""
+    return math.nan if v is None or v == "" else float(v)
+
+
+def auroc_by_group(rows: Sequence[Mapping[str, Any]], scores: Mapping[str, str], *,
+                   set_key: str = "set", by: Sequence[str] = ("snr_db", "noise_class")) -> dict[str, Any]:
+    """Per score column: the AUROC of all ID rows vs all OOD rows (``row[set_key]`` ``"ID"`` /
+    ``"OOD"``), and of all ID rows vs the OOD rows of each value of each ``by`` field.
+
+    ``scores`` maps a score column of the rows to its label. Rows without a finite score are
+    left out (per column); a column with no scored ID or OOD row is left out of the result.
+    Returns ``{column: {"label", "auroc", "n_id", "n_ood", "by_<field>": {value: {"auroc",
+    "n_ood"}}}}`` with the values as text (``f"{v:g}"`` for numbers), sorted numbers first.
+    """
+    res: dict[str, Any] = {}
+    for col, label in scores.items():
+        id_s = [_finite(r.get(col)) for r in rows if r.get(set_key) == "ID"]
+        id_s = [v for v in id_s if math.isfinite(v)]
+        ood = [r for r in rows if r.get(set_key) == "OOD" and math.isfinite(_finite(r.get(col)))]
+        if not id_s or not ood:
+            continue
+        entry: dict[str, Any] = {"label": label, "auroc": auroc(id_s, [float(r[col]) for r in ood]),
+                                 "n_id": len(id_s), "n_ood": len(ood)}
+        for field in by:
+            values = sorted({r[field] for r in ood if r.get(field) not in (None, "")}, key=_sort_key)
+            if values:
+                entry[f"by_{field}"] = {}
+                for v in values:
+                    sub = [float(r[col]) for r in ood if r.get(field) == v]
+                    name = f"{v:g}" if isinstance(v, float) else str(v)
+                    entry[f"by_{field}"][name] = {"auroc": auroc(id_s, sub), "n_ood": len(sub)}
+        res[col] = entry
+    return res
+
+
+def correlation(x: Iterable[float], y: Iterable[float]) -> dict[str, float]:
+    """``{"pearson", "spearman", "n"}`` of two equally long per-utterance series; pairs with a
+    non-finite value are left out, and both coefficients are NaN where fewer than 3 pairs are
+    left or either side is constant."""
+    from scipy.stats import pearsonr, spearmanr  # noqa: PLC0415
+
+    a = np.asarray(list(x), dtype=np.float64)
+    b = np.asarray(list(y), dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"correlation needs equally long series, got {a.size} and {b.size} values")
+    ok = np.isfinite(a) & np.isfinite(b)
+    n = int(ok.sum())
+    if n < 3 or np.ptp(a[ok]) == 0 or np.ptp(b[ok]) == 0:
+        return {"pearson": math.nan, "spearman": math.nan, "n": n}
+    return {"pearson": float(pearsonr(a[ok], b[ok])[0]), "spearman": float(spearmanr(a[ok], b[ok])[0]), "n": n}
 
 
 def _sort_key(v: Any) -> tuple[int, Any]:

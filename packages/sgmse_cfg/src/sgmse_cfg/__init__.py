@@ -42,6 +42,7 @@ from .guidance import (
 )
 from .injection import INJECTIONS, NoiseInjector
 from .nc_head import IGNORE_LABEL, NC_WEIGHT, NoiseClassifier, nc_loss
+from .guidance_conditions import MAX_GUIDANCE_SCALE, guidance_unavailable, parse_guidance_condition
 from .noise_cond_model import NOISE_ENCODERS, NoiseCondScoreModel, register_noise_encoder, score_model_from_config
 from .noise_encoders import SPEC_FEATURES, CNNNoiseEncoder, NoiseEncoding, SequenceNoiseEncoder, spec_features
 from .pretrained_encoder import (
@@ -124,6 +125,7 @@ __all__ = [
     "NoiseCondScoreModel",
     "NoiseEncoding",
     "NoiseInjector",
+    "MAX_GUIDANCE_SCALE",
     "OOD_SCORES",
     "PretrainedNoiseEncoder",
     "SPEC_FEATURES",
@@ -163,6 +165,8 @@ __all__ = [
     "nc_entropy",
     "nc_loss",
     "ood_scores",
+    "parse_guidance_condition",
+    "guidance_unavailable",
     "register_audio_encoder",
     "register_backbone",
     "register_noise_encoder",
