@@ -171,11 +171,13 @@ def _single_threaded_children() -> Iterator[None]:
 
 def _pool_context() -> multiprocessing.context.BaseContext:
     """Start workers from a clean process, never by forking the caller (which may hold threads,
-    torch or CUDA state): a fork server that has imported se_metrics once where available
-    (Linux, macOS), else spawn."""
+    torch or CUDA state): a fork server that has imported se_metrics and the caller's main
+    module once where available (Linux, macOS), else spawn. Preloading ``__main__`` (the fork
+    server's default, kept) spares each worker importing the main script again (a trainer's:
+    torch and the models, tens of seconds on a loaded machine)."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["se_metrics.batch"])
+        ctx.set_forkserver_preload(["__main__", "se_metrics.batch"])
         return ctx
     return multiprocessing.get_context("spawn")
 
