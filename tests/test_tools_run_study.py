@@ -412,3 +412,146 @@ def test_quick_caps_are_limits_a_row_may_go_below() -> None:
     assert bsrnn[bsrnn.index("--steps-per-epoch") + 1] == "10" and bsrnn[bsrnn.index("--epochs") + 1] == "1"
     rows["BSRNN"].quick_flags = {"steps-per-epoch": 50}  # above the cap: capped
     assert argv("BSRNN")[argv("BSRNN").index("--steps-per-epoch") + 1] == "10"
+
+
+# ----------------------------------------------------------------------------- analyze_aa bands, eval_ood sets, criteria
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _aa_dir(d: Path, nmr: list[float], hesr: list[float]) -> Path:
+    """A fake analyze_aa output: two tones, the student's band 12k-20k scores given, a teacher row ignored."""
+    d.mkdir(parents=True)
+    tones = [("100", "-18"), ("1000", "-18")]
+    _write_csv(d / "per_tone.csv", [{"model": m, "f0_hz": f, "level_db": lv, "nmr_s_db": v, "hesr_t_db": -20}
+                                    for m, v in (("student", -30), ("teacher", 99)) for f, lv in tones])
+    rows = [{"model": "student", "f0_hz": f, "level_db": lv, "band": "12k-20k", "nmr_s_db": n, "hesr_t_db": h}
+            for (f, lv), n, h in zip(tones, nmr, hesr)]
+    rows.append({"model": "teacher", "f0_hz": "100", "level_db": "-18", "band": "12k-20k", "nmr_s_db": 50,
+                 "hesr_t_db": "-inf"})
+    _write_csv(d / "per_tone_band.csv", rows)
+    (d / "summary.json").write_text(json.dumps({"per_band": {"student": {"12k-20k": {
+        "nmr_s_db": float(np.mean(nmr)), "hesr_t_db": float(np.mean(hesr))}}}}))
+    return d
+
+
+def test_aa_band_columns_pool_tones_and_seeds_and_mark_the_targets(tmp_path: Path) -> None:
+    import _study_results as results
+
+    metrics = ["nmr_s", "nmr_s@12k-20k", "hesr_t@12k-20k"]
+    assert set(metrics) <= results.metric_names()
+    s0 = results.analyze_aa_scores(_aa_dir(tmp_path / "s0", [-12.0, -14.0], [-16.0, -20.0]), metrics, 0)
+    s1 = results.analyze_aa_scores(_aa_dir(tmp_path / "s1", [-8.0, -10.0], [-17.0, -19.0]), metrics, 1)
+    assert s0.per_item["nmr_s@12k-20k"] == {"100@-18": -12.0, "1000@-18": -14.0}  # the teacher's rows left out
+    assert s0.summary_means["hesr_t@12k-20k"] == -18.0
+    row = table.TableRow("A", "model", runs=[s0, s1], expected_seeds=2)
+    table.compute([row], metrics, None)
+    cell = row.cells["nmr_s@12k-20k"]
+    pooled = [-12.0, -14.0, -8.0, -10.0]  # every tone of every seed: mean -11, CI with 3 degrees of freedom
+    assert cell["mean"] == -11.0 and cell["n"] == 4
+    assert cell["ci"] == pytest.approx(stats.t.ppf(0.975, 3) * np.std(pooled, ddof=1) / 2, rel=1e-9)
+    loud = table.TableRow("B", "model", runs=[s1], expected_seeds=1)  # NMR-S -9 dB misses the -10 dB target
+    table.compute([row, loud], metrics, None)
+    md = table.markdown([row, loud], metrics, baseline=None, quick=False, title="t", test_desc="x", seeds_desc="y")
+    assert "| A | pass (-11.0 / -18.0) | pass |" in md and "| B | FAIL (-9.0 / -18.0) | FAIL |" in md
+    path = tmp_path / "table.csv"
+    path.write_text(table.csv_text([row, loud], metrics))
+    assert table.check_table(path, [row, loud], metrics) == []
+    path.write_text(path.read_text().replace(repr(-11.0), repr(-11.5)))
+    assert [p.split(":")[0] for p in table.check_table(path, [row, loud], metrics)] == [
+        "A nmr_s@12k-20k"]
+
+
+def test_eval_ood_rows_split_by_snr_and_compare_within_their_set(tmp_path: Path) -> None:
+    import _study_results as results
+
+    def ood_dir(name: str, vals: dict[str, float]) -> Path:
+        d = tmp_path / name
+        d.mkdir()
+        files = [("ID", "a.wav", ""), ("ID", "b.wav", ""), ("OOD", "c.wav", "0"), ("OOD", "d.wav", "5")]
+        _write_csv(d / "per_file.csv", [{"set": s, "file": f, "snr_db": snr, "cond|PESQ-WB": vals[f],
+                                         "cond|rtf": 0.5} for s, f, snr in files])
+        mean = {s: float(np.mean([vals[f] for s2, f, _ in files if s2 == s])) for s in ("ID", "OOD")}
+        (d / "results.json").write_text(json.dumps({"table": {f"{s} cond": {"PESQ-WB": m} for s, m in mean.items()}}))
+        _write_csv(d / "breakdown.csv", [{"set": "OOD", "condition": "cond", "by": "snr_db", "value": v,
+                                          "PESQ-WB": vals[f]} for f, v in (("c.wav", "0.0"), ("d.wav", "5.0"))])
+        return d
+
+    base = results.eval_ood_scores(ood_dir("base", {"a.wav": 2.0, "b.wav": 3.0, "c.wav": 1.0, "d.wav": 1.5}),
+                                   ["pesq_wb"], 0)
+    new = results.eval_ood_scores(ood_dir("new", {"a.wav": 2.5, "b.wav": 3.0, "c.wav": 2.0, "d.wav": 1.5}),
+                                  ["pesq_wb"], 0)
+    assert sorted(base) == [("ID", "cond"), ("OOD", "cond"), ("OOD 0 dB", "cond"), ("OOD 5 dB", "cond")]
+    assert base[("OOD 5 dB", "cond")].per_item["pesq_wb"] == {"d.wav": 1.5}
+    assert base[("OOD 0 dB", "cond")].summary_means == {"pesq_wb": 1.0} and base[("ID", "cond")].stats == {"rtf": 0.5}
+    rows = [table.TableRow(f"{n} / {s} / cond", "model", runs=[rs[(s, "cond")]], group=s)
+            for n, rs in (("S", base), ("T", new)) for s in ("ID", "OOD", "OOD 0 dB")]
+    table.compute(rows, ["pesq_wb"], "S")
+    by = {r.name: r for r in rows}
+    assert [r.name for r in rows if r.is_baseline] == ["S / ID / cond", "S / OOD / cond", "S / OOD 0 dB / cond"]
+    assert by["T / ID / cond"].cells["pesq_wb"]["delta"] == pytest.approx(0.25)   # against S on ID, not on OOD
+    assert by["T / OOD / cond"].cells["pesq_wb"]["delta"] == pytest.approx(0.5)
+    assert by["T / OOD 0 dB / cond"].cells["pesq_wb"]["delta"] == pytest.approx(1.0)
+    path = tmp_path / "table.csv"
+    path.write_text(table.csv_text(rows, ["pesq_wb"]))
+    assert table.check_table(path, rows, ["pesq_wb"]) == []
+
+
+def test_criteria_and_quick_false_rows(tmp_path: Path, capsys) -> None:
+    import _study_run
+    import _study_schema
+
+    text = ('[study]\nname = "c"\n\n[[row]]\nname = "A"\ntool = "train_bsdt"\n\n[[row]]\nname = "B"\n'
+            'tool = "train_bsdt"\nquick = false\n\n[[criterion]]\nname = "B beats A by 0.3"\nrow = "B"\n'
+            'baseline = "A"\nmetric = "pesq_wb"\nmore_than = 0.3\n\n[[criterion]]\nname = "lsd no worse"\n'
+            'row = "B"\nbaseline = "A"\nmetric = "lsd"\nat_least = 0\n')
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    study = _study_schema.load_study(path)
+    assert [_study_run.seeds_of(r, None, quick=True) for r in study.rows] == [[0], []]
+    assert _study_run.seeds_of(study.rows[1], None, quick=False) == [0]
+    a = table.TableRow("A", "model", runs=_runs([[2.0, 2.0]]))
+    b = table.TableRow("B", "model", runs=_runs([[2.3, 2.3]]))
+    for r, lsd in ((a, 0.5), (b, 0.5)):
+        r.runs[0].per_item["lsd"] = {"f0": lsd}
+    table.compute([a, b], ["pesq_wb", "lsd"], None)
+    res = table.criteria_results([a, b], study.criteria)
+    assert res[0]["gain"] == pytest.approx(0.3) and res[0]["verdict"] == "FAIL"   # 0.3 is not more than 0.3
+    assert res[1]["gain"] == 0.0 and res[1]["verdict"] == "pass"                 # equal LSD is at least 0
+    assert "| B beats A by 0.3 | B | A | PESQ-WB | +0.300 | > +0.3 | FAIL |" in table.criteria_markdown(res)
+    assert table.TableRow("B", "model", expected_seeds=0).status == "not run with --quick"
+    path.write_text(text.replace("quick = false", 'quick = "no"'))
+    with pytest.raises(_study_schema.StudyError, match=r"c.toml:11: row 'B': quick must be true or false"):
+        _study_schema.load_study(path)
+    path.write_text(text.replace('row = "B"\nbaseline = "A"\nmetric = "lsd"', 'row = "Z / ID"\nbaseline = "A"\n'
+                                 'metric = "lsd"'))
+    with pytest.raises(_study_schema.StudyError, match="row 'Z / ID' does not start with the name of a row"):
+        _study_schema.load_study(path)
+
+
+def test_ood_uncertainty_means_auroc_and_spearman_over_seeds(tmp_path: Path) -> None:
+    import types
+
+    import _study_results as results
+
+    runs = []
+    for seed, (auroc, rho) in enumerate(((0.75, 0.5), (0.25, -0.25))):
+        d = tmp_path / f"seed{seed}"
+        m = d / "eval" / "default" / "metrics"
+        m.mkdir(parents=True)
+        (m / "auroc.json").write_text(json.dumps({"checkpoints": {"train": {"knn": {"label": "k-NN distance",
+                                                                                   "auroc": auroc}}}}))
+        (m / "results.json").write_text(json.dumps({"correlations": {
+            "k-NN distance vs dPESQ (cond - noisy)": {"spearman": rho},
+            "k-NN distance vs dPESQ (cond - uncond)": {"spearman": 9.0},  # the conditioning gain: not this column
+            "k-NN distance vs dSI-SDR (cond - noisy)": {"spearman": float("nan")}}}))
+        row = types.SimpleNamespace(name="CFG", eval_tool="eval_ood")
+        runs.append(types.SimpleNamespace(row=row, dir=d, job={"points": [{"label": "", "slug": "default"}]},
+                                          state=lambda: "complete"))
+    (item,) = results.ood_uncertainty(runs)
+    assert item == {"row": "CFG", "point": "", "score": "k-NN distance", "seeds": 2, "auroc": 0.5,
+                    "rho_pesq": 0.125}
+    assert "| CFG | k-NN distance | 0.500 | 0.12 | – | 2 |" in table.uncertainty_markdown([item])

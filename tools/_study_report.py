@@ -3,6 +3,10 @@ only relative links to ``report/figures/*.png`` and ``report/audio/*.wav`` besid
 the table, the figures across runs and audio players for a few test utterances (noisy, each
 model's output, clean, side by side).
 
+Anti-aliasing studies (``METRIC@BAND`` columns) add per-band bars of NMR-S / HESR-T / ASR with
+the targets, and the trade-off of ESR-T against NMR-S over λ; eval_ood rows add eval_ood's own
+uncertainty-vs-quality scatter plots (first seed of each row).
+
 Figures: ablation bars with 95 % CIs per metric; spectrograms of one test utterance across
 models; overlaid loss curves (each run's ``log.csv``); for BSDT rows the fusion weights per band
 and the inter-band graph of each model side by side (from the ``analysis.json`` the run wrote
@@ -23,7 +27,7 @@ import numpy as np
 from _study_job import read_json
 from _study_run import Run
 from _study_schema import Study, slug
-from _study_table import COST_COLUMNS, LABELS, TableRow, _cost, _fmt, _fmt_p
+from _study_table import AA_BANDS, AA_TARGETS_DB, COST_COLUMNS, LABELS, TableRow, _cost, _fmt, _fmt_p
 
 
 def _plt() -> Any:
@@ -61,7 +65,7 @@ def bars(rows: list[TableRow], metrics: list[str], path: Path, baseline: str | N
         mean = [r.cells.get(m, {}).get("mean") for r in meas]
         ci = [r.cells.get(m, {}).get("ci") or 0.0 for r in meas]
         y = np.arange(len(meas))
-        colors = ["C3" if r.name == baseline else ("0.6" if r.kind == "noisy" else "C0") for r in meas]
+        colors = ["C3" if r.is_baseline else ("0.6" if r.kind == "noisy" else "C0") for r in meas]
         a.barh(y, [v if v is not None else np.nan for v in mean], xerr=ci, color=colors, capsize=3)
         a.set_yticks(y, names if k % cols == 0 else [""] * len(names), fontsize=8)
         a.invert_yaxis()
@@ -205,6 +209,89 @@ def bsdt_analysis(rows: list[TableRow], path: Path) -> Path | None:
     return path
 
 
+def aa_band_bars(rows: list[TableRow], metrics: list[str], path: Path) -> Path | None:
+    """Per band, one bar per model row (mean ± CI over tones and seeds) for NMR-S, HESR-T and ASR;
+    the targets dashed."""
+    meas = [r for r in _measured(rows) if r.kind == "model"]
+    panels = [m for m in ("nmr_s", "hesr_t", "asr") if any(f"{m}@{b}" in metrics for b in AA_BANDS)]
+    if not meas or not panels:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(len(panels), 1, figsize=(max(8.0, 0.9 * len(AA_BANDS) * (1 + len(meas) / 4)),
+                                                     3.2 * len(panels)), squeeze=False)
+    width = 0.8 / len(meas)
+    for ax, m in zip(axes[:, 0], panels):
+        bands = [b for b in AA_BANDS if f"{m}@{b}" in metrics]
+        x = np.arange(len(bands))
+        for k, r in enumerate(meas):
+            cells = [r.cells.get(f"{m}@{b}", {}) for b in bands]
+            ax.bar(x + (k - (len(meas) - 1) / 2) * width, [c.get("mean") if c.get("mean") is not None else np.nan
+                                                           for c in cells],
+                   width, yerr=[c.get("ci") or 0.0 for c in cells], capsize=2, label=r.name, color=f"C{k % 10}")
+        if m in AA_TARGETS_DB:
+            ax.axhline(AA_TARGETS_DB[m], color="k", ls="--", lw=1, label=f"target {AA_TARGETS_DB[m]:g} dB")
+        ax.set_xticks(x, [f"{b} Hz" for b in bands])
+        ax.set_ylabel(LABELS.get(m, m))
+    axes[0, 0].legend(fontsize=6, ncol=2, loc="best")
+    fig.suptitle("per band: mean ± 95 % CI over tones and seeds (lower is better)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def aa_tradeoff(rows: list[TableRow], study: Study, path: Path) -> Path | None:
+    """ESR-T against NMR-S (broadband means) of every anti-aliasing row; the rows that differ only
+    in λ joined in λ order, one line per teacher."""
+    pts = []
+    for r in _measured(rows):
+        try:
+            row = study.row(r.name)
+        except KeyError:
+            continue
+        n, e = r.cells.get("nmr_s", {}).get("mean"), r.cells.get("esr_t", {}).get("mean")
+        if row.tool != "train_aa" or n is None or e is None:
+            continue
+        sweep = set(row.flags) <= {"teacher", "lambda"}
+        pts.append((r.name, str(row.flags.get("teacher", "builtin")), float(row.flags.get("lambda", 1.0)), sweep, n, e))
+    if not pts:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    for k, teacher in enumerate(sorted({p[1] for p in pts})):
+        line = sorted((p for p in pts if p[1] == teacher and p[3]), key=lambda p: p[2])
+        if line:
+            ax.plot([p[4] for p in line], [p[5] for p in line], "-o", color=f"C{k}", label=f"λ sweep, {Path(teacher).stem}")
+            for p in line:
+                ax.annotate(f"λ={p[2]:g}", (p[4], p[5]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        for p in (p for p in pts if p[1] == teacher and not p[3]):
+            ax.plot(p[4], p[5], "s", color=f"C{k}", mfc="none")
+            ax.annotate(p[0].split(", ", 1)[-1], (p[4], p[5]), fontsize=6, xytext=(3, -8), textcoords="offset points")
+    ax.set(xlabel="NMR-S (dB, broadband mean)", ylabel="ESR-T (dB, broadband mean)",
+           title="fidelity vs alias audibility over λ (lower-left is better)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def ood_plots(rows: list[TableRow], figdir: Path) -> list[tuple[str, Path]]:
+    """eval_ood's uncertainty-vs-quality scatter plots of the first seed of each row, copied."""
+    out, seen = [], set()
+    for r in rows:
+        d = _first_point_dir(r)
+        if d is None or d in seen or not (d / "metrics" / "plots").is_dir():
+            continue
+        seen.add(d)
+        for png in sorted((d / "metrics" / "plots").glob("*.png")):
+            dst = figdir / f"ood_{slug(r.name.split(' / ')[0])}_{d.name}_{png.name}"
+            shutil.copyfile(png, dst)
+            label = r.name.split(" / ")[0] + (f" ({d.name})" if d.name != "default" else "")
+            out.append((f"Uncertainty vs quality: {label}", dst))
+    return out
+
+
 def _audio(out: Path, rows: list[TableRow], testset: dict[str, Any], n: int) -> list[dict[str, Any]]:
     """Copy noisy / each model's output / clean of the first ``n`` test files to report/audio."""
     utts = []
@@ -232,7 +319,7 @@ def _html_table(rows: list[TableRow], metrics: list[str], baseline: str | None) 
     for r in rows:
         if r.kind == "quoted":
             continue
-        tds = [html.escape(r.name + (" (baseline)" if r.name == baseline else ""))]
+        tds = [html.escape(r.name + (" (baseline)" if r.is_baseline else ""))]
         for m in metrics:
             c = r.cells.get(m, {})
             txt = _fmt(c.get("mean")) + (f" ± {_fmt(c.get('ci'))}" if c.get("ci") is not None else "")
@@ -276,7 +363,9 @@ def write_report(out: Path, study: Study, rows: list[TableRow], metrics: list[st
         ("Spectrograms of one test utterance", spectrograms(rows, testset, figdir / "spectrograms.png")),
         ("Loss curves", loss_curves(rows, figdir / "loss_curves.png")),
         ("BSDT: fusion weights per band and inter-band graphs", bsdt_analysis(rows, figdir / "bsdt_analysis.png")),
-    ) if f is not None]
+        ("Anti-aliasing: per-band metrics and targets", aa_band_bars(rows, metrics, figdir / "aa_bands.png")),
+        ("Anti-aliasing: ESR against NMR over λ", aa_tradeoff(rows, study, figdir / "aa_tradeoff.png")),
+    ) if f is not None] + ood_plots(rows, figdir)
     utts = _audio(out, rows, testset, utterances)
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(study.title)}</title>"
              f"<style>{CSS}</style></head><body><h1>{html.escape(study.title)}</h1>"]

@@ -97,6 +97,8 @@ def prepare_testset(out: Path, clean: Path, noisy: Path, limit: int | None) -> d
 
 # ----------------------------------------------------------------------------- planning
 def seeds_of(row: Row, n_seeds: int | None, quick: bool) -> list[int]:
+    if quick and not row.quick:
+        return []  # a row marked quick = false runs only in the full study
     if n_seeds is not None:
         return list(range(n_seeds))
     seeds = row.seeds or [0]
@@ -174,15 +176,22 @@ def check_changes(runs: list[Run], rerun: set[str], out: Path) -> list[Run]:
 
 
 # ----------------------------------------------------------------------------- setup and noisy
+def expand(value: str, *, demo_dir: str, data: str | None) -> str:
+    """A setup flag's placeholders replaced: ``{demo_dir}``, ``{data}``, ``{test_clean}``."""
+    if "{test_clean}" in value:
+        value = value.replace("{test_clean}", str(corpus_test_dirs(data, demo_dir)[0]))
+    return value.replace("{demo_dir}", demo_dir).replace("{data}", data or "")
+
+
 def run_setups(study: Study, out: Path, *, demo_dir: str, data: str | None, log: Callable[[str], None]
                ) -> dict[str, str]:
     """Run each [[setup]] step once (its tool as a subprocess into ``out/setup/NAME``);
-    ``{name: folder}``. ``{demo_dir}`` / ``{data}`` in a flag value are replaced."""
+    ``{name: folder}``. ``{demo_dir}`` / ``{data}`` / ``{test_clean}`` (the corpus' clean test
+    folder: the demo corpus', or --data's) in a flag value are replaced."""
     dirs: dict[str, str] = {}
     for s in study.setups:
         d = out / "setup" / slug(s.name)
-        flags = {k: (v.replace("{demo_dir}", demo_dir).replace("{data}", data or "") if isinstance(v, str) else v)
-                 for k, v in s.flags.items()}
+        flags = {k: (expand(v, demo_dir=demo_dir, data=data) if isinstance(v, str) else v) for k, v in s.flags.items()}
         h = config_hash({"tool": s.tool, "flags": flags})
         done = read_json(out / "setup" / f"{slug(s.name)}.json")
         if done is not None and done.get("config_hash") == h:

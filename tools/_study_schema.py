@@ -12,12 +12,18 @@ Schema (every table but ``[study]`` and ``[[row]]`` is optional)::
                                   a row's flag value "setup:NAME" is that step's output folder
     [[row]]                       name, tool (train_bsdt | train_sgmse | train_aa), flags,
                                   data_flags, quick_flags, seeds = [...], nproc (torchrun),
+                                  quick = false (left out of --quick, listed as not run),
                                   [row.eval]: tool (eval_dir | eval_ood | analyze_aa), flags,
                                   [[row.eval.sweep]]: label, flags -- one table row per entry
                                   from the same trained model (evaluation-only sweep); with
                                   sweep entries write [row.eval] as a table, not inline
     [[row]] kind = "noisy"        the unprocessed input, scored like a model
     [[row]] kind = "quoted"       numbers from a paper: citation, test_set, values = {metric: x}
+    [[criterion]]                 a success criterion reported pass / FAIL from the table: name,
+                                  row and baseline (table row names, e.g. "CFG / OOD / static
+                                  w=3"), metric, and more_than = x (row - baseline > x) or
+                                  at_least = x (row - baseline >= x; lower-is-better metrics
+                                  are compared as baseline - row)
 
 A flag ``key = value`` is ``--key value``; ``true`` is the bare switch, ``false`` leaves it out,
 a list gives several values. tomllib gives no line numbers, so errors find the line by scanning
@@ -36,7 +42,7 @@ from typing import Any
 
 TRAIN_TOOLS = ("train_bsdt", "train_sgmse", "train_aa")
 EVAL_TOOLS = ("eval_dir", "eval_ood", "analyze_aa")
-SETUP_TOOLS = ("make_ood_testset",)
+SETUP_TOOLS = ("make_ood_testset", "make_nonstationary_testset")
 #: the evaluator that a training tool's rows get when their eval names none
 DEFAULT_EVAL = {"train_bsdt": "eval_dir", "train_sgmse": "eval_dir", "train_aa": "analyze_aa"}
 #: which evaluators may score which tool's models
@@ -44,11 +50,12 @@ EVAL_FOR = {"train_bsdt": ("eval_dir",), "train_sgmse": ("eval_dir", "eval_ood")
 ROW_KINDS = ("model", "noisy", "quoted")
 STUDY_KEYS = {"name", "title", "baseline", "test_set", "metrics", "description", "full_run", "gpu_time"}
 ROW_KEYS = {"name", "kind", "tool", "flags", "data_flags", "quick_flags", "seeds", "nproc", "eval", "citation",
-            "test_set", "values", "note"}
+            "test_set", "values", "note", "quick"}
 EVAL_KEYS = {"tool", "flags", "sweep"}
 SWEEP_KEYS = {"label", "flags"}
 SETUP_KEYS = {"name", "tool", "flags"}
 DEFAULTS_KEYS = {"flags", "data_flags", "quick_flags"}
+CRITERION_KEYS = {"name", "row", "baseline", "metric", "more_than", "at_least"}
 
 
 class StudyError(Exception):
@@ -113,6 +120,20 @@ class Setup:
 
 
 @dataclass
+class Criterion:
+    """A success criterion: ``row`` beats ``baseline`` on ``metric`` by more than (``strict``) or
+    at least ``margin``."""
+
+    name: str
+    row: str
+    baseline: str
+    metric: str
+    margin: float
+    strict: bool
+    line: int
+
+
+@dataclass
 class SweepPoint:
     """One evaluation setting of a trained model (``label`` "" for the row's only one)."""
 
@@ -133,6 +154,7 @@ class Row:
     quick_flags: dict[str, Any] = field(default_factory=dict)
     seeds: list[int] | None = None
     nproc: int = 1
+    quick: bool = True                 # runs with --quick (false: only the full study runs it)
     eval_tool: str | None = None
     eval_flags: dict[str, Any] = field(default_factory=dict)
     sweep: list[SweepPoint] = field(default_factory=list)
@@ -167,6 +189,7 @@ class Study:
     defaults: dict[str, dict[str, dict[str, Any]]]   # tool -> {"flags"|"data_flags"|"quick_flags": {...}}
     setups: list[Setup]
     rows: list[Row]
+    criteria: list[Criterion] = field(default_factory=list)
 
     def row(self, name: str) -> Row:
         for r in self.rows:
@@ -203,9 +226,10 @@ def load_study(path: str | Path) -> Study:
         raise src.error(int(m.group(1)) if m else 1, f"not valid TOML: {e}") from None
 
     for key in doc:
-        if key not in ("study", "defaults", "setup", "row"):
+        if key not in ("study", "defaults", "setup", "row", "criterion"):
             raise src.error(src.find(key, None, key) if key in dict(src.sections) else _top_line(src, key),
-                            f"unknown table [{key}]; a study has [study], [defaults], [[setup]] and [[row]]")
+                            f"unknown table [{key}]; a study has [study], [defaults], [[setup]], [[row]] and "
+                            "[[criterion]]")
     st = doc.get("study")
     if not isinstance(st, dict):
         raise src.error(1, "missing [study] table (name, baseline, test_set)")
@@ -254,23 +278,24 @@ def load_study(path: str | Path) -> Study:
         raise src.error(setups[-1].line, "two [[setup]] steps share a name")
     baseline = st.get("baseline")
     if baseline is not None:
-        if not isinstance(baseline, str) or baseline not in {n for r in rows for n in r.table_names()}:
+        if not isinstance(baseline, str) or baseline not in {n for r in rows for n in [r.name, *r.table_names()]}:
             raise src.error(src.find("study", None, "baseline"),
                             f"baseline {baseline!r} is not the name of a row (or of a row's sweep entry)")
-        if next(r for r in rows if baseline in r.table_names()).kind == "quoted":
+        if next(r for r in rows if baseline in [r.name, *r.table_names()]).kind == "quoted":
             raise src.error(src.find("study", None, "baseline"),
                             "the baseline must be a measured row, not a quoted one")
     for r in rows:
         for k, v in r.flags.items():
             if isinstance(v, str) and v.startswith("setup:") and v[6:] not in names:
                 raise src.error(src.find("row", r.index, k), f"{k} = {v!r}: no [[setup]] step named {v[6:]!r}")
+    criteria = [_criterion(src, i, c, rows) for i, c in enumerate(_array(src, doc, "criterion"))]
     return Study(path=path, source=src, name=name, title=_string(src, "study", None, st, "title") or name,
                  baseline=baseline, test_set=_string(src, "study", None, st, "test_set") or "test",
                  metrics=list(metrics) if metrics is not None else [],
                  description=_string(src, "study", None, st, "description"),
                  full_run=_string(src, "study", None, st, "full_run"),
                  gpu_time=_string(src, "study", None, st, "gpu_time"),
-                 defaults=defaults, setups=setups, rows=rows)
+                 defaults=defaults, setups=setups, rows=rows, criteria=criteria)
 
 
 def _top_line(src: SourceLines, key: str) -> int:
@@ -327,6 +352,26 @@ def _setup(src: SourceLines, i: int, s: dict[str, Any]) -> Setup:
     return Setup(name, tool, _flag_table(src, "setup", i, "flags", s.get("flags", {})), src.table("setup", i)[0])
 
 
+def _criterion(src: SourceLines, i: int, c: dict[str, Any], rows: list[Row]) -> Criterion:
+    _check_keys(src, "criterion", i, c, CRITERION_KEYS)
+    names = {n for r in rows for n in [r.name, *r.table_names()]}
+    vals = {}
+    for k in ("name", "row", "baseline", "metric"):
+        vals[k] = _string(src, "criterion", i, c, k, required=True)
+    for k in ("row", "baseline"):  # eval_ood rows add " / SET / CONDITION" to the row's name
+        if vals[k] not in names and vals[k].split(" / ")[0] not in names:
+            raise src.error(src.find("criterion", i, k), f"criterion {vals['name']!r}: {k} {vals[k]!r} does not "
+                            "start with the name of a row")
+    if ("more_than" in c) == ("at_least" in c):
+        raise src.error(src.table("criterion", i)[0], f"criterion {vals['name']!r}: give one of more_than = x "
+                        "(row - baseline > x) or at_least = x (row - baseline >= x)")
+    key = "more_than" if "more_than" in c else "at_least"
+    if not isinstance(c[key], (int, float)) or isinstance(c[key], bool):
+        raise src.error(src.find("criterion", i, key), f"criterion {vals['name']!r}: {key} must be a number")
+    return Criterion(vals["name"], vals["row"], vals["baseline"], vals["metric"], float(c[key]), key == "more_than",
+                     src.table("criterion", i)[0])
+
+
 def _row(src: SourceLines, i: int, r: dict[str, Any]) -> Row:
     _check_keys(src, "row", i, r, ROW_KEYS)
     line = src.table("row", i)[0]
@@ -337,7 +382,7 @@ def _row(src: SourceLines, i: int, r: dict[str, Any]) -> Row:
                         f"{', '.join(ROW_KINDS)}")
     row = Row(name=name, kind=kind, index=i, line=line, note=_string(src, "row", i, r, "note"))
     if kind == "quoted":
-        for k in ("tool", "flags", "seeds", "eval", "data_flags", "quick_flags", "nproc"):
+        for k in ("tool", "flags", "seeds", "eval", "data_flags", "quick_flags", "nproc", "quick"):
             if k in r:
                 raise src.error(src.find("row", i, k), f"row {name!r}: a quoted row has no {k} (it is not run)")
         row.citation = _string(src, "row", i, r, "citation", required=True)
@@ -350,7 +395,8 @@ def _row(src: SourceLines, i: int, r: dict[str, Any]) -> Row:
         row.values = {k: float(v) for k, v in vals.items()}
         return row
     if kind == "noisy":
-        for k in ("tool", "flags", "seeds", "eval", "citation", "values", "data_flags", "quick_flags", "nproc"):
+        for k in ("tool", "flags", "seeds", "eval", "citation", "values", "data_flags", "quick_flags", "nproc",
+                  "quick"):
             if k in r:
                 raise src.error(src.find("row", i, k), f"row {name!r}: the noisy row has no {k}; it scores the "
                                 "unprocessed input of the study's test set")
@@ -378,6 +424,11 @@ def _row(src: SourceLines, i: int, r: dict[str, Any]) -> Row:
         raise src.error(src.find("row", i, "nproc"), f"row {name!r}: nproc must be an integer >= 1 (processes "
                         "under torchrun)")
     row.nproc = nproc
+    quick = r.get("quick", True)
+    if not isinstance(quick, bool):
+        raise src.error(src.find("row", i, "quick"), f"row {name!r}: quick must be true or false (false: the row "
+                        "is left out of --quick)")
+    row.quick = quick
     ev = r.get("eval", {})
     if not isinstance(ev, dict):
         raise src.error(src.find("row", i, "eval"), f"row {name!r}: eval must be a table: eval = {{ tool = "

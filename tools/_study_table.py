@@ -29,9 +29,20 @@ DEFAULT_METRICS = ("pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "csig", "cba
 AA_METRICS = ("nmr_s", "nmr_t", "esr_t", "hesr_t", "asr")
 #: eval_ood scores these three per file
 OOD_METRICS = ("pesq_wb", "estoi", "si_sdr")
-LOWER = set(LOWER_IS_BETTER) | set(AA_METRICS)
+#: analyze_aa's frequency bands (per_tone_band.csv's ``band``); ``"nmr_s@12k-20k"`` names a metric in one band
+AA_BANDS = ("20-500", "500-2k", "2k-8k", "8k-12k", "12k-20k")
+AA_BAND_METRICS = tuple(f"{m}@{b}" for m in AA_METRICS for b in AA_BANDS)
+#: the anti-aliasing research's targets in every band: NMR-S < -10 dB and HESR-R (analyze_aa's HESR-T) < -15 dB
+AA_TARGETS_DB = {"nmr_s": -10.0, "hesr_t": -15.0}
+LOWER = set(LOWER_IS_BETTER) | set(AA_METRICS) | set(AA_BAND_METRICS)
 LABELS = {**METRIC_LABELS, "nmr_s": "NMR-S (dB)", "nmr_t": "NMR-T (dB)", "esr_t": "ESR-T (dB)",
           "hesr_t": "HESR-T (dB)", "asr": "ASR (dB)"}
+LABELS.update({f"{m}@{b}": f"{LABELS[m].split(' ')[0]} {b}" for m in AA_METRICS for b in AA_BANDS})
+
+
+def pooled(metric: str) -> bool:
+    """analyze_aa metrics: mean and CI over every tone (and level) of every seed, not over seed means."""
+    return metric.split("@")[0] in AA_METRICS
 COST_COLUMNS = ("parameters", "macs_per_second", "rtf")
 #: the ERB-UNet notes' go / no-go: validation PESQ-WB after the first epoch on VoiceBank-DEMAND
 PESQ_GATE = 2.5
@@ -48,8 +59,11 @@ class RunScores:
     run_dir: str = ""
     point_dir: str = ""                               # the evaluation setting's folder (enhanced/, ...)
 
+    def finite(self, metric: str) -> list[float]:
+        return [x for x in self.per_item.get(metric, {}).values() if math.isfinite(x)]
+
     def mean(self, metric: str) -> float | None:
-        v = [x for x in self.per_item.get(metric, {}).values() if math.isfinite(x)]
+        v = self.finite(metric)
         return float(np.mean(v)) if v else None
 
 
@@ -67,11 +81,15 @@ class TableRow:
     cells: dict[str, dict[str, Any]] = field(default_factory=dict)  # metric -> {"mean","ci","n","delta","p"}
     cost: dict[str, float | None] = field(default_factory=dict)
     best: set[str] = field(default_factory=set)
+    group: str = ""                                  # eval_ood: the test set ("ID", "OOD 5 dB"): Δ within it
+    is_baseline: bool = False
 
     @property
     def status(self) -> str:
         if self.kind == "quoted":
             return "quoted"
+        if self.expected_seeds == 0:
+            return "not run with --quick"
         done = len(self.runs)
         if self.failed:
             return f"failed ({len(self.failed)} of {self.expected_seeds} seeds)"
@@ -91,21 +109,31 @@ def item_means(rows: list[RunScores], metric: str) -> dict[str, float]:
 
 
 def compute(rows: list[TableRow], metrics: list[str], baseline: str | None) -> None:
-    """Fill each row's ``cells``, ``cost`` and ``best`` (in place)."""
+    """Fill each row's ``cells``, ``cost`` and ``best`` (in place). The baseline is the row named
+    ``baseline``; where none is (an eval_ood row gives one table row per test set and condition),
+    each test set's first model row of that study row is the baseline of its set."""
     base = next((r for r in rows if r.name == baseline), None)
+    by_group: dict[str, TableRow] = {}
+    if base is None and baseline:
+        for r in rows:
+            if r.kind == "model" and r.group and r.name.startswith(baseline + " / "):
+                by_group.setdefault(r.group, r)
+    for b in ([base] if base is not None else list(by_group.values())):
+        b.is_baseline = True
     for r in rows:
         if r.kind == "quoted":
             r.cells = {m: {"mean": r.quoted.get(m), "ci": None, "n": None, "delta": None, "p": None} for m in metrics}
             continue
+        rb = base if base is not None else by_group.get(r.group)
         for m in metrics:
-            ci = mean_ci([x for x in (run.mean(m) for run in r.runs) if x is not None])
+            ci = _mean_ci(r.runs, m)
             cell: dict[str, Any] = {"mean": ci.mean, "ci": ci.half_width, "n": ci.n, "delta": None, "p": None,
                                     "n_files": None}
-            if base is not None and r is not base and base.runs and r.runs:
-                bm = mean_ci([x for x in (run.mean(m) for run in base.runs) if x is not None]).mean
+            if rb is not None and r is not rb and rb.runs and r.runs:
+                bm = _mean_ci(rb.runs, m).mean
                 if ci.mean is not None and bm is not None:
                     cell["delta"] = ci.mean - bm
-                test = paired_test(item_means(r.runs, m), item_means(base.runs, m))
+                test = paired_test(item_means(r.runs, m), item_means(rb.runs, m))
                 cell["p"], cell["n_files"] = test.p_value, test.n
             r.cells[m] = cell
         for c in COST_COLUMNS:
@@ -121,6 +149,13 @@ def compute(rows: list[TableRow], metrics: list[str], baseline: str | None) -> N
         for v, r in vals:
             if v == best:
                 r.best.add(m)
+
+
+def _mean_ci(runs: list[RunScores], metric: str) -> Any:
+    """Over seeds (the runs' means), or for analyze_aa metrics over every tone of every seed."""
+    if pooled(metric):
+        return mean_ci([x for run in runs for x in run.finite(metric)])
+    return mean_ci([x for x in (run.mean(metric) for run in runs) if x is not None])
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -145,7 +180,8 @@ def _cost(c: str, v: float | None) -> str:
 
 
 def markdown(rows: list[TableRow], metrics: list[str], *, baseline: str | None, quick: bool, title: str,
-             test_desc: str, seeds_desc: str) -> str:
+             test_desc: str, seeds_desc: str, criteria: list[dict[str, Any]] | None = None,
+             uncertainty: list[dict[str, Any]] | None = None) -> str:
     """``table.md``: the main table (mean ± CI, best in bold), the Δ / p table, quoted rows apart."""
     head = ["configuration", *(LABELS.get(m, m) for m in metrics), "params", "MACs/s", "RTF", "seeds", "status"]
     out = io.StringIO()
@@ -166,16 +202,17 @@ def markdown(rows: list[TableRow], metrics: list[str], *, baseline: str | None, 
         status = r.status
         if r.failed:
             status += ": " + ", ".join(f"[log]({f['log']})" for f in r.failed if f.get("log"))
-        name = r.name + (" (baseline)" if r.name == baseline else "")
+        name = r.name + (" (baseline)" if r.is_baseline else "")
         out.write("| " + " | ".join([name, *cells, *(_cost(c, r.cost.get(c)) for c in COST_COLUMNS),
                                      str(len(r.runs)), status]) + " |\n")
     if baseline:
-        out.write(f"\nΔ against {baseline} (mean difference; p: two-sided Wilcoxon signed-rank test over the test "
-                  f"files, each file's score averaged over seeds):\n\n")
+        per_set = any(r.group for r in measured)
+        out.write(f"\nΔ against {baseline}{' on the same test set' if per_set else ''} (mean difference; p: two-sided "
+                  f"Wilcoxon signed-rank test over the test items, each item's score averaged over seeds):\n\n")
         dh = ["configuration", *(LABELS.get(m, m) for m in metrics)]
         out.write("| " + " | ".join(dh) + " |\n|" + "---|" * len(dh) + "\n")
         for r in measured:
-            if r.name == baseline:
+            if r.is_baseline or not r.runs:
                 continue
             cells = [f"{c['delta']:+.3f} (p {_fmt_p(c['p'])})" if c.get("delta") is not None else "–"
                      for c in (r.cells.get(m, {}) for m in metrics)]
@@ -191,6 +228,9 @@ def markdown(rows: list[TableRow], metrics: list[str], *, baseline: str | None, 
             if vals:
                 m = float(np.mean(vals))
                 out.write(f"| {name} | {m:.3f} | {'pass' if m > PESQ_GATE else 'FAIL'} |\n")
+    out.write(aa_targets_markdown(measured, metrics))
+    out.write(criteria_markdown(criteria or []))
+    out.write(uncertainty_markdown(uncertainty or []))
     quoted = [r for r in rows if r.kind == "quoted"]
     if quoted:
         out.write("\nQuoted from papers (not measured here, other test sets; never ranked):\n\n")
@@ -199,6 +239,82 @@ def markdown(rows: list[TableRow], metrics: list[str], *, baseline: str | None, 
         for r in quoted:
             out.write("| " + " | ".join([f"{r.name} †", *(_fmt(r.quoted.get(m), 2) for m in metrics), r.test_set,
                                          r.citation]) + " |\n")
+    return out.getvalue()
+
+
+def aa_verdicts(r: TableRow, metrics: list[str]) -> dict[str, tuple[float, float, bool] | None]:
+    """Per band with both NMR-S and HESR-T columns: ``(nmr_s, hesr_t, meets the targets)`` of the
+    row's means (None where a mean is undefined)."""
+    out: dict[str, tuple[float, float, bool] | None] = {}
+    for b in AA_BANDS:
+        if f"nmr_s@{b}" not in metrics or f"hesr_t@{b}" not in metrics:
+            continue
+        n, h = (r.cells.get(f"{m}@{b}", {}).get("mean") for m in ("nmr_s", "hesr_t"))
+        out[b] = None if n is None or h is None else (n, h, n < AA_TARGETS_DB["nmr_s"] and h < AA_TARGETS_DB["hesr_t"])
+    return out
+
+
+def aa_targets_markdown(rows: list[TableRow], metrics: list[str]) -> str:
+    """The anti-aliasing targets per band (pass / FAIL of each row's means), or "" without band columns."""
+    bands = [b for b in AA_BANDS if f"nmr_s@{b}" in metrics and f"hesr_t@{b}" in metrics]
+    if not bands:
+        return ""
+    out = io.StringIO()
+    out.write(f"\nTargets per band (NMR-S < {AA_TARGETS_DB['nmr_s']:g} dB and HESR-R = analyze_aa's HESR-T < "
+              f"{AA_TARGETS_DB['hesr_t']:g} dB; cells: verdict (NMR-S / HESR-R means in dB)):\n\n")
+    out.write("| configuration | " + " | ".join(bands) + " | every band |\n|" + "---|" * (len(bands) + 2) + "\n")
+    for r in rows:
+        if r.kind != "model" or not r.runs:
+            continue
+        v = aa_verdicts(r, metrics)
+        cells = ["–" if v[b] is None else f"{'pass' if v[b][2] else 'FAIL'} ({v[b][0]:.1f} / {v[b][1]:.1f})"
+                 for b in bands]
+        every = "–" if any(v[b] is None for b in bands) else ("pass" if all(v[b][2] for b in bands) else "FAIL")
+        out.write("| " + " | ".join([r.name, *cells, every]) + " |\n")
+    return out.getvalue()
+
+
+def criteria_results(rows: list[TableRow], criteria: list[Any]) -> list[dict[str, Any]]:
+    """Each study criterion measured: ``{"name", "row", "baseline", "metric", "row_mean",
+    "baseline_mean", "gain", "need", "verdict"}`` (gain: row - baseline, or baseline - row for a
+    lower-is-better metric; verdict "pass", "FAIL" or "–" where a mean is missing)."""
+    by_name = {r.name: r for r in rows}
+    out = []
+    for c in criteria:
+        a = by_name.get(c.row, TableRow(c.row, "model")).cells.get(c.metric, {}).get("mean")
+        b = by_name.get(c.baseline, TableRow(c.baseline, "model")).cells.get(c.metric, {}).get("mean")
+        gain = None if a is None or b is None else (b - a if c.metric in LOWER else a - b)
+        ok = None if gain is None else (gain > c.margin if c.strict else gain >= c.margin)
+        out.append({"name": c.name, "row": c.row, "baseline": c.baseline, "metric": c.metric, "row_mean": a,
+                    "baseline_mean": b, "gain": gain, "need": f"{'>' if c.strict else '>='} {c.margin:+g}",
+                    "verdict": "–" if ok is None else ("pass" if ok else "FAIL")})
+    return out
+
+
+def criteria_markdown(results: list[dict[str, Any]]) -> str:
+    if not results:
+        return ""
+    out = io.StringIO()
+    out.write("\nSuccess criteria (from the measured means above):\n\n| criterion | row | against | metric | gain | "
+              "needed | verdict |\n|---|---|---|---|---|---|---|\n")
+    for c in results:
+        out.write(f"| {c['name']} | {c['row']} | {c['baseline']} | {LABELS.get(c['metric'], c['metric'])} | "
+                  f"{'–' if c['gain'] is None else format(c['gain'], '+.3f')} | {c['need']} | {c['verdict']} |\n")
+    return out.getvalue()
+
+
+def uncertainty_markdown(items: list[dict[str, Any]]) -> str:
+    """eval_ood's uncertainty scores per row: AUROC (ID vs OOD) and Spearman ρ with the quality gain."""
+    if not items:
+        return ""
+    out = io.StringIO()
+    out.write("\nUncertainty scores (eval_ood; mean over seeds): AUROC of ID vs OOD, and Spearman ρ with the reference "
+              "condition's PESQ-WB and SI-SDR gain over the noisy input (ID and OOD files together):\n\n"
+              "| row | score | AUROC | ρ ΔPESQ | ρ ΔSI-SDR | seeds |\n|---|---|---|---|---|---|\n")
+    for it in items:
+        name = it["row"] + (f" / {it['point']}" if it["point"] else "")
+        out.write(f"| {name} | {it['score']} | {_fmt(it.get('auroc'))} | {_fmt(it.get('rho_pesq'), 2)} | "
+                  f"{_fmt(it.get('rho_si_sdr'), 2)} | {it['seeds']} |\n")
     return out.getvalue()
 
 
@@ -256,11 +372,15 @@ def check_table(table_csv: Path, rows: list[TableRow], metrics: list[str], *, re
         if int(line["seeds"] or 0) != len(r.runs):
             problems.append(f"{r.name}: table says {line['seeds']} seeds, {len(r.runs)} runs are complete")
         for m in metrics:
-            means = [x.summary_means.get(m) for x in r.runs]
-            means = [v for v in means if v is not None]
-            expect = float(np.mean(means)) if means else None
+            pairs = [(x.summary_means.get(m), len(x.finite(m)) if pooled(m) else 1) for x in r.runs]
+            pairs = [(v, w) for v, w in pairs if v is not None and w > 0]
+            # pooled metrics: the runs' summary means weighted by their tones (equal weights with one tone grid)
+            expect = float(np.average([v for v, _ in pairs], weights=[w for _, w in pairs])) if pairs else None
             got = float(line[m]) if line.get(m) else None
+            tol = 1e-12
+            if "@" in m:  # per_tone_band.csv holds 6 significant digits: each item within 5e-6 of its size
+                tol += 5e-6 * max((abs(x) for run in r.runs for x in run.finite(m)), default=0.0)
             if (expect is None) != (got is None) or (expect is not None and got is not None and
-                                                     not math.isclose(expect, got, rel_tol=rel, abs_tol=1e-12)):
+                                                     not math.isclose(expect, got, rel_tol=rel, abs_tol=tol)):
                 problems.append(f"{r.name} {m}: table {got!r} != mean of the runs' summaries {expect!r}")
     return problems

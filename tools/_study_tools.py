@@ -228,13 +228,18 @@ def validate(study: Study, *, data: str | None, quick: bool, metric_names: set[s
         if m not in metric_names:
             raise src.error(src.find("study", None, "metrics", m),
                             f"unknown metric {m!r}; one of {', '.join(sorted(metric_names))}")
+    for c in study.criteria:
+        if c.metric not in metric_names:
+            raise src.error(src.find("criterion", study.criteria.index(c), "metric"),
+                            f"criterion {c.name!r}: unknown metric {c.metric!r}")
     for i, st in enumerate(study.setups):
         known = options(tool_parser(st.tool))
         for k in st.flags:
             if k not in known or k in ("out", "help"):
                 raise src.error(src.find("setup", i, k), f"setup {st.name!r}: tools/{st.tool}.py has no flag --{k}"
                                 + (" the study may set (the runner gives its --out)" if k in known else ""))
-        probe = [a.replace("{demo_dir}", demo_dir).replace("{data}", data or "") for a in to_argv(st.flags)]
+        probe = [a.replace("{test_clean}", f"{demo_dir}/test/clean").replace("{demo_dir}", demo_dir)
+                 .replace("{data}", data or "") for a in to_argv(st.flags)]
         ns, msg = parse_tool_args(st.tool, probe + ["--out", "/nonexistent/setup-check"])
         if ns is None:
             m = re.search(r"--([A-Za-z0-9][\w-]*)", msg)
@@ -252,6 +257,8 @@ def validate(study: Study, *, data: str | None, quick: bool, metric_names: set[s
         spec = TOOLS[row.tool or ""]
         flags = merged_flags(study, row, data=data is not None, quick=quick)
         _check_keys(study, row, flags, spec.name, spec.managed, "training")
+        if quick and not row.quick:
+            continue  # not run with --quick: its flag names are checked, not its files (e.g. a local checkpoint)
         # the runner's own flags too: a trainer's defaults may depend on them (--data: research sizes)
         argv = train_argv(study, row, data=data is not None, quick=quick) + runner_argv(
             spec.name, data=data, demo_dir=demo_dir, device="cpu", threads=None) + ["--out", "/nonexistent/study-check"]

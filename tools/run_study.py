@@ -194,14 +194,16 @@ def _main(args: argparse.Namespace, t_start: float) -> int:
     seeds_desc = "1 seed" if args.quick and args.seeds is None else "seeds"
     test_desc = (f"{len(testset['files'])} files of {Path(noisy).parent if noisy else study.test_set}"
                  + (" (demo corpus)" if args.data is None else ""))
+    criteria = table.criteria_results(rows, study.criteria)
+    uncertainty = results.ood_uncertainty(runs)
     md = table.markdown(rows, metrics, baseline=study.baseline, quick=args.quick, title=study.title,
-                        test_desc=test_desc, seeds_desc=seeds_desc)
+                        test_desc=test_desc, seeds_desc=seeds_desc, criteria=criteria, uncertainty=uncertainty)
     (out / "table.md").write_text(md)
     (out / "table.csv").write_text(table.csv_text(rows, metrics))
     run_records = [runner.read_json(r.dir / "run.json") for r in runs]
     write_json(out / "results.json", {
         **record, "title": study.title, "baseline": study.baseline, "metrics": metrics, "testset": testset,
-        "rows": table.as_json(rows, metrics), "runs": [x for x in run_records if x is not None],
+        "rows": table.as_json(rows, metrics), "criteria": criteria, "uncertainty": uncertainty, "runs": [x for x in run_records if x is not None],
         "wall_s": time.time() - t_start})
     html = report.write_report(out, study, rows, metrics, runs, testset, quick=args.quick, table_md=md,
                                utterances=2 if args.quick else args.report_utterances)
