@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO / "tools") not in sys.path:
     sys.path.insert(0, str(REPO / "tools"))  # the tools import their helpers by plain name
 
+import _bsdt_figures  # noqa: E402
 import _bsdt_report  # noqa: E402
 
 HISTORY = [{"epoch": e, "train_loss": 1.0 - 0.1 * e, "valid_loss": 1.1 - 0.1 * e, "valid_pesq": 1.5 + 0.1 * e}
@@ -48,7 +49,7 @@ def _png_ok(path: Path) -> None:
 
 
 def _write(model: torch.nn.Module, data: Any, out: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    monkeypatch.setattr(_bsdt_report, "DPI", 40)   # small files, fast; the content is the same
+    monkeypatch.setattr(_bsdt_figures, "DPI", 40)   # small files, fast; the content is the same
     torch.manual_seed(0)
     return _bsdt_report.write_plots(model, model.stft, data, out, HISTORY, torch.device("cpu"))
 
@@ -76,10 +77,10 @@ def test_adaptive_erb_unet_writes_alpha_scale_weight_and_lambda_figures(data: An
 
 def test_band_choice_and_symmetric_limits() -> None:
     centres = bandsplit.band_centres_hz(bandsplit.BSRNN_BAND_WIDTHS, 16000, 512)
-    picked = _bsdt_report._pick_bands(centres)
+    picked = _bsdt_figures._pick_bands(centres)
     assert len(picked) == 3 and picked == sorted(picked)
-    for k, f in zip(picked, _bsdt_report.ATTENTION_BAND_TARGETS_HZ):
+    for k, f in zip(picked, _bsdt_figures.ATTENTION_BAND_TARGETS_HZ):
         others = torch.log(centres.double()) - np.log(f)
         assert abs(float(others[k])) == pytest.approx(float(others.abs().min()))
-    assert _bsdt_report._sym(torch.tensor([-0.3, 0.1])) == pytest.approx(0.3)
-    assert _bsdt_report._sym(torch.zeros(3)) > 0
+    assert _bsdt_figures._sym(torch.tensor([-0.3, 0.1])) == pytest.approx(0.3)
+    assert _bsdt_figures._sym(torch.zeros(3)) > 0
