@@ -95,6 +95,8 @@ def spectrograms(rows: list[TableRow], testset: dict[str, Any], path: Path) -> P
         d = _first_point_dir(r)
         if d is not None and (d / "enhanced" / name).exists():
             panels.append((r.name, d / "enhanced" / name))
+    if len(panels) == 1:
+        return None  # no row enhanced the test set (analyze_aa, eval_ood rows)
     panels.append(("clean", Path(testset["clean"]) / name))
     import torch
 
@@ -297,12 +299,14 @@ def _audio(out: Path, rows: list[TableRow], testset: dict[str, Any], n: int) -> 
     utts = []
     for name in testset.get("files", [])[:n]:
         d = out / "report" / "audio" / slug(Path(name).stem)
-        d.mkdir(parents=True, exist_ok=True)
         players = [("noisy", Path(testset["noisy"]) / name)]
         for r in rows:
             p = _first_point_dir(r)
             if p is not None and (p / "enhanced" / name).exists():
                 players.append((r.name, p / "enhanced" / name))
+        if len(players) == 1:
+            continue  # nothing enhanced to listen to (analyze_aa, eval_ood rows)
+        d.mkdir(parents=True, exist_ok=True)
         players.append(("clean", Path(testset["clean"]) / name))
         items = []
         for label, src in players:
