@@ -555,3 +555,13 @@ def test_ood_uncertainty_means_auroc_and_spearman_over_seeds(tmp_path: Path) -> 
     assert item == {"row": "CFG", "point": "", "score": "k-NN distance", "seeds": 2, "auroc": 0.5,
                     "rho_pesq": 0.125}
     assert "| CFG | k-NN distance | 0.500 | 0.12 | – | 2 |" in table.uncertainty_markdown([item])
+
+
+def test_setup_flag_placeholders_name_the_corpus_test_folder() -> None:
+    import _study_run
+
+    assert _study_run.expand("{test_clean}", demo_dir="D", data=None) == str(Path("D") / "test" / "clean")
+    assert _study_run.expand("{demo_dir}/x:{data}", demo_dir="D", data="V") == "D/x:V"
+    import _study_schema
+
+    assert "make_nonstationary_testset" in _study_schema.SETUP_TOOLS
