@@ -414,7 +414,7 @@ def test_quick_caps_are_limits_a_row_may_go_below() -> None:
     assert argv("BSRNN")[argv("BSRNN").index("--steps-per-epoch") + 1] == "10"
 
 
-# ----------------------------------------------------------------------------- analyze_aa bands, eval_ood sets, criteria
+# ----------------------------------------------------------------------------- AA bands, eval_ood sets, criteria
 def _write_csv(path: Path, rows: list[dict]) -> None:
     with open(path, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))

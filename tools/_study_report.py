@@ -263,7 +263,8 @@ def aa_tradeoff(rows: list[TableRow], study: Study, path: Path) -> Path | None:
     for k, teacher in enumerate(sorted({p[1] for p in pts})):
         line = sorted((p for p in pts if p[1] == teacher and p[3]), key=lambda p: p[2])
         if line:
-            ax.plot([p[4] for p in line], [p[5] for p in line], "-o", color=f"C{k}", label=f"λ sweep, {Path(teacher).stem}")
+            ax.plot([p[4] for p in line], [p[5] for p in line], "-o", color=f"C{k}",
+                    label=f"λ sweep, {Path(teacher).stem}")
             for p in line:
                 ax.annotate(f"λ={p[2]:g}", (p[4], p[5]), fontsize=7, xytext=(3, 3), textcoords="offset points")
         for p in (p for p in pts if p[1] == teacher and not p[3]):

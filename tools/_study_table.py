@@ -308,8 +308,8 @@ def uncertainty_markdown(items: list[dict[str, Any]]) -> str:
     if not items:
         return ""
     out = io.StringIO()
-    out.write("\nUncertainty scores (eval_ood; mean over seeds): AUROC of ID vs OOD, and Spearman ρ with the reference "
-              "condition's PESQ-WB and SI-SDR gain over the noisy input (ID and OOD files together):\n\n"
+    out.write("\nUncertainty scores (eval_ood; mean over seeds): AUROC of ID vs OOD, and Spearman ρ with the "
+              "reference condition's PESQ-WB and SI-SDR gain over the noisy input (ID and OOD files together):\n\n"
               "| row | score | AUROC | ρ ΔPESQ | ρ ΔSI-SDR | seeds |\n|---|---|---|---|---|---|\n")
     for it in items:
         name = it["row"] + (f" / {it['point']}" if it["point"] else "")

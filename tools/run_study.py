@@ -203,7 +203,8 @@ def _main(args: argparse.Namespace, t_start: float) -> int:
     run_records = [runner.read_json(r.dir / "run.json") for r in runs]
     write_json(out / "results.json", {
         **record, "title": study.title, "baseline": study.baseline, "metrics": metrics, "testset": testset,
-        "rows": table.as_json(rows, metrics), "criteria": criteria, "uncertainty": uncertainty, "runs": [x for x in run_records if x is not None],
+        "rows": table.as_json(rows, metrics), "criteria": criteria, "uncertainty": uncertainty,
+        "runs": [x for x in run_records if x is not None],
         "wall_s": time.time() - t_start})
     html = report.write_report(out, study, rows, metrics, runs, testset, quick=args.quick, table_md=md,
                                utterances=2 if args.quick else args.report_utterances)
