@@ -1,12 +1,14 @@
 """tools/enhance_sgmse.py --batch-size: files that pad to the same frame count share a sampler
 run, each with its own noise stream (seed --seed + its index), and write what one at a time
 writes (to the PCM_16 step); enhance.csv keeps the file order. Uses the small official-format
-NCSN++ checkpoint of packages/sgmse_cfg/tests/data."""
+NCSN++ checkpoint that packages/sgmse_cfg/tests/sgmse_ckpt_recipe.py writes from
+data/sgmse_ckpt.json."""
 
 from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -18,7 +20,10 @@ import pytest
 import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
-CKPT = REPO / "packages" / "sgmse_cfg" / "tests" / "data" / "sgmse_ncsnpp_ouve.ckpt"
+SGMSE_TESTS = REPO / "packages" / "sgmse_cfg" / "tests"
+sys.path.insert(0, str(SGMSE_TESTS))  # the checkpoint recipe (pytest's importlib mode)
+from sgmse_ckpt_recipe import write_checkpoint  # noqa: E402
+
 SR = 16000
 
 
@@ -28,16 +33,20 @@ def _run(args: list[Any]) -> subprocess.CompletedProcess:
                           env=env, capture_output=True, text=True, timeout=600)
 
 
-def test_batches_write_the_one_at_a_time_outputs(tmp_path: Path) -> None:
-    if not CKPT.is_file():
-        pytest.skip(f"{CKPT} missing")
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    config = json.loads((SGMSE_TESTS / "data" / "sgmse_ckpt.json").read_text())["configs"]["ncsnpp_ouve"]
+    return Path(write_checkpoint(tmp_path_factory.mktemp("ckpt") / "sgmse_ncsnpp_ouve.ckpt", config))
+
+
+def test_batches_write_the_one_at_a_time_outputs(ckpt: Path, tmp_path: Path) -> None:
     noisy = tmp_path / "noisy"
     noisy.mkdir()
     rng = np.random.default_rng(0)
     # 128 padded frames: 9000 and 12000 samples; 64: 5000 and 7000; 256 (alone): 17000
     for name, n in (("a", 9000), ("b", 5000), ("c", 12000), ("d", 17000), ("e", 7000)):
         sf.write(noisy / f"{name}.wav", 0.1 * rng.standard_normal(n), SR, subtype="PCM_16")
-    common = ["--ckpt", CKPT, "--N", "1", "--seed", "7"]
+    common = ["--ckpt", ckpt, "--N", "1", "--seed", "7"]
     one = _run([noisy, *common, "--out", tmp_path / "one"])
     many = _run([noisy, *common, "--out", tmp_path / "many", "--batch-size", "2"])
     for r in (one, many):

@@ -1,7 +1,8 @@
-"""tools/enhance_sgmse.py --ckpt with an official SGMSE+ checkpoint (.ckpt saved through a
-Lightning Trainer by the sgmse 0.1.2 package itself; packages/sgmse_cfg/tests/data, made by
-bench/sgmse_ckpt_fixtures.py): --sgmse-compat writes what sgmse's enhancement.py writes for the
-same seed, the default path runs the toolkit's own, and the errors name the tool's flags."""
+"""tools/enhance_sgmse.py --ckpt with an official SGMSE+ checkpoint (.ckpt in the layout the
+sgmse 0.1.2 package saves through a Lightning Trainer, written from the seeded recipe and the
+JSON description in packages/sgmse_cfg/tests (sgmse_ckpt_recipe.py, data/sgmse_ckpt.json, made
+by bench/sgmse_ckpt_fixtures.py)): --sgmse-compat writes what sgmse's enhancement.py writes for
+the same seed, the default path runs the toolkit's own, and the errors name the tool's flags."""
 
 from __future__ import annotations
 
@@ -20,7 +21,11 @@ import torch
 import sgmse_cfg
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / "packages" / "sgmse_cfg" / "tests" / "data"
+SGMSE_TESTS = REPO / "packages" / "sgmse_cfg" / "tests"
+sys.path.insert(0, str(SGMSE_TESTS))  # the recipe and JSON helpers (pytest's importlib mode)
+from json_fixtures import assert_matches_summary, stored_max_diff, summary_scale  # noqa: E402
+from sgmse_ckpt_recipe import waves, write_checkpoint  # noqa: E402
+
 LSB = 1.0 / 32768  # the tool writes 16-bit PCM, as enhancement.py's soundfile.write does
 
 
@@ -35,28 +40,33 @@ def _run(args: list[Any], *, check: bool = True) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def reference() -> dict[str, Any]:
-    path = DATA / "sgmse_reference.pt"
-    if not path.is_file():
-        pytest.skip(f"{path} missing: make it with bench/sgmse_ckpt_fixtures.py (isolated sgmse env)")
-    return torch.load(path, weights_only=True)
+    return json.loads((SGMSE_TESTS / "data" / "sgmse_ckpt.json").read_text())
 
 
-def test_sgmse_compat_writes_what_sgmses_enhancement_py_writes(reference: dict[str, Any], tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def ckpt(reference: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The plain SGMSE+ (ncsnpp, OUVE) checkpoint as sgmse's Lightning run saved it."""
+    path = tmp_path_factory.mktemp("ckpt") / "sgmse_ncsnpp_ouve.ckpt"
+    return Path(write_checkpoint(path, reference["configs"]["ncsnpp_ouve"]))
+
+
+def test_sgmse_compat_writes_what_sgmses_enhancement_py_writes(reference: dict[str, Any], ckpt: Path,
+                                                               tmp_path: Path) -> None:
     c = reference["configs"]["ncsnpp_ouve"]
     noisy = tmp_path / "noisy"
     noisy.mkdir()
-    for name, w in zip(("a.wav", "b.wav"), c["waves"]):  # enhancement.py's order: sorted names
-        sf.write(noisy / name, w.numpy(), c["sample_rate"], subtype="FLOAT")
-    ckpt = DATA / c["file"]
+    for name, w in zip(("a.wav", "b.wav"), waves(c["sample_rate"], c["hyper_parameters"]["hop_length"])):
+        sf.write(noisy / name, w.numpy(), c["sample_rate"], subtype="FLOAT")  # enhancement.py's order: sorted
     proc = _run([noisy, "--ckpt", ckpt, "--out", tmp_path / "compat", "--sgmse-compat", "--seed", reference["seed"]])
-    for name, want in zip(("a.wav", "b.wav"), c["enhanced"]):
+    for name, want in zip(("a.wav", "b.wav"), c["outputs"]["enhanced"]):
         got, sr = sf.read(tmp_path / "compat" / "enhanced" / name, dtype="float32")
-        assert sr == 16000 and got.shape == tuple(want.shape)
-        # the barely trained tiny network's output peaks far above 1: the tool scales it to peak 1
-        # (and says so); then only the PCM rounding of the same float output is left
-        peak = float(want.abs().max())
+        assert sr == 16000 and list(got.shape) == want["shape"]
+        # the untrained tiny network's output peaks far above 1: the tool scales it to peak 1
+        # (and says so); then only the PCM rounding of the same float output is left (sgmse's
+        # output is stored as a summary: first / last 64 samples, every 16th, row statistics)
+        peak = summary_scale(want)
         assert peak > 1 and f"{name}: output peak {peak:.2f} > 1" in proc.stdout
-        assert np.abs(got - want.numpy() / peak).max() <= 1.01 * LSB
+        assert_matches_summary(torch.from_numpy(got) * peak, want, 1.01 * LSB * peak, name)
     settings = json.loads((tmp_path / "compat" / "settings.json").read_text())
     assert settings["args"]["sgmse_compat"] and settings["model_config"]["backbone"] == "NCSNpp"
 
@@ -64,12 +74,12 @@ def test_sgmse_compat_writes_what_sgmses_enhancement_py_writes(reference: dict[s
     proc = _run([noisy, "--ckpt", ckpt, "--out", tmp_path / "own", "--seed", reference["seed"]])
     assert "as sgmse's enhancement.py" not in proc.stdout and "sampler pc, N=30" in proc.stdout
     own, _ = sf.read(tmp_path / "own" / "enhanced" / "a.wav", dtype="float32")
-    want = c["enhanced"][0].numpy()
-    assert np.isfinite(own).all() and np.abs(own - want / np.abs(want).max()).max() > 100 * LSB
+    want = c["outputs"]["enhanced"][0]
+    assert np.isfinite(own).all()
+    assert stored_max_diff(torch.from_numpy(own) * summary_scale(want), want) > 100 * LSB * summary_scale(want)
 
 
-def test_refusals_name_the_tools_flags(reference: dict[str, Any], tmp_path: Path) -> None:
-    ckpt = DATA / reference["configs"]["ncsnpp_ouve"]["file"]
+def test_refusals_name_the_tools_flags(ckpt: Path, tmp_path: Path) -> None:
     noisy = tmp_path / "noisy8k"
     noisy.mkdir()
     sf.write(noisy / "x.wav", 0.1 * np.random.default_rng(0).standard_normal(4000), 8000)

@@ -8,7 +8,8 @@ and a summary of the peer's outputs (per row: first and last 16 values, sum, sum
 same weights are rebuilt from the key list, wrapped as the published file wraps them, passed
 through ``convert_encoder_checkpoint`` and loaded strictly into our module, whose outputs must
 equal the peer's within 1e-4 of max(|output|, 1) elementwise (every summary bound follows from
-that, ``json_fixtures.assert_matches_summary``). Also: the converter's wrappers and refusals, and numpy entries in a file.
+that, ``json_fixtures.assert_matches_summary``). Also: the converter's wrappers and refusals,
+and numpy entries in a file.
 Nothing is downloaded.
 """
 

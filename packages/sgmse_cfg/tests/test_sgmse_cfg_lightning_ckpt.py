@@ -1,17 +1,20 @@
 """Official SGMSE+ Lightning checkpoints (.ckpt): safe reading, the hyper-parameters mapped to a
 ScoreModel, EMA weights by default, refusals by name, and parity with numbers made by the
-sgmse 0.1.2 package itself (``data/``, written by ``bench/sgmse_ckpt_fixtures.py`` in an isolated
-environment: checkpoints trained and saved through a Lightning Trainer by sgmse's own code)."""
+sgmse 0.1.2 package itself. ``data/sgmse_ckpt.json`` (JSON text, written by
+``bench/sgmse_ckpt_fixtures.py`` in an isolated environment) holds what sgmse's train.py records,
+the layout of the file sgmse's ScoreModel saved through a Lightning Trainer with the seeded
+weights of ``sgmse_ckpt_recipe.py``, and sgmse's outputs for it; the bench checked that
+``sgmse_ckpt_recipe.write_checkpoint`` writes a file equal to Lightning's, which the tests write
+into a temporary folder."""
 
 from __future__ import annotations
 
-import contextlib
+import json
 import re
 import sys
-import types
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import torch
@@ -26,10 +29,14 @@ from sgmse_cfg import (
     is_sgmse_checkpoint,
     load_model,
     load_sgmse_checkpoint,
+    read_sgmse_checkpoint,
 )
 
-DATA = Path(__file__).resolve().parent / "data"
-REFERENCE = DATA / "sgmse_reference.pt"
+sys.path.insert(0, str(Path(__file__).parent))  # the helper modules beside this file (pytest's importlib mode)
+from json_fixtures import assert_matches_summary, stored_max_diff, summary_scale, tensor_from_json  # noqa: E402
+from sgmse_ckpt_recipe import score_inputs, sgmse_data_module_stand_in, waves, write_checkpoint  # noqa: E402
+
+REFERENCE = Path(__file__).resolve().parent / "data" / "sgmse_ckpt.json"
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -39,64 +46,84 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
 # ----------------------------------------------------------------------------- parity with sgmse's own files
 @pytest.fixture(scope="module")
 def reference() -> dict[str, Any]:
-    if not REFERENCE.is_file():
-        pytest.skip(f"{REFERENCE} missing: make it with bench/sgmse_ckpt_fixtures.py (isolated sgmse env)")
-    return torch.load(REFERENCE, weights_only=True)
+    return json.loads(REFERENCE.read_text())
 
 
-def _configs(reference: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    return [(n, c) for n, c in reference["configs"].items() if (DATA / c["file"]).is_file()]
+@pytest.fixture(scope="module")
+def ckpts(reference: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The .ckpt of each configuration, as sgmse's Lightning run saved it (recipe weights)."""
+    folder = tmp_path_factory.mktemp("sgmse_ckpt")
+    return {n: Path(write_checkpoint(folder / f"sgmse_{n}.ckpt", c)) for n, c in reference["configs"].items()}
 
 
-def test_the_committed_fixtures_are_sgmse_checkpoints_saved_by_lightning(reference: dict[str, Any]) -> None:
-    names = [n for n, _ in _configs(reference)]
-    assert "ncsnpp_ouve" in names and "ncsnppv2_sbve" in names
-    assert reference["sgmse"] == "0.1.2"
-    for _, c in _configs(reference):
-        assert is_sgmse_checkpoint(DATA / c["file"])
+def _inputs(c: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return score_inputs(c["hyper_parameters"]["n_fft"] // 2 + 1)
 
 
-def test_the_model_output_equals_sgmses_with_the_ema_weights_by_default(reference: dict[str, Any]) -> None:
+def test_the_fixtures_are_sgmse_checkpoints_in_lightnings_layout(reference: dict[str, Any],
+                                                                 ckpts: dict[str, Path]) -> None:
+    assert set(ckpts) == {"ncsnpp_ouve", "ncsnppv2_sbve"} and reference["sgmse"] == "0.1.2"
+    assert "sgmse" not in sys.modules  # the stand-in class lived only while the files were written
+    for name, path in ckpts.items():
+        c = reference["configs"][name]
+        assert is_sgmse_checkpoint(path)
+        ck = read_sgmse_checkpoint(path)
+        assert list(ck) == c["layout"] and ck["global_step"] == c["entries"]["global_step"]
+        assert [[k, list(v.shape)] for k, v in ck["state_dict"].items()] == c["state_dict"]
+        assert len(ck["ema"]["shadow_params"]) == len(c["state_dict"]) and ck["ema"]["decay"] == 0.999
+    assert "optimizer_states" in reference["configs"]["ncsnpp_ouve"]["layout"]  # a full save, as train.py's
+    assert "optimizer_states" not in reference["configs"]["ncsnppv2_sbve"]["layout"]  # weights_only
+
+
+def test_the_model_output_equals_sgmses_with_the_ema_weights_by_default(reference: dict[str, Any],
+                                                                         ckpts: dict[str, Path]) -> None:
     """sgmse evaluates with its EMA weights: so does load_model unless weights='live'; the
     live weights give sgmse's non-EMA output instead, far from the EMA one."""
-    for name, c in _configs(reference):
-        args = (c["x_t"], c["y"], c["t"])
+    for name, c in reference["configs"].items():
+        args = _inputs(c)
         outputs = {}
         for weights in ("ema", "live"):
-            model = load_model(DATA / c["file"], weights=weights)
+            model = load_model(ckpts[name], weights=weights)
             assert model.info["weights"] == weights and model.info["format"] == "sgmse-lightning"
             with torch.no_grad():  # sgmse's forward: the score (OUVE) or the bridge's x0 estimate
                 outputs[weights] = model.denoise(*args) if c["sde"] == "sbve" else model(*args)
-        assert _rel(outputs["ema"], c["score_ema"]) < 2e-6, name
-        assert _rel(outputs["live"], c["score_live"]) < 2e-6, name
-        assert _rel(outputs["live"], c["score_ema"]) > 1e-2, name  # the naive route is another model
+        want_ema, want_live = (tensor_from_json(c["outputs"][k]) for k in ("score_ema", "score_live"))
+        assert _rel(outputs["ema"], want_ema) < 2e-6, name
+        assert _rel(outputs["live"], want_live) < 2e-6, name
+        assert _rel(outputs["live"], want_ema) > 1e-2, name  # the naive route is another model
 
 
-def test_sgmse_compat_reproduces_enhancement_py_file_after_file(reference: dict[str, Any]) -> None:
+def test_sgmse_compat_reproduces_enhancement_py_file_after_file(reference: dict[str, Any],
+                                                                 ckpts: dict[str, Path]) -> None:
     """enhancement.py after torch.manual_seed(seed): two files in a row from the global random
     stream, frames padded to 64, inverse STFT over all padded frames, then trimmed. The PC
     sampler agrees to float32 rounding; the bridge's first ODE step divides by sqrt(1e-8), which
     magnifies float32 rounding: ~1e-5 on the torch that wrote the reference, ~1e-4 on torch 2.4
-    (other kernels round differently), still far below what another sample or model gives."""
-    for name, c in _configs(reference):
-        model = load_model(DATA / c["file"])
+    (other kernels round differently), still far below what another sample or model gives.
+    sgmse's waveforms are stored as summaries (first / last 64 samples, every 16th, sum, sum of
+    squares, max |value|), each bound derived from the elementwise tolerance."""
+    for name, c in reference["configs"].items():
+        model = load_model(ckpts[name])
         N = reference["N_pc"] if c["sde"] == "ouve" else None  # the bridge: its N from the checkpoint
+        ws = waves(c["sample_rate"], c["hyper_parameters"]["hop_length"])
         torch.manual_seed(reference["seed"])
         outs = [enhance_like_sgmse(model, w, c["sample_rate"], N=N, snr=reference["snr"],
-                                   corrector_steps=reference["corrector_steps"]) for w in c["waves"]]
-        for out, want, w in zip(outs, c["enhanced"], c["waves"]):
-            assert out.shape == want.shape == w.shape
-            assert _rel(out, want) < (2e-6 if c["sde"] == "ouve" else 3e-4), name
+                                   corrector_steps=reference["corrector_steps"]) for w in ws]
+        tol = 2e-6 if c["sde"] == "ouve" else 3e-4
+        for out, want, w in zip(outs, c["outputs"]["enhanced"], ws):
+            assert out.shape == w.shape
+            assert_matches_summary(out, want, tol * summary_scale(want), name)
         # the stream continues from file to file: the second file alone is another sample
         if c["sde"] == "ouve":
             torch.manual_seed(reference["seed"])
-            alone = enhance_like_sgmse(model, c["waves"][1], c["sample_rate"], N=N)
-            assert _rel(alone, c["enhanced"][1]) > 1e-3
+            alone = enhance_like_sgmse(model, ws[1], c["sample_rate"], N=N)
+            want = c["outputs"]["enhanced"][1]
+            assert stored_max_diff(alone, want) / summary_scale(want) > 1e-3
 
 
-def test_what_the_hyper_parameters_give(reference: dict[str, Any]) -> None:
+def test_what_the_hyper_parameters_give(reference: dict[str, Any], ckpts: dict[str, Path]) -> None:
     c = reference["configs"]["ncsnpp_ouve"]
-    model = load_model(DATA / c["file"])
+    model = load_model(ckpts["ncsnpp_ouve"])
     info = model.info
     cfg = info["model_config"]
     assert cfg["backbone_config"]["nf"] == 4 and cfg["backbone_config"]["ch_mult"] == (1, 2)
@@ -108,25 +135,26 @@ def test_what_the_hyper_parameters_give(reference: dict[str, Any]) -> None:
     assert info["sampler_defaults"] == {"sampler": "pc", "N": None, "pad_mode": "zero"}
     hp = info["sgmse"]["hyper_parameters"]
     assert hp["data_module_cls"] == "sgmse.data_module.SpecsDataModule"  # a name, never the class
-    assert hp["backbone"] == "ncsnpp" and info["step"] == 30 and not info["sgmse"]["output_layer_negated"]
+    assert hp["backbone"] == "ncsnpp" and not info["sgmse"]["output_layer_negated"]
+    assert info["step"] == c["entries"]["global_step"] and info["epoch"] == c["entries"]["epoch"]
     assert "sgmse" not in sys.modules  # nothing of the sgmse package was imported to read it
-    sb = load_model(DATA / reference["configs"]["ncsnppv2_sbve"]["file"])
+    sb = load_model(ckpts["ncsnppv2_sbve"])
     assert sb.info["model_config"]["sde"] == {"name": "sbve", "k": 2.6, "c": 0.4}
     assert sb.info["model_config"]["output_scaling"] == "data"
     assert sb.info["sampler_defaults"] == {"sampler": "sb_ode", "N": 4, "pad_mode": "reflect"}
     assert sgmse_cfg.resolve_sampler(sb)[0] == "sb_ode"
     # load_sgmse_checkpoint is what load_model dispatches to for such a file
-    direct = load_sgmse_checkpoint(DATA / c["file"])
+    direct = load_sgmse_checkpoint(ckpts["ncsnpp_ouve"])
     assert all(torch.equal(a, b) for a, b in zip(direct.state_dict().values(), model.state_dict().values()))
 
 
-def test_the_project_path_and_sgmse_compat_differ_only_by_design(reference: dict[str, Any]) -> None:
+def test_the_project_path_and_sgmse_compat_differ_only_by_design(ckpts: dict[str, Path]) -> None:
     """Same spectrogram estimate, the two ways back to a waveform: sgmse's inverse STFT over the
     padded frames changes only the last n_fft / 2 samples or so (~12 ms on average for SGMSE+'s
     510 / 128 STFT); everything before is the same."""
-    model = load_model(DATA / reference["configs"]["ncsnpp_ouve"]["file"])
+    model = load_model(ckpts["ncsnpp_ouve"])
     tr = model.transform
-    wave = reference["configs"]["ncsnpp_ouve"]["waves"][0]
+    wave = waves(16000, tr.hop_length)[0]
     Y = tr.wave_to_spec(wave, 16000)
     T = Y.shape[-1]
     padded = torch.cat([Y, 0.3 * torch.randn(Y.shape[0], 64 - T % 64, dtype=Y.dtype)], dim=-1)  # content in pad
@@ -138,22 +166,6 @@ def test_the_project_path_and_sgmse_compat_differ_only_by_design(reference: dict
 
 
 # ----------------------------------------------------------------------------- synthetic checkpoints
-@contextlib.contextmanager
-def _fake_sgmse_data_module() -> Iterator[type]:
-    """A module ``sgmse.data_module`` with a class ``SpecsDataModule``, only while saving, so
-    torch.save pickles the class by reference as sgmse's checkpoints do. Importing it would
-    leave a marker: loading must never do so."""
-    pkg, mod = types.ModuleType("sgmse"), types.ModuleType("sgmse.data_module")
-    cls = type("SpecsDataModule", (), {"__module__": "sgmse.data_module"})
-    mod.SpecsDataModule = cls
-    pkg.data_module = mod
-    sys.modules.update({"sgmse": pkg, "sgmse.data_module": mod})
-    try:
-        yield cls
-    finally:
-        del sys.modules["sgmse"], sys.modules["sgmse.data_module"]
-
-
 TINY = dict(nf=4, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(16,), image_size=32)
 
 
@@ -190,7 +202,7 @@ def _ckpt(path: Path, net: NCSNpp, *, ema: Any = "half", drop: tuple[str, ...] =
     hyper_parameters with the data-module class pickled by reference, and Lightning's entries."""
     sd = OrderedDict((f"dnn.{k}", v.clone()) for k, v in net.state_dict().items() if f"dnn.{k}" not in drop)
     sd.update(extra_state or {})
-    with _fake_sgmse_data_module() as cls:
+    with sgmse_data_module_stand_in() as cls:
         payload: dict[str, Any] = {
             "epoch": 3, "global_step": 1234, "pytorch-lightning_version": "2.6.1", "state_dict": sd,
             "loops": {"fit_loop": {"state_dict": {}, "epoch_progress": {"total": {"ready": 4}}}},
@@ -236,7 +248,7 @@ def test_code_in_a_checkpoint_is_refused_by_name_and_never_run(tmp_path: Path) -
 
     net = _net()
     path = _ckpt(tmp_path / "evil.ckpt", net)
-    with _fake_sgmse_data_module():
+    with sgmse_data_module_stand_in():
         ck = torch.load(path, weights_only=False)  # our own file: nothing in it yet
         ck["hyper_parameters"]["callback"] = Payload()
         torch.save(ck, path)
