@@ -194,8 +194,8 @@ def test_guidance_conditions_parse(spec: str, want: tuple[str, str, float]) -> N
 
 @pytest.mark.parametrize("spec, words", [
     ("cfg", "unknown condition 'cfg'"), ("static", "static needs a scale"), ("cond:2", "cond takes no scale"),
-    ("knn:x", "is not a number"), ("mix:-1", "not a guidance scale in [0, 20]"), ("static:nan", "not a guidance"),
-    ("static:21", "[0, 20]"),
+    ("knn:x", "is not a number"), ("mix:-1", "not a guidance scale (0 <= x <= 20)"), ("static:nan", "not a guidance"),
+    ("static:21", "0 <= x <= 20"),
 ])
 def test_bad_guidance_conditions_are_named(spec: str, words: str) -> None:
     with pytest.raises(ValueError) as e:

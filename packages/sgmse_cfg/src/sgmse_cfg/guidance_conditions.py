@@ -41,8 +41,8 @@ def parse_guidance_condition(spec: str) -> tuple[str, str, float]:
         except ValueError:
             raise ValueError(f"condition {spec!r}: the scale W: {w!r} is not a number") from None
         if not (math.isfinite(val) and 0.0 <= val <= MAX_GUIDANCE_SCALE):
-            raise ValueError(f"condition {spec!r}: the scale W: {w} is not a guidance scale in "
-                             f"[0, {MAX_GUIDANCE_SCALE:g}]")
+            raise ValueError(f"condition {spec!r}: the scale W: {w} is not a guidance scale "
+                             f"(0 <= x <= {MAX_GUIDANCE_SCALE:g})")
     if mode in ("uncond", "cond"):
         label = mode
     elif mode == "static":
