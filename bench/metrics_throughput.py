@@ -11,7 +11,10 @@ invocation, alternating over --blocks blocks of the files (each block: one leg, 
 other; which goes first alternates), so a changing load on the machine from others falls on
 both; the ratio is what to read. Prints both times, the ratio, and the largest |difference| per metric
 (PESQ and STOI are bit-identical; ESTOI adds pystoi's random dither from NumPy's global
-stream, so it differs from run to run by ~1e-15 however it is computed).
+stream, so it differs from run to run by ~1e-15 however it is computed). It also prints the
+machine's parallel headroom before and after (the same PESQ work in --workers processes at
+once against one process): on a shared machine the pool's gain is bounded by it.
+About 8 minutes for the default 824 files on an idle 2-core machine (--files 112: about one).
 
     uv run bench/metrics_throughput.py [--files 824] [--blocks 4] [--workers N] [--single] [--data ../shared/data]
 """
@@ -59,6 +62,33 @@ def sequential(files: list[tuple[str, Path, Path]]) -> dict[str, dict[str, float
     return out
 
 
+def _pesq_burst(args: tuple[str, str, int]) -> float:
+    """Wall seconds of ``n`` wide-band PESQ calls on one pair (the headroom probe's unit of work)."""
+    c_path, e_path, n = args
+    clean, sr = sf.read(c_path)
+    enh, _ = sf.read(e_path)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        pesq.pesq(sr, clean, enh, "wb")
+    return time.perf_counter() - t0
+
+
+def parallel_headroom(pair: tuple[str, Path, Path], workers: int, n: int = 6) -> float:
+    """How many cores this process can use right now: the same PESQ burst in one process and in
+    ``workers`` processes at once, ``workers x t_one / t_parallel`` (about ``workers`` on free
+    cores, about 1 when others hold them)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    job = (str(pair[1]), str(pair[2]), n)
+    t_one = _pesq_burst(job)
+    with ProcessPoolExecutor(workers) as ex:
+        list(ex.map(int, range(workers)))  # started before timing
+        t0 = time.perf_counter()
+        list(ex.map(_pesq_burst, [job] * workers))
+        t_par = time.perf_counter() - t0
+    return workers * t_one / t_par
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--files", type=int, default=824,
@@ -91,6 +121,7 @@ def main() -> int:
         files = [f for blk in blocks for f in blk]
         audio_s = sum(sf.info(c).duration for _, c, _ in files)
 
+        headroom = [parallel_headroom(pairs[1], args.workers)]
         t_seq = t_eval = t_one = 0.0
         diff = dict.fromkeys(FOUR, 0.0)
         errors = []
@@ -121,6 +152,7 @@ def main() -> int:
                 diff[m] = max(diff[m], *(abs(float(rows[f][m]) - seq[f][m]) if rows[f][m] else float("inf")
                                          for f in seq))
             errors += [f for f in seq if rows[f]["error"]]
+        headroom.append(parallel_headroom(pairs[1], args.workers))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -133,6 +165,9 @@ def main() -> int:
         print(f"{'se_metrics.evaluate_dir, 1 process, the same 4 metrics':58s} {t_one:7.2f} s  "
               f"({t_one / n * 1e3:.0f} ms/file)")
     print(f"ratio sequential / evaluator: {t_seq / t_eval:.2f}x")
+    print(f"parallel headroom of this machine for {args.workers} processes, before / after: "
+          f"{headroom[0]:.2f} / {headroom[1]:.2f} (the same PESQ work in {args.workers} processes at once against one; "
+          f"{args.workers} on free cores, near 1 when others hold them: the pool can only gain that much)")
     print("max |evaluator - sequential|: " + ", ".join(f"{m} {d:.1e}" for m, d in diff.items())
           + " (ESTOI: pystoi's random dither, ~1e-15 run to run)")
     if errors:
