@@ -15,7 +15,6 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from typing import Any
 
 import numpy as np
 
