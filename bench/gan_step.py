@@ -15,7 +15,8 @@ batch of 6):
 
 The kinds alternate step by step (so a load from others falls on all three alike) and each
 is timed over --steps steps after a warm-up; medians and the ratios to the plain step are
-printed, then a profile of one GAN step (forward + backward, discriminator, inverse STFT,
+printed with the machine's parallel headroom (bench/metrics_throughput.py's probe), then a
+profile of one GAN step (forward + backward, discriminator, inverse STFT,
 PESQ per item, and how long the pooled step waited for its targets).
 
     uv run bench/gan_step.py [--steps 8] [--workers 2] [--threads 2] [--model-preset bsdt-demo]
@@ -141,6 +142,11 @@ def main() -> int:
     trainers = {k: Trainer(args.model_preset, seed=0) for k in kinds}
     times: dict[str, list[float]] = {k: [] for k in kinds}
     parts: dict[str, dict[str, list[float]]] = {k: {} for k in kinds}
+    from metrics_throughput import parallel_headroom  # noqa: PLC0415 - the sibling bench's probe
+
+    vb = args.data / "speech" / "voicebank16k"
+    probe = ("p287_001.wav", vb / "clean" / "p287_001.wav", vb / "noisy" / "p287_001.wav")
+    headroom = [parallel_headroom(probe, max(args.workers, 2))]
     t_pool = time.perf_counter()
     with se_metrics.metric_pool(args.workers) as pool:
         pool.submit(int).result()  # the workers are up before anything is timed
@@ -153,6 +159,7 @@ def main() -> int:
                     times[k].append(time.perf_counter() - t0)
                     for name, v in trainers[k].parts.items():
                         parts[k].setdefault(name, []).append(v)
+    headroom.append(parallel_headroom(probe, max(args.workers, 2)))
     # the same algorithm: both GAN trainers hold the same weights after the same steps
     same = all(torch.equal(a, b) for a, b in zip(trainers["GAN step, PESQ here"].model.state_dict().values(),
                                                  trainers["GAN step, PESQ pool"].model.state_dict().values()))
@@ -164,6 +171,9 @@ def main() -> int:
         m = statistics.median(times[k])
         print(f"  {k:24s} {m * 1e3:7.0f} ms   {m / base:5.2f}x the plain step")
     print(f"  GAN weights with the pool equal those without: {same}")
+    print(f"parallel headroom for {max(args.workers, 2)} processes, before / after: {headroom[0]:.2f} / "
+          f"{headroom[1]:.2f} (2 on two free cores; near 1: others hold them, and PESQ in workers competes with "
+          f"the training process for the same core)")
     print("profile (median ms per step):")
     for k in ("GAN step, PESQ here", "GAN step, PESQ pool"):
         print(f"  {k}:")
