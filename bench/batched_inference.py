@@ -10,8 +10,9 @@ its file tiles it), at 16 kHz.
   file; batched sorts the files by length and cuts them into groups of ``--batch-size`` with
   tools/_buckets.py's ``length_buckets`` (as ``enhance.py --batch-size``), each group one
   ``bandsplit.enhance(model, [waves])`` call (a padded batch with per-item masks).
-- SGMSE+ (tools/enhance_sgmse.py): the small official-format NCSN++ / OUVE checkpoint of
-  ``packages/sgmse_cfg/tests/data`` (PC sampler, ``--N`` steps). One at a time is
+- SGMSE+ (tools/enhance_sgmse.py): the small official-format NCSN++ / OUVE checkpoint the
+  tests use, written to a temporary folder by ``packages/sgmse_cfg/tests/sgmse_ckpt_recipe.py``
+  from ``data/sgmse_ckpt.json`` (PC sampler, ``--N`` steps). One at a time is
   ``sgmse_cfg.enhance(model, wave, generator=seeded)``; batched groups files of one padded frame
   count (``equal_key_buckets`` on ``model.padded_frames``, as ``enhance_sgmse.py
   --batch-size``) into ``sgmse_cfg.enhance_batch`` calls with the same per-file generators.
@@ -20,14 +21,16 @@ Each form runs ``--rounds`` times alternately after a warm-up; the best round co
 machine is shared). Printed per model: files/s one at a time, files/s batched, their ratio, and
 the largest absolute difference between the two outputs over all files (float32).
 
-    uv run bench/batched_inference.py                  # ~2-4 min on the 2-core CPU
+    uv run bench/batched_inference.py                  # ~15 min on the loaded 2-core CPU
     uv run bench/batched_inference.py --device cuda    # on a GPU
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,14 +47,16 @@ from _buckets import equal_key_buckets, length_buckets  # noqa: E402
 
 SR = 16000
 SPEECH = REPO.parent / "shared" / "data" / "speech" / "voicebank16k" / "noisy"
-SGMSE_CKPT = REPO / "packages" / "sgmse_cfg" / "tests" / "data" / "sgmse_ncsnpp_ouve.ckpt"
+SGMSE_TESTS = REPO / "packages" / "sgmse_cfg" / "tests"
+sys.path.insert(0, str(SGMSE_TESTS))
+from sgmse_ckpt_recipe import write_checkpoint  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--files", type=int, default=16, help="number of files (default 16)")
     p.add_argument("--batch-size", type=int, default=8, help="files per batch (default 8)")
-    p.add_argument("--N", type=int, default=4, help="SGMSE+ sampler steps (default 4)")
+    p.add_argument("--N", type=int, default=2, help="SGMSE+ PC sampler steps (default 2)")
     p.add_argument("--rounds", type=int, default=2, help="timed rounds per form (default 2)")
     p.add_argument("--threads", type=int, default=2, help="torch threads on the CPU (default 2)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -130,10 +135,10 @@ def main() -> None:
 
     if "sgmse" not in chosen:
         return
-    if not SGMSE_CKPT.is_file():
-        print(f"SGMSE+: {SGMSE_CKPT} missing, skipped")
-        return
-    model = sgmse_cfg.load_model(SGMSE_CKPT, map_location=device).eval()
+    config = json.loads((SGMSE_TESTS / "data" / "sgmse_ckpt.json").read_text())["configs"]["ncsnpp_ouve"]
+    with tempfile.TemporaryDirectory(prefix="batched_inference_") as tmp:
+        ckpt = write_checkpoint(Path(tmp) / "sgmse_ncsnpp_ouve.ckpt", config)
+        model = sgmse_cfg.load_model(ckpt, map_location=device).eval()
     keys = [model.padded_frames(w.shape[-1]) for w in waves]
     groups = equal_key_buckets(keys, args.batch_size)
     kw = {"sampler": "pc", "N": args.N}
@@ -153,7 +158,9 @@ def main() -> None:
                 out[i] = y
         return out  # type: ignore[return-value]
 
-    sg_one(), sg_batched()  # warm-up
+    grp0 = groups[0]  # warm-up: one file alone, one batch
+    sgmse_cfg.enhance(model, waves[grp0[0]], SR, generator=gens()[0], **kw)
+    sgmse_cfg.enhance_batch(model, [waves[i] for i in grp0], SR, generators=[gens()[i] for i in grp0], **kw)
     t1, o1 = best_time(sg_one, args.rounds, sync)
     tb, ob = best_time(sg_batched, args.rounds, sync)
     report(f"SGMSE+ NCSN++ (tiny) PC N={args.N}", len(waves), t1, tb, o1, ob,
