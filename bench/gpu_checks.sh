@@ -69,6 +69,7 @@ if [ "${SMOKE:-0}" = 1 ]; then
     SP_STEP=(--quick --models bsrnn,bsdt --num-channel 16 --num-layer 1 --rtf-seconds 1 --no-memory)
     SP_OPTIONS=(--steps 4 --num-channel 16 --num-layer 1 --valid-pesq-files 2)
     SP_GAN=(--steps 2 --warmup 1)
+    SP_BATCH=(--files 4 --batch-size 2 --rounds 1 --models bsrnn,sgmse)
     SP_AA=(--quick --batch 4 --measure-tones 2 --epoch-tones 8)
     ST_STUDY=(--quick)
     AA_EXP=(--teacher ../shared/data/nam/core_wavenet_standard.nam --f0-sampling linear_hz --f0-range-hz 27.5 18000
@@ -97,6 +98,7 @@ else
     SP_STEP=(--models bsrnn,bsdt --no-memory --warmup 3 --repeats 10 --rtf-seconds 10)
     SP_OPTIONS=(--steps 300 --valid-pesq-files 16)
     SP_GAN=(--steps 8 --warmup 2)
+    SP_BATCH=(--files 32 --batch-size 8 --N 30 --rounds 2)
     SP_AA=()
     ST_STUDY=(--seeds 3)
     AA_EXP=(--teacher ../shared/data/nam/core_wavenet_standard.nam --f0-sampling linear_hz --f0-range-hz 27.5 18000
@@ -112,6 +114,7 @@ if part speed; then
     # diffusion sampling: eager vs compiled (a CUDA graph per padded length), bf16, and host syncs
     step speed_sampler_compile 240 bench/sampler_speed.py --device "$DEV" --amp --compile "${SP_SAMPLER[@]}"
     step speed_sampler_sync 60 bench/sampler_speed.py --device "$DEV" --amp --check-sync "${SG_SYNC[@]}"
+    step speed_batched 90 bench/batched_inference.py --device "$DEV" "${SP_BATCH[@]}"
     # the training step at the published BSRNN size: loop vs vectorised in float32 and bf16, CUDA graphs,
     # BSDT's eager step against BSRNN's (same table), then every option's quality after a short run
     step speed_step_fp32 100 bench/bandsplit_speed.py --device "$DEV" "${SP_STEP[@]}"
