@@ -43,12 +43,14 @@ def test_batches_write_the_one_at_a_time_outputs(ckpt: Path, tmp_path: Path) -> 
     noisy = tmp_path / "noisy"
     noisy.mkdir()
     rng = np.random.default_rng(0)
-    # 128 padded frames: 9000 and 12000 samples; 64: 5000 and 7000; 256 (alone): 17000
-    for name, n in (("a", 9000), ("b", 5000), ("c", 12000), ("d", 17000), ("e", 7000)):
+    # the fixture's STFT (hop 32) and backbone (multiple 2): 282 padded frames for 9000 and 9010
+    # samples, 158 for 5000 and 5020, 532 for 17000 (alone)
+    for name, n in (("a", 9000), ("b", 5000), ("c", 9010), ("d", 17000), ("e", 5020)):
         sf.write(noisy / f"{name}.wav", 0.1 * rng.standard_normal(n), SR, subtype="PCM_16")
     common = ["--ckpt", ckpt, "--N", "1", "--seed", "7"]
     one = _run([noisy, *common, "--out", tmp_path / "one"])
     many = _run([noisy, *common, "--out", tmp_path / "many", "--batch-size", "2"])
+    assert "one file at a time" not in many.stdout
     for r in (one, many):
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
         assert "enhanced 5 of 5 files" in r.stdout
@@ -57,7 +59,10 @@ def test_batches_write_the_one_at_a_time_outputs(ckpt: Path, tmp_path: Path) -> 
         x3, _ = sf.read(tmp_path / "many" / "enhanced" / f"{name}.wav")
         assert x1.shape == x3.shape and np.abs(x1 - x3).max() <= 1 / 32768 + 1e-9, name
     with open(tmp_path / "many" / "enhance.csv") as fh:
-        assert [r["file"] for r in csv.DictReader(fh)] == [f"{n}.wav" for n in "abcde"]
+        rows = {r["file"]: r for r in csv.DictReader(fh)}
+    assert list(rows) == [f"{n}.wav" for n in "abcde"]
+    # a and c shared a sampler run (its time shared out evenly), so did b and e
+    assert rows["a.wav"]["wall_s"] == rows["c.wav"]["wall_s"] and rows["b.wav"]["wall_s"] == rows["e.wav"]["wall_s"]
 
 
 def test_batch_size_with_sgmse_compat_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
