@@ -10,34 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from typing import Any
-
 import numpy as np
 import soundfile as sf
-import torch
 
-import bandsplit
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib: the helper beside this file
+from _tiny_bsdt_ckpt import SR, write_checkpoint  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-SR = 16000
-CFG = {"name": "bsdt", "num_channel": 8, "num_layer": 1, "num_heads": 2, "graph": "learned",
-       "use_inter_band": True, "use_multiscale": True}
-
-
-def _checkpoint(path: Path, seed: int) -> Path:
-    """A tools/train_bsdt.py-schema checkpoint of a tiny BSDT with weights set by ``seed``."""
-    torch.manual_seed(seed)
-    model = bandsplit.build_model(CFG)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    payload: dict[str, Any] = {
-        "format": bandsplit.CHECKPOINT_FORMAT, "tool": "train_bsdt", "config": {"model": "bsdt"},
-        "model_config": dict(CFG), "sample_rate": SR, "stft": {"n_fft": 512, "hop": 128},
-        "versions": {"torch": str(torch.__version__), "bandsplit": "0.1.0"}, "epoch": 1, "step": 1,
-        "model": model.state_dict(), "optimizer": {}, "best": {"epoch": 1}, "history": []}
-    torch.save(payload, path)
-    return path
 
 
 def _line(stdout: str, word: str) -> str:
@@ -58,7 +37,7 @@ def test_batches_write_the_one_at_a_time_outputs(tmp_path: Path) -> None:
         sf.write(noisy / rel, 0.1 * rng.standard_normal(n), SR, subtype="PCM_16")
     sf.write(noisy / "e.wav", 0.1 * rng.standard_normal((7000, 2)), SR, subtype="PCM_16")  # refused on load
     sf.write(noisy / "short.wav", 0.1 * rng.standard_normal(100), SR, subtype="PCM_16")  # < n_fft: fails alone
-    ckpt = _checkpoint(tmp_path / "best.pt", 0)
+    ckpt = write_checkpoint(tmp_path / "best.pt", 0)
 
     one = _run("--ckpt", ckpt, noisy, tmp_path / "one", "--allow-failures")
     many = _run("--ckpt", ckpt, noisy, tmp_path / "many", "--batch-size", "4", "--allow-failures")

@@ -14,31 +14,13 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 import bandsplit
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib: the helper beside this file
+from _tiny_bsdt_ckpt import SR, write_checkpoint  # noqa: E402
 import se_data
 
 REPO = Path(__file__).resolve().parents[1]
-SR = 16000
-CFG = {"name": "bsdt", "num_channel": 8, "num_layer": 1, "num_heads": 2, "graph": "learned",
-       "use_inter_band": True, "use_multiscale": True}
-
-
-def _checkpoint(path: Path, seed: int) -> Path:
-    """A tools/train_bsdt.py-schema checkpoint of a tiny BSDT with weights set by ``seed``."""
-    torch.manual_seed(seed)
-    model = bandsplit.build_model(CFG)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    payload: dict[str, Any] = {
-        "format": bandsplit.CHECKPOINT_FORMAT, "tool": "train_bsdt", "config": {"model": "bsdt"},
-        "model_config": dict(CFG), "sample_rate": SR, "stft": {"n_fft": 512, "hop": 128},
-        "versions": {"torch": str(torch.__version__), "bandsplit": "0.1.0"}, "epoch": 1, "step": 1,
-        "model": model.state_dict(), "optimizer": {}, "best": {"epoch": 1}, "history": []}
-    torch.save(payload, path)
-    return path
 
 
 def _enhance(*args: Any) -> subprocess.CompletedProcess:
@@ -67,7 +49,7 @@ def setup(tmp_path: Path) -> tuple[Path, Path, Path]:
     rng = np.random.default_rng(0)
     for rel in ("a.wav", "b.wav", "sub/c.wav"):
         sf.write(noisy / rel, 0.1 * rng.standard_normal(SR // 2), SR, subtype="PCM_16")
-    return noisy, tmp_path / "enh", _checkpoint(tmp_path / "best.pt", 0)
+    return noisy, tmp_path / "enh", write_checkpoint(tmp_path / "best.pt", 0)
 
 
 def test_rerun_redoes_exactly_the_stale_outputs(setup: tuple[Path, Path, Path], tmp_path: Path) -> None:
@@ -104,7 +86,7 @@ def test_rerun_redoes_exactly_the_stale_outputs(setup: tuple[Path, Path, Path], 
     assert len(lines) == 3 and json.loads(lines[0])["input"] == se_data.file_fingerprint(noisy / "a.wav")
 
     # another checkpoint (same path, other weights): every output is redone
-    _checkpoint(ckpt, 1)
+    write_checkpoint(ckpt, 1)
     r2 = _enhance("--ckpt", ckpt, noisy, out)
     assert " 3 files" in _line(r2.stdout, "enhanced") and "checkpoint changed (3)" in r2.stdout
     got, _ = sf.read(out / "sub" / "c.wav")
