@@ -95,15 +95,19 @@ def test_discriminator_shapes_and_learning_on_a_fixed_batch() -> None:
     assert after < 0.5 * before, (before, after)
 
 
+#: three items of two samples, the middle one silent (unscorable)
+_CLEAN = torch.tensor([[1.0, 2.0], [0.0, 0.0], [3.0, 1.0]])
+_EST = torch.tensor([[1.0, 1.0], [0.0, 0.0], [2.0, 2.0]])
+
+
+def _squared_error_or_silent(c, e) -> float:
+    if not c.any():
+        raise ValueError("silent")
+    return float(((c - e) ** 2).sum())
+
+
 def test_score_batch_marks_unscorable_items_nan() -> None:
-    clean = torch.tensor([[1.0, 2.0], [0.0, 0.0], [3.0, 1.0]])
-    est = torch.tensor([[1.0, 1.0], [0.0, 0.0], [2.0, 2.0]])
-
-    def metric(c, e) -> float:
-        if not c.any():
-            raise ValueError("silent")
-        return float(((c - e) ** 2).sum())
-
+    clean, est, metric = _CLEAN, _EST, _squared_error_or_silent
     s = score_batch(metric, clean, est)
     assert s.dtype == torch.float32 and s.shape == (3,)
     assert s[0] == 1.0 and math.isnan(s[1]) and s[2] == 2.0
@@ -125,14 +129,7 @@ def test_submitted_scores_equal_in_place_scores() -> None:
 
     from bandsplit import submit_score_batch
 
-    clean = torch.tensor([[1.0, 2.0], [0.0, 0.0], [3.0, 1.0]])
-    est = torch.tensor([[1.0, 1.0], [0.0, 0.0], [2.0, 2.0]])
-
-    def metric(c, e) -> float:
-        if not c.any():
-            raise ValueError("silent")
-        return float(((c - e) ** 2).sum())
-
+    clean, est, metric = _CLEAN, _EST, _squared_error_or_silent
     with ThreadPoolExecutor(2) as pool:
         pending = submit_score_batch(metric, clean, est, pool)
         got = pending.result()
