@@ -180,10 +180,7 @@ def _why_one_at_a_time(args: argparse.Namespace, model: Any, opts: common.Enhanc
 def _padded_key(model: Any, num_samples: int, sr: int, opts: common.EnhanceOptions) -> int | None:
     """The padded frame count a file of ``num_samples`` is sampled at, or None when it is chunked
     (longer than --max-chunk-seconds: enhanced alone)."""
-    hop = model.transform.hop_length
-    if (num_samples // hop + 1) * hop / sr > opts.max_chunk_seconds:
-        return None
-    return model.padded_frames(num_samples)
+    return None if model.is_chunked(num_samples, opts.max_chunk_seconds) else model.padded_frames(num_samples)
 
 
 def _batch_key(model: Any, f: Path, i: int, sr: int, opts: common.EnhanceOptions,

@@ -202,3 +202,18 @@ def test_enhance_of_a_loaded_model(tmp_path: Path) -> None:
     a = enhance(loaded, wave, 16000, N=2, guidance="mix", generator=torch.Generator().manual_seed(1))
     b = enhance(m, wave, 16000, N=2, guidance="mix", generator=torch.Generator().manual_seed(1))
     assert torch.equal(a, b)
+
+
+def test_is_chunked_counts_the_frames_enhance_transforms() -> None:
+    """``is_chunked`` uses ``num_samples // hop + 1`` frames: the STFT's own count, checked at the
+    boundary of max_chunk_seconds (frames x hop / rate)."""
+    from sgmse_cfg import ScoreModel, SmallUNet
+
+    m = ScoreModel(SmallUNet(channels=(4, 8), temb_dim=16))
+    tr = m.transform
+    hop, sr = tr.hop_length, tr.sample_rate
+    for n in (tr.n_fft, 3 * hop - 1, 3 * hop, 16000):
+        frames = tr.wave_to_spec(torch.zeros(n), sr).shape[-1]
+        assert frames == n // hop + 1
+        limit = frames * hop / sr
+        assert not m.is_chunked(n, limit) and m.is_chunked(n, limit - 1e-9)

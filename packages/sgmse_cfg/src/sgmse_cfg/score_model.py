@@ -245,7 +245,7 @@ class ScoreModel(nn.Module):
         T = Y.shape[-1]
         f = int(getattr(self.backbone, "downsampling_factor", 1))
         hop_s = tr.hop_length / tr.sample_rate
-        if chunk_seconds is None and T * hop_s <= max_chunk_seconds:
+        if chunk_seconds is None and not self.is_chunked(L, max_chunk_seconds):
             chunk = T
         else:
             chunk = int(round((chunk_seconds or max_chunk_seconds / 2) / hop_s))
@@ -261,6 +261,13 @@ class ScoreModel(nn.Module):
         x = tr.spec_to_wave(Xh, length=L) * normfac
         out_dtype = y_wave.dtype if y_wave.is_floating_point() else torch.float32
         return x.to(device=y_wave.device, dtype=out_dtype)
+
+    def is_chunked(self, num_samples: int, max_chunk_seconds: float = 8.0) -> bool:
+        """Whether :meth:`enhance` cuts a waveform of ``num_samples`` samples (at the transform's
+        rate) into chunks: its ``num_samples // hop + 1`` frames last longer than
+        ``max_chunk_seconds``."""
+        hop = self.transform.hop_length
+        return (int(num_samples) // hop + 1) * hop / self.transform.sample_rate > max_chunk_seconds
 
     def padded_frames(self, num_samples: int) -> int:
         """Frames of the spectrogram :meth:`enhance` samples for a waveform of ``num_samples``
