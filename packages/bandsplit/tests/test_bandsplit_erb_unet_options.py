@@ -136,6 +136,10 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "601 bins, plain conv": {"name": "erb-unet", "conv": "plain", **SMALL},
     "257 bins, standard attention": {"name": "erb-unet-257", "attention": "standard", **SMALL},
     "257 bins, adaptive, plain conv": {"name": "erb-unet-257", "attention": "adaptive", "conv": "plain", **SMALL},
+    "Net1 (nearest masks, pooled skips)": {"name": "erb-unet-801", "mask_resize": "nearest",
+                                           "skip_align": "adaptive_pool", **SMALL},
+    "Net2 (bilinear masks, cut skips)": {"name": "erb-unet", "mask_resize": "bilinear", "skip_align": "truncate",
+                                         **SMALL},
 }
 
 
@@ -217,7 +221,7 @@ def test_research_mask_resize_from_the_input_grid(mode: str) -> None:
     assert all(c.mask_logits.grad is not None and c.mask_logits.grad.abs().sum() > 0 for c in m.enc_hag)
 
 
-def test_research_variants_round_trip_and_refuse_bad_options(tmp_path: Path) -> None:
+def test_research_variants_build_from_a_config_and_bad_options_are_refused() -> None:
     torch.manual_seed(0)
     cfg = {"name": "erb-unet-801", **SMALL, "mask_resize": "nearest", "skip_align": "adaptive_pool"}
     model = build_model(cfg)
