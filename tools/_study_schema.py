@@ -27,7 +27,7 @@ Schema (every table but ``[study]`` and ``[[row]]`` is optional)::
 
 A flag ``key = value`` is ``--key value``; ``true`` is the bare switch, ``false`` leaves it out,
 a list gives several values. tomllib gives no line numbers, so errors find the line by scanning
-the text for the row's table and the key (:class:`SourceLines`).
+the text for the row's table and the key (``_study_toml.SourceLines``).
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from _study_toml import SourceLines, StudyError, check_keys, flag_table, string_value, table_array, top_line
 
 TRAIN_TOOLS = ("train_bsdt", "train_sgmse", "train_aa")
 EVAL_TOOLS = ("eval_dir", "eval_ood", "analyze_aa")
@@ -56,59 +58,6 @@ SWEEP_KEYS = {"label", "flags"}
 SETUP_KEYS = {"name", "tool", "flags"}
 DEFAULTS_KEYS = {"flags", "data_flags", "quick_flags"}
 CRITERION_KEYS = {"name", "row", "baseline", "metric", "more_than", "at_least"}
-
-
-class StudyError(Exception):
-    """A bad study file: the message names the file and line."""
-
-
-class SourceLines:
-    """Line numbers for tomllib's line-less tables: the ``n``-th ``[[row]]`` header and a key
-    inside it, found by scanning the text."""
-
-    _HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.\-]+)\s*\]\]?\s*(#.*)?$")
-
-    def __init__(self, path: Path, text: str) -> None:
-        self.path = path
-        self.lines = text.splitlines()
-        self.sections: list[tuple[str, int]] = []  # (header name, 1-based line) in file order
-        for i, line in enumerate(self.lines, 1):
-            m = self._HEADER.match(line)
-            if m:
-                self.sections.append((m.group(1), i))
-
-    def table(self, name: str, index: int | None = None) -> tuple[int, int]:
-        """``(first, last)`` lines of table ``name`` (the ``index``-th of an array of tables),
-        including its sub-tables (``row.eval``...)."""
-        hits = [(k, ln) for k, (n, ln) in enumerate(self.sections) if n == name]
-        if not hits:
-            return 1, len(self.lines)
-        k, start = hits[index or 0] if (index or 0) < len(hits) else hits[-1]
-        end = len(self.lines)
-        for n, ln in self.sections[k + 1:]:
-            if not n.startswith(name + "."):
-                end = ln - 1
-                break
-        return start, end
-
-    def find(self, name: str, index: int | None, *needles: str) -> int:
-        """The first line inside the table holding ``needles[0]`` as a key (or, failing that,
-        any needle as text); the table's header line when none is found."""
-        start, end = self.table(name, index)
-        for needle in needles:
-            key = re.compile(rf"(^|[\s{{,]){re.escape(needle)}\s*=")
-            for ln in range(start, end + 1):
-                if key.search(self.lines[ln - 1].split("#", 1)[0]):
-                    return ln
-        for needle in needles:
-            for ln in range(start, end + 1):
-                if needle in self.lines[ln - 1]:
-                    return ln
-        return start
-
-    def error(self, line: int, message: str) -> StudyError:
-        text = self.lines[line - 1].strip() if 0 < line <= len(self.lines) else ""
-        return StudyError(f"{self.path}:{line}: {message}" + (f"\n    {line} | {text}" if text else ""))
 
 
 @dataclass
@@ -227,14 +176,14 @@ def load_study(path: str | Path) -> Study:
 
     for key in doc:
         if key not in ("study", "defaults", "setup", "row", "criterion"):
-            raise src.error(src.find(key, None, key) if key in dict(src.sections) else _top_line(src, key),
+            raise src.error(src.find(key, None, key) if key in dict(src.sections) else top_line(src, key),
                             f"unknown table [{key}]; a study has [study], [defaults], [[setup]], [[row]] and "
                             "[[criterion]]")
     st = doc.get("study")
     if not isinstance(st, dict):
         raise src.error(1, "missing [study] table (name, baseline, test_set)")
-    _check_keys(src, "study", None, st, STUDY_KEYS)
-    name = _string(src, "study", None, st, "name", required=True)
+    check_keys(src, "study", None, st, STUDY_KEYS)
+    name = string_value(src, "study", None, st, "name", required=True)
     metrics = st.get("metrics")
     if metrics is not None and not (isinstance(metrics, list) and all(isinstance(m, str) for m in metrics)):
         raise src.error(src.find("study", None, "metrics"), "metrics must be a list of metric names")
@@ -242,7 +191,7 @@ def load_study(path: str | Path) -> Study:
     defaults: dict[str, dict[str, dict[str, Any]]] = {}
     dd = doc.get("defaults", {})
     if not isinstance(dd, dict):
-        raise src.error(_top_line(src, "defaults"), "[defaults] must be a table")
+        raise src.error(top_line(src, "defaults"), "[defaults] must be a table")
     for tool, block in dd.items():
         line = src.find("defaults", None, tool) if tool not in DEFAULTS_KEYS else src.table("defaults")[0]
         if tool in DEFAULTS_KEYS:  # [defaults] flags = ...: shared by every training tool
@@ -256,14 +205,14 @@ def load_study(path: str | Path) -> Study:
             if k not in DEFAULTS_KEYS:
                 raise src.error(src.find("defaults", None, k), f"unknown key {k!r} in [defaults]; "
                                 f"use {', '.join(sorted(DEFAULTS_KEYS))}")
-            _flag_table(src, "defaults", None, k, v)
+            flag_table(src, "defaults", None, k, v)
         defaults.setdefault(tool, {}).update(block)
     for tool, block in list(defaults.items()):
         for k in DEFAULTS_KEYS:
             block.setdefault(k, {})
 
-    setups = [_setup(src, i, s) for i, s in enumerate(_array(src, doc, "setup"))]
-    rows = [_row(src, i, r) for i, r in enumerate(_array(src, doc, "row"))]
+    setups = [_setup(src, i, s) for i, s in enumerate(table_array(src, doc, "setup"))]
+    rows = [_row(src, i, r) for i, r in enumerate(table_array(src, doc, "row"))]
     if not rows:
         raise src.error(len(src.lines) or 1, "the study has no [[row]]")
     seen: dict[str, Row] = {}
@@ -288,76 +237,31 @@ def load_study(path: str | Path) -> Study:
         for k, v in r.flags.items():
             if isinstance(v, str) and v.startswith("setup:") and v[6:] not in names:
                 raise src.error(src.find("row", r.index, k), f"{k} = {v!r}: no [[setup]] step named {v[6:]!r}")
-    criteria = [_criterion(src, i, c, rows) for i, c in enumerate(_array(src, doc, "criterion"))]
-    return Study(path=path, source=src, name=name, title=_string(src, "study", None, st, "title") or name,
-                 baseline=baseline, test_set=_string(src, "study", None, st, "test_set") or "test",
+    criteria = [_criterion(src, i, c, rows) for i, c in enumerate(table_array(src, doc, "criterion"))]
+    return Study(path=path, source=src, name=name, title=string_value(src, "study", None, st, "title") or name,
+                 baseline=baseline, test_set=string_value(src, "study", None, st, "test_set") or "test",
                  metrics=list(metrics) if metrics is not None else [],
-                 description=_string(src, "study", None, st, "description"),
-                 full_run=_string(src, "study", None, st, "full_run"),
-                 gpu_time=_string(src, "study", None, st, "gpu_time"),
+                 description=string_value(src, "study", None, st, "description"),
+                 full_run=string_value(src, "study", None, st, "full_run"),
+                 gpu_time=string_value(src, "study", None, st, "gpu_time"),
                  defaults=defaults, setups=setups, rows=rows, criteria=criteria)
 
 
-def _top_line(src: SourceLines, key: str) -> int:
-    for i, line in enumerate(src.lines, 1):
-        if re.match(rf"\s*\[*\s*{re.escape(key)}\b", line) or re.match(rf"\s*{re.escape(key)}\s*=", line):
-            return i
-    return 1
-
-
-def _array(src: SourceLines, doc: dict[str, Any], name: str) -> list[dict[str, Any]]:
-    v = doc.get(name, [])
-    if not isinstance(v, list) or not all(isinstance(x, dict) for x in v):
-        raise src.error(_top_line(src, name), f"{name} must be an array of tables: write [[{name}]]")
-    return v
-
-
-def _check_keys(src: SourceLines, table: str, index: int | None, d: dict[str, Any], allowed: set[str]) -> None:
-    for k in d:
-        if k not in allowed:
-            raise src.error(src.find(table, index, k), f"unknown key {k!r} in [{table}]; "
-                            f"allowed: {', '.join(sorted(allowed))}")
-
-
-def _string(src: SourceLines, table: str, index: int | None, d: dict[str, Any], key: str,
-            required: bool = False) -> str:
-    v = d.get(key)
-    if v is None:
-        if required:
-            raise src.error(src.table(table, index)[0], f"[{table}] needs {key} = \"...\"")
-        return ""
-    if not isinstance(v, str) or (required and not v.strip()):
-        raise src.error(src.find(table, index, key), f"{key} must be a non-empty string")
-    return v
-
-
-def _flag_table(src: SourceLines, table: str, index: int | None, key: str, v: Any) -> dict[str, Any]:
-    if not isinstance(v, dict):
-        raise src.error(src.find(table, index, key), f"{key} must be a table of flags: {key} = {{ epochs = 3 }}")
-    for k, x in v.items():
-        ok = isinstance(x, (str, int, float, bool)) or (
-            isinstance(x, list) and all(isinstance(y, (str, int, float)) and not isinstance(y, bool) for y in x))
-        if not ok:
-            raise src.error(src.find(table, index, k, key), f"flag {k!r}: a value must be a string, number, "
-                            "true/false or a list of strings/numbers")
-    return dict(v)
-
-
 def _setup(src: SourceLines, i: int, s: dict[str, Any]) -> Setup:
-    _check_keys(src, "setup", i, s, SETUP_KEYS)
-    name = _string(src, "setup", i, s, "name", required=True)
-    tool = _string(src, "setup", i, s, "tool", required=True)
+    check_keys(src, "setup", i, s, SETUP_KEYS)
+    name = string_value(src, "setup", i, s, "name", required=True)
+    tool = string_value(src, "setup", i, s, "tool", required=True)
     if tool not in SETUP_TOOLS:
         raise src.error(src.find("setup", i, "tool"), f"unknown setup tool {tool!r}; one of {', '.join(SETUP_TOOLS)}")
-    return Setup(name, tool, _flag_table(src, "setup", i, "flags", s.get("flags", {})), src.table("setup", i)[0])
+    return Setup(name, tool, flag_table(src, "setup", i, "flags", s.get("flags", {})), src.table("setup", i)[0])
 
 
 def _criterion(src: SourceLines, i: int, c: dict[str, Any], rows: list[Row]) -> Criterion:
-    _check_keys(src, "criterion", i, c, CRITERION_KEYS)
+    check_keys(src, "criterion", i, c, CRITERION_KEYS)
     names = {n for r in rows for n in [r.name, *r.table_names()]}
     vals = {}
     for k in ("name", "row", "baseline", "metric"):
-        vals[k] = _string(src, "criterion", i, c, k, required=True)
+        vals[k] = string_value(src, "criterion", i, c, k, required=True)
     for k in ("row", "baseline"):  # eval_ood rows add " / SET / CONDITION" to the row's name
         if vals[k] not in names and vals[k].split(" / ")[0] not in names:
             raise src.error(src.find("criterion", i, k), f"criterion {vals['name']!r}: {k} {vals[k]!r} does not "
@@ -373,20 +277,20 @@ def _criterion(src: SourceLines, i: int, c: dict[str, Any], rows: list[Row]) -> 
 
 
 def _row(src: SourceLines, i: int, r: dict[str, Any]) -> Row:
-    _check_keys(src, "row", i, r, ROW_KEYS)
+    check_keys(src, "row", i, r, ROW_KEYS)
     line = src.table("row", i)[0]
-    name = _string(src, "row", i, r, "name", required=True)
+    name = string_value(src, "row", i, r, "name", required=True)
     kind = r.get("kind", "model")
     if kind not in ROW_KINDS:
         raise src.error(src.find("row", i, "kind"), f"row {name!r}: unknown kind {kind!r}; one of "
                         f"{', '.join(ROW_KINDS)}")
-    row = Row(name=name, kind=kind, index=i, line=line, note=_string(src, "row", i, r, "note"))
+    row = Row(name=name, kind=kind, index=i, line=line, note=string_value(src, "row", i, r, "note"))
     if kind == "quoted":
         for k in ("tool", "flags", "seeds", "eval", "data_flags", "quick_flags", "nproc", "quick"):
             if k in r:
                 raise src.error(src.find("row", i, k), f"row {name!r}: a quoted row has no {k} (it is not run)")
-        row.citation = _string(src, "row", i, r, "citation", required=True)
-        row.test_set = _string(src, "row", i, r, "test_set", required=True)
+        row.citation = string_value(src, "row", i, r, "citation", required=True)
+        row.test_set = string_value(src, "row", i, r, "test_set", required=True)
         vals = r.get("values")
         if not isinstance(vals, dict) or not vals or not all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals.values()):
@@ -409,9 +313,9 @@ def _row(src: SourceLines, i: int, r: dict[str, Any]) -> Row:
         raise src.error(src.find("row", i, "tool"), f"row {name!r}: unknown tool {tool!r}; one of "
                         f"{', '.join(TRAIN_TOOLS)}")
     row.tool = tool
-    row.flags = _flag_table(src, "row", i, "flags", r.get("flags", {}))
-    row.data_flags = _flag_table(src, "row", i, "data_flags", r.get("data_flags", {}))
-    row.quick_flags = _flag_table(src, "row", i, "quick_flags", r.get("quick_flags", {}))
+    row.flags = flag_table(src, "row", i, "flags", r.get("flags", {}))
+    row.data_flags = flag_table(src, "row", i, "data_flags", r.get("data_flags", {}))
+    row.quick_flags = flag_table(src, "row", i, "quick_flags", r.get("quick_flags", {}))
     seeds = r.get("seeds")
     if seeds is not None:
         if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
@@ -433,7 +337,7 @@ def _row(src: SourceLines, i: int, r: dict[str, Any]) -> Row:
     if not isinstance(ev, dict):
         raise src.error(src.find("row", i, "eval"), f"row {name!r}: eval must be a table: eval = {{ tool = "
                         "\"eval_dir\" }}")
-    _check_keys(src, "row", i, ev, EVAL_KEYS)
+    check_keys(src, "row", i, ev, EVAL_KEYS)
     row.eval_tool = ev.get("tool", DEFAULT_EVAL[tool])
     if row.eval_tool not in EVAL_TOOLS:
         raise src.error(src.find("row", i, "tool", str(row.eval_tool)), f"row {name!r}: unknown evaluator "
@@ -441,7 +345,7 @@ def _row(src: SourceLines, i: int, r: dict[str, Any]) -> Row:
     if row.eval_tool not in EVAL_FOR[tool]:
         raise src.error(src.find("row", i, str(row.eval_tool)), f"row {name!r}: {row.eval_tool} cannot score "
                         f"{tool}'s models; use {' or '.join(EVAL_FOR[tool])}")
-    row.eval_flags = _flag_table(src, "row", i, "flags", ev.get("flags", {}))
+    row.eval_flags = flag_table(src, "row", i, "flags", ev.get("flags", {}))
     sweep = ev.get("sweep", [])
     if not isinstance(sweep, list) or not all(isinstance(p, dict) for p in sweep):
         raise src.error(src.find("row", i, "sweep"), f"row {name!r}: write each sweep entry as [[row.eval.sweep]]")
