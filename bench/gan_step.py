@@ -174,6 +174,17 @@ def main() -> int:
     print(f"parallel headroom for {max(args.workers, 2)} processes, before / after: {headroom[0]:.2f} / "
           f"{headroom[1]:.2f} (2 on two free cores; near 1: others hold them, and PESQ in workers competes with "
           f"the training process for the same core)")
+    # What bounds the pooled step on a CPU: the GAN's own torch work (adversarial term and
+    # discriminator update: the in-process GAN step less its PESQ and the plain step) cannot
+    # overlap anything, and PESQ's CPU time can at best be shared evenly across the cores that
+    # the training step already keeps busy.
+    here = statistics.median(times["GAN step, PESQ here"])
+    pesq_here = statistics.median(parts["GAN step, PESQ here"]["PESQ targets, item by item here"])
+    cores = os.cpu_count() or 1
+    floor = here - pesq_here + pesq_here / cores
+    print(f"  CPU floor of a pooled GAN step on {cores} busy core(s): plain + GAN torch work "
+          f"({(here - pesq_here - base) * 1e3:.0f} ms) + PESQ ({pesq_here * 1e3:.0f} ms) / {cores} = "
+          f"{floor * 1e3:.0f} ms, {floor / base:.2f}x the plain step")
     print("profile (median ms per step):")
     for k in ("GAN step, PESQ here", "GAN step, PESQ pool"):
         print(f"  {k}:")
