@@ -55,18 +55,29 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def train(args: argparse.Namespace, folder: Path) -> Path:
+def train(args: argparse.Namespace, folder: Path, extra: tuple[str, ...] = ()) -> Path:
+    """Train a BSRNN of ``args``' size for ``args.train_steps`` demo-corpus steps with train_bsdt.py
+    (``extra``: more of its flags, e.g. ``("--causal",)``); returns the checkpoint."""
     cmd = [sys.executable, str(REPO / "tools" / "train_bsdt.py"), "--model", "bsrnn", "--num-channel",
            str(args.num_channel), "--num-layer", str(args.num_layer), "--epochs", "1", "--steps-per-epoch",
            str(args.train_steps), "--batch-size", "4", "--segment", "1.0", "--valid-pesq-files", "0",
            "--valid-batches", "2", "--no-test", "--threads", str(args.threads), "--out", str(folder / "run"),
-           "--demo-dir", str(REPO / "runs" / "demo-corpus")]
+           "--demo-dir", str(REPO / "runs" / "demo-corpus"), *extra]
     t0 = time.time()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(f"training failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     print(f"trained {args.train_steps} steps (batch 4 x 1 s, demo corpus) in {time.time() - t0:.0f} s")
     return folder / "run" / "last.pt"
+
+
+def real_pairs() -> list[tuple[Path, Path]]:
+    """``(clean, noisy)`` paths of the seven real pairs in ../shared/data/speech (the six
+    VoiceBank-DEMAND pairs and PESQ's own pair); empty where they are not all there."""
+    pairs = [(SPEECH / "voicebank16k" / "clean" / p.name, p)
+             for p in sorted((SPEECH / "voicebank16k" / "noisy").glob("*.wav"))]
+    pairs.append((SPEECH / "speech.wav", SPEECH / "speech_bab_0dB.wav"))
+    return pairs if all(c.exists() and n.exists() for c, n in pairs) else []
 
 
 def best_time(fn, x) -> float:
@@ -122,10 +133,8 @@ def main() -> None:
     if args.train_steps <= 0 and not args.ckpt:
         print("\n(no PESQ check: untrained weights; run with --train-steps N or --ckpt)")
         return
-    pairs = sorted((SPEECH / "voicebank16k" / "noisy").glob("*.wav"))
-    pairs = [(SPEECH / "voicebank16k" / "clean" / p.name, p) for p in pairs]
-    pairs.append((SPEECH / "speech.wav", SPEECH / "speech_bab_0dB.wav"))
-    if not all(c.exists() and n.exists() for c, n in pairs):
+    pairs = real_pairs()
+    if not pairs:
         print(f"\n(no PESQ check: the real pairs are not in {SPEECH})")
         return
     import se_data  # noqa: PLC0415
