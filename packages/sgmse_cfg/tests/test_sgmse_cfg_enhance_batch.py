@@ -3,6 +3,8 @@ file, each output equal to the file enhanced alone with its generator."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -51,7 +53,77 @@ def test_padded_frames_and_refusals(models: dict[str, sgmse_cfg.ScoreModel]) -> 
         sgmse_cfg.enhance_batch(model, _waves((8000, 4000)), SR, N=2)
     with pytest.raises(ValueError, match="one per waveform"):
         sgmse_cfg.enhance_batch(model, _waves((8000, 8000)), SR, N=2, generators=[torch.Generator()])
+    with pytest.raises(ValueError, match="noise-conditioned model"):
+        sgmse_cfg.enhance_batch(model, _waves((8000, 8000)), SR, N=2, noise_refs=[None, _waves((4000,))[0]])
+    with pytest.raises(ValueError, match="noise-conditioned model"):
+        sgmse_cfg.enhance_batch(model, _waves((8000, 8000)), SR, N=2, guidance="static", w=2.0)
+
+
+# ---- noise-conditioned models: a condition per file, guidance per item ---------------------------
+@pytest.fixture(scope="module")
+def nc_model() -> sgmse_cfg.NoiseCondScoreModel:
+    """FiLM-conditioned SmallUNet with an NC head and a fitted k-NN bank, moved off its init so the
+    conditional and null scores differ and each file gets its own adaptive scale."""
     torch.manual_seed(0)
-    nc = sgmse_cfg.build_model(encoder="cnn", unet_channels=(4, 8), encoder_channels=(4, 8), embed_dim=8)
-    with pytest.raises(ValueError, match="one at a time"):
-        sgmse_cfg.enhance_batch(nc.eval(), _waves((8000, 8000)), SR, N=2)
+    m = sgmse_cfg.build_model(encoder="cnn", unet_channels=(4, 8), encoder_channels=(4, 8), embed_dim=8,
+                              inject="film", n_classes=3)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.2 * torch.randn(p.shape, generator=g))
+    m.fit_bank(torch.randn(16, 8, generator=g))
+    return m.eval()
+
+
+@pytest.mark.parametrize(("guidance", "w", "batched_cfg"),
+                         [("cond", 1.0, True), ("mix", 2.0, True), ("static", 1.5, False)])
+def test_noise_conditioned_batch_equals_one_at_a_time(nc_model: sgmse_cfg.NoiseCondScoreModel, guidance: str,
+                                                      w: float, batched_cfg: bool) -> None:
+    waves = _waves((8000, 7960, 7940))
+    refs = [None, 0.05 * torch.randn(6000, generator=torch.Generator().manual_seed(9)), None]
+    kw = {"sampler": "pc", "N": 3, "guidance": guidance, "w": w, "batched_cfg": batched_cfg}
+    gens = [torch.Generator().manual_seed(100 + i) for i in range(len(waves))]
+    diags: list[dict] = []
+    outs = sgmse_cfg.enhance_batch(nc_model, waves, SR, generators=gens, noise_refs=refs, diagnostics=diags, **kw)
+    ws = []
+    for i, (wave, o) in enumerate(zip(waves, outs)):
+        d: dict = {}
+        alone = sgmse_cfg.enhance(nc_model, wave, SR, generator=torch.Generator().manual_seed(100 + i),
+                                  noise_ref=refs[i], diagnostics=d, **kw)
+        assert (o - alone).abs().max().item() <= 1e-5 * max(1.0, alone.abs().max().item())
+        assert diags[i] == pytest.approx(d)  # the file's own scale and uncertainty measures
+        ws.append(d["w"])
+    if guidance == "mix":  # adaptive: the scales really differ per file, so guidance is per item
+        assert max(ws) - min(ws) > 1e-3
+    # the noise reference is per file: another one changes that file only
+    other = sgmse_cfg.enhance_batch(nc_model, waves, SR, noise_refs=[None, None, None],
+                                    generators=[torch.Generator().manual_seed(100 + i) for i in range(3)], **kw)
+    assert (other[1] - outs[1]).abs().max().item() > 1e-4
+    assert (other[0] - outs[0]).abs().max().item() <= 1e-5 and (other[2] - outs[2]).abs().max().item() <= 1e-5
+
+
+@torch.no_grad()
+def test_stacked_guided_score_is_per_item_in_float64(nc_model: sgmse_cfg.NoiseCondScoreModel) -> None:
+    """One score evaluation with the stacked condition (CFG of per-item scales, one forward of batch
+    2B) equals each item's own evaluation (batch 2) in float64."""
+    waves = _waves((8000, 7960, 7940))
+    gc, encs = nc_model.prepare_batch(waves, SR, guidance="mix", w=2.0)
+    assert gc.w.shape == (3,) and len(encs) == 3
+    alone = [nc_model.prepare(wave, SR, guidance="mix", w=2.0)[0] for wave in waves]
+    for b, a in enumerate(alone):  # each row is the file's own condition, bit for bit
+        assert torch.equal(gc.cond.temb_scale[b], a.cond.temb_scale[0]) and torch.equal(gc.w[b], a.w[0])
+    model = copy.deepcopy(nc_model).double()
+
+    def f64(c: sgmse_cfg.GuidedCond) -> sgmse_cfg.GuidedCond:
+        to = {k: (v.double() if v is not None else None) for k, v in vars(c.cond).items()}
+        nu = {k: (v.double() if v is not None else None) for k, v in vars(c.null).items()}
+        return sgmse_cfg.GuidedCond(sgmse_cfg.BackboneCond(**to), sgmse_cfg.BackboneCond(**nu), c.w.double(), c.mode)
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(3, 1, 256, 64, dtype=torch.complex128, generator=g)
+    y = torch.randn(3, 1, 256, 64, dtype=torch.complex128, generator=g)
+    t = torch.tensor([0.5, 0.5, 0.5], dtype=torch.float64)
+    batch = f64(gc).score(model.forward, x, y, t)
+    for b, a in enumerate(alone):
+        one = f64(a).score(model.forward, x[b:b + 1], y[b:b + 1], t[b:b + 1])
+        assert (batch[b] - one[0]).abs().max().item() <= 1e-10 * max(1.0, one.abs().max().item())

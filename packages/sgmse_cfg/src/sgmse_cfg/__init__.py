@@ -21,7 +21,7 @@ Trained models: ``load_model`` (a checkpoint from ``tools/train_sgmse.py``, or a
 SGMSE+ Lightning ``.ckpt`` through ``load_sgmse_checkpoint``; EMA or live weights),
 ``final_checkpoint`` (the final ``model.pt`` payload), ``enhance`` (one file, sampler from the
 model's SDE, any guidance), ``enhance_batch`` (files of one padded length in one sampler run,
-a generator per file) and ``enhance_like_sgmse`` (one file exactly as sgmse's
+a generator and, for a noise-conditioned model, a condition per file) and ``enhance_like_sgmse`` (one file exactly as sgmse's
 ``enhancement.py`` does it).
 """
 

@@ -12,11 +12,13 @@ from torch import Tensor
 
 from se_data import keyword_alias
 
+from .guidance import GuidedCond
 from .noise_cond_model import NoiseCondScoreModel
+from .noise_encoders import NoiseEncoding
 from .score_model import ScoreModel
 from .sdes import SBVESDE
 
-__all__ = ["enhance", "resolve_sampler"]
+__all__ = ["enhance", "enhance_batch", "resolve_sampler"]
 
 #: sampler steps when ``N`` is left out: PC / probability-flow ODE (SGMSE+'s 30) and the
 #: Schroedinger-bridge samplers
@@ -88,19 +90,9 @@ def enhance(model: ScoreModel, audio: Tensor, sample_rate: int, *, sampler: str 
         gc, enc = model.prepare(audio, sample_rate, guidance=guidance, w=w, alpha=alpha, noise_ref=noise_ref)
         gc.batched = batched_cfg
         out = model.enhance(audio, sample_rate, cond=gc, sampler=sampler, N=N, generator=generator, **opts)
-        diag["w"] = float(gc.w.float().mean())
-        for k, v in model.uncertainty(enc).items():
-            diag[k] = int(v[0]) if k == "nc_class" else float(v[0])
-        if "nc_class" in diag and model.class_names:
-            diag["nc_class_name"] = model.class_names[diag["nc_class"]]
-        diag["forwards_per_eval"] = gc.forwards_per_eval
+        diag.update(_guidance_diagnostics(model, gc, 0, enc))
     else:
-        if noise_ref is not None:
-            raise ValueError("a noise reference needs a noise-conditioned model (NoiseCondScoreModel); this "
-                             "model has no noise encoder: leave noise_ref out")
-        if guidance != "cond":
-            raise ValueError(f"guidance {guidance!r} needs a noise-conditioned model (NoiseCondScoreModel); this "
-                             f"model has no noise encoder: use guidance='cond'")
+        _check_plain(noise_ref is not None, guidance)
         out = model.enhance(audio, sample_rate, sampler=sampler, N=N, generator=generator, **opts)
         diag["forwards_per_eval"] = 1
     if diagnostics is not None:
@@ -108,24 +100,68 @@ def enhance(model: ScoreModel, audio: Tensor, sample_rate: int, *, sampler: str 
     return out
 
 
+def _check_plain(has_noise_ref: bool, guidance: str) -> None:
+    """A plain :class:`ScoreModel` takes neither a noise reference nor guidance but ``"cond"``."""
+    if has_noise_ref:
+        raise ValueError("a noise reference needs a noise-conditioned model (NoiseCondScoreModel); this "
+                         "model has no noise encoder: leave noise_ref out")
+    if guidance != "cond":
+        raise ValueError(f"guidance {guidance!r} needs a noise-conditioned model (NoiseCondScoreModel); this "
+                         f"model has no noise encoder: use guidance='cond'")
+
+
+def _guidance_diagnostics(model: NoiseCondScoreModel, gc: GuidedCond, b: int, enc: NoiseEncoding) -> dict[str, Any]:
+    """Item ``b``'s guidance scale ``w`` (of ``gc.w`` ``[B]`` or ``[1]``), the uncertainty
+    measures of its encoding ``enc`` (batch 1) and ``forwards_per_eval``."""
+    diag: dict[str, Any] = {"w": float(gc.w.reshape(-1)[b if gc.w.numel() > 1 else 0].float())}
+    for k, v in model.uncertainty(enc).items():
+        diag[k] = int(v[0]) if k == "nc_class" else float(v[0])
+    if "nc_class" in diag and model.class_names:
+        diag["nc_class_name"] = model.class_names[diag["nc_class"]]
+    diag["forwards_per_eval"] = gc.forwards_per_eval
+    return diag
+
+
 @torch.no_grad()
 def enhance_batch(model: ScoreModel, audios: list[Tensor], sample_rate: int, *, sampler: str | None = None,
                   N: int | None = None, generators: list[torch.Generator] | None = None,
-                  **opts: Any) -> list[Tensor]:
+                  guidance: str | None = None, w: float = 1.0, alpha: float = 0.5,
+                  noise_refs: list[Tensor | None] | None = None, batched_cfg: bool = True,
+                  diagnostics: list[dict[str, Any]] | None = None, **opts: Any) -> list[Tensor]:
     """Enhance several noisy waveforms ``[L_b]`` with one sampler run (a batch of ``len(audios)``);
     returns the enhanced ``[L_b]`` list.
 
-    Item ``b`` equals ``enhance(model, audios[b], sample_rate, generator=generators[b])`` (same
-    sampler and options, no chunking) to float rounding: each waveform is normalised, transformed
-    and padded on its own, and its noise comes from its own generator (one per waveform, on the
-    model's device). The waveforms must share one padded frame count
-    (:meth:`ScoreModel.padded_frames`: bucket files by it, e.g. 1-4 s files in steps of 64 frames
-    at 16 kHz), so none is padded beyond what it gets alone. Conditional score only: a
-    :class:`NoiseCondScoreModel` (a condition per file) is refused, enhance those files one at a
-    time. ``**opts``: ``pad_mode`` and the sampler options of :func:`enhance`.
+    Item ``b`` equals ``enhance(model, audios[b], sample_rate, generator=generators[b],
+    noise_ref=noise_refs[b])`` (same sampler, guidance and options, no chunking) to float
+    rounding: each waveform is normalised, transformed and padded on its own, its noise comes
+    from its own generator (one per waveform, on the model's device), and for a
+    :class:`NoiseCondScoreModel` its condition is computed as alone (its own noise embedding,
+    from the whole file or from its noise reference ``noise_refs[b] [L'_b]``, ``None`` for the
+    noisy input; its own adaptive guidance scale) and the conditions stacked, guidance applied
+    per item. The waveforms must share one padded frame count (:meth:`ScoreModel.padded_frames`:
+    bucket files by it, e.g. 1-4 s files in steps of 64 frames at 16 kHz), so none is padded
+    beyond what it gets alone. ``guidance``, ``w``, ``alpha``, ``batched_cfg``: as
+    :func:`enhance`. ``diagnostics``: a list filled with one dict per item (what
+    :func:`enhance` reports). ``**opts``: ``pad_mode`` and the sampler options of :func:`enhance`.
     """
     sampler, N = resolve_sampler(model, sampler, N)
+    guidance = "cond" if guidance is None else guidance
+    diags: list[dict[str, Any]] = [{"sampler": sampler, "N": N} for _ in audios]
     if isinstance(model, NoiseCondScoreModel):
-        raise ValueError("enhance_batch runs the conditional score of a plain ScoreModel; this model is "
-                         "noise-conditioned (a condition per file): enhance its files one at a time with enhance()")
-    return model.enhance_batch(list(audios), sample_rate, sampler=sampler, N=N, generators=generators, **opts)
+        if not audios:
+            return []
+        gc, encs = model.prepare_batch(audios, sample_rate, guidance=guidance, w=w, alpha=alpha,
+                                       noise_refs=noise_refs)
+        gc.batched = batched_cfg
+        outs = model.enhance_batch(list(audios), sample_rate, cond=gc, sampler=sampler, N=N,
+                                   generators=generators, **opts)
+        for b, (d, enc) in enumerate(zip(diags, encs)):
+            d.update(_guidance_diagnostics(model, gc, b, enc))
+    else:
+        _check_plain(noise_refs is not None and any(r is not None for r in noise_refs), guidance)
+        outs = model.enhance_batch(list(audios), sample_rate, sampler=sampler, N=N, generators=generators, **opts)
+        for d in diags:
+            d["forwards_per_eval"] = 1
+    if diagnostics is not None:
+        diagnostics.extend(diags)
+    return outs

@@ -301,6 +301,44 @@ class NoiseCondScoreModel(ScoreModel):
         enc = self.encode(ref)
         return self.guided_cond(enc, guidance, w, alpha), enc
 
+    @torch.no_grad()
+    def prepare_batch(self, y_waves: Sequence[Tensor], sample_rate: int, *, guidance: str = "cond",
+                      w: float = 1.0, alpha: float = 0.5, noise_refs: Sequence[Tensor | None] | None = None
+                      ) -> tuple[GuidedCond, list[NoiseEncoding]]:
+        """:meth:`prepare` of each waveform ``y_waves[b] [L_b]`` (its own normalisation, its own
+        noise reference ``noise_refs[b] [L'_b]`` or ``None``), stacked into one
+        :class:`GuidedCond` of batch ``B``: condition row ``b`` and guidance scale ``w[b]`` are
+        item ``b``'s alone (adaptive rules per item), the null condition is shared (batch 1).
+        Also returns the per-item encodings (batch 1 each, for :meth:`uncertainty`). The
+        encoder runs once per file (files differ in length), not per sampler step."""
+        refs = list(noise_refs) if noise_refs is not None else [None] * len(y_waves)
+        if len(refs) != len(y_waves):
+            raise ValueError(f"{len(refs)} noise references for {len(y_waves)} waveforms: give one per waveform "
+                             f"(None where the noisy input itself is the reference)")
+        prepared = [self.prepare(y, sample_rate, guidance=guidance, w=w, alpha=alpha, noise_ref=r)
+                    for y, r in zip(y_waves, refs)]
+        gcs = [gc for gc, _ in prepared]
+        gc = GuidedCond(BackboneCond.cat([g.cond for g in gcs]), gcs[0].null,
+                        torch.cat([g.w.reshape(1) for g in gcs]), gcs[0].mode)
+        return gc, [enc for _, enc in prepared]
+
+    @torch.no_grad()
+    def enhance_batch(self, y_waves: list[Tensor], sample_rate: int, *, guidance: str = "cond",
+                      w: float = 1.0, alpha: float = 0.5, noise_refs: Sequence[Tensor | None] | None = None,
+                      cond: GuidedCond | None = None, **kwargs: Any) -> list[Tensor]:
+        """As :meth:`ScoreModel.enhance_batch` (waveforms of one padded frame count, one
+        generator each); each file's condition is computed as :meth:`enhance` computes it alone
+        (:meth:`prepare_batch`: its own noise embedding from the whole file or from
+        ``noise_refs[b]``, its own adaptive guidance scale) and the conditions are stacked, so
+        item ``b`` equals the file enhanced alone to float rounding. CFG runs per item (one
+        forward of batch ``2B`` by default)."""
+        if not y_waves:
+            return []
+        if cond is None:
+            cond, _ = self.prepare_batch(y_waves, sample_rate, guidance=guidance, w=w, alpha=alpha,
+                                         noise_refs=noise_refs)
+        return super().enhance_batch(y_waves, sample_rate, cond=cond, **kwargs)  # type: ignore[arg-type]
+
     @keyword_alias(sr="sample_rate")
     @torch.no_grad()
     def enhance(self, y_wave: Tensor, sample_rate: int, *, guidance: str = "cond",

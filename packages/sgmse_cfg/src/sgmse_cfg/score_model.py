@@ -279,15 +279,17 @@ class ScoreModel(nn.Module):
     @torch.no_grad()
     def enhance_batch(self, y_waves: list[Tensor], sample_rate: int, *, sampler: str = "pc", N: int = 30,
                       generators: list[torch.Generator] | None = None, pad_mode: str = "zero",
-                      **sampler_kwargs: Any) -> list[Tensor]:
+                      cond: BackboneCond | None = None, **sampler_kwargs: Any) -> list[Tensor]:
         """Enhance several noisy waveforms ``[L_b]`` in one sampler run; returns the list of
         enhanced ``[L_b]``. Each waveform is prepared as :meth:`enhance` prepares it unchunked
         (normalised by its own ``max|y|``, its own STFT, its frames padded to the backbone's
         multiple) and they must share one padded frame count (:meth:`padded_frames`; bucket
         files by it), so no item is padded beyond what it gets alone. ``generators`` (one per
         waveform, on the model's device) draw each item's noise: item ``b`` then equals
-        ``enhance(y_waves[b], ..., generator=generators[b])`` to float rounding. ``cond`` and
-        chunking are not taken: long files and conditioned models go through :meth:`enhance`."""
+        ``enhance(y_waves[b], ..., generator=generators[b])`` to float rounding. ``cond``: a
+        condition of batch ``len(y_waves)`` (item ``b``'s in row ``b``) or 1 (shared); for a
+        noise-conditioned model see :meth:`NoiseCondScoreModel.enhance_batch`. No chunking: long
+        files go through :meth:`enhance`."""
         if not y_waves:
             return []
         if generators is not None and len(generators) != len(y_waves):
@@ -304,7 +306,7 @@ class ScoreModel(nn.Module):
         norm = [normalize_by_noisy(w.to(device=device, dtype=torch.float32)) for w in waves]
         specs = [SpecTransform.pad_frames(tr.wave_to_spec(y, sample_rate)[None, None], f, mode=pad_mode)
                  for y, _ in norm]
-        X, _ = self.sample(torch.cat([s for s, _ in specs]), sampler=sampler, N=N, generator=generators,
+        X, _ = self.sample(torch.cat([s for s, _ in specs]), sampler=sampler, N=N, cond=cond, generator=generators,
                            **sampler_kwargs)
         out = []
         for b, (w, (_, normfac), (_, frames)) in enumerate(zip(waves, norm, specs)):
