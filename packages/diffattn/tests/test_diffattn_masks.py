@@ -1,12 +1,23 @@
-"""Frame masks for padded batches: sliding_mean, the fusion gates and BandwiseAttention give each
-sequence's valid frames what the sequence gets alone (float64; the padding holds large values)."""
+"""Frame masks for padded batches: sliding_mean, the fusion gates, BandwiseAttention and
+AdaptiveDifferentialAttention (maps, statistics and gates) give each sequence's valid frames what
+the sequence gets alone (float64; the padding holds large values)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from diffattn import BandwiseAttention, FrequencyAdaptiveFusionGate, MultiScaleDynamicFusionGate, sliding_mean
+from diffattn import (
+    AdaptiveDifferentialAttention,
+    BandwiseAttention,
+    FrequencyAdaptiveFusionGate,
+    MultiScaleDynamicFusionGate,
+    combine_masks,
+    differential_maps,
+    differential_row_stats,
+    row_stats_from_maps,
+    sliding_mean,
+)
 
 LENGTHS = [11, 4, 1, 11]
 
@@ -71,3 +82,46 @@ def test_bandwise_attention_key_padding_mask(kind: str, impl: str) -> None:
         y = attn(x, keys)
         for i, n in enumerate(LENGTHS):
             torch.testing.assert_close(y[i, :, :n], attn(x[i:i + 1, :, :n])[0], rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_fused_stats_key_padding_mask_match_explicit_maps(causal: bool) -> None:
+    """Any key-padding pattern (valid keys anywhere; the first key valid for causal rows)."""
+    g = torch.Generator().manual_seed(4)
+    q, k = (2 * torch.randn(3, 4, 9, 8, dtype=torch.float64, generator=g) for _ in range(2))
+    km = torch.rand(3, 9, generator=g) < 0.6
+    km[:, 0] = True
+    a1, a2 = differential_maps(q, k, scale=0.35, attn_mask=km[:, None, None, :], causal=causal)
+    ref = row_stats_from_maps(a1, a2, 0.7, combine_masks(km[:, None, None, :], causal, 9, 9, q.device))
+    got = differential_row_stats(q, k, 0.7, scale=0.35, causal=causal, key_padding_mask=km)
+    torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-10)
+    with pytest.raises(ValueError, match="bool"):
+        differential_row_stats(q, k, 0.7, scale=0.35, key_padding_mask=km.double())
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("num_bands", [None, 3])
+@pytest.mark.parametrize("impl", ["sdpa", "naive"])
+def test_adaptive_attention_key_padding_mask(causal: bool, num_bands: int | None, impl: str) -> None:
+    torch.manual_seed(0)
+    attn = AdaptiveDifferentialAttention(8, 2, 1, causal=causal, num_bands=num_bands).double().eval()
+    with torch.no_grad():  # a gate that reads the statistics (its last layer starts at 0)
+        for p in attn.gate.parameters():
+            torch.nn.init.normal_(p, 0.0, 0.5)
+    t = max(LENGTHS)
+    x, mask = _padded((4, 3, t, 8), 5)                  # [B, K, T, D]; mask [B, 1, T]
+    if num_bands is None:
+        x, keys = x[:, 0], mask[:, None]                # [B, T, D]; [B, 1, 1, T]
+    else:
+        keys = mask[:, None].expand(4, 3, 1, t).reshape(12, 1, 1, t)
+    with torch.no_grad():
+        y = attn(x, keys, impl=impl)
+        for i, n in enumerate(LENGTHS):
+            torch.testing.assert_close(y[i:i + 1, ..., :n, :], attn(x[i:i + 1, ..., :n, :], impl=impl),
+                                       rtol=0, atol=1e-10)
+        # the padding would leak without the mask, and an all-valid mask changes nothing
+        assert (attn(x, impl=impl)[1, ..., :LENGTHS[1], :] - y[1, ..., :LENGTHS[1], :]).abs().max() > 1e-3
+        full = torch.ones(1, 1, 1, t, dtype=torch.bool)
+        torch.testing.assert_close(attn(x, full, impl=impl), attn(x, impl=impl), rtol=0, atol=1e-12)
+        with pytest.raises(ValueError, match="key-padding mask"):
+            attn(x, torch.ones(t, t, dtype=torch.bool))

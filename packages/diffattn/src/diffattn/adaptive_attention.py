@@ -63,7 +63,13 @@ class AdaptiveDifferentialAttention(DifferentialAttention):
     backward. Compute: about 3–4× a plain ``DifferentialAttention`` on CPU.
     ``return_analysis=True`` materialises the maps: ``O(N_seq · 2H · T²)``.
 
-    No ``attn_mask``: the statistics are defined for full (or causal) self-attention.
+    Padded batches: ``forward(x, attn_mask)`` takes a bool key-padding mask ``[N_seq, 1, 1, T]``
+    (``True`` = valid frame; as :class:`~diffattn.DifferentialAttention` and
+    :class:`~diffattn.BandwiseAttention` take it). The maps, the statistics (``n`` and the key mean
+    count valid keys only), the gate's windows and the band gate's moments then all see each
+    sequence's valid frames only, so a sequence padded after its end gets, in its valid frames,
+    what it gets alone. Other masks are refused: the statistics are defined for full (or causal)
+    self-attention over a sequence's own frames.
     """
 
     def __init__(self, dim: int, num_heads: int, depth: int, causal: bool = False, *,
@@ -81,13 +87,33 @@ class AdaptiveDifferentialAttention(DifferentialAttention):
                           if num_bands is not None else None)
         self.detach_stats = detach_stats
 
-    def forward(self, x: Tensor, *, return_analysis: bool = False,
+    def _key_padding(self, attn_mask: Tensor | None, n_seq: int, length: int) -> Tensor | None:
+        """A key-padding ``attn_mask`` broadcastable to ``[N_seq, 1, 1, T]`` -> bool ``[N_seq, T]``."""
+        if attn_mask is None:
+            return None
+        shape = (1,) * (4 - attn_mask.ndim) + tuple(attn_mask.shape)
+        if (attn_mask.dtype != torch.bool or attn_mask.ndim > 4 or shape[0] not in (1, n_seq)
+                or shape[1:3] != (1, 1) or shape[3] != length):
+            raise ValueError(f"{type(self).__name__} takes a bool key-padding mask [N_seq, 1, 1, T] = "
+                             f"[{n_seq}, 1, 1, {length}] (True = valid frame) as attn_mask, got "
+                             f"{attn_mask.dtype} {tuple(attn_mask.shape)}: its statistics are defined for "
+                             f"self-attention over each sequence's own frames")
+        km = attn_mask.reshape(shape[0], length).expand(n_seq, length)
+        ok = km[:, 0].all() if self.causal else km.any(1).all()
+        if not bool(ok):
+            raise ValueError("every sequence needs a valid first frame (causal) or at least one valid frame")
+        return km
+
+    def forward(self, x: Tensor, attn_mask: Tensor | None = None, *, return_analysis: bool = False,
                 return_diversity_loss: bool = False, impl: Impl | None = None
                 ) -> Tensor | tuple[Any, ...]:
         """Attend along dim -2 with the gated λ.
 
         Args:
             x: ``[..., T, dim]`` (``[B, K, T, dim]`` when built with ``num_bands``).
+            attn_mask: optional bool key-padding mask broadcastable to ``[N_seq, 1, 1, T]``
+                (``N_seq`` = the leading dims of ``x`` flattened; ``True`` = valid frame), see the
+                class docstring. The padded frames' outputs are finite but meaningless.
             return_analysis: also return a dict with ``attn1``, ``attn2`` ``[..., H, T, T]``,
                 ``diff`` (``attn1 − λ_eff·attn2``), ``lambda`` (0-d), ``lambda_eff``
                 ``[..., H, T]``, ``gate`` ``[..., H, T]``, ``stats`` ``[..., H, T, 8]``,
@@ -104,31 +130,35 @@ class AdaptiveDifferentialAttention(DifferentialAttention):
                              f"[B, {self.num_bands}, T, {self.dim}], got {tuple(x.shape)}")
         lead, L = x.shape[:-2], x.shape[-2]
         q, k, v = self.project(x.reshape(-1, L, self.dim))
+        km = self._key_padding(attn_mask, q.shape[0], L)                 # [N, T] or None
+        mask4 = None if km is None else km[:, None, None, :]
         lam = self.lambda_full().to(q.dtype)
         path = self._resolve_impl(impl, return_analysis)
         lam_obs = lam.detach() if self.detach_stats else lam
         if path == "naive":
-            a1, a2 = differential_maps(q, k, scale=self.scaling, causal=self.causal)
+            a1, a2 = differential_maps(q, k, scale=self.scaling, attn_mask=mask4, causal=self.causal)
             o1, o2 = torch.matmul(a1, v), torch.matmul(a2, v)
-            valid = combine_masks(None, self.causal, L, L, q.device)
+            valid = combine_masks(mask4, self.causal, L, L, q.device)
             if self.detach_stats:
                 stats = row_stats_from_maps(a1.detach(), a2.detach(), lam_obs, valid)
             else:
                 stats = row_stats_from_maps(a1, a2, lam_obs, valid)
         else:
-            o1, o2 = two_map_sdpa(q, k, v, scale=self.scaling, causal=self.causal)
+            o1, o2 = two_map_sdpa(q, k, v, scale=self.scaling, attn_mask=mask4, causal=self.causal)
             with torch.set_grad_enabled(torch.is_grad_enabled() and not self.detach_stats):
                 stats = differential_row_stats(q, k, lam_obs, scale=self.scaling,
-                                               causal=self.causal)
-        # stats: [N, H, T, 8]
+                                               causal=self.causal, key_padding_mask=km)
+        # stats: [N, H, T, 8]; the gates pool valid query frames only
+        frames = None if km is None else km[:, None, :]                # [N, 1, T]
         band_w = None
         scale_w = None
         if self.band_gate is not None:
             b, kb = lead
-            band_w = self.band_gate(stats.reshape(b, kb, self.num_heads, L, NUM_STATS))
+            band_w = self.band_gate(stats.reshape(b, kb, self.num_heads, L, NUM_STATS),
+                                    mask=None if km is None else km.reshape(b, kb, 1, L))
             scale_w = band_w.reshape(b * kb, 1, -1)
         gate_out = self.gate(stats, scale_w, return_diversity_loss=return_diversity_loss,
-                             return_analysis=return_analysis)
+                             return_analysis=return_analysis, mask=frames)
         gate_out = gate_out if isinstance(gate_out, tuple) else (gate_out,)
         g = gate_out[0]  # [N, H, T]
         lam_eff = lam * 2.0 * g

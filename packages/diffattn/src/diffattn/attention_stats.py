@@ -95,12 +95,13 @@ def row_stats_from_maps(a1: Tensor, a2: Tensor, lam: Tensor | float,
 
 
 def _sdpa_lse(q: Tensor, k: Tensor, bias: Tensor, scale: float, causal: bool,
-              values: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+              values: Tensor | None = None, key_mask: Tensor | None = None
+              ) -> tuple[Tensor, Tensor | None]:
     """Row log-sum-exp of ``scale·q·kᵀ`` (and ``softmax·values``) from one fused SDPA call.
 
     Args:
         q, k: ``[N, h, L, e]``; bias: ``[N, h, L]`` the sink score ``b`` (close to the lse);
-        values: optional ``[N, h, L, c]``.
+        values: optional ``[N, h, L, c]``; key_mask: optional bool ``[N, L]`` (``True`` = valid key).
     Returns:
         ``lse [N, h, L]`` and ``softmax(s) @ values [N, h, L, c]`` (or ``None``).
     Memory: ``O(N · h · L · max(e, c))``: q/k/v are made 4-D with equal widths (CPU flash kernel).
@@ -120,7 +121,13 @@ def _sdpa_lse(q: Tensor, k: Tensor, bias: Tensor, scale: float, causal: bool,
     if values is not None:
         va[:, :, 1:, :c] = values
     va[:, :, 0, c] = 1.0
-    o = F.scaled_dot_product_attention(qa, ka, va, is_causal=causal, scale=scale)[:, :, 1:]
+    mask = None
+    if key_mask is not None:  # the sink is always allowed
+        mask = torch.cat([key_mask.new_ones(n, 1), key_mask], 1)[:, None, None, :]  # [N, 1, 1, L+1]
+        if causal:
+            steps = torch.arange(L + 1, device=q.device)
+            mask, causal = mask & (steps[None, :] <= steps[:, None]), False
+    o = F.scaled_dot_product_attention(qa, ka, va, attn_mask=mask, is_causal=causal, scale=scale)[:, :, 1:]
     fin = torch.finfo(o.dtype)
     w = o[..., c].clamp(fin.tiny, 1.0 - fin.eps)
     lse = bias + torch.log1p(-w) - torch.log(w)
@@ -129,7 +136,7 @@ def _sdpa_lse(q: Tensor, k: Tensor, bias: Tensor, scale: float, causal: bool,
 
 
 def differential_row_stats(q: Tensor, k: Tensor, lam: Tensor | float, *, scale: float,
-                           causal: bool = False) -> Tensor:
+                           causal: bool = False, key_padding_mask: Tensor | None = None) -> Tensor:
     """The 8 per-query statistics with three fused SDPA calls and no ``L×L`` tensor.
 
     Args:
@@ -138,6 +145,10 @@ def differential_row_stats(q: Tensor, k: Tensor, lam: Tensor | float, *, scale: 
         lam: λ (scalar tensor or float).
         scale: score scale (``1/√d``).
         causal: query ``i`` sees keys ``<= i``.
+        key_padding_mask: optional bool ``[N, L]`` (``True`` = valid key) of a padded batch: each
+            row sees its sequence's valid keys only (and ``n`` counts them), so the valid rows of a
+            sequence padded after its end get the statistics it gets alone. Every query needs an
+            allowed key (a valid key, ``<= i`` when causal).
     Returns:
         ``[N, H, L, 8]`` in the order of :data:`STAT_NAMES`, differentiable w.r.t. ``q``/``k``
         (wrap in ``torch.no_grad()`` to use them as detached observations).
@@ -150,7 +161,20 @@ def differential_row_stats(q: Tensor, k: Tensor, lam: Tensor | float, *, scale: 
     dt = q.dtype if q.dtype in (torch.float32, torch.float64) else torch.float32
     q, k = q.to(dt), k.to(dt)
     pos = torch.arange(L, dtype=dt, device=q.device)
-    if causal:
+    km = None
+    if key_padding_mask is not None:
+        km = key_padding_mask
+        if km.dtype != torch.bool or km.shape != (n_seq, L):
+            raise ValueError(f"key_padding_mask must be bool [N, L] = [{n_seq}, {L}] (True = valid key), got "
+                             f"{km.dtype} {tuple(km.shape)}")
+        mf = km.to(dt)[:, None, :]                                   # [N, 1, L]
+        if causal:
+            n = torch.cumsum(mf, dim=2).clamp_min(1)                 # allowed keys of row i: valid ones <= i
+            kbar = torch.cumsum(k * mf[..., None], dim=2) / n[..., None]
+        else:
+            n = mf.sum(2, keepdim=True).clamp_min(1)                 # [N, 1, 1]
+            kbar = (k * mf[..., None]).sum(2, keepdim=True) / n[..., None]
+    elif causal:
         n = pos + 1
         kbar = torch.cumsum(k, dim=2) / n[:, None]
     else:
@@ -160,22 +184,22 @@ def differential_row_stats(q: Tensor, k: Tensor, lam: Tensor | float, *, scale: 
     # call 1: lse, Σ a·k (-> expected score) and Σ a·j (-> centroid) for all 2H maps
     b1 = scale * (q * kbar).sum(-1) + log_n
     vals = torch.cat([k, pos.expand(n_seq, h2, L).unsqueeze(-1)], -1)
-    lse, ev = _sdpa_lse(q, k, b1, scale, causal, vals)
+    lse, ev = _sdpa_lse(q, k, b1, scale, causal, vals, km)
     assert ev is not None
     entropy = lse - scale * (q * ev[..., :d]).sum(-1)
     centroid = ev[..., d]
     # call 2: lse of 2s per map (-> Σa² = exp(lse(2s) − 2 lse(s)))
-    lse_2s, _ = _sdpa_lse(2 * q, k, 2 * lse - log_n, scale, causal)
+    lse_2s, _ = _sdpa_lse(2 * q, k, 2 * lse - log_n, scale, causal, key_mask=km)
     sq = torch.exp(lse_2s - 2 * lse)
     # call 3: lse of s1 + s2 per head (q/k of the two maps side by side -> Σ a1 a2)
     pair = (n_seq, h2 // 2, L, 2 * d)
     lse1, lse2 = lse[:, 0::2], lse[:, 1::2]
     lse_x, _ = _sdpa_lse(q.view(n_seq, h2 // 2, 2, L, d).transpose(2, 3).reshape(pair),
                          k.view(n_seq, h2 // 2, 2, L, d).transpose(2, 3).reshape(pair),
-                         lse1 + lse2 - log_n, scale, causal)
+                         lse1 + lse2 - log_n, scale, causal, key_mask=km)
     cross = torch.exp(lse_x - lse1 - lse2)
     lam_t = lam.to(dt) if isinstance(lam, Tensor) else lam
-    nn_ = n.expand(n_seq, h2 // 2, L)
+    nn_ = n.expand(n_seq, h2 // 2, L)  # n: [L], [N, 1, L] or [N, 1, 1]
     return _finish_stats(entropy[:, 0::2], entropy[:, 1::2], sq[:, 0::2], sq[:, 1::2], cross,
                          centroid[:, 0::2] - pos, centroid[:, 1::2] - pos, nn_, lam_t)
 
