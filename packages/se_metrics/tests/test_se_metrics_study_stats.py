@@ -1,4 +1,4 @@
-"""se_metrics.mean_ci / paired_test against hand-computed values and scipy."""
+"""se_metrics.mean_ci / paired_test / item_means / best_indices against hand-computed values and scipy."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from se_metrics import MeanCI, PairedTest, mean_ci, paired_test
+from se_metrics import MeanCI, PairedTest, best_indices, item_means, mean_ci, paired_test
 
 
 def test_mean_ci_equals_the_t_interval_by_hand() -> None:
@@ -73,3 +73,22 @@ def test_paired_test_pairs_mappings_by_file_and_drops_missing() -> None:
         paired_test([1.0], [1.0, 2.0])
     with pytest.raises(TypeError):
         paired_test({"x": 1.0}, [1.0])
+
+
+def test_item_means_average_each_item_over_seeds_skipping_missing() -> None:
+    seeds = [{"f1": 1.0, "f2": 2.0, "f3": float("nan")}, {"f1": 2.0, "f2": float("inf")}, {"f1": 4.5, "f4": 0.25}]
+    assert item_means(seeds) == {"f1": 2.5, "f2": 2.0, "f4": 0.25}  # f3: no finite score
+    assert list(item_means(seeds)) == ["f1", "f2", "f4"]
+    assert item_means([]) == {}
+    # what paired_test pairs: items averaged over seeds first (here a 2-seed system against one seed)
+    a = item_means([{"x": 3.0, "y": 2.0, "z": 2.5}, {"x": 1.0, "y": 4.0, "z": 2.5}])
+    r = paired_test(a, {"x": 1.0, "y": 1.5, "z": 3.0})
+    assert r.n == 3 and r.mean_diff == pytest.approx((1.0 + 1.5 - 0.5) / 3)
+
+
+def test_best_indices_pick_the_column_best_with_ties_and_direction() -> None:
+    col = [2.5, None, 3.25, float("nan"), 3.25, -1.0]
+    assert best_indices(col) == [2, 4]
+    assert best_indices(col, lower_is_better=True) == [5]
+    assert best_indices([None, float("nan")]) == [] and best_indices([]) == []
+    assert best_indices([0.0]) == [0]

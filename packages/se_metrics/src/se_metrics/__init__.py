@@ -27,7 +27,7 @@ from .pool import PendingScores, metric_pool, score_pairs, submit_pairs
 from .report import METRIC_LABELS, format_metric_table, format_summary_table, mean_scores, score_pair
 from .sdr import si_sdr, snr
 from .segmental import ssnr
-from .study_stats import MeanCI, PairedTest, mean_ci, paired_test
+from .study_stats import MeanCI, PairedTest, best_indices, item_means, mean_ci, paired_test
 from .tables import DEFAULT_TABLE_METRICS, labelled_scores, mean_rows
 from .weighted_slope import wss
 
@@ -50,6 +50,7 @@ __all__ = [
     "PendingScores",
     "auroc",
     "auroc_by_group",
+    "best_indices",
     "breakdown",
     "correlation",
     "composite",
@@ -61,6 +62,7 @@ __all__ = [
     "format_metric_table",
     "format_summary_table",
     "is_evaluation_dir",
+    "item_means",
     "labelled_scores",
     "llr",
     "lsd",

@@ -8,6 +8,9 @@ and a paired test of two systems over the same test files.
   exact distribution for small samples as scipy chooses) on per-file score differences of two
   systems scored on the same utterances; the paired test is far more sensitive than comparing
   two means, because the utterances' own difficulty cancels out.
+* :func:`item_means` -- per test item the mean over seeds of its score: what
+  :func:`paired_test` pairs when a configuration was trained with several seeds.
+* :func:`best_indices` -- which entries of a table column hold its best value (ties: all).
 
 NaN values are missing scores (a metric undefined for a file) and are left out: of a list in
 :func:`mean_ci`, of a pair (both members) in :func:`paired_test`.
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MeanCI", "PairedTest", "mean_ci", "paired_test"]
+__all__ = ["MeanCI", "PairedTest", "best_indices", "item_means", "mean_ci", "paired_test"]
 
 
 @dataclass(frozen=True)
@@ -116,3 +119,35 @@ def paired_test(a: Sequence[float] | Mapping[str, float], b: Sequence[float] | M
 
     res = wilcoxon(d)
     return PairedTest(n, float(d.mean()), float(res.statistic), float(res.pvalue))
+
+
+def item_means(runs: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Per item the mean over runs (seeds) of its score; non-finite scores are left out.
+
+    ``runs``: one ``{item: score}`` per seed (items: test files). An item appears in the result
+    when at least one run scored it finitely, in the order items are first met.
+
+    >>> item_means([{"a": 1.0, "b": 2.0}, {"a": 3.0, "b": float("nan")}])
+    {'a': 2.0, 'b': 2.0}
+    """
+    acc: dict[str, list[float]] = {}
+    for run in runs:
+        for item, v in run.items():
+            if v is not None and math.isfinite(v):
+                acc.setdefault(item, []).append(v)
+    return {k: float(np.mean(v)) for k, v in acc.items()}
+
+
+def best_indices(values: Sequence[float | None], *, lower_is_better: bool = False) -> list[int]:
+    """Indices of the best value of a table column (the maximum, or the minimum when
+    ``lower_is_better``); every index that ties with it; ``[]`` when no value is defined.
+    None and NaN are undefined and never best.
+
+    >>> best_indices([2.0, None, 3.0, 3.0]), best_indices([2.0, 3.0], lower_is_better=True)
+    ([2, 3], [0])
+    """
+    defined = [(i, float(v)) for i, v in enumerate(values) if v is not None and not math.isnan(v)]
+    if not defined:
+        return []
+    best = (min if lower_is_better else max)(v for _, v in defined)
+    return [i for i, v in defined if v == best]
