@@ -90,6 +90,34 @@ def enhance_wave(model: ScoreModel, wave: torch.Tensor, sr: int, opts: EnhanceOp
     return out.float().cpu(), info
 
 
+def enhance_waves(model: ScoreModel, waves: list[torch.Tensor], sr: int, opts: EnhanceOptions, seeds: list[int],
+                  noise_refs: list[torch.Tensor | None] | None = None) -> list[tuple[torch.Tensor, dict[str, Any]]]:
+    """Waveforms ``[L_b]`` of one padded frame count in one ``sgmse_cfg.enhance_batch`` run, file
+    b's noise from a generator seeded ``seeds[b]`` (as :func:`enhance_wave`) and, for a
+    noise-conditioned model, its own condition (from ``noise_refs[b]`` where given). Returns
+    ``(enhanced [L_b] on CPU, info)`` per file as :func:`enhance_wave`, ``wall_s`` the batch's time
+    shared out evenly."""
+    device = next(model.parameters()).device
+    gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+    ctx = torch.autocast(device.type, dtype=torch.bfloat16) if opts.amp else contextlib.nullcontext()
+    diags: list[dict[str, Any]] = []
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    with torch.no_grad(), ctx:
+        outs = sgmse_cfg.enhance_batch(model, waves, sr, sampler=opts.sampler, N=opts.N, generators=gens,
+                                       guidance=opts.guidance, w=opts.w, alpha=opts.alpha, noise_refs=noise_refs,
+                                       batched_cfg=opts.batched_cfg, diagnostics=diags, **opts.sampler_kwargs)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    wall_s = (time.perf_counter() - t0) / len(waves)
+    res = []
+    for w, o, d in zip(waves, outs, diags):
+        info = {"seconds": w.shape[-1] / sr, **{k: v for k, v in d.items() if k not in ("sampler", "N")}}
+        res.append((o.float().cpu(), {**info, "wall_s": wall_s, "rtf": wall_s / info["seconds"]}))
+    return res
+
+
 def add_sampler_args(p: argparse.ArgumentParser, *, default_N: int = 30) -> None:
     g = p.add_argument_group("sampling and guidance")
     p.set_defaults(default_N=default_N)  # --N for pc / ode when left out (options_from_args)

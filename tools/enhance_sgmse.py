@@ -24,14 +24,14 @@ scale, the uncertainty diagnostics, NFE, wall time and real-time factor. With --
 Audio at another rate than the model's is an error unless --resample; nothing is overwritten.
 --batch-size N enhances up to N files per sampler run: files whose spectrograms pad to the same
 frame count (a multiple of 64 for NCSN++) go together, each with its own noise stream (seed
---seed + its index in the sorted file list, as one at a time), so each output equals the
-one-at-a-time output to float rounding.
+--seed + its index in the sorted file list, as one at a time) and, for a noise-conditioned model,
+its own condition and guidance scale, so each output equals the one-at-a-time output to float
+rounding.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 from pathlib import Path
@@ -91,9 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="files per sampler run: files whose spectrograms pad to the same number of frames are "
                         "enhanced together, each with its own noise stream (seed --seed + its index in the sorted "
                         "file list, as one at a time), so outputs equal the one-at-a-time outputs to float "
-                        "rounding; wall_s in enhance.csv is then the batch's time shared out evenly. Files that "
-                        "are chunked, noise-conditioned models, --noise-ref and --sgmse-compat run one at a time "
-                        "(default 1)")
+                        "rounding (a noise-conditioned model's files each keep their own condition, --noise-ref and "
+                        "guidance scale); wall_s in enhance.csv is then the batch's time shared out evenly. Chunked "
+                        "files and --chunk-seconds run one at a time; --sgmse-compat refuses it (default 1)")
     _cli.add_allow_failures(p)
     p.add_argument("--threads", type=T.THREADS, default=None, help=_cli.THREADS_HELP)
     common.add_sampler_args(p)
@@ -168,13 +168,7 @@ def compat_wave(model: Any, wave: torch.Tensor, sr: int, opts: common.EnhanceOpt
 
 def _why_one_at_a_time(args: argparse.Namespace, model: Any, opts: common.EnhanceOptions) -> str:
     """Why --batch-size cannot batch these files (empty when it can)."""
-    if isinstance(model, sgmse_cfg.NoiseCondScoreModel):
-        return "the model is noise-conditioned (one condition per file)"
-    if args.noise_ref:
-        return "--noise-ref gives each file its own condition"
-    if opts.chunk_seconds is not None:
-        return "--chunk-seconds chunks every file"
-    return ""
+    return "--chunk-seconds chunks every file" if opts.chunk_seconds is not None else ""
 
 
 def _padded_key(model: Any, num_samples: int, sr: int, opts: common.EnhanceOptions) -> int | None:
@@ -195,22 +189,6 @@ def _batch_key(model: Any, f: Path, i: int, sr: int, opts: common.EnhanceOptions
         return ("alone", i)  # loading reports the rate
     n = info.frames if info.sample_rate == sr else round(info.frames * sr / info.sample_rate)
     return _padded_key(model, n, sr, opts) or ("alone", i)
-
-
-def _enhance_batch(model: Any, waves: list[torch.Tensor], sr: int, opts: common.EnhanceOptions,
-                   seeds: list[int]) -> list[torch.Tensor]:
-    """``sgmse_cfg.enhance_batch`` with a generator per file seeded as one at a time."""
-    device = next(model.parameters()).device
-    gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
-    ctx = torch.autocast(device.type, dtype=torch.bfloat16) if opts.amp else contextlib.nullcontext()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    with torch.no_grad(), ctx:
-        outs = sgmse_cfg.enhance_batch(model, waves, sr, sampler=opts.sampler, N=opts.N, generators=gens,
-                                       **opts.sampler_kwargs)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return [o.float().cpu() for o in outs]
 
 
 @_cli.phrased(resample="--resample", mono="--downmix")
@@ -279,6 +257,16 @@ def main(argv: list[str] | None = None) -> int:
         failed.append((rel.as_posix(), str(e)))
         tqdm.write(f"failed: {rel}: {e}")
 
+    def load_ref(i: int) -> torch.Tensor | None:
+        """File ``i``'s --noise-ref recording (None without --noise-ref)."""
+        if not args.noise_ref:
+            return None
+        rel = files[i].relative_to(in_dir)
+        ref_p = Path(args.noise_ref) / rel
+        if not ref_p.is_file():
+            raise AudioFileError(f"no noise reference {ref_p} for {rel} (--noise-ref needs one per file)")
+        return load_audio(ref_p, sr, resample=args.resample, mono=args.downmix)[0]
+
     def one(i: int, noisy: torch.Tensor | None = None) -> None:
         """File ``i`` alone (seed --seed + i), as without --batch-size."""
         f = files[i]
@@ -286,12 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if noisy is None:
                 noisy = load(f)
-            ref = None
-            if args.noise_ref:
-                ref_p = Path(args.noise_ref) / rel
-                if not ref_p.is_file():
-                    raise AudioFileError(f"no noise reference {ref_p} for {rel} (--noise-ref needs one per file)")
-                ref, _ = load_audio(ref_p, sr, resample=args.resample, mono=args.downmix)
+            ref = load_ref(i)
             if args.sgmse_compat:
                 enh, info = compat_wave(model, noisy, sr, opts, args)
             else:
@@ -302,20 +285,17 @@ def main(argv: list[str] | None = None) -> int:
         progress.update(1)
 
     def batched(idx: list[int], waves: list[torch.Tensor]) -> None:
-        """Files ``idx`` (one padded frame count) in one sampler run, file i's noise from seed --seed + i."""
-        t0 = time.perf_counter()
+        """Files ``idx`` (one padded frame count) in one sampler run, file i's noise from seed --seed + i
+        and its condition from its own --noise-ref (or itself)."""
         try:
-            enhs = _enhance_batch(model, waves, sr, opts, [args.seed + i for i in idx])
-        except (ValueError, RuntimeError):  # one bad file (NaN samples) fails only itself
+            enhs = common.enhance_waves(model, waves, sr, opts, [args.seed + i for i in idx], [load_ref(i) for i in idx])
+        except (SampleRateError, AudioFileError, ValueError, RuntimeError):  # one bad file fails only itself
             for i, w in zip(idx, waves):
                 one(i, w)
             return
-        wall_s = (time.perf_counter() - t0) / len(idx)  # the batch's time, shared out evenly
-        for i, w, enh in zip(idx, waves, enhs):
-            seconds = w.shape[-1] / sr
+        for i, w, (enh, info) in zip(idx, waves, enhs):
             try:
-                finish(i, w, enh, {"seconds": seconds, "forwards_per_eval": 1, "wall_s": wall_s,
-                                   "rtf": wall_s / seconds})
+                finish(i, w, enh, info)
             except (SampleRateError, AudioFileError, ValueError, RuntimeError) as e:
                 fail(i, e)
             progress.update(1)
