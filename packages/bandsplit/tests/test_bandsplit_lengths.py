@@ -10,13 +10,32 @@ from __future__ import annotations
 import pytest
 import se_data
 import torch
+from diffattn import MultiScaleDynamicFusionGate
 from torch import nn
 
 import bandsplit
 from bandsplit import SpectrogramTransform
 
 SR = 16000
-LENGTHS = [23, 9, 3, 23]  # frames; one item fills the batch
+LENGTHS = [23, 9, 3, 1, 23]  # frames; one item fills the batch (1 and 3: shorter than the 601-
+# and 801-bin nets' frames behind the adapter, which zero-pads such an item before its STFT)
+
+
+def _live_gates(model: nn.Module) -> nn.Module:
+    """Non-zero weights in the adaptive attention's gates (their last layer starts at 0, a constant
+    gate that would ignore the attention statistics a padded batch must get right)."""
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, MultiScaleDynamicFusionGate):
+                for p in m.parameters():
+                    p.copy_(0.5 * torch.randn(p.shape, generator=g))
+    return model
+
+
+def _erb_unet_adapter(**kw: object) -> nn.Module:
+    """The 601-bin ERB-UNet behind its 257-bin adapter (small)."""
+    return bandsplit.ERBUNetAdapter(bandsplit.ERBUNet(depth=2, transformer_layers=1, d_model=16, num_heads=2, **kw))
 
 
 def _models() -> dict[str, nn.Module]:
@@ -34,6 +53,13 @@ def _models() -> dict[str, nn.Module]:
                                                            attention="standard", conv="plain"),
         "erb-unet257-net2-shapes": bandsplit.ERBUNet257(depth=2, transformer_layers=1, d_model=16, num_heads=2,
                                                         skip_align="truncate", mask_resize="bilinear"),
+        "erb-unet257-adaptive": _live_gates(bandsplit.ERBUNet257(depth=2, transformer_layers=1, d_model=16,
+                                                                 num_heads=2, attention="adaptive")),
+        "erb-unet-adapter": _erb_unet_adapter(),
+        "erb-unet-adapter-adaptive": _live_gates(_erb_unet_adapter(attention="adaptive")),
+        "erb-unet-801-adapter": bandsplit.ERBUNetAdapter(bandsplit.ERBUNet(n_fft=1600, hop=100, depth=2,
+                                                                           transformer_layers=1, d_model=16,
+                                                                           num_heads=2)),
     }
 
 
@@ -73,14 +99,31 @@ def test_lengths_are_checked(models: dict[str, nn.Module]) -> None:
             models["bsrnn"](x, lengths=torch.tensor(bad))
 
 
+class _NetWithoutLengths(nn.Module):
+    """A net at its own STFT (what ERBUNetAdapter wraps) that takes no ``lengths``."""
+
+    n_fft, hop, sample_rate = 1200, 100, SR
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * x
+
+
 def test_models_without_lengths_say_so() -> None:
-    torch.manual_seed(0)
-    assert not bandsplit.supports_lengths(bandsplit.ERBUNetAdapter(bandsplit.ERBUNet(depth=1, transformer_layers=1)))
-    adaptive = bandsplit.ERBUNet257(depth=1, transformer_layers=1, d_model=16, num_heads=2, attention="adaptive")
-    assert not bandsplit.supports_lengths(adaptive)
-    with pytest.raises(ValueError, match="one at a time"):
-        adaptive(_padded_batch([4, 2]).to(torch.complex64), lengths=[4, 2])
+    adapter = bandsplit.ERBUNetAdapter(_NetWithoutLengths())
+    assert not bandsplit.supports_lengths(adapter)
+    with pytest.raises(TypeError, match="one at a time"):
+        adapter(_padded_batch([4, 2]).to(torch.complex64), lengths=[4, 2])
     assert all(bandsplit.supports_lengths(m) for m in _models().values())
+
+
+def test_adapter_padded_batch_changes_the_input(models: dict[str, nn.Module]) -> None:
+    """The adapter's batched equality is no identity: its net changes every item (so a leak of
+    the padded tail into the net's input or output could not hide in the residual form)."""
+    x = _padded_batch(LENGTHS)
+    with torch.no_grad():
+        y = models["erb-unet-adapter-adaptive"](x, lengths=LENGTHS)
+    for i, n in enumerate(LENGTHS):
+        assert (y[i, :, :n] - x[i, :, :n]).abs().max().item() > 1e-2
 
 
 class _NoLengths(nn.Module):
@@ -108,7 +151,7 @@ def test_enhance_list_of_synthetic_waves_float64(models: dict[str, nn.Module]) -
     g = torch.Generator().manual_seed(2)
     waves = [0.3 * torch.randn(n, dtype=torch.float64, generator=g) for n in (4000, 513, 2777, 640)]
     waves.append(0.3 * torch.randn(2, 1900, dtype=torch.float64, generator=g))  # a 2-channel file
-    for name in ("bsrnn", "bsdt"):
+    for name in ("bsrnn", "bsdt", "erb-unet-adapter-adaptive"):
         out = bandsplit.enhance(models[name], waves, SR)
         assert [o.shape for o in out] == [w.shape for w in waves]
         for o, w in zip(out, waves):
@@ -133,8 +176,12 @@ def test_enhance_list_real_speech_float32(shared_data) -> None:
     waves = [se_data.load_audio(folder / f"p287_00{i}.wav", SR)[0][: 4000 + 3001 * i] for i in (1, 2, 3)]
     assert len({w.shape[-1] for w in waves}) == 3
     torch.manual_seed(0)
+    adaptive = {"attention": "adaptive"}
     for model in (bandsplit.BSRNN(16, 2).eval(), bandsplit.BSDT(16, 1, 2).eval(),
-                  bandsplit.ERBUNet257(depth=2, transformer_layers=1, d_model=16, num_heads=2).eval()):
+                  bandsplit.ERBUNet257(depth=2, transformer_layers=1, d_model=16, num_heads=2).eval(),
+                  _live_gates(bandsplit.ERBUNet257(depth=2, transformer_layers=1, d_model=16, num_heads=2,
+                                                   **adaptive)).eval(),  # type: ignore[arg-type]
+                  _live_gates(_erb_unet_adapter(**adaptive)).eval()):
         out = bandsplit.enhance(model, waves, SR)
         for o, w in zip(out, waves):
             alone = bandsplit.enhance(model, w, SR)

@@ -22,9 +22,19 @@ of ``X`` the net does not see this way (passed through unchanged) lies in the fi
 only, with ~1e-5 of their energy (~3e-3 in amplitude) at the default floor 1e-3 (measured on noise
 and tones; floor 1e-2 gives ~2e-4 of the energy).
 All steps are differentiable.
+
+Padded batches (``forward(spec, lengths=...)``, the frames of each item at the I/O grid): step 1
+overlap-adds each item's valid frames only, divided by its own frames' envelope, so item ``b``'s
+waveform ``z`` is its own ``512 + 128 (T_b − 1)`` samples followed by exact zeros; step 2 frames
+each item with the reflect padding at its own end (one gather) and runs the net with its own frame
+count at the net's grid, ``len(z_b) // net.hop + 1``, and inverts with its own frames' envelope;
+step 3 frames each item inside its own support. Nothing of the padded tail reaches an item's
+valid frames, and its output frames past ``T_b`` are zero.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +43,8 @@ from torch import Tensor, nn
 from se_data import resample_hint
 
 from ._complex import as_complex
+from ._masking import frame_mask
+from ._ragged import ragged_overlap_add, reflect_index
 from .analysis import AnalysisMode
 from .stft import SampleRateMismatchError, SpectrogramTransform
 
@@ -105,6 +117,12 @@ class ERBUNetAdapter(nn.Module):
         return bool(getattr(self.net, "supports_analysis", False))
 
     @property
+    def supports_lengths(self) -> bool:
+        """Whether ``forward(spec, lengths=...)`` runs a padded batch (the net's own flag: it must
+        take ``lengths`` at its grid, as :class:`bandsplit.ERBUNet` does)."""
+        return bool(getattr(self.net, "supports_lengths", False))
+
+    @property
     def stft(self) -> SpectrogramTransform:
         """The STFT of the adapter's input and output (what :func:`bandsplit.enhance` uses)."""
         return self.io
@@ -119,14 +137,25 @@ class ERBUNetAdapter(nn.Module):
         """Alias of :attr:`num_freqs`."""
         return self.io.num_freqs
 
-    def forward(self, spec: Tensor, return_analysis: AnalysisMode = False) -> Tensor | tuple[Tensor, dict]:
-        """Complex ``[B, F_io, T]`` -> complex ``[B, F_io, T]`` through ``net`` at its own resolution."""
+    def forward(self, spec: Tensor, return_analysis: AnalysisMode = False, *,
+                lengths: Tensor | Sequence[int] | None = None) -> Tensor | tuple[Tensor, dict]:
+        """Complex ``[B, F_io, T]`` -> complex ``[B, F_io, T]`` through ``net`` at its own resolution.
+
+        ``lengths``: optional valid frames per item (``[B]``, each in ``1 .. T``) of a batch padded
+        to ``T`` frames: item ``b`` gets, in its first ``lengths[b]`` frames, what it gets alone
+        (see the module docstring), and zeros after them. Needs ``supports_lengths``."""
         if return_analysis and not self.supports_analysis:
             raise ValueError(f"{type(self.net).__name__} returns no analysis (no supports_analysis)")
         if not spec.is_complex() or spec.dim() != 3 or spec.shape[1] != self.io.num_freqs or spec.shape[2] < 1:
             raise ValueError(f"ERBUNetAdapter expects a complex spectrogram [B, {self.io.num_freqs}, T] "
                              f"(n_fft {self.io.n_fft}, hop {self.io.hop_length}, {self.sample_rate} Hz), got "
                              f"{'complex' if spec.is_complex() else spec.dtype} {list(spec.shape)}")
+        valid = frame_mask(lengths, spec.shape[0], spec.shape[2], spec.device)
+        if valid is not None:
+            if not self.supports_lengths:
+                raise TypeError(f"{type(self.net).__name__} takes no lengths=..., so the adapter cannot run a "
+                                f"padded batch: give the utterances one at a time")
+            return self._forward_padded(spec, valid, return_analysis)
         n_fft, hop, t = self.io.n_fft, self.io.hop_length, spec.shape[2]
         window = self.io.window.to(spec.real.dtype)
         z_in = _frame_support_inverse(spec, n_fft, hop, window, self._floor)  # [B, L]
@@ -151,3 +180,45 @@ class ERBUNetAdapter(nn.Module):
                            return_complex=True)
         assert delta.shape[-1] == t, (delta.shape, t)
         return (spec + delta, analysis) if return_analysis else spec + delta
+
+    def _forward_padded(self, spec: Tensor, valid: Tensor, return_analysis: AnalysisMode
+                        ) -> Tensor | tuple[Tensor, dict]:
+        """:meth:`forward` of a padded batch, ``valid`` bool ``[B, T]`` (a prefix per item)."""
+        n_fft, hop = self.io.n_fft, self.io.hop_length
+        nn_fft, nhop = self.net_stft.n_fft, self.net_stft.hop_length
+        rdt, dev = spec.real.dtype, spec.device
+        vf = valid.to(rdt)
+        # 1. each item's own waveform support (zeros past it): [B, L], lengths [B]
+        z_in = ragged_overlap_add(spec, vf, n_fft, hop, self.io.window.to(dev, rdt), self._floor)
+        length = n_fft + hop * (valid.sum(1) - 1)
+        # 2. per item: zero-pad a short one (as forward does), reflect at its own ends, frame
+        half = nn_fft // 2
+        short = (half + 1 - length).clamp_min(0)
+        left, zlen = short // 2, length + short
+        frames_net = zlen // nhop + 1
+        t_net = int(frames_net.max())
+        q = torch.arange(-half, nn_fft - half + nhop * (t_net - 1), device=dev)[None, :]
+        src = reflect_index(q, zlen[:, None]) - left[:, None]               # index into z_in
+        keep = (src >= 0) & (src < length[:, None]) & (q < (zlen + half)[:, None])
+        wave = z_in.gather(1, src.clamp(0, z_in.shape[1] - 1)) * keep
+        net_window = self.net_stft.window.to(dev, rdt)
+        spec_net = torch.stft(wave, nn_fft, nhop, window=net_window, center=False, onesided=True,
+                              return_complex=True)                               # [B, F_net, T_net]
+        net_in = torch.view_as_real(spec_net).permute(0, 3, 1, 2)
+        out = self.net(net_in, return_analysis=return_analysis, lengths=frames_net) if return_analysis \
+            else self.net(net_in, lengths=frames_net)
+        out_ri, analysis = out if return_analysis else (out, None)
+        if out_ri.shape != net_in.shape:
+            raise ValueError(f"the net returned {list(out_ri.shape)}, expected real/imag stacked {list(net_in.shape)}")
+        valid_net = (torch.arange(t_net, device=dev)[None, :] < frames_net[:, None]).to(rdt)
+        y_net = ragged_overlap_add(as_complex(out_ri.permute(0, 2, 3, 1).contiguous()), valid_net, nn_fft, nhop,
+                                   net_window, 1e-11)                            # centred: sample j at j + half
+        # 3. back to each item's own support, framed inside it
+        j = torch.arange(z_in.shape[1], device=dev)[None, :]
+        pos = j + half + left[:, None]
+        inside = (j < length[:, None]) & (pos < y_net.shape[1])
+        y = y_net.gather(1, pos.clamp(max=y_net.shape[1] - 1)) * inside
+        delta = torch.stft(y - z_in, n_fft, hop, window=self.io.window.to(dev, rdt), center=False, onesided=True,
+                           return_complex=True)
+        res = torch.where(valid[:, None, :], spec + delta, torch.zeros((), dtype=spec.dtype, device=dev))
+        return (res, analysis) if return_analysis else res

@@ -104,18 +104,16 @@ class _DiffTransformerLayer(nn.Module):
         level = analysis_level(return_analysis)
         info: dict[str, Any] = {}
         an: dict[str, Any] | None = None
-        if keys is not None:  # a padded batch (diff / standard attention only)
-            out = self.attn(self.norm1(x), keys, return_analysis=level >= 2)
-            a, an = out if level >= 2 else (out, None)
-        elif level and self.kind == "adaptive":
-            a, an = self.attn(self.norm1(x), return_analysis=True)
+        # every kind takes the key-padding mask as attn_mask (None: no padding)
+        if level and self.kind == "adaptive":
+            a, an = self.attn(self.norm1(x), keys, return_analysis=True)
             info = {"lambda": an["lambda"], "alpha": an["gate"], "lambda_eff": an["lambda_eff"],
                     "scale_gates": an["scale_gates"],
                     "scale_weights": self.attn.gate.learned_scale_weights().detach()}
         elif level >= 2:
-            a, an = self.attn(self.norm1(x), return_analysis=True)
+            a, an = self.attn(self.norm1(x), keys, return_analysis=True)
         else:
-            a = self.attn(self.norm1(x))
+            a = self.attn(self.norm1(x), keys)
         if level and self.kind == "diff":
             info = {"lambda": self.attn.lambda_full().detach()}
         if level >= 2 and an is not None:
@@ -364,11 +362,9 @@ class ERBUNet(nn.Module):
 
     supports_analysis = True
 
-    @property
-    def supports_lengths(self) -> bool:
-        """``forward(x, lengths=...)`` runs a padded batch of utterances of different lengths
-        (not with ``attention="adaptive"``, whose gate reads statistics of whole attention rows)."""
-        return self.attention != "adaptive"
+    #: ``forward(x, lengths=...)`` runs a padded batch of utterances of different lengths (every
+    #: attention kind: the adaptive gate's statistics and windows count valid frames only)
+    supports_lengths = True
 
     def mask(self, x: Tensor, return_analysis: AnalysisMode = False, *, valid: Tensor | None = None
              ) -> Tensor | tuple[Tensor, dict[str, Any]]:
@@ -431,8 +427,9 @@ class ERBUNet(nn.Module):
         ``lengths``: optional valid frames per item (``[B]``, each in ``1 .. T``) of a batch
         padded to ``T`` frames: item ``b`` then gets, in its first ``lengths[b]`` frames, what it
         gets alone (GroupNorm statistics over its valid frames, zeros past its end for every
-        convolution over time, a key-padding mask in the bottleneck's attention), and zeros after
-        them. Not with ``attention="adaptive"`` (``supports_lengths`` is then False)."""
+        convolution over time, a key-padding mask in the bottleneck's attention, and with
+        ``attention="adaptive"`` the gate's statistics and windows over valid frames), and zeros
+        after them."""
         if x.dim() != 4 or x.shape[1] != 2 or x.shape[2] != self.num_bins or x.shape[3] < 1:
             raise ValueError(
                 f"ERBUNet(n_fft={self.n_fft}, hop={self.hop}) expects real/imag stacked "
@@ -444,9 +441,6 @@ class ERBUNet(nn.Module):
         if valid is None:
             m, analysis = self.mask(x, return_analysis) if return_analysis else (self.mask(x), None)
         else:
-            if not self.supports_lengths:
-                raise ValueError("ERBUNet(attention='adaptive') cannot run a padded batch (its gate reads "
-                                 "statistics of whole attention rows): give the utterances one at a time")
             x = x * valid[:, None, None, :].to(x.dtype)
             out = self.mask(x, return_analysis, valid=valid)
             m, analysis = out if return_analysis else (out, None)

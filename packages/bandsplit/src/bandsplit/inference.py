@@ -9,10 +9,11 @@ cut into overlapping chunks and cross-faded back with :func:`se_data.chunked_app
 toolkit's one overlap-add.
 
 A list of waveforms of different lengths is enhanced as one padded batch when the model takes
-``lengths`` (``model.supports_lengths``: BSRNN, BSDT, ERBUNet257 with differential or standard
-attention): each item is reflect-padded with its own length, framed with its own reflect
-padding, run with its valid frame count, and inverted with its own frames' window envelope, so
-each output equals the one the item gets alone (to float rounding).
+``lengths`` (``model.supports_lengths``: BSRNN, BSDT, ERBUNet257 and the 601-bin ERBUNet behind
+its :class:`~bandsplit.ERBUNetAdapter`, every attention kind): each item is reflect-padded with its
+own length, framed with its own reflect padding, run with its valid frame count, and inverted with
+its own frames' window envelope, so each output equals the one the item gets alone (to float
+rounding).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 from se_data import chunked_apply
 from torch import Tensor, nn
 
+from ._ragged import ragged_overlap_add, reflect_index
 from .stft import SampleRateMismatchError, SpectrogramTransform
 
 __all__ = ["enhance", "enhance_waveform", "supports_lengths"]
@@ -60,12 +62,6 @@ def _enhance_block(model: nn.Module, audio: Tensor, stft: SpectrogramTransform) 
     return stft.istft(est, length=x.shape[-1])[..., pad:pad + length]
 
 
-def _reflect(i: Tensor, n: Tensor) -> Tensor:
-    """Index ``i`` reflected into ``0 .. n - 1`` once (``F.pad(mode="reflect")``'s map, for
-    ``-n < i < 2n - 1``)."""
-    return torch.where(i < 0, -i, torch.where(i >= n, 2 * (n - 1) - i, i))
-
-
 def _ragged_frames(rows: list[Tensor], stft: SpectrogramTransform) -> tuple[Tensor, Tensor, Tensor]:
     """The STFTs of ``rows`` (each reflect-padded one hop, then centred with reflect padding, as
     :func:`_enhance_block` does for one row) as one zero-padded batch: ``(spec [B, F, T],
@@ -76,7 +72,7 @@ def _ragged_frames(rows: list[Tensor], stft: SpectrogramTransform) -> tuple[Tens
     audio = nn.utils.rnn.pad_sequence(rows, batch_first=True)                      # [B, Lmax]
     padded = lengths + 2 * hop                                                     # after the hop padding
     q = torch.arange(-half, int(padded.max()) + half, device=device)[None, :]      # centred STFT's samples
-    src = _reflect(_reflect(q, padded[:, None]) - hop, lengths[:, None])
+    src = reflect_index(reflect_index(q, padded[:, None]) - hop, lengths[:, None])
     inside = q < (padded + half)[:, None]
     wave = audio.gather(1, src.clamp(0, audio.shape[1] - 1)) * inside
     spec = torch.stft(wave, stft.n_fft, hop, window=stft.window.to(wave.device, wave.dtype), onesided=True,
@@ -88,19 +84,11 @@ def _ragged_inverse(spec: Tensor, frames: Tensor, stft: SpectrogramTransform) ->
     """Inverse STFT of a padded batch ``[B, F, T]`` in which row ``b`` has ``frames[b]`` frames:
     overlap-add of the windowed frames divided by each row's own window envelope (its frames
     only, as ``torch.istft`` of the row alone), centre padding removed: ``[B, (T - 1) hop]``."""
-    n_fft, hop = stft.n_fft, stft.hop_length
-    b, _, t = spec.shape
-    valid = (torch.arange(t, device=spec.device)[None, :] < frames[:, None]).to(spec.real.dtype)[:, None, :]
-    win = stft.window.to(spec.device, spec.real.dtype)[None, :, None]                 # [1, n_fft, 1]
-    segs = torch.fft.irfft(spec, n=n_fft, dim=1) * win * valid                        # [B, n_fft, T]
-    out_len = n_fft + hop * (t - 1)
-
-    def ola(x: Tensor) -> Tensor:
-        return F.fold(x, (1, out_len), (1, n_fft), stride=(1, hop)).reshape(x.shape[0], out_len)
-
-    env = ola((win.square() * valid).expand(b, n_fft, t))
-    y = ola(segs) / env.clamp_min(1e-11)
-    return y[:, n_fft // 2:out_len - n_fft // 2]
+    n_fft, t = stft.n_fft, spec.shape[-1]
+    valid = (torch.arange(t, device=spec.device)[None, :] < frames[:, None]).to(spec.real.dtype)
+    y = ragged_overlap_add(spec, valid, n_fft, stft.hop_length, stft.window.to(spec.device, spec.real.dtype),
+                           1e-11)
+    return y[:, n_fft // 2:y.shape[-1] - n_fft // 2]
 
 
 def _enhance_ragged(model: nn.Module, rows: list[Tensor], stft: SpectrogramTransform) -> list[Tensor]:
