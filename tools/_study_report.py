@@ -26,7 +26,8 @@ import numpy as np
 
 from _study_job import read_json
 from _study_run import Run
-from _study_schema import Study, slug
+from _study_rows import slug
+from _study_schema import Study
 from _study_table import AA_BANDS, AA_TARGETS_DB, COST_COLUMNS, LABELS, TableRow, _cost, _fmt, _fmt_p
 
 

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from _study_job import JOB_JSON, RUN_JSON, RunFailed, execute, read_json, write_json
-from _study_schema import Row, Study, StudyError, config_hash, slug, to_argv
+from _study_rows import Row, slug
+from _study_schema import Study, StudyError, config_hash, to_argv
 import _study_tools as tools
 
 TOOLS_DIR = Path(__file__).resolve().parent

@@ -20,7 +20,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
-from _study_schema import Row, Study, StudyError, merged_flags, to_argv
+from _study_rows import Row
+from _study_schema import Study, StudyError, merged_flags, to_argv
 
 TOOLS_DIR = Path(__file__).resolve().parent
 
