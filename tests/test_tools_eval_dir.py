@@ -34,8 +34,11 @@ def test_help_explains_every_flag(repo_root):
     res = _run(repo_root, "--help")
     assert res.returncode == 0
     for flag in ("ENHANCED_DIR", "CLEAN_DIR", "--out", "--noisy-dir", "--workers", "--sr", "--no-progress",
-                 "--dnsmos"):
+                 "--dnsmos", "--metrics"):
         assert flag in res.stdout
+    import se_metrics as sm
+    flat = " ".join(res.stdout.split())
+    assert all(m in flat for m in sm.METRICS + sm.DNSMOS_METRICS)  # --metrics lists every valid name
     assert "resampled" in res.stdout and "resume" in res.stdout.lower()
     assert "non-intrusive" in res.stdout and "se-metrics[dnsmos]" in res.stdout
 
@@ -215,3 +218,105 @@ def test_dnsmos_without_the_extra_names_it(repo_root, tmp_path):
         assert res.returncode == 1, res.stderr
         assert "se-metrics[dnsmos]" in res.stderr and "onnxruntime" in res.stderr
         assert not out.exists()
+
+
+def _pairs(vb, enh, clean, names=("p287_001.wav", "p287_002.wav")):
+    for d in (enh, clean):
+        d.mkdir()
+    for name in names:
+        shutil.copy(vb / "noisy" / name, enh / name)
+        shutil.copy(vb / "clean" / name, clean / name)
+
+
+def test_metrics_subset_equals_full_run_and_resume_keeps_the_choice(repo_root, shared_data, tmp_path):
+    """--metrics: the CSV and summary hold only the chosen metrics (in METRICS order, whatever
+    the order given), each value equal to the full run's; a resume into that folder with
+    another choice (or all) is refused, naming the first run's metrics, and changes nothing."""
+    import se_metrics as sm
+
+    vb = shared_data / "speech" / "voicebank16k"
+    enh, clean = tmp_path / "enh", tmp_path / "clean"
+    _pairs(vb, enh, clean)
+    full, sub = tmp_path / "full", tmp_path / "sub"
+    res = _run(repo_root, enh, clean, "--out", full, "--workers", 1, "--no-progress")
+    assert res.returncode == 0, res.stderr
+    chosen = ["si_sdr", "pesq_wb", "stoi", "covl"]
+    res = _run(repo_root, enh, clean, "--out", sub, "--workers", 1, "--no-progress", "--metrics", ",".join(chosen))
+    assert res.returncode == 0, res.stderr
+    want = ["pesq_wb", "stoi", "si_sdr", "covl"]
+    assert [ln.split()[0] for ln in res.stdout.splitlines() if ln.split()[1:2] in (["↑"], ["↓"])] == want
+    rows_full = _rows(full / "per_file.csv")
+    with open(sub / "per_file.csv", newline="") as fh:
+        reader = csv.DictReader(fh)
+        assert reader.fieldnames == ["file"] + want + COLUMNS[12:]
+        rows_sub = {r["file"]: r for r in reader}
+    assert list(rows_sub) == list(rows_full) == ["p287_001.wav", "p287_002.wav"]
+    for f, r in rows_sub.items():
+        for m in want:
+            assert float(r[m]) == float(rows_full[f][m]), (f, m)
+    summary = json.loads((sub / "summary.json").read_text())
+    full_summary = json.loads((full / "summary.json").read_text())
+    assert list(summary["enhanced"]["metrics"]) == want and summary["config"]["metrics"] == want
+    assert "metrics" not in full_summary["config"]
+    for m in want:
+        assert summary["enhanced"]["metrics"][m] == full_summary["enhanced"]["metrics"][m]
+
+    before = (sub / "per_file.csv").read_bytes()
+    for other in (["--metrics", "pesq_wb,stoi"], []):
+        res = _run(repo_root, enh, clean, "--out", sub, "--workers", 1, "--no-progress", *other)
+        assert res.returncode == 1
+        assert "cannot be resumed with another metric set" in res.stderr
+        assert "--metrics pesq_wb,stoi,si_sdr,covl" in res.stderr
+        assert (sub / "per_file.csv").read_bytes() == before
+    res = _run(repo_root, enh, clean, "--out", full, "--workers", 1, "--no-progress", "--metrics", "pesq_wb")
+    assert res.returncode == 1 and "evaluation of the metrics " + ",".join(sm.METRICS) in res.stderr
+    res = _run(repo_root, enh, clean, "--out", sub, "--workers", 1, "--no-progress", "--metrics", "covl,si_sdr,stoi,pesq_wb")
+    assert res.returncode == 0, res.stderr  # the same choice in another order resumes: nothing to compute
+    assert "(0 file(s) computed this run)" in res.stdout
+
+
+def test_metrics_bad_names_are_refused_with_exit_2(repo_root, tmp_path):
+    """An unknown or repeated name, a metric that needs CLEAN_DIR without one, and DNSMOS alone
+    with CLEAN_DIR are command-line errors: exit status 2, the valid names listed, nothing written."""
+    enh = tmp_path / "enh"
+    enh.mkdir()
+    sf.write(enh / "a.wav", 0.1 * np.random.default_rng(0).standard_normal(16000), 16000)
+    out = tmp_path / "out"
+    cases = [((enh, enh, "--metrics", "pesq_wb,pesq"), "unknown metric(s) pesq; valid: pesq_wb, pesq_nb, stoi, estoi, si_sdr, snr, ssnr, lsd, csig, cbak, covl "
+              "(these need CLEAN_DIR, a clean reference) and dnsmos_sig, dnsmos_bak, dnsmos_ovrl, dnsmos_p808"),
+             ((enh, enh, "--metrics", "stoi,stoi"), "each metric once"),
+             ((enh, enh, "--metrics", ","), "no name"),
+             ((enh, "--metrics", "stoi,dnsmos_ovrl"), "stoi: a clean reference is needed"),
+             ((enh, enh, "--metrics", "dnsmos_ovrl"), "only DNSMOS scores chosen with CLEAN_DIR")]
+    for args, message in cases:
+        res = _run(repo_root, *args, "--out", out)
+        assert res.returncode == 2, (args, res.stderr)
+        assert message in res.stderr, (args, res.stderr)
+        assert not out.exists()
+
+
+def test_metrics_dnsmos_subset_non_intrusive(repo_root, shared_data, tmp_path):
+    """--metrics with DNSMOS names alone in non-intrusive mode: only those columns, the values of
+    se_metrics.dnsmos; with CLEAN_DIR a DNSMOS name implies --dnsmos."""
+    pytest.importorskip("onnxruntime", reason="the dnsmos extra is not installed")
+    import se_metrics as sm
+
+    vb = shared_data / "speech" / "voicebank16k"
+    enh, clean = tmp_path / "enh", tmp_path / "clean"
+    _pairs(vb, enh, clean, names=("p287_001.wav",))
+    out = tmp_path / "eval"
+    res = _run(repo_root, enh, "--out", out, "--workers", 1, "--no-progress", "--metrics", "dnsmos_p808,dnsmos_ovrl")
+    assert res.returncode == 0, res.stderr
+    with open(out / "per_file.csv", newline="") as fh:
+        reader = csv.DictReader(fh)
+        assert reader.fieldnames == ["file", "dnsmos_ovrl", "dnsmos_p808", "undefined", "note", "error",
+                                     "input_path", "input_size", "input_mtime_ns", "input_sha256"]
+        row = next(reader)
+    want = sm.dnsmos(sf.read(enh / "p287_001.wav")[0], 16000)
+    for m in ("dnsmos_ovrl", "dnsmos_p808"):
+        assert float(row[m]) == pytest.approx(want[m], abs=1e-9)
+    res = _run(repo_root, enh, clean, "--out", tmp_path / "both", "--workers", 1, "--no-progress",
+               "--metrics", "dnsmos_sig,pesq_wb")
+    assert res.returncode == 0, res.stderr
+    summary = json.loads((tmp_path / "both" / "summary.json").read_text())
+    assert list(summary["enhanced"]["metrics"]) == ["pesq_wb", "dnsmos_sig"] and summary["config"]["dnsmos"]

@@ -25,8 +25,8 @@ import textwrap
 from pathlib import Path
 
 from _cli import add_allow_failures, failure_status
-from se_metrics import (DnsmosUnavailableError, MetricInputError, dnsmos_model_info, evaluate_dir,
-                        format_summary_table, is_evaluation_dir)
+from se_metrics import (DNSMOS_METRICS, METRICS, DnsmosUnavailableError, MetricInputError, dnsmos_model_info,
+                        evaluate_dir, format_summary_table, is_evaluation_dir)
 
 # _cli is imported inside the functions: the evaluator's worker processes may re-import this
 # script's top level and need only se_metrics.
@@ -81,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "enhanced (and noisy) file: the official ONNX models run with onnxruntime (the "
                         "dnsmos extra); columns dnsmos_sig, dnsmos_bak, dnsmos_ovrl, dnsmos_p808. Implied "
                         "without CLEAN_DIR")
+    p.add_argument("--metrics", default=None, metavar="NAME[,NAME...]",
+                   help="comma-separated metrics to compute (default: all): with CLEAN_DIR (a clean reference "
+                        f"needed) {', '.join(METRICS)}; with or without it (non-intrusive) "
+                        f"{', '.join(DNSMOS_METRICS)}. Only what the chosen ones need is computed, and the CSV "
+                        "and summary hold only them; a DNSMOS name implies --dnsmos (--dnsmos with no DNSMOS "
+                        "name: all four). Resuming into --out needs the same choice")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_allow_failures(p)
     return T.annotate_help(p)
@@ -92,7 +98,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.sr != 16000:
         p.error(f"--sr {args.sr}: wide-band PESQ, the composite measures and DNSMOS are defined at 16000 Hz only; "
                 f"files at other rates are resampled to it on reading, so leave --sr out")
+    if args.metrics is not None:
+        args.metrics = _check_metrics(p, args.metrics, args.clean_dir is not None)
+        args.dnsmos = args.dnsmos or any(m in DNSMOS_METRICS for m in args.metrics)
     return args
+
+
+def _check_metrics(p: argparse.ArgumentParser, text: str, intrusive: bool) -> list[str]:
+    """--metrics as a list of names, or ``p.error`` (exit status 2) naming the valid ones."""
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    valid = (f"valid: {', '.join(METRICS)} (these need CLEAN_DIR, a clean reference) and "
+             f"{', '.join(DNSMOS_METRICS)} (DNSMOS, with or without CLEAN_DIR)")
+    unknown = [m for m in names if m not in METRICS + DNSMOS_METRICS]
+    if unknown or not names:
+        p.error(f"--metrics {text!r}: " + (f"unknown metric(s) {', '.join(unknown)}" if unknown else "no name")
+                + f"; {valid}")
+    if len(set(names)) != len(names):
+        p.error(f"--metrics {text!r}: each metric once; {valid}")
+    needs_clean = [m for m in names if m in METRICS]
+    if needs_clean and not intrusive:
+        p.error(f"--metrics: {', '.join(needs_clean)}: a clean reference is needed; give CLEAN_DIR, or choose only "
+                f"{', '.join(DNSMOS_METRICS)} (ENHANCED_DIR alone scores DNSMOS)")
+    if intrusive and not needs_clean:
+        p.error(f"--metrics: only DNSMOS scores chosen with CLEAN_DIR: add at least one of {', '.join(METRICS)}, "
+                f"or leave CLEAN_DIR out to score DNSMOS alone")
+    return names
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = evaluate_dir(args.enhanced_dir, args.clean_dir, out, sample_rate=args.sr,
                                workers=args.workers, noisy_dir=args.noisy_dir, progress=not args.no_progress,
-                               dnsmos=args.dnsmos)
+                               dnsmos=args.dnsmos, metrics=args.metrics)
     except MetricInputError as err:
         sys.exit(f"error: {err}")
     print(format_summary_table(summary, out))

@@ -110,3 +110,22 @@ def test_evaluate_dir_subset_pool_equals_sequential(tmp_path, shared_data):
         assert math.isclose(float(r["estoi"]), float(rows[2][f]["estoi"]), rel_tol=0, abs_tol=1e-12)
     with pytest.raises(sm.MetricInputError, match="cannot be resumed"):  # a resume must choose the same metrics
         sm.evaluate_dir(enh, clean, tmp_path / "out1", workers=1, progress=False)
+
+
+def test_evaluate_dir_metric_choice_is_checked_before_scoring(tmp_path):
+    """metrics= takes METRICS and DNSMOS names; an unknown or repeated name, a metric that needs a
+    clean reference without one, and DNSMOS alone with one raise ValueError naming the valid
+    names, before any output is written."""
+    enh = tmp_path / "enh"
+    enh.mkdir()
+    sf.write(enh / "a.wav", 0.1 * np.random.default_rng(0).standard_normal(16000), SR)
+    out = tmp_path / "out"
+    cases = [(enh, ["pesq_wb", "pesq"], r"unknown metric\(s\) \['pesq'\].*'dnsmos_p808'"),
+             (enh, ["stoi", "stoi"], "an empty or repeated selection"),
+             (enh, [], "an empty or repeated selection"),
+             (None, ["stoi", "dnsmos_ovrl"], r"\['stoi'\] need a clean reference"),
+             (enh, ["dnsmos_ovrl"], "only DNSMOS scores")]
+    for clean, metrics, message in cases:
+        with pytest.raises(ValueError, match=message):
+            sm.evaluate_dir(enh, clean, out, workers=1, progress=False, metrics=metrics)
+        assert not out.exists()

@@ -32,8 +32,8 @@ into ``out_dir``:
   reason); then the resampled files and ``n_computed_this_run``;
 * ``eval_config.json``: the settings, checked when resuming.
 
-DNSMOS (``dnsmos=True``, needs the ``dnsmos`` extra): the four columns of
-:data:`~se_metrics.DNSMOS_METRICS` follow the eleven metrics, scored on each enhanced
+DNSMOS (``dnsmos=True``, or a DNSMOS name in ``metrics=``; needs the ``dnsmos`` extra): the
+four columns of :data:`~se_metrics.DNSMOS_METRICS` (or those chosen) follow the eleven metrics, scored on each enhanced
 (and noisy) file alone with :func:`se_metrics.dnsmos`; ``config`` records the ONNX
 models (file and SHA-256). Non-intrusive mode (``clean_dir=None``): DNSMOS only, no clean
 reference, the CSV has ``file``, the four DNSMOS columns, ``undefined, note, error`` and the
@@ -103,10 +103,11 @@ class _Spec:
     dnsmos: bool = False             # the four DNSMOS scores of the file alone
     dnsmos_threads: int | None = None  # onnxruntime threads (1 in worker processes)
     chosen: tuple[str, ...] = METRICS  # the intrusive metrics (METRICS order)
+    chosen_dnsmos: tuple[str, ...] = DNSMOS_METRICS  # the DNSMOS scores kept (DNSMOS_METRICS order)
 
     @property
     def metrics(self) -> tuple[str, ...]:
-        return (self.chosen if self.intrusive else ()) + (DNSMOS_METRICS if self.dnsmos else ())
+        return (self.chosen if self.intrusive else ()) + (self.chosen_dnsmos if self.dnsmos else ())
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -186,10 +187,11 @@ def _dnsmos(other: Any, sr: int, spec: _Spec, what: str) -> tuple[dict[str, floa
     """DNSMOS of one file's samples: ``(values, undefined)`` as evaluate_pair_defined."""
     from .non_intrusive import _model  # noqa: PLC0415 - onnxruntime loads in the workers, once each
 
-    try:
-        return _model(spec.dnsmos_threads)(other.samples, sr), {}
+    try:  # the models score all four at once; the chosen ones are kept
+        values = _model(spec.dnsmos_threads)(other.samples, sr)
+        return {m: values[m] for m in spec.chosen_dnsmos}, {}
     except MetricUndefinedError as err:
-        return {}, {m: err.reason for m in DNSMOS_METRICS}
+        return {}, {m: err.reason for m in spec.chosen_dnsmos}
     except MetricInputError as err:
         raise MetricInputError(f"{what}: {err}") from err
 
@@ -356,11 +358,28 @@ def _rate_report(tasks: list[_Task], sr: int) -> list[dict[str, Any]]:
     return sorted(seen.values(), key=lambda d: d["path"])
 
 
+def _config_metrics(config: dict[str, Any]) -> list[str]:
+    """The metrics an evaluation's config scores: its ``metrics`` entry, else (a default
+    selection, recorded without one) every metric of :data:`METRICS` with a clean reference
+    plus the four DNSMOS scores with ``dnsmos``."""
+    if "metrics" in config:
+        return list(config["metrics"])
+    return (list(METRICS) if config.get("clean_dir") is not None else []) \
+        + (list(DNSMOS_METRICS) if config.get("dnsmos") else [])
+
+
 def _check_config(out_dir: Path, config: dict[str, Any]) -> None:
     path = out_dir / CONFIG
     if path.exists():
         old = json.loads(path.read_text())
-        diff = {k: (old.get(k), v) for k, v in config.items() if old.get(k) != v}
+        before, now = _config_metrics(old), _config_metrics(config)
+        if before != now:
+            raise MetricInputError(
+                f"{out_dir} holds an evaluation of the metrics {','.join(before)}; this run chooses "
+                f"{','.join(now)}. It cannot be resumed with another metric set (its per-file CSV has the "
+                f"first run's columns): choose the same metrics (metrics= / --metrics "
+                f"{','.join(before)}) or use a new output folder.")
+        diff = {k: (old.get(k), v) for k, v in config.items() if k != "metrics" and old.get(k) != v}
         if diff:
             raise MetricInputError(
                 f"{out_dir} holds an evaluation with other settings ({diff}, as (old, new)); "
@@ -415,6 +434,34 @@ def _resume(path: Path, tasks: dict[str, _Task], current: _Fingerprints, spec: _
     return kept, redo, [f"{path.name}: {f}" for f in done if f not in tasks]
 
 
+def _choose_metrics(metrics: tuple[str, ...] | list[str] | None, intrusive: bool
+                    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``metrics=`` of :func:`evaluate_dir` as ``(intrusive, dnsmos)`` selections, each in its
+    canonical order: None is every metric of :data:`METRICS` (with a clean reference) and no
+    DNSMOS choice (``dnsmos`` decides). ValueError for an unknown or repeated name, a metric of
+    :data:`METRICS` without a clean reference, or no metric of :data:`METRICS` with one."""
+    if metrics is None:
+        return (METRICS if intrusive else ()), ()
+    names = [metrics] if isinstance(metrics, str) else list(metrics)
+    chosen_dnsmos = tuple(m for m in DNSMOS_METRICS if m in names)
+    intrusive_names = [m for m in names if m not in DNSMOS_METRICS]
+    valid = list(METRICS) + list(DNSMOS_METRICS)
+    unknown = [m for m in intrusive_names if m not in METRICS]
+    if unknown or not names or len(set(names)) != len(names):
+        what = f"unknown metric(s) {unknown}" if unknown else "an empty or repeated selection"
+        raise ValueError(f"metrics: {what} {names}; choose distinct names from {valid} "
+                         f"(those of METRICS need a clean reference)")
+    if not intrusive:
+        if intrusive_names:
+            raise ValueError(f"metrics: {intrusive_names} need a clean reference (clean_dir), and there is "
+                             f"none; without one only {list(DNSMOS_METRICS)} can be scored")
+        return (), chosen_dnsmos
+    if not intrusive_names:
+        raise ValueError(f"metrics: only DNSMOS scores {names} chosen, with a clean reference: choose at least "
+                         f"one of {list(METRICS)} too, or leave clean_dir out to score DNSMOS alone")
+    return check_metrics(intrusive_names), chosen_dnsmos
+
+
 @sample_rate_alias
 def evaluate_dir(enhanced_dir: str | os.PathLike, clean_dir: str | os.PathLike | None, out_dir: str | os.PathLike,
                  sample_rate: int = 16000, workers: int | None = None,
@@ -433,10 +480,15 @@ def evaluate_dir(enhanced_dir: str | os.PathLike, clean_dir: str | os.PathLike |
         (implied without ``clean_dir``). Needs the ``dnsmos`` extra: without it
         :class:`~se_metrics.DnsmosUnavailableError` (an ``ImportError`` naming it) is
         raised before anything is written.
-    metrics: the intrusive metrics to compute, a subset of :data:`METRICS` (default all; the
-        CSV then has those columns, in :data:`METRICS` order, and a resume must choose the
-        same); only what they need is computed (e.g. ``("pesq_wb", "pesq_nb", "stoi",
-        "estoi")`` skips the composite's LLR and WSS).
+    metrics: the metrics to compute (default all): names of :data:`METRICS` (need
+        ``clean_dir``; with it at least one) and of :data:`~se_metrics.DNSMOS_METRICS` (a
+        DNSMOS name implies ``dnsmos``; with ``dnsmos`` and no DNSMOS name, all four). The
+        CSV and summary then have those columns, :data:`METRICS` first, each in its canonical
+        order; ``config`` records the selection under ``metrics`` (when not the default), and
+        a resume that chooses another set raises :class:`MetricInputError`. Only what they
+        need is computed (e.g. ``("pesq_wb", "pesq_nb", "stoi", "estoi")`` skips the
+        composite's LLR and WSS). An unknown, repeated or impossible choice raises ValueError
+        naming the valid ones.
     Resumes from an existing ``per_file.csv`` in ``out_dir``: rows scored without error whose
     inputs are unchanged are kept; the others are recomputed (see the module docstring).
     """
@@ -459,14 +511,16 @@ def evaluate_dir(enhanced_dir: str | os.PathLike, clean_dir: str | os.PathLike |
     if not files:
         raise MetricInputError(f"no *.wav files below {enh_root}: check ENHANCED_DIR.")
     n_workers = max(1, int(workers or os.cpu_count() or 1))
-    chosen = check_metrics(metrics)
+    chosen, chosen_dnsmos = _choose_metrics(metrics, intrusive)
+    use_dnsmos = use_dnsmos or bool(chosen_dnsmos)
     # one onnxruntime thread per worker process (one worker per core), as BLAS
-    spec = _Spec(intrusive=intrusive, dnsmos=use_dnsmos, dnsmos_threads=1, chosen=chosen)
+    spec = _Spec(intrusive=intrusive, dnsmos=use_dnsmos, dnsmos_threads=1, chosen=chosen,
+                 chosen_dnsmos=chosen_dnsmos or DNSMOS_METRICS)
     config: dict[str, Any] = {"enhanced_dir": str(enh_root), "clean_dir": str(clean_root) if clean_root else None,
                               "noisy_dir": str(noisy_root) if noisy_root else None, "sr": int(sr),
                               "resampler": "scipy.signal.resample_poly"}
-    if intrusive and chosen != METRICS:  # only then: full evaluations keep the config they always had
-        config["metrics"] = list(chosen)
+    if list(spec.metrics) != _config_metrics({**config, "dnsmos": use_dnsmos}):
+        config["metrics"] = list(spec.metrics)  # only then: default evaluations keep the config they always had
     if use_dnsmos:  # only then: evaluations without DNSMOS keep the config they always had
         from .non_intrusive import dnsmos_model_info  # noqa: PLC0415
 
