@@ -1,5 +1,6 @@
 """tools/enhance.py --batch-size: files of different lengths enhanced N at a time write what one
-at a time writes (to the PCM_16 step), a bad file fails alone, and the manifest treats both alike."""
+at a time writes (to the PCM_16 step), a bad file fails alone, and the manifest treats both alike;
+the 601-bin ERB-UNet with adaptive attention behind its adapter is batched too."""
 
 from __future__ import annotations
 
@@ -60,3 +61,31 @@ def test_batches_write_the_one_at_a_time_outputs(tmp_path: Path) -> None:
 def test_batch_size_is_checked(tmp_path: Path) -> None:
     r = _run("--ckpt", tmp_path / "x.pt", tmp_path, tmp_path / "out", "--batch-size", "0")
     assert r.returncode == 2 and "--batch-size" in r.stderr
+
+
+def test_adaptive_erb_unet_behind_its_adapter_is_batched(tmp_path: Path) -> None:
+    """One batched run against the library's one-at-a-time outputs (one subprocess, not two)."""
+    import torch
+
+    import bandsplit
+
+    noisy = tmp_path / "noisy"
+    noisy.mkdir()
+    rng = np.random.default_rng(1)
+    for name, n in (("a.wav", 5000), ("b.wav", 6100), ("c.wav", 7300)):
+        sf.write(noisy / name, 0.1 * rng.standard_normal(n), SR, subtype="PCM_16")
+    cfg = {"name": "erb-unet", "depth": 2, "transformer_layers": 1, "d_model": 16, "num_heads": 2,
+           "attention": "adaptive"}
+    ckpt = write_checkpoint(tmp_path / "erb.pt", 0, cfg)  # perturbed weights: the gate reads the statistics
+    many = _run("--ckpt", ckpt, noisy, tmp_path / "many", "--batch-size", "3")
+    assert many.returncode == 0, many.stdout[-3000:] + many.stderr[-3000:]
+    assert " 3 files" in _line(many.stdout, "enhanced")
+    assert "one file at a time" not in many.stdout  # the padded batch, not the fallback
+    model = bandsplit.load_model(ckpt)
+    for name in ("a.wav", "b.wav", "c.wav"):
+        x0, _ = sf.read(noisy / name, dtype="float32")
+        x3, _ = sf.read(tmp_path / "many" / name)
+        alone = bandsplit.enhance(model, torch.from_numpy(x0), SR).double().numpy()
+        assert x3.shape == alone.shape
+        assert np.abs(x3 - alone).max() <= 1 / 32768 + 1e-6, name  # the PCM_16 step
+        assert np.abs(alone - x0).max() > 1e-2  # the net changed the file

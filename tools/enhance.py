@@ -63,9 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=T.INFERENCE_BATCH, default=1,
                    help="files per forward pass: files are sorted by length and enhanced N at a time of similar "
                         "length (each padded batch masked, so every file's output equals the one-at-a-time output "
-                        "to float rounding; the manifest treats both alike). Models that cannot mask a padded "
-                        "batch (ERB-UNet with adaptive attention, the 601-bin ERB-UNet) run one at a time "
-                        "(default 1)")
+                        "to float rounding; the manifest treats both alike). Every model train_bsdt.py builds "
+                        "masks a padded batch (any other runs one at a time, with a note) (default 1)")
     _cli.add_allow_failures(p)
     p.add_argument("--weights", choices=["ema", "live"], default="ema",
                    help="ema: the checkpoint's EMA weights where it has them, else its trained weights "
