@@ -36,6 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _argtypes as T  # noqa: E402
 from _study_job import write_json  # noqa: E402
+import _study_launch as launch  # noqa: E402
 import _study_report as report  # noqa: E402
 import _study_results as results  # noqa: E402
 import _study_run as runner  # noqa: E402
@@ -174,17 +175,17 @@ def _main(args: argparse.Namespace, t_start: float) -> int:
                                                               or r.row.slug in args.only)]
     noisy_dir = runner.score_noisy(out, testset, workers) if any(r.kind == "noisy" for r in study.rows) else None
 
-    progress = runner.Progress(len(runs), len(runs) - len([r for r in runs if r.state() != "complete"]),
+    progress = launch.Progress(len(runs), len(runs) - len([r for r in runs if r.state() != "complete"]),
                                enabled=not args.no_progress)
     failed: list[Any] = []
     try:
         if todo:
             if args.launcher == "slurm":
-                failed = runner.launch_slurm(todo, out=out, executor=args.slurm_executor,
+                failed = launch.launch_slurm(todo, out=out, executor=args.slurm_executor,
                                              partition=args.slurm_partition, timeout_min=args.slurm_timeout_min,
                                              progress=progress)
             else:
-                failed = runner.launch_local(todo, slots=max(1, len(gpus)), gpus=gpus, progress=progress)
+                failed = launch.launch_local(todo, slots=max(1, len(gpus)), gpus=gpus, progress=progress)
     finally:
         progress.close()
 
