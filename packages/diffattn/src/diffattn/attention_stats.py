@@ -152,7 +152,8 @@ def differential_row_stats(q: Tensor, k: Tensor, lam: Tensor | float, *, scale: 
     Returns:
         ``[N, H, L, 8]`` in the order of :data:`STAT_NAMES`, differentiable w.r.t. ``q``/``k``
         (wrap in ``torch.no_grad()`` to use them as detached observations).
-    Memory: ``O(N · H · L · d)``. Compute: about 2–3× the differential attention itself.
+    Memory: ``O(N · H · L · d)`` (a key-padding mask adds ``[N, 1, 1, L+1]`` bools; with
+    ``causal`` too, ``[N, 1, L+1, L+1]``). Compute: about 2–3× the differential attention itself.
     """
     if q.shape != k.shape:
         raise ValueError(f"differential_row_stats needs q and k of one shape [N, 2H, L, d], got "
