@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
 
 import run_study  # noqa: E402
+import _study_markdown as markdown  # noqa: E402
 import _study_table as table  # noqa: E402
 
 TINY = ("epochs = 1, steps-per-epoch = 2, batch-size = 2, segment = 0.5, valid-pesq-files = 0, num-channel = 4, "
@@ -377,11 +378,11 @@ def test_first_epoch_pesq_gate_is_read_from_the_log_and_reported(tmp_path: Path)
     good[0].stats, good[1].stats = {"first_epoch_valid_pesq": 2.6}, {"first_epoch_valid_pesq": 2.8}
     rows = [table.TableRow("low", "model", runs=runs), table.TableRow("high", "model", runs=good, expected_seeds=2)]
     table.compute(rows, ["pesq_wb"], "low")
-    md = table.markdown(rows, ["pesq_wb"], baseline="low", quick=False, title="t", test_desc="x", seeds_desc="y")
+    md = markdown.markdown(rows, ["pesq_wb"], baseline="low", quick=False, title="t", test_desc="x", seeds_desc="y")
     assert "| low | 2.400 | FAIL |" in md and "| high | 2.700 | pass |" in md
     rows[0].runs[0].stats, rows[1].runs[0].stats, rows[1].runs[1].stats = {}, {}, {}
-    assert "early gate" not in table.markdown(rows, ["pesq_wb"], baseline="low", quick=False, title="t",
-                                             test_desc="x", seeds_desc="y")
+    assert "early gate" not in markdown.markdown(rows, ["pesq_wb"], baseline="low", quick=False, title="t",
+                                                 test_desc="x", seeds_desc="y")
 
 
 def test_setup_step_flags_are_checked_against_its_tool(tmp_path: Path, capsys) -> None:
@@ -455,7 +456,7 @@ def test_aa_band_columns_pool_tones_and_seeds_and_mark_the_targets(tmp_path: Pat
     assert cell["ci"] == pytest.approx(stats.t.ppf(0.975, 3) * np.std(pooled, ddof=1) / 2, rel=1e-9)
     loud = table.TableRow("B", "model", runs=[s1], expected_seeds=1)  # NMR-S -9 dB misses the -10 dB target
     table.compute([row, loud], metrics, None)
-    md = table.markdown([row, loud], metrics, baseline=None, quick=False, title="t", test_desc="x", seeds_desc="y")
+    md = markdown.markdown([row, loud], metrics, baseline=None, quick=False, title="t", test_desc="x", seeds_desc="y")
     assert "| A | pass (-11.0 / -18.0) | pass |" in md and "| B | FAIL (-9.0 / -18.0) | FAIL |" in md
     path = tmp_path / "table.csv"
     path.write_text(table.csv_text([row, loud], metrics))
@@ -521,7 +522,7 @@ def test_criteria_and_quick_false_rows(tmp_path: Path, capsys) -> None:
     res = table.criteria_results([a, b], study.criteria)
     assert res[0]["gain"] == pytest.approx(0.3) and res[0]["verdict"] == "FAIL"   # 0.3 is not more than 0.3
     assert res[1]["gain"] == 0.0 and res[1]["verdict"] == "pass"                 # equal LSD is at least 0
-    assert "| B beats A by 0.3 | B | A | PESQ-WB | +0.300 | > +0.3 | FAIL |" in table.criteria_markdown(res)
+    assert "| B beats A by 0.3 | B | A | PESQ-WB | +0.300 | > +0.3 | FAIL |" in markdown.criteria_markdown(res)
     assert table.TableRow("B", "model", expected_seeds=0).status == "not run with --quick"
     path.write_text(text.replace("quick = false", 'quick = "no"'))
     with pytest.raises(_study_schema.StudyError, match=r"c.toml:11: row 'B': quick must be true or false"):
@@ -554,7 +555,7 @@ def test_ood_uncertainty_means_auroc_and_spearman_over_seeds(tmp_path: Path) -> 
     (item,) = results.ood_uncertainty(runs)
     assert item == {"row": "CFG", "point": "", "score": "k-NN distance", "seeds": 2, "auroc": 0.5,
                     "rho_pesq": 0.125}
-    assert "| CFG | k-NN distance | 0.500 | 0.12 | – | 2 |" in table.uncertainty_markdown([item])
+    assert "| CFG | k-NN distance | 0.500 | 0.12 | – | 2 |" in markdown.uncertainty_markdown([item])
 
 
 def test_setup_flag_placeholders_name_the_corpus_test_folder() -> None:

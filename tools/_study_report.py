@@ -28,7 +28,8 @@ from _study_job import read_json
 from _study_run import Run
 from _study_rows import slug
 from _study_schema import Study
-from _study_table import AA_BANDS, AA_TARGETS_DB, COST_COLUMNS, LABELS, TableRow, _cost, _fmt, _fmt_p
+from _study_markdown import fmt, fmt_cost, fmt_p
+from _study_table import AA_BANDS, AA_TARGETS_DB, COST_COLUMNS, LABELS, TableRow
 
 
 def _plt() -> Any:
@@ -328,11 +329,11 @@ def _html_table(rows: list[TableRow], metrics: list[str], baseline: str | None) 
         tds = [html.escape(r.name + (" (baseline)" if r.is_baseline else ""))]
         for m in metrics:
             c = r.cells.get(m, {})
-            txt = _fmt(c.get("mean")) + (f" ± {_fmt(c.get('ci'))}" if c.get("ci") is not None else "")
+            txt = fmt(c.get("mean")) + (f" ± {fmt(c.get('ci'))}" if c.get("ci") is not None else "")
             if c.get("delta") is not None:
-                txt += f"<br><small>Δ {c['delta']:+.3f}, p {_fmt_p(c.get('p'))}</small>"
+                txt += f"<br><small>Δ {c['delta']:+.3f}, p {fmt_p(c.get('p'))}</small>"
             tds.append(f"<b>{txt}</b>" if m in r.best else txt)
-        tds += [_cost(c, r.cost.get(c)) for c in COST_COLUMNS]
+        tds += [fmt_cost(c, r.cost.get(c)) for c in COST_COLUMNS]
         status = html.escape(r.status)
         for f in r.failed:
             if f.get("log"):
@@ -347,7 +348,7 @@ def _html_table(rows: list[TableRow], metrics: list[str], baseline: str | None) 
                              ["configuration", *(LABELS.get(m, m) for m in metrics), "test set", "source"]) + "</tr>")
         for r in quoted:
             out.append("<tr>" + "".join(f"<td>{x}</td>" for x in [
-                html.escape(r.name) + " †", *(_fmt(r.quoted.get(m), 2) for m in metrics), html.escape(r.test_set),
+                html.escape(r.name) + " †", *(fmt(r.quoted.get(m), 2) for m in metrics), html.escape(r.test_set),
                 html.escape(r.citation)]) + "</tr>")
         out.append("</table>")
     return "\n".join(out)

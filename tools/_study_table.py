@@ -1,13 +1,14 @@
 """The table of a study (not a public API): per configuration the mean ± 95 % CI over seeds,
 Δ against the baseline with a paired Wilcoxon test over test files, the best value per column
-marked; quoted rows shown apart and never ranked. Written as ``table.md``, ``table.csv`` and
-into ``results.json``; :func:`check_table` re-derives every number from the runs' evaluator
-summaries.
+marked; quoted rows shown apart and never ranked. Written as ``table.csv`` and into
+``results.json`` here, as ``table.md`` by :mod:`_study_markdown`; :func:`check_table`
+re-derives every number from the runs' evaluator summaries.
 
 A run's scores are ``{metric: {item: value}}`` (items: test files, or tones for analyze_aa);
 its mean is the mean over items (NaN skipped, as se_metrics' summary). Over seeds the runs'
 means give :func:`se_metrics.mean_ci`; for the paired test each item's score is first averaged
-over the seeds, then paired with the baseline's on the common items.
+over the seeds (:func:`se_metrics.item_means`), then paired with the baseline's on the common
+items; :func:`se_metrics.best_indices` marks each column's best.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from se_metrics import LOWER_IS_BETTER, METRIC_LABELS, mean_ci, paired_test
+from se_metrics import LOWER_IS_BETTER, METRIC_LABELS, best_indices, item_means, mean_ci, paired_test
 
 #: the columns of a speech-enhancement study, in table order
 DEFAULT_METRICS = ("pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "csig", "cbak", "covl", "lsd")
@@ -98,16 +99,6 @@ class TableRow:
         return "ok"
 
 
-def item_means(rows: list[RunScores], metric: str) -> dict[str, float]:
-    """Per item the mean over runs (seeds) of ``metric``, NaN skipped."""
-    acc: dict[str, list[float]] = {}
-    for r in rows:
-        for item, v in r.per_item.get(metric, {}).items():
-            if math.isfinite(v):
-                acc.setdefault(item, []).append(v)
-    return {k: float(np.mean(v)) for k, v in acc.items()}
-
-
 def compute(rows: list[TableRow], metrics: list[str], baseline: str | None) -> None:
     """Fill each row's ``cells``, ``cost`` and ``best`` (in place). The baseline is the row named
     ``baseline``; where none is (an eval_ood row gives one table row per test set and condition),
@@ -133,22 +124,17 @@ def compute(rows: list[TableRow], metrics: list[str], baseline: str | None) -> N
                 bm = _mean_ci(rb.runs, m).mean
                 if ci.mean is not None and bm is not None:
                     cell["delta"] = ci.mean - bm
-                test = paired_test(item_means(r.runs, m), item_means(rb.runs, m))
+                test = paired_test(item_means([x.per_item.get(m, {}) for x in r.runs]),
+                                   item_means([x.per_item.get(m, {}) for x in rb.runs]))
                 cell["p"], cell["n_files"] = test.p_value, test.n
             r.cells[m] = cell
         for c in COST_COLUMNS:
             v = [run.stats.get(c) for run in r.runs if run.stats.get(c) is not None]
             r.cost[c] = float(np.mean(v)) if v else None
+    measured = [r for r in rows if r.kind != "quoted"]
     for m in metrics:  # the best measured value per column; quoted rows are never ranked
-        vals = [(r.cells[m]["mean"], r) for r in rows if r.kind != "quoted" and r.cells.get(m, {}).get("mean")
-                is not None]
-        if not vals:
-            continue
-        pick = min if m in LOWER else max
-        best = pick(v for v, _ in vals)
-        for v, r in vals:
-            if v == best:
-                r.best.add(m)
+        for i in best_indices([r.cells.get(m, {}).get("mean") for r in measured], lower_is_better=m in LOWER):
+            measured[i].best.add(m)
 
 
 def _mean_ci(runs: list[RunScores], metric: str) -> Any:
@@ -156,90 +142,6 @@ def _mean_ci(runs: list[RunScores], metric: str) -> Any:
     if pooled(metric):
         return mean_ci([x for run in runs for x in run.finite(metric)])
     return mean_ci([x for x in (run.mean(metric) for run in runs) if x is not None])
-
-
-# ----------------------------------------------------------------------------- formatting
-def _fmt(v: float | None, digits: int = 3) -> str:
-    return "–" if v is None else f"{v:.{digits}f}"
-
-
-def _fmt_p(p: float | None) -> str:
-    if p is None:
-        return "–"
-    return "< 0.001" if p < 1e-3 else f"{p:.3f}"
-
-
-def _cost(c: str, v: float | None) -> str:
-    if v is None:
-        return "–"
-    if c == "parameters":
-        return f"{v / 1e6:.3f} M"
-    if c == "macs_per_second":
-        return f"{v / 1e9:.3f} G"
-    return f"{v:.3f}"
-
-
-def markdown(rows: list[TableRow], metrics: list[str], *, baseline: str | None, quick: bool, title: str,
-             test_desc: str, seeds_desc: str, criteria: list[dict[str, Any]] | None = None,
-             uncertainty: list[dict[str, Any]] | None = None) -> str:
-    """``table.md``: the main table (mean ± CI, best in bold), the Δ / p table, quoted rows apart."""
-    head = ["configuration", *(LABELS.get(m, m) for m in metrics), "params", "MACs/s", "RTF", "seeds", "status"]
-    out = io.StringIO()
-    mark = " (quick: demo corpus, 1 seed, 10 training steps, tiny models; numbers test the pipeline, not the models)" \
-        if quick else ""
-    out.write(f"# {title}{mark}\n\n")
-    out.write(f"Test set: {test_desc}. Mean ± 95 % CI (Student t) over {seeds_desc}; **bold**: best measured value "
-              f"per column (quoted rows are never ranked)."
-              + (f" Baseline for Δ: {baseline}." if baseline else "") + "\n\n")
-    out.write("| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n")
-    measured = [r for r in rows if r.kind != "quoted"]
-    for r in measured:
-        cells = []
-        for m in metrics:
-            c = r.cells.get(m, {})
-            txt = _fmt(c.get("mean")) + (f" ± {_fmt(c.get('ci'))}" if c.get("ci") is not None else "")
-            cells.append(f"**{txt}**" if m in r.best else txt)
-        status = r.status
-        if r.failed:
-            status += ": " + ", ".join(f"[log]({f['log']})" for f in r.failed if f.get("log"))
-        name = r.name + (" (baseline)" if r.is_baseline else "")
-        out.write("| " + " | ".join([name, *cells, *(_cost(c, r.cost.get(c)) for c in COST_COLUMNS),
-                                     str(len(r.runs)), status]) + " |\n")
-    if baseline:
-        per_set = any(r.group for r in measured)
-        out.write(f"\nΔ against {baseline}{' on the same test set' if per_set else ''} (mean difference; p: two-sided "
-                  f"Wilcoxon signed-rank test over the test items, each item's score averaged over seeds):\n\n")
-        dh = ["configuration", *(LABELS.get(m, m) for m in metrics)]
-        out.write("| " + " | ".join(dh) + " |\n|" + "---|" * len(dh) + "\n")
-        for r in measured:
-            if r.is_baseline or not r.runs:
-                continue
-            cells = [f"{c['delta']:+.3f} (p {_fmt_p(c['p'])})" if c.get("delta") is not None else "–"
-                     for c in (r.cells.get(m, {}) for m in metrics)]
-            out.write("| " + " | ".join([r.name, *cells]) + " |\n")
-    gate = [(r.name, [run.stats.get("first_epoch_valid_pesq") for run in r.runs]) for r in measured
-            if r.kind == "model"]
-    gate = [(name, [v for v in vals if v is not None]) for name, vals in gate]
-    if any(vals for _, vals in gate):
-        out.write(f"\nFirst-epoch validation PESQ-WB (the ERB-UNet notes' early gate: > {PESQ_GATE} on "
-                  f"VoiceBank-DEMAND; other corpora are not comparable):\n\n| configuration | epoch-1 PESQ-WB "
-                  f"(mean over seeds) | gate |\n|---|---|---|\n")
-        for name, vals in gate:
-            if vals:
-                m = float(np.mean(vals))
-                out.write(f"| {name} | {m:.3f} | {'pass' if m > PESQ_GATE else 'FAIL'} |\n")
-    out.write(aa_targets_markdown(measured, metrics))
-    out.write(criteria_markdown(criteria or []))
-    out.write(uncertainty_markdown(uncertainty or []))
-    quoted = [r for r in rows if r.kind == "quoted"]
-    if quoted:
-        out.write("\nQuoted from papers (not measured here, other test sets; never ranked):\n\n")
-        out.write("| configuration | " + " | ".join(LABELS.get(m, m) for m in metrics) + " | test set | source |\n")
-        out.write("|" + "---|" * (len(metrics) + 3) + "\n")
-        for r in quoted:
-            out.write("| " + " | ".join([f"{r.name} †", *(_fmt(r.quoted.get(m), 2) for m in metrics), r.test_set,
-                                         r.citation]) + " |\n")
-    return out.getvalue()
 
 
 def aa_verdicts(r: TableRow, metrics: list[str]) -> dict[str, tuple[float, float, bool] | None]:
@@ -252,26 +154,6 @@ def aa_verdicts(r: TableRow, metrics: list[str]) -> dict[str, tuple[float, float
         n, h = (r.cells.get(f"{m}@{b}", {}).get("mean") for m in ("nmr_s", "hesr_t"))
         out[b] = None if n is None or h is None else (n, h, n < AA_TARGETS_DB["nmr_s"] and h < AA_TARGETS_DB["hesr_t"])
     return out
-
-
-def aa_targets_markdown(rows: list[TableRow], metrics: list[str]) -> str:
-    """The anti-aliasing targets per band (pass / FAIL of each row's means), or "" without band columns."""
-    bands = [b for b in AA_BANDS if f"nmr_s@{b}" in metrics and f"hesr_t@{b}" in metrics]
-    if not bands:
-        return ""
-    out = io.StringIO()
-    out.write(f"\nTargets per band (NMR-S < {AA_TARGETS_DB['nmr_s']:g} dB and HESR-R = analyze_aa's HESR-T < "
-              f"{AA_TARGETS_DB['hesr_t']:g} dB; cells: verdict (NMR-S / HESR-R means in dB)):\n\n")
-    out.write("| configuration | " + " | ".join(bands) + " | every band |\n|" + "---|" * (len(bands) + 2) + "\n")
-    for r in rows:
-        if r.kind != "model" or not r.runs:
-            continue
-        v = aa_verdicts(r, metrics)
-        cells = ["–" if v[b] is None else f"{'pass' if v[b][2] else 'FAIL'} ({v[b][0]:.1f} / {v[b][1]:.1f})"
-                 for b in bands]
-        every = "–" if any(v[b] is None for b in bands) else ("pass" if all(v[b][2] for b in bands) else "FAIL")
-        out.write("| " + " | ".join([r.name, *cells, every]) + " |\n")
-    return out.getvalue()
 
 
 def criteria_results(rows: list[TableRow], criteria: list[Any]) -> list[dict[str, Any]]:
@@ -289,33 +171,6 @@ def criteria_results(rows: list[TableRow], criteria: list[Any]) -> list[dict[str
                     "baseline_mean": b, "gain": gain, "need": f"{'>' if c.strict else '>='} {c.margin:+g}",
                     "verdict": "–" if ok is None else ("pass" if ok else "FAIL")})
     return out
-
-
-def criteria_markdown(results: list[dict[str, Any]]) -> str:
-    if not results:
-        return ""
-    out = io.StringIO()
-    out.write("\nSuccess criteria (from the measured means above):\n\n| criterion | row | against | metric | gain | "
-              "needed | verdict |\n|---|---|---|---|---|---|---|\n")
-    for c in results:
-        out.write(f"| {c['name']} | {c['row']} | {c['baseline']} | {LABELS.get(c['metric'], c['metric'])} | "
-                  f"{'–' if c['gain'] is None else format(c['gain'], '+.3f')} | {c['need']} | {c['verdict']} |\n")
-    return out.getvalue()
-
-
-def uncertainty_markdown(items: list[dict[str, Any]]) -> str:
-    """eval_ood's uncertainty scores per row: AUROC (ID vs OOD) and Spearman ρ with the quality gain."""
-    if not items:
-        return ""
-    out = io.StringIO()
-    out.write("\nUncertainty scores (eval_ood; mean over seeds): AUROC of ID vs OOD, and Spearman ρ with the "
-              "reference condition's PESQ-WB and SI-SDR gain over the noisy input (ID and OOD files together):\n\n"
-              "| row | score | AUROC | ρ ΔPESQ | ρ ΔSI-SDR | seeds |\n|---|---|---|---|---|---|\n")
-    for it in items:
-        name = it["row"] + (f" / {it['point']}" if it["point"] else "")
-        out.write(f"| {name} | {it['score']} | {_fmt(it.get('auroc'))} | {_fmt(it.get('rho_pesq'), 2)} | "
-                  f"{_fmt(it.get('rho_si_sdr'), 2)} | {it['seeds']} |\n")
-    return out.getvalue()
 
 
 CSV_HEAD = ("configuration", "kind", "status", "seeds")

@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _argtypes as T  # noqa: E402
 from _study_job import write_json  # noqa: E402
 import _study_launch as launch  # noqa: E402
+import _study_markdown as markdown  # noqa: E402
 import _study_report as report  # noqa: E402
 import _study_results as results  # noqa: E402
 import _study_run as runner  # noqa: E402
@@ -197,8 +198,8 @@ def _main(args: argparse.Namespace, t_start: float) -> int:
                  + (" (demo corpus)" if args.data is None else ""))
     criteria = table.criteria_results(rows, study.criteria)
     uncertainty = results.ood_uncertainty(runs)
-    md = table.markdown(rows, metrics, baseline=study.baseline, quick=args.quick, title=study.title,
-                        test_desc=test_desc, seeds_desc=seeds_desc, criteria=criteria, uncertainty=uncertainty)
+    md = markdown.markdown(rows, metrics, baseline=study.baseline, quick=args.quick, title=study.title,
+                           test_desc=test_desc, seeds_desc=seeds_desc, criteria=criteria, uncertainty=uncertainty)
     (out / "table.md").write_text(md)
     (out / "table.csv").write_text(table.csv_text(rows, metrics))
     run_records = [runner.read_json(r.dir / "run.json") for r in runs]
