@@ -9,6 +9,8 @@ Public API (everything else is private):
 * A distillation run's parts — :class:`ToneDataSpec` (training tones, validation grid and
   the fingerprint of their cached targets), :func:`make_student`, :func:`student_config`,
   :func:`predict_last_second`, :func:`validation_metrics` (:data:`VALIDATION_METRICS`),
+  the student's bf16 mixed precision (:func:`amp_forward`, :func:`amp_autocast`,
+  :data:`AMP_DTYPES`),
   :func:`distillation_metadata`, :func:`builtin_teacher_record`,
   :func:`distillation_summary`.
 * The teacher/student analysis (:mod:`aa_distill.analysis`) — :func:`model_outputs`,
@@ -86,6 +88,7 @@ from .nam_io import (
 )
 from .nam_lstm import NamLSTM, lstm_num_weights
 from .nmr import NMR, NMRLoss, nmr_db
+from .precision import AMP_DTYPES, amp_autocast, amp_forward
 from .nam_wavenet import LayerArrayConfig, NamWaveNet, wavenet_num_weights
 
 from .student import (
@@ -162,6 +165,9 @@ __all__ = [
     "distillation_summary",
     "make_student",
     "predict_last_second",
+    "AMP_DTYPES",
+    "amp_autocast",
+    "amp_forward",
     "student_config",
     "validation_metrics",
     "check_warmup",

@@ -17,6 +17,7 @@ import torch
 from .bandlimit import bandlimit
 from .distill_loss import DistillationLoss
 from .losses import asr
+from .precision import amp_forward
 from .tones import SineToneDataset
 
 #: :func:`validation_metrics`' keys -> what they are (all means over the validation tones).
@@ -36,7 +37,7 @@ _SUMMARY_LABELS = (("esr_db", "ESR-T (dB)"), ("nmr_db", "NMR-T (dB)"),
 
 
 def predict_last_second(model: torch.nn.Module, x: torch.Tensor, sample_rate: int,
-                        receptive_field: int) -> torch.Tensor:
+                        receptive_field: int, *, amp: str | None = None) -> torch.Tensor:
     """A NAM-style model's output over the last second of ``x``: ``[B, sample_rate]``.
 
     ``x`` is ``[B, T]`` with ``T >= sample_rate + receptive_field - 1`` (the tones' warm-up
@@ -44,8 +45,12 @@ def predict_last_second(model: torch.nn.Module, x: torch.Tensor, sample_rate: in
     valid convolution (``model(..., pad_start=False)``), so no output depends on padding.
     ``model`` may be wrapped (e.g. in ``DistributedDataParallel``), hence the explicit
     ``receptive_field`` (samples) of the model it wraps.
+
+    ``amp="bf16"`` runs the forward under bfloat16 autocast (:func:`amp_forward`: float32
+    ``x`` and parameters, the output cast back to float32, so the loss that follows is
+    computed in float32 as without it); ``None`` (default) is the plain run in ``x``'s dtype.
     """
-    return model(x[:, -(sample_rate + receptive_field - 1):], pad_start=False)
+    return amp_forward(model, x[:, -(sample_rate + receptive_field - 1):], amp=amp, pad_start=False)
 
 
 def _db(v: torch.Tensor) -> torch.Tensor:
@@ -78,6 +83,8 @@ def validation_metrics(student: torch.nn.Module, data: SineToneDataset,
     + 1]`` of per-metric sums and the tone count before the means are taken, and returns
     the vector to use: pass a cross-process sum (e.g. ``torch.distributed.all_reduce``) to
     average over every process's tones. The student's train / eval mode is restored.
+    The student runs without autocast, in ``dtype``, even when it is trained with
+    ``amp="bf16"``: validation scores the float32 model that is exported and played.
     """
     if loss_fn.reduction != "none":
         raise ValueError(f"validation_metrics needs a DistillationLoss with reduction='none' (per "
