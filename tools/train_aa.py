@@ -55,9 +55,9 @@ import _run_log  # noqa: E402
 import _train  # noqa: E402
 
 from aa_distill import (  # noqa: E402
-    F0_SAMPLINGS, LINEAR_F0_RANGE_HZ, WAVENET_PRESETS, DistillationLoss, NamWaveNet, SineToneDataset, ToneDataSpec,
-    ToneParams, check_warmup, curriculum_lambda, distillation_metadata, distillation_summary, make_student,
-    midi_to_hz, predict_last_second, save_nam, student_config, validation_metrics,
+    AMP_DTYPES, F0_SAMPLINGS, LINEAR_F0_RANGE_HZ, WAVENET_PRESETS, DistillationLoss, NamWaveNet, SineToneDataset,
+    ToneDataSpec, ToneParams, check_warmup, curriculum_lambda, distillation_metadata, distillation_summary,
+    make_student, midi_to_hz, predict_last_second, save_nam, student_config, validation_metrics,
 )
 
 TOOL = "train_aa"
@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--float64", action="store_true",
                    help="train the student and compute every loss term in float64 (the reference's double "
                         "precision; slower). Default: float32 student, float32 NMR")
+    g.add_argument("--amp", choices=sorted(AMP_DTYPES), default=None,
+                   help="bf16: the student's forward under bfloat16 autocast (weights, gradients, Adam state and "
+                        "every loss term stay float32; validation runs the float32 student). Default: off, float32")
     g.add_argument("--nmr-dtype", choices=["float32", "float64"], default=None,
                    help="NMR compute precision (default float32, float64 with --float64)")
 
@@ -181,6 +184,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not args.no_lowpass:
         T.check_less(p, ("--lowpass-hz PASS", args.lowpass_hz[0]), ("STOP", args.lowpass_hz[1]))
         T.check_less(p, ("--lowpass-hz STOP", args.lowpass_hz[1]), ("the built-in teacher's Nyquist", nyquist))
+    if args.amp and args.float64:
+        p.error("--float64 is an exactness setting; leave out --amp with it")
     if args.nmr_dtype is None:
         args.nmr_dtype = "float64" if args.float64 else "float32"
     for name in ("midi_range", "f0_range_hz", "db_range", "valid_levels_db", "curriculum_range", "lowpass_hz"):
@@ -283,8 +288,9 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
 
     log(f"teacher: {teacher.name}, receptive field {teacher.receptive_field}")
     log(f"student: {kind} WaveNet, {student.num_weights:,} weights, receptive field {student.receptive_field}, "
-        f"{'float64' if args.float64 else 'float32'}; {len(train_data)} training / {len(valid_data)} validation "
-        f"tones of {args.duration} s at {fs} Hz; {info.world_size} process(es) on {device}")
+        f"{'float64' if args.float64 else 'float32'}{' (bf16 forward)' if args.amp else ''}; {len(train_data)} "
+        f"training / {len(valid_data)} validation tones of {args.duration} s at {fs} Hz; {info.world_size} "
+        f"process(es) on {device}")
     # the last layer's 1x1 residual conv feeds nothing (as in NAM): DDP must expect unused parameters
     model = DistributedDataParallel(student, find_unused_parameters=True) if info.enabled else student
     csv_log = _run_log.open_metric_log(out, args, info, start_epoch)
@@ -306,7 +312,7 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
                    disable=not info.is_main or args.no_progress, dynamic_ncols=True)
         for idx in bar:
             x, target, f0 = train_data.batch(idx, device=device, dtype=dtype)
-            pred = predict_last_second(model, x, fs, rf)
+            pred = predict_last_second(model, x, fs, rf, amp=args.amp)
             loss, terms = loss_fn(pred, target, f0, lam=lam)
             _train.check_finite({"loss": loss, **terms}, step=step, epoch=epoch, info=info)
             opt.zero_grad(set_to_none=True)
