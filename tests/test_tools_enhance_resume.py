@@ -17,13 +17,20 @@ import soundfile as sf
 
 import bandsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib: the helper beside this file
+from _inproc import run_tool  # noqa: E402
 from _tiny_bsdt_ckpt import SR, write_checkpoint  # noqa: E402
 import se_data
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _enhance(*args: Any) -> subprocess.CompletedProcess:
+def _enhance(*args: Any, process: bool = False) -> subprocess.CompletedProcess:
+    """tools/enhance.py ARGS: in this process (tests/_inproc.py: its output, status and lock
+    release as the process gives them), or with ``process`` as a command of its own."""
+    if not process:
+        proc = run_tool("enhance.py", *args, "--device", "cpu")
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        return proc
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "tools/enhance.py", *map(str, args), "--device", "cpu"], cwd=REPO,
                           env=env, capture_output=True, text=True, timeout=300)
@@ -54,7 +61,7 @@ def setup(tmp_path: Path) -> tuple[Path, Path, Path]:
 
 def test_rerun_redoes_exactly_the_stale_outputs(setup: tuple[Path, Path, Path], tmp_path: Path) -> None:
     noisy, out, ckpt = setup
-    first = _enhance("--ckpt", ckpt, noisy, out)
+    first = _enhance("--ckpt", ckpt, noisy, out, process=True)  # the command line end to end
     assert " 3 files" in _line(first.stdout, "enhanced")
     records = [json.loads(ln) for ln in (out / ".enhance_manifest.jsonl").read_text().splitlines()]
     assert [r["file"] for r in records] == ["a.wav", "b.wav", "sub/c.wav"]
