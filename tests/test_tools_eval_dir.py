@@ -270,7 +270,8 @@ def test_metrics_subset_equals_full_run_and_resume_keeps_the_choice(repo_root, s
         assert (sub / "per_file.csv").read_bytes() == before
     res = _run(repo_root, enh, clean, "--out", full, "--workers", 1, "--no-progress", "--metrics", "pesq_wb")
     assert res.returncode == 1 and "evaluation of the metrics " + ",".join(sm.METRICS) in res.stderr
-    res = _run(repo_root, enh, clean, "--out", sub, "--workers", 1, "--no-progress", "--metrics", "covl,si_sdr,stoi,pesq_wb")
+    res = _run(repo_root, enh, clean, "--out", sub, "--workers", 1, "--no-progress",
+               "--metrics", "covl,si_sdr,stoi,pesq_wb")
     assert res.returncode == 0, res.stderr  # the same choice in another order resumes: nothing to compute
     assert "(0 file(s) computed this run)" in res.stdout
 
@@ -282,7 +283,8 @@ def test_metrics_bad_names_are_refused_with_exit_2(repo_root, tmp_path):
     enh.mkdir()
     sf.write(enh / "a.wav", 0.1 * np.random.default_rng(0).standard_normal(16000), 16000)
     out = tmp_path / "out"
-    cases = [((enh, enh, "--metrics", "pesq_wb,pesq"), "unknown metric(s) pesq; valid: pesq_wb, pesq_nb, stoi, estoi, si_sdr, snr, ssnr, lsd, csig, cbak, covl "
+    cases = [((enh, enh, "--metrics", "pesq_wb,pesq"),
+              "unknown metric(s) pesq; valid: pesq_wb, pesq_nb, stoi, estoi, si_sdr, snr, ssnr, lsd, csig, cbak, covl "
               "(these need CLEAN_DIR, a clean reference) and dnsmos_sig, dnsmos_bak, dnsmos_ovrl, dnsmos_p808"),
              ((enh, enh, "--metrics", "stoi,stoi"), "each metric once"),
              ((enh, enh, "--metrics", ","), "no name"),
