@@ -37,8 +37,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import time
-
 import torch
 from tqdm import tqdm
 
@@ -123,17 +121,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def sgmse_file_order(in_dir: Path) -> list[Path]:
-    """enhancement.py's order: ``*.wav``, ``*/*.wav``, ``*.flac``, ``*/*.flac`` (each sorted; its
-    ``glob('**')`` without ``recursive`` goes one folder deep), then deeper files, which it
-    skips, sorted."""
-    found: list[Path] = []
-    for pattern in ("*.wav", "*/*.wav", "*.flac", "*/*.flac"):
-        found += sorted(f for f in in_dir.glob(pattern) if f.is_file())
-    rest = [f for f in common.list_wavs(in_dir) if f not in set(found)]
-    return found + rest
-
-
 def apply_checkpoint_defaults(args: argparse.Namespace, model: Any) -> dict[str, Any]:
     """An SGMSE+ checkpoint's sampler defaults (``model.info["sampler_defaults"]``) for the
     flags left out; returns the extra sampler keywords (the padding sgmse uses). With
@@ -145,25 +132,6 @@ def apply_checkpoint_defaults(args: argparse.Namespace, model: Any) -> dict[str,
     if args.N is None and defaults.get("N"):
         args.N = defaults["N"]
     return {"pad_mode": defaults["pad_mode"]} if defaults.get("pad_mode") else {}
-
-
-def compat_wave(model: Any, wave: torch.Tensor, sr: int, opts: common.EnhanceOptions, args: argparse.Namespace
-                ) -> tuple[torch.Tensor, dict[str, Any]]:
-    """One file through ``sgmse_cfg.enhance_like_sgmse`` (global random stream), timed."""
-    device = next(model.parameters()).device
-    kw = opts.sampler_kwargs
-    pc = {k: kw[k] for k in ("predictor", "corrector", "snr", "corrector_steps") if k in kw}
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    out = sgmse_cfg.enhance_like_sgmse(model, wave.to(device), sr, sampler=opts.sampler, N=opts.N,
-                                       t_eps=0.03 if args.t_eps is None else args.t_eps,
-                                       pad_mode=kw.get("pad_mode"), **pc)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    wall_s = time.perf_counter() - t0
-    seconds = wave.shape[-1] / sr
-    return out.float().cpu(), {"seconds": seconds, "wall_s": wall_s, "rtf": wall_s / seconds}
 
 
 def _why_one_at_a_time(args: argparse.Namespace, model: Any, opts: common.EnhanceOptions) -> str:
@@ -202,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"error: {in_dir} is not a folder")
     if args.out is not None:
         check_no_overlap(Path(args.out), "--out", NOISY_DIR=in_dir, **{"--clean": args.clean, "--noise-ref": args.noise_ref})
-    files = (sgmse_file_order(in_dir) if args.sgmse_compat else common.list_wavs(in_dir))[: args.limit]
+    files = (sgmse_cfg.sgmse_file_order(in_dir) if args.sgmse_compat else common.list_wavs(in_dir))[: args.limit]
     if not files:
         sys.exit(f"error: no .wav/.flac files under {in_dir}")
     model, meta = common.load_model(args.ckpt, args.weights)  # sgmse_cfg.load_model; meta = model.info
@@ -276,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
                 noisy = load(f)
             ref = load_ref(i)
             if args.sgmse_compat:
-                enh, info = compat_wave(model, noisy, sr, opts, args)
+                enh, info = common.enhance_wave_like_sgmse(model, noisy, sr, opts, args.t_eps)
             else:
                 enh, info = common.enhance_wave(model, noisy, sr, opts, seed=args.seed + i, noise_ref=ref)
             finish(i, noisy, enh, info)

@@ -42,15 +42,12 @@ Exit status: 0 ok; 1 a file failed (unless --allow-failures) or the inputs canno
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -59,13 +56,14 @@ import _argtypes as T  # noqa: E402
 import _cli  # noqa: E402
 from _outdir import check_no_overlap  # noqa: E402
 import _sgmse_common as common  # noqa: E402
+from _ood_plot import plot_name, scatter  # noqa: E402
 
-from se_data import find_vbdemand_log, read_vbdemand_log, save_audio  # noqa: E402
-from se_metrics import auroc_by_group, breakdown, correlation, format_metric_table, labelled_scores  # noqa: E402
-from se_metrics import mean_rows  # noqa: E402
-from se_metrics import read_condition_manifest  # noqa: E402
+from se_data import save_audio  # noqa: E402
+from se_metrics import auroc_by_group, correlation, format_metric_table, labelled_scores  # noqa: E402
+from se_metrics import condition_breakdown, condition_markdown, condition_means, condition_tags  # noqa: E402
+from se_metrics import set_file_pairs, write_dict_rows  # noqa: E402
 from sgmse_cfg import OOD_SCORES, NoiseCondScoreModel, ScoreModel, guidance_unavailable, ood_scores  # noqa: E402
-from sgmse_cfg import parse_guidance_condition  # noqa: E402
+from sgmse_cfg import checkpoint_labels as checkpoint_names, parse_guidance_condition  # noqa: E402, F401
 
 DEFAULT_CONDITIONS = ["uncond", "cond", "static:2", "nc", "nc_raw", "knn", "mix"]
 #: the per-utterance uncertainty measures copied from sgmse_cfg.enhance's diagnostics
@@ -140,97 +138,8 @@ def parse_condition(c: str) -> tuple[str, str, float]:
     return parse_guidance_condition(c)
 
 
-def checkpoint_names(specs: list[str]) -> list[tuple[str, str]]:
-    """``[NAME=]PATH`` -> ``(name, path)``: NAME, else the checkpoint's folder name (its run
-    folder), else folder/stem where two share a folder. ``ValueError`` for a name given twice."""
-    parsed: list[tuple[str | None, str]] = []
-    for s in specs:
-        name, sep, path = s.partition("=")
-        if sep and name and "/" not in name and "\\" not in name and path and not Path(s).exists():
-            parsed.append((name, path))
-        else:
-            parsed.append((None, s))
-    auto = {i: Path(path).resolve().parent.name or "ckpt" for i, (n, path) in enumerate(parsed) if n is None}
-    clash = {v for v in auto.values() if list(auto.values()).count(v) > 1}
-    names = []
-    for i, (n, path) in enumerate(parsed):
-        if n is None:
-            n = f"{auto[i]}/{Path(path).stem}" if auto[i] in clash else auto[i]
-        names.append((n, path))
-    seen = [n for n, _ in names]
-    dup = sorted({n for n in seen if seen.count(n) > 1})
-    if dup:
-        raise ValueError(f"checkpoint name {dup[0]!r} is given twice; label them NAME=PATH")
-    return names
-
-
-def set_pairs(root: Path, limit: int | None) -> list[tuple[str, Path, Path]]:
-    if (root / "clean").is_dir() and (root / "noisy").is_dir():
-        cdir, ndir = root / "clean", root / "noisy"
-    elif (root / "clean_testset_wav").is_dir():
-        cdir, ndir = root / "clean_testset_wav", root / "noisy_testset_wav"
-    else:
-        raise SystemExit(f"error: {root} has neither clean/ + noisy/ nor a VoiceBank-DEMAND test set")
-    noisy = {p.relative_to(ndir).as_posix(): p for p in common.list_wavs(ndir)}
-    pairs = []
-    for rel, n in sorted(noisy.items()):
-        c = cdir / rel
-        if not c.is_file():
-            raise SystemExit(f"error: {n} has no clean reference {c}")
-        pairs.append((rel, n, c))
-    if not pairs:
-        raise SystemExit(f"error: no audio files in {ndir}")
-    return pairs[:limit]
-
-
-def set_tags(root: Path, flag: str, given: str | None, pairs: list[tuple[str, Path, Path]]
-             ) -> tuple[dict[str, dict[str, Any]], str | None]:
-    """``({file: {"snr_db", "noise_class"}}, source)`` of a set's files from its manifest (see
-    the module docstring); files the manifest does not list get no tags."""
-    if given is not None and given.lower() == "none":
-        return {}, None
-    if given is not None:
-        path: Path | None = Path(given)
-    elif (root / "manifest.csv").is_file():
-        path = root / "manifest.csv"
-    else:
-        path = None
-    if path is None:
-        log = find_vbdemand_log(root, "test") if (root / "noisy_testset_wav").is_dir() else None
-        if log is None:
-            return {}, None
-        try:
-            entries = {name: {"snr_db": snr, "noise_class": noise}
-                       for name, (noise, snr) in read_vbdemand_log(log).items()}
-        except ValueError as e:
-            raise SystemExit(f"error: {e}") from e
-        path = log
-    else:
-        try:
-            entries = read_condition_manifest(path)
-        except (OSError, ValueError) as e:
-            if given is not None:
-                raise SystemExit(f"error: {flag} {path}: {e}") from e
-            print(f"note: {path} is not read for the breakdown ({e})", file=sys.stderr)
-            return {}, None
-    tags = {}
-    for rel, _, _ in pairs:
-        hit = next((entries[k] for k in (rel, Path(rel).name, Path(rel).stem) if k in entries), None)
-        if hit is not None:
-            tags[rel] = hit
-    missing = len(pairs) - len(tags)
-    if missing:
-        print(f"note: {path} describes {len(tags)} of {len(pairs)} files; the other {missing} are left out of "
-              f"the SNR / noise-class breakdown", file=sys.stderr)
-    return tags, str(path)
-
-
 def _num(v: Any) -> float:
     return math.nan if v is None or v == "" else float(v)
-
-
-def _fmt_value(v: Any) -> str:
-    return f"{v:g}" if isinstance(v, float) else str(v)
 
 
 @_cli.phrased(resample="--resample")
@@ -271,14 +180,17 @@ def main(argv: list[str] | None = None) -> int:
         for label, why in skip.items():
             print(f"note: {name}: condition {label} left out: {why}", file=sys.stderr)
 
-    sets = {"ID": set_pairs(Path(args.id_dir), args.files)}
-    if args.ood_dir is not None:
-        sets["OOD"] = set_pairs(Path(args.ood_dir), args.files)
     dirs = {"ID": args.id_dir, "OOD": args.ood_dir}
     tags, tag_sources = {}, {}
-    for s, flag, given in (("ID", "--id-manifest", args.id_manifest), ("OOD", "--ood-manifest", args.ood_manifest)):
-        if s in sets:
-            tags[s], tag_sources[s] = set_tags(Path(dirs[s]), flag, given, sets[s])
+    try:  # se_metrics.condition_tags reads the manifests (see the module docstring)
+        sets = {s: set_file_pairs(Path(d), args.files) for s, d in dirs.items() if d is not None}
+        for s, flag, given in (("ID", "--id-manifest", args.id_manifest), ("OOD", "--ood-manifest", args.ood_manifest)):
+            if s in sets:
+                files = [rel for rel, _, _ in sets[s]]
+                tags[s], tag_sources[s], notes = condition_tags(Path(dirs[s]), files, given, flag=flag)
+                print("".join(f"note: {n}\n" for n in notes), end="", file=sys.stderr)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from e
     if args.out is not None:
         check_no_overlap(Path(args.out), "--out", **{"--id": args.id_dir, "--ood": args.ood_dir})
     out = _cli.prepare_out_dir(args.out, "eval_ood")
@@ -333,21 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     def prefix(name: str) -> str:
         return f"{name} " if multi else ""
 
-    groups: dict[str, list[dict[str, float]]] = {}
-    group_keys: dict[str, tuple[str, str, str]] = {}
-    for name, _, _ in models:
-        for s in sets:
-            for label in ["noisy"] + [c[0] for c in conds[name]]:
-                key = f"{prefix(name)}{s} {label}"
-                group_keys[key] = (name, s, label)
-                groups[key] = [{**{c: r[f"{label}|{c}"] for c in common.COLUMNS},
-                                "mean w": r.get(f"{label}|w", math.nan)}
-                               for r in ok_rows if r["checkpoint"] == name and r["set"] == s]
-    summary: dict[str, Any] = mean_rows(groups, common.COLUMNS + ("mean w",))
-    for key, vals in summary.items():
-        if group_keys[key][2] == "noisy":
-            del vals["mean w"]  # the input: no guidance scale
-        vals["files"] = len(groups[key])
+    labels = {name: ["noisy"] + [c[0] for c in conds[name]] for name, _, _ in models}
+    summary, group_keys = condition_means(ok_rows, labels, list(sets), common.COLUMNS, prefix=multi)
     table = format_metric_table(summary, common.COLUMNS + ("mean w", "files"), width=common.WIDTH)
     samplers = sorted({(o.sampler, o.N) for o in opts_by_ckpt.values()})
     sampler_text = ", ".join(f"{s} N={n}" for s, n in samplers)
@@ -355,25 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{ckpt_text}; sampler {sampler_text}\n{table}")
 
     # ---- breakdown: checkpoint x set x condition x {all, snr_db, noise_class}
-    flat = []
-    for r in ok_rows:
-        for label in ["noisy"] + [c[0] for c in conds[r["checkpoint"]]]:
-            flat.append({"checkpoint": r["checkpoint"], "set": r["set"], "condition": label,
-                         **{k: r[k] for k in BREAKDOWN_BY if k in r},
-                         **{c: r[f"{label}|{c}"] for c in common.COLUMNS}, "mean w": r.get(f"{label}|w", math.nan)})
-    order = {key: i for i, key in enumerate(group_keys.values())}
-    bd_rows = []
-    for by in ((),) + tuple((k,) for k in BREAKDOWN_BY):
-        for g in breakdown(flat, ("checkpoint", "set", "condition") + by, common.COLUMNS + ("mean w",)):
-            value = g.pop(by[0]) if by else "all"
-            if g["condition"] == "noisy":
-                g["mean w"] = None
-            bd_rows.append({"checkpoint": g["checkpoint"], "set": g["set"], "condition": g["condition"],
-                            "by": by[0] if by else "all", "value": value, "files": g["files"],
-                            **{c: g[c] for c in common.COLUMNS + ("mean w",)}})
-    by_rank = {"all": 0, **{k: i + 1 for i, k in enumerate(BREAKDOWN_BY)}}
-    # run order of checkpoints, sets and conditions; sort is stable, so values stay in breakdown's order
-    bd_rows.sort(key=lambda g: (order[(g["checkpoint"], g["set"], g["condition"])], by_rank[g["by"]]))
+    bd_rows = condition_breakdown(ok_rows, labels, common.COLUMNS, BREAKDOWN_BY, list(group_keys.values()))
 
     # ---- uncertainty vs quality and AUROC, per checkpoint
     per_ckpt: dict[str, dict[str, Any]] = {}
@@ -381,15 +262,14 @@ def main(argv: list[str] | None = None) -> int:
     plots: list[str] = []
     for name, path, model in models:
         rows = [r for r in ok_rows if r["checkpoint"] == name]
-        labels = ["noisy"] + [c[0] for c in conds[name]]
-        ref = args.reference if args.reference in labels else conds[name][0][0]
+        ref = args.reference if args.reference in labels[name] else conds[name][0][0]
         scores = [k for k in OOD_SCORES if any(f"score_{k}" in r for r in rows)]
         unc = {OOD_SCORES[k]: [_num(r.get(f"score_{k}")) for r in rows] for k in scores}
         quality = {
             f"dSI-SDR ({ref} - noisy)": [r[f"{ref}|SI-SDR (dB)"] - r["noisy|SI-SDR (dB)"] for r in rows],
             f"dPESQ ({ref} - noisy)": [r[f"{ref}|PESQ-WB"] - r["noisy|PESQ-WB"] for r in rows],
         }
-        if "uncond" in labels and ref != "uncond":
+        if "uncond" in labels[name] and ref != "uncond":
             quality[f"dSI-SDR ({ref} - uncond)"] = [r[f"{ref}|SI-SDR (dB)"] - r["uncond|SI-SDR (dB)"] for r in rows]
         corr = {f"{u} vs {q}": correlation(uv, qv) for u, uv in unc.items() for q, qv in quality.items()} if rows else {}
         if corr:
@@ -398,8 +278,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {'':{w0}s} {'pearson':>9s} {'spearman':>9s} {'n':>4s}")
             for k, v in corr.items():
                 print(f"  {k:{w0}s} {v['pearson']:9.3f} {v['spearman']:9.3f} {v['n']:4d}")
-            png = f"uncertainty_vs_quality_{_safe(name)}.png" if multi else "uncertainty_vs_quality.png"
-            _scatter(out / "plots" / png, rows, unc, quality, title=name if multi else None)
+            png = plot_name(name, multi)
+            scatter(out / "plots" / png, rows, unc, quality, title=name if multi else None)
             plots.append(png)
         elif not rows:
             print(f"\n({prefix(name)}no file was scored: no uncertainty vs quality)")
@@ -423,8 +303,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # ---- files
     (out / "table.txt").write_text(table + "\n")
-    _write_csv(out / "per_file.csv", per_file, front=("checkpoint", "set", "file") + BREAKDOWN_BY + ("seconds",))
-    _write_csv(out / "breakdown.csv", bd_rows, front=())
+    write_dict_rows(out / "per_file.csv", per_file, front=("checkpoint", "set", "file") + BREAKDOWN_BY + ("seconds",))
+    write_dict_rows(out / "breakdown.csv", bd_rows)
     if auroc_out:
         (out / "auroc.json").write_text(json.dumps(
             {"positive": "OOD", "orientation": "higher score = more likely OOD; ties count one half",
@@ -441,103 +321,15 @@ def main(argv: list[str] | None = None) -> int:
          "sets": {k: {"dir": str(dirs[k]), "files": len(v), "manifest": tag_sources.get(k),
                       "tagged_files": len(tags.get(k, {}))} for k, v in sets.items()}},
         indent=2, default=str))
-    (out / "table.md").write_text(_markdown(per_ckpt, summary, group_keys, bd_rows, auroc_out, multi))
+    (out / "table.md").write_text(condition_markdown(
+        summary, group_keys, bd_rows, common.COLUMNS, by=BREAKDOWN_BY, auroc=auroc_out, score_labels=OOD_SCORES,
+        correlations={n: d["correlations"] for n, d in per_ckpt.items()}))
     written = ["table.txt", "table.md", "per_file.csv", "breakdown.csv", "results.json"]
     written += ["auroc.json"] if auroc_out else []
     print(f"\nwritten to {out}: {', '.join(written)}" + (f", plots/ ({len(plots)})" if plots else ""))
     if failed:
         print(f"  {len(failed)} failures (first: {failed[0][0]} {failed[0][1]}: {failed[0][2]})")
     return _cli.failure_status(len(failed), len(per_file), args, "file(s)")
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.+-]+", "-", name).strip("-") or "ckpt"
-
-
-def _write_csv(path: Path, rows: list[dict[str, Any]], front: tuple[str, ...]) -> None:
-    """Rows as CSV: the ``front`` columns that occur, then the others in first-seen order, an
-    ``error`` column last; a missing value is empty."""
-    keys: list[str] = []
-    for r in rows:
-        keys += [k for k in r if k not in keys]
-    cols = [k for k in front if k in keys] + [k for k in keys if k not in front and k != "error"]
-    cols += ["error"] if "error" in keys else []
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=cols)
-        w.writeheader()
-        w.writerows({k: ("" if r.get(k) is None else r.get(k)) for k in cols} for r in rows)
-
-
-def _md_cell(v: Any) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    if isinstance(v, int) and not isinstance(v, bool):
-        return str(v)
-    return f"{v:.3f}" if isinstance(v, float) else str(v)
-
-
-def _markdown(per_ckpt: dict[str, Any], summary: dict[str, Any], group_keys: dict[str, tuple[str, str, str]],
-              bd_rows: list[dict[str, Any]], auroc_out: dict[str, Any], multi: bool) -> str:
-    cols = common.COLUMNS + ("mean w", "files")
-    lines = ["# eval_ood", "", "| checkpoint | set | condition | " + " | ".join(cols) + " |",
-             "|---|---|---|" + "---:|" * len(cols)]
-    last = None
-    for key, vals in summary.items():
-        name, s, label = group_keys[key]
-        shown = name if name != last else ""
-        last = name
-        lines.append(f"| {shown} | {s} | {label} | " + " | ".join(_md_cell(vals.get(c)) for c in cols) + " |")
-    if auroc_out:
-        names = list(auroc_out)
-        lines += ["", "## AUROC, ID vs OOD (higher uncertainty score = OOD; 0.5 chance)", "",
-                  "| score | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
-        for k, label in OOD_SCORES.items():
-            if any(k in auroc_out[n] for n in names):
-                lines.append(f"| {label} | " + " | ".join(
-                    _md_cell(auroc_out[n][k]["auroc"]) if k in auroc_out[n] else "-" for n in names) + " |")
-    corr = [(n, k, v) for n, d in per_ckpt.items() for k, v in d["correlations"].items()]
-    if corr:
-        lines += ["", "## Uncertainty vs quality", "", "| checkpoint | pair | Pearson | Spearman | n |",
-                  "|---|---|---:|---:|---:|"]
-        lines += [f"| {n} | {k} | {_md_cell(v['pearson'])} | {_md_cell(v['spearman'])} | {v['n']} |"
-                  for n, k, v in corr]
-    for by in BREAKDOWN_BY:
-        sel = [g for g in bd_rows if g["by"] == by]
-        if sel:
-            lines += ["", f"## By {by}", "", f"| checkpoint | set | condition | {by} | files | "
-                      + " | ".join(common.COLUMNS) + " |", "|---|---|---|---|---:|" + "---:|" * len(common.COLUMNS)]
-            lines += [f"| {g['checkpoint']} | {g['set']} | {g['condition']} | {_fmt_value(g['value'])} | "
-                      f"{g['files']} | " + " | ".join(_md_cell(g[c]) for c in common.COLUMNS) + " |" for g in sel]
-    return "\n".join(lines) + "\n"
-
-
-def _scatter(path: Path, per_file: list[dict[str, Any]], unc: dict[str, list[float]],
-             quality: dict[str, list[float]], title: str | None = None) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    path.parent.mkdir(exist_ok=True)
-    sets = np.array([r["set"] for r in per_file])
-    fig, axes = plt.subplots(len(quality), len(unc), figsize=(4.6 * len(unc), 3.6 * len(quality)), squeeze=False)
-    for j, (un, uv) in enumerate(unc.items()):
-        for i, (qn, qv) in enumerate(quality.items()):
-            ax = axes[i][j]
-            for s, color in (("ID", "C0"), ("OOD", "C3")):
-                m = sets == s
-                if m.any():
-                    ax.scatter(np.asarray(uv)[m], np.asarray(qv)[m], s=14, c=color, label=s, alpha=0.8)
-            ax.set(xlabel=un, ylabel=qn)
-            ax.xaxis.set_major_locator(MaxNLocator(4))  # readable ticks on narrow ranges
-            ax.axhline(0.0, color="0.6", lw=0.8)
-            ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

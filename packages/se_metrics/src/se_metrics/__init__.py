@@ -10,12 +10,15 @@ the subclass :class:`MetricUndefinedError` from that metric only
 (:func:`evaluate_pair_defined` returns the defined metrics and the reasons for the others).
 :func:`metric_pool` / :func:`submit_pairs` score per-utterance metrics in worker processes
 while the caller works on (validation, MetricGAN targets). :func:`dnsmos` is non-intrusive (one clip, no reference): DNSMOS P.835 / P.808 with the
-official ONNX models, from the ``dnsmos`` extra.
+official ONNX models, from the ``dnsmos`` extra. :mod:`se_metrics.condition_report` tabulates an
+evaluation of every file under several conditions (``tools/eval_ood.py``): means, breakdowns, Markdown.
 """
 
 from ._validate import MetricInputError, MetricSampleRateError, MetricUndefinedError
 from .batch import evaluate_dir, is_evaluation_dir
 from .composite_measures import composite
+from .condition_report import (condition_breakdown, condition_markdown, condition_means, condition_tags,
+                               set_file_pairs, write_dict_rows)
 from .evaluate import LOWER_IS_BETTER, METRICS, evaluate_pair, evaluate_pair_defined
 from .lpc import llr
 from .log_spectral import lsd
@@ -54,6 +57,10 @@ __all__ = [
     "breakdown",
     "correlation",
     "composite",
+    "condition_breakdown",
+    "condition_markdown",
+    "condition_means",
+    "condition_tags",
     "dnsmos",
     "dnsmos_model_info",
     "evaluate_dir",
@@ -75,11 +82,13 @@ __all__ = [
     "read_condition_manifest",
     "score_pair",
     "score_pairs",
+    "set_file_pairs",
     "si_sdr",
     "snr",
     "ssnr",
     "stoi",
     "stoi_pair",
     "submit_pairs",
+    "write_dict_rows",
     "wss",
 ]

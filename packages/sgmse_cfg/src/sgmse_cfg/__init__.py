@@ -22,7 +22,8 @@ SGMSE+ Lightning ``.ckpt`` through ``load_sgmse_checkpoint``; EMA or live weight
 ``final_checkpoint`` (the final ``model.pt`` payload), ``enhance`` (one file, sampler from the
 model's SDE, any guidance), ``enhance_batch`` (files of one padded length in one sampler run,
 a generator and, for a noise-conditioned model, a condition per file) and ``enhance_like_sgmse`` (one file exactly as sgmse's
-``enhancement.py`` does it).
+``enhancement.py`` does it; ``sgmse_file_order``: the files in its order). ``checkpoint_labels``
+names the checkpoints of a comparison from ``[NAME=]PATH`` items.
 """
 
 __version__ = "0.1.0"
@@ -43,6 +44,7 @@ from .guidance import (
 from .injection import INJECTIONS, NoiseInjector
 from .nc_head import IGNORE_LABEL, NC_WEIGHT, NoiseClassifier, nc_loss
 from .guidance_conditions import MAX_GUIDANCE_SCALE, guidance_unavailable, parse_guidance_condition
+from .checkpoint_labels import checkpoint_labels
 from .noise_cond_model import NOISE_ENCODERS, NoiseCondScoreModel, register_noise_encoder, score_model_from_config
 from .noise_encoders import SPEC_FEATURES, CNNNoiseEncoder, NoiseEncoding, SequenceNoiseEncoder, spec_features
 from .pretrained_encoder import (
@@ -93,7 +95,7 @@ from .sgmse_checkpoint import (
     sgmse_backbone_state_dict,
     sgmse_model_config,
 )
-from .sgmse_compat import enhance_like_sgmse
+from .sgmse_compat import enhance_like_sgmse, sgmse_file_order
 from .spec_transform import SpecTransform, normalize_by_noisy
 from .training import (
     SeededLoss,
@@ -166,6 +168,8 @@ __all__ = [
     "nc_loss",
     "ood_scores",
     "parse_guidance_condition",
+    "checkpoint_labels",
+    "sgmse_file_order",
     "guidance_unavailable",
     "register_audio_encoder",
     "register_backbone",

@@ -26,6 +26,8 @@ For comparisons with numbers made by sgmse itself. With the same weights and the
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -37,7 +39,7 @@ from .score_model import ScoreModel
 from .sdes import SBVESDE
 from .spec_transform import SpecTransform, normalize_by_noisy
 
-__all__ = ["SGMSE_PAD_MULTIPLE", "enhance_like_sgmse"]
+__all__ = ["SGMSE_PAD_MULTIPLE", "enhance_like_sgmse", "sgmse_file_order"]
 
 #: sgmse's ``pad_spec`` pads the frames to a multiple of 64, whatever the network's depth
 SGMSE_PAD_MULTIPLE = 64
@@ -108,6 +110,20 @@ def _sgmse_sb_sampler(sde: SBVESDE, model: ScoreModel, y: Tensor, N: int, kind: 
 
 
 @torch.no_grad()
+def sgmse_file_order(in_dir: str | os.PathLike) -> list[Path]:
+    """The files below ``in_dir`` in the order sgmse's ``enhancement.py`` enhances them:
+    ``*.wav``, ``*/*.wav``, ``*.flac``, ``*/*.flac``, each sorted (its ``glob('**')`` without
+    ``recursive`` goes one folder deep), then the deeper ``.wav`` / ``.flac`` files (suffix in
+    any case), which it skips, sorted."""
+    root = Path(in_dir)
+    found: list[Path] = []
+    for pattern in ("*.wav", "*/*.wav", "*.flac", "*/*.flac"):
+        found += sorted(f for f in root.glob(pattern) if f.is_file())
+    seen = set(found)
+    return found + sorted(f for f in root.rglob("*") if f.is_file() and f.suffix.lower() in (".wav", ".flac")
+                          and f not in seen)
+
+
 def enhance_like_sgmse(model: ScoreModel, audio: Tensor, sample_rate: int, *, sampler: str | None = None,
                        N: int | None = None, predictor: str = "reverse_diffusion", corrector: str = "ald",
                        snr: float = 0.5, corrector_steps: int = 1, t_eps: float = 0.03,
