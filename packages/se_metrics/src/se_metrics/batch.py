@@ -372,15 +372,17 @@ def _check_config(out_dir: Path, config: dict[str, Any]) -> None:
     path = out_dir / CONFIG
     if path.exists():
         old = json.loads(path.read_text())
+        diff = {k: (old.get(k), v) for k, v in config.items() if k != "metrics" and old.get(k) != v}
         before, now = _config_metrics(old), _config_metrics(config)
-        if before != now:
+        if not diff and before != now:
             raise MetricInputError(
                 f"{out_dir} holds an evaluation of the metrics {','.join(before)}; this run chooses "
                 f"{','.join(now)}. It cannot be resumed with another metric set (its per-file CSV has the "
                 f"first run's columns): choose the same metrics (metrics= / --metrics "
                 f"{','.join(before)}) or use a new output folder.")
-        diff = {k: (old.get(k), v) for k, v in config.items() if k != "metrics" and old.get(k) != v}
         if diff:
+            if before != now:
+                diff["metrics"] = (before, now)
             raise MetricInputError(
                 f"{out_dir} holds an evaluation with other settings ({diff}, as (old, new)); "
                 f"resuming would mix them. Use a new output folder.")
