@@ -16,6 +16,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib: the helper beside this file
+from _inproc import run_tool  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 TOY = ["--num-tones", "4", "--batch-size", "2", "--valid-notes", "2", "--valid-levels-db", "-6",
        "--channels", "2", "1", "--dilations1", "1", "2", "4", "--dilations2", "1", "2", "--no-progress",
@@ -74,15 +77,16 @@ def test_a_failed_run_releases_its_lock(tmp_path):
 
 
 def test_input_and_output_folders_must_not_overlap(tmp_path):
+    """(Each main in this process, tests/_inproc.py: the same message and status as the process.)"""
     noisy = tmp_path / "noisy"
     noisy.mkdir()
     sf.write(noisy / "a.wav", np.zeros(16000, np.float32), 16000)
     for out, word in ((noisy, "is"), (noisy / "enh", "is inside")):
-        r = _run("enhance.py", noisy, out, "--ckpt", tmp_path / "none.pt")
+        r = run_tool("enhance.py", noisy, out, "--ckpt", tmp_path / "none.pt")
         assert r.returncode != 0 and f"OUT_DIR {out} {word} IN_DIR" in r.stderr, r.stderr
-    r = _run("eval_dir.py", noisy, noisy, "--out", tmp_path)
+    r = run_tool("eval_dir.py", noisy, noisy, "--out", tmp_path)
     assert r.returncode != 0 and "contains ENHANCED_DIR" in r.stderr, r.stderr
-    r = _run("make_ood_testset.py", "--clean", noisy, "--noise", tmp_path, "--out", noisy / "ood")
+    r = run_tool("make_ood_testset.py", "--clean", noisy, "--noise", tmp_path, "--out", noisy / "ood")
     assert r.returncode != 0 and "--out" in r.stderr and "is inside --clean" in r.stderr, r.stderr
 
 
@@ -122,12 +126,14 @@ def _lock_cases(tmp: Path, shared: Path) -> dict[str, list]:
 
 def test_every_tool_refuses_an_output_folder_another_run_holds(tmp_path, shared_data):
     """One row per tool: a live holder's lock stops the run before it writes anything, and the
-    message names the holder."""
+    message names the holder. Each tool's main runs in this process (tests/_inproc.py: the same
+    message and status; the holder's PID, this process's, is alive either way); the message on
+    a process's stderr is checked end to end for train_aa and make_ood_testset above."""
     failures = []
     for tool, argv in _lock_cases(tmp_path, shared_data).items():
         out = tmp_path / f"out-{tool}"
         _write_lock(out, os.getpid())
-        r = _run(tool, *[out if a == "OUT" else a for a in argv])
+        r = run_tool(tool, *[out if a == "OUT" else a for a in argv])
         names = sorted(p.name for p in out.iterdir())
         if r.returncode == 0 or f"in use by train_aa (PID {os.getpid()}" not in r.stderr or names != [".lock"]:
             failures.append(f"{tool}: exit {r.returncode}, folder {names}, stderr {r.stderr[-300:]!r}")
