@@ -26,9 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 TOOLS = REPO / "tools"
 
 
-def run_tool(tool: str, *args: Any) -> subprocess.CompletedProcess:
+def run_tool(tool: str, *args: Any, cwd: Path = REPO) -> subprocess.CompletedProcess:
     """``python tools/<tool> ARGS`` (``tool``: e.g. "enhance.py") in this process, run from the
-    repository root: returncode, stdout and stderr as the process would give them (``sys.exit``
+    folder ``cwd``: returncode, stdout and stderr as the process would give them (``sys.exit``
     with a message: the message on stderr and status 1). The exit handlers the tool's own
     modules (tools/*.py) register run when it returns, as at process exit; torch's thread count
     and global RNG state are restored afterwards, so later tests see the process as before."""
@@ -51,7 +51,7 @@ def run_tool(tool: str, *args: Any) -> subprocess.CompletedProcess:
     threads, rng, cwd = torch.get_num_threads(), torch.get_rng_state(), os.getcwd()
     code: int = 0
     try:
-        os.chdir(REPO)
+        os.chdir(cwd)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings(), \
                 mock.patch.object(atexit, "register", register):
             try:

@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import torch
 
 from se_data import resample
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib: the helper beside this file
+from _inproc import run_tool  # noqa: E402
 
 LOG = "p226_001 babble 15\np226_002 car 5\np287_001 ssn 0\n"
 
@@ -31,7 +35,11 @@ def _make_tree(root, seconds=0.3):
     return files
 
 
-def _run(repo_root, *args):
+def _run(repo_root, *args, process=True):
+    """tools/resample_dataset.py ARGS as a process, or without ``process`` its main in this
+    process (tests/_inproc.py: the same output, status and lock release at exit)."""
+    if not process:
+        return run_tool("resample_dataset.py", *args, "--no-progress")
     return subprocess.run([sys.executable, "tools/resample_dataset.py", *map(str, args), "--no-progress"],
                           cwd=repo_root, capture_output=True, text=True, timeout=120)
 
@@ -75,7 +83,7 @@ def test_resample_tree_then_resume(tmp_path, repo_root):
     bad = dst / "noisy_trainset_28spk_wav" / "p287_001.wav"
     bad.write_bytes(bad.read_bytes()[:2000])
     (dst / "clean_testset_wav" / ".p226_001.wav.4242.0123abcd.partial").write_bytes(b"half")
-    r2 = _run(repo_root, src, dst, "--sr", 16000, "--workers", 1)
+    r2 = _run(repo_root, src, dst, "--sr", 16000, "--workers", 1, process=False)
     assert r2.returncode == 0, r2.stderr
     t2 = _table(r2.stdout)
     assert t2["audio resampled"] == "2" and t2["audio skipped (already done)"] == "8"
@@ -89,7 +97,7 @@ def test_resample_tree_then_resume(tmp_path, repo_root):
     changed = files["clean_testset_wav/p287_001.wav"]
     x, _ = sf.read(changed, dtype="float32")
     sf.write(changed, -x, 48000, subtype="PCM_16")
-    r3 = _run(repo_root, src, dst, "--sr", 16000, "--workers", 1)
+    r3 = _run(repo_root, src, dst, "--sr", 16000, "--workers", 1, process=False)
     assert r3.returncode == 0, r3.stderr
     t3 = _table(r3.stdout)
     assert t3["audio resampled"] == "1" and t3["redone (source changed)"] == "1"
@@ -99,7 +107,7 @@ def test_resample_tree_then_resume(tmp_path, repo_root):
 
 
 def test_help_and_bad_flags(tmp_path, repo_root):
-    r = _run(repo_root, tmp_path, tmp_path / "d", "--sr", 0)
+    r = _run(repo_root, tmp_path, tmp_path / "d", "--sr", 0, process=False)
     assert r.returncode == 2 and "argument --sr: invalid value '0'" in r.stderr and "sample rate" in r.stderr
     h = subprocess.run([sys.executable, "tools/resample_dataset.py", "--help"], cwd=repo_root,
                        capture_output=True, text=True)
