@@ -8,7 +8,9 @@
 #                     (N=64, L=5, 6 x 2 s): per-band loop vs vectorised, bf16, CUDA graphs, and every
 #                     option's validation PESQ after the same short demo run (bench/train_options.py);
 #                     BSDT's eager step against BSRNN's; a --gan step against a plain one; the
-#                     anti-aliasing full-loss epoch and student inference against NAM's module
+#                     anti-aliasing full-loss epoch and student inference against NAM's module, in
+#                     float32 and with a bf16 student forward, and bf16's per-band NMR-S after a
+#                     fixed short fine-tuning run against float32's (0.1 dB allowance)
 #   studies           the GPU subset of the BSDT ablation at research sizes, 3 seeds
 #                     (bench/bsdt_ablation_gpu.toml through tools/run_study.py)
 #   aa                the anti-aliasing distillation's Experiment A on a real .nam teacher (train_aa +
@@ -70,7 +72,8 @@ if [ "${SMOKE:-0}" = 1 ]; then
     SP_OPTIONS=(--steps 4 --num-channel 16 --num-layer 1 --valid-pesq-files 2)
     SP_GAN=(--steps 2 --warmup 1)
     SP_BATCH=(--files 4 --batch-size 2 --rounds 1 --models bsrnn,sgmse)
-    SP_AA=(--quick --batch 4 --measure-tones 2 --epoch-tones 8)
+    SP_AA=(--quick --batch 4 --measure-tones 2 --epoch-tones 8 --quality-steps 1 --quality-batch 2 --quality-tones 2)
+    LIM_AA=900  # a float64 standard-WaveNet teacher and analysis on a (possibly busy) 2-core CPU
     ST_STUDY=(--quick)
     AA_EXP=(--teacher ../shared/data/nam/core_wavenet_standard.nam --f0-sampling linear_hz --f0-range-hz 27.5 18000
             --lowpass-hz 18000 22000 --num-tones 4 --batch-size 4 --epochs 1 --valid-notes 1 --valid-levels-db -18
@@ -99,7 +102,8 @@ else
     SP_OPTIONS=(--steps 300 --valid-pesq-files 16)
     SP_GAN=(--steps 8 --warmup 2)
     SP_BATCH=(--files 32 --batch-size 8 --N 30 --rounds 2)
-    SP_AA=()
+    SP_AA=(--quality-steps 40 --quality-batch 40 --quality-tones 50)
+    LIM_AA=150
     ST_STUDY=(--seeds 3)
     AA_EXP=(--teacher ../shared/data/nam/core_wavenet_standard.nam --f0-sampling linear_hz --f0-range-hz 27.5 18000
             --lowpass-hz 18000 22000 --no-progress)
@@ -122,7 +126,8 @@ if part speed; then
     step speed_step_graphs 100 bench/cuda_graph_step.py --device "$DEV" --amp "${CG[@]}"
     step speed_options_quality 200 bench/train_options.py --device "$DEV" "${SP_OPTIONS[@]}"
     step speed_gan 60 bench/gan_step.py "${SP_GAN[@]}"
-    step speed_aa 60 bench/aa_speed.py --device "$DEV" "${SP_AA[@]}"
+    # float32 and bf16 rows side by side, then the bf16 quality check (40 steps x 40 tones, twice)
+    step speed_aa "$LIM_AA" bench/aa_speed.py --device "$DEV" "${SP_AA[@]}"
 fi
 if part studies; then
     step studies_bsdt_ablation_gpu 480 tools/run_study.py bench/bsdt_ablation_gpu.toml --device "$DEV" \
