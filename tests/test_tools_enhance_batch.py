@@ -15,6 +15,7 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib: the helper beside this file
+from _inproc import run_tool  # noqa: E402
 from _tiny_bsdt_ckpt import SR, write_checkpoint  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,7 +25,11 @@ def _line(stdout: str, word: str) -> str:
     return next((ln for ln in stdout.splitlines() if ln.strip().startswith(word)), "")
 
 
-def _run(*args: object) -> subprocess.CompletedProcess:
+def _run(*args: object, process: bool = False) -> subprocess.CompletedProcess:
+    """tools/enhance.py ARGS --device cpu: its main in this process (tests/_inproc.py: the same
+    output and status), or with ``process`` as a command of its own."""
+    if not process:
+        return run_tool("enhance.py", *args, "--device", "cpu")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "tools/enhance.py", *map(str, args), "--device", "cpu"], cwd=REPO,
                           env=env, capture_output=True, text=True, timeout=300)
@@ -41,7 +46,8 @@ def test_batches_write_the_one_at_a_time_outputs(tmp_path: Path) -> None:
     ckpt = write_checkpoint(tmp_path / "best.pt", 0)
 
     one = _run("--ckpt", ckpt, noisy, tmp_path / "one", "--allow-failures")
-    many = _run("--ckpt", ckpt, noisy, tmp_path / "many", "--batch-size", "4", "--allow-failures")
+    many = _run("--ckpt", ckpt, noisy, tmp_path / "many", "--batch-size", "4", "--allow-failures",
+                process=True)  # the command line end to end
     for r in (one, many):
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
         assert " 4 files" in _line(r.stdout, "enhanced") and re.search(r"^\s+failed\s+2$", r.stdout, re.M)

@@ -5,7 +5,6 @@ chosen model does not have is refused before anything runs."""
 from __future__ import annotations
 
 import csv
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,6 +17,9 @@ if str(REPO / "tools") not in sys.path:
     sys.path.insert(0, str(REPO / "tools"))  # the tools import their helpers by plain name
 
 import train_bsdt  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib: the helper beside this file
+from _inproc import run_tool  # noqa: E402
 
 
 def _cfg(*argv: str) -> dict:
@@ -84,12 +86,10 @@ def test_flags_the_model_does_not_have_are_refused(argv, words, capsys):
 
 
 def test_diversity_loss_trains_and_is_logged(tmp_path):
-    out = tmp_path / "run"
-    proc = subprocess.run(
-        [sys.executable, "tools/train_bsdt.py", "--threads", "1", "--num-channel", "8", "--num-layer", "1",
-         "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "2", "--no-test", "--valid-pesq-files", "0",
-         "--diversity-weight", "0.5", "--windows", "2,4", "--demo-dir", str(tmp_path / "demo"), "--out", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=600)
+    out = tmp_path / "run"  # main in this process (tests/_inproc.py); the CLI end to end: test_tools_train_bsdt.py
+    proc = run_tool("train_bsdt.py", "--threads", "1", "--num-channel", "8", "--num-layer", "1",
+                    "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "2", "--no-test", "--valid-pesq-files",
+                    "0", "--diversity-weight", "0.5", "--windows", "2,4", "--demo-dir", tmp_path / "demo", "--out", out)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "at its custom size" in proc.stdout + proc.stderr
     row = next(csv.DictReader(open(out / "log.csv")))
