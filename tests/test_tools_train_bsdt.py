@@ -16,11 +16,24 @@ import torch
 
 import se_data
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib: the helper beside this file
+from _inproc import run_tool  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--model", "bsdt", "--num-channel", "8", "--num-layer", "1", "--num-heads", "2"]
 
 
-def _run(args: list[str], *, torchrun: int = 0, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
+def _run(args: list[str], *, torchrun: int = 0, check: bool = True, timeout: int = 600,
+         process: bool = True) -> subprocess.CompletedProcess:
+    """tools/train_bsdt.py --threads 1 ARGS as a process (under torchrun with ``torchrun``
+    processes), or without ``process`` its main in this process (tests/_inproc.py: the same
+    output and status without the seconds of start-up and imports)."""
+    if not process:
+        proc = run_tool("train_bsdt.py", "--threads", "1", *args)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"train_bsdt.py {' '.join(args)} failed ({proc.returncode}):\n"
+                                 f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        return proc
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable]
     if torchrun:
@@ -47,7 +60,9 @@ def trained(corpus: Path, tmp_path_factory) -> Path:
     ESTOI 0.793 -> 0.803, SI-SDR 4.1 -> 11.3 dB)."""
     out = tmp_path_factory.mktemp("run") / "bsdt"
     _run(["--data", str(corpus), "--epochs", "8", "--batch-size", "4", "--segment", "1.0",
-          "--valid-pesq-files", "3", "--out", str(out)])  # 96 steps
+          "--valid-pesq-files", "3", "--metric-workers", "0", "--out", str(out)])  # 96 steps
+    # (--metric-workers 0: PESQ in the training process, no pool to start; the same scores as in
+    # workers, bit for bit: tests/test_tools_train_bsdt_metric_pool.py)
     return out
 
 
@@ -89,10 +104,8 @@ def test_enhance_tool_matches_training_output(trained: Path, corpus: Path, tmp_p
         b, sr2 = sf.read(out / f.name)
         assert sr == sr2 == 16000 and a.shape == b.shape
         assert abs(a - b).max() <= 2 / 32768  # same model, same computation (PCM_16 rounding)
-    # a second run never overwrites
-    proc = subprocess.run([sys.executable, "tools/enhance.py", "--ckpt", str(trained / "best.pt"),
-                           str(corpus / "test" / "noisy"), str(out), "--device", "cpu"],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    # a second run never overwrites (its main in this process: tests/_inproc.py)
+    proc = run_tool("enhance.py", "--ckpt", trained / "best.pt", corpus / "test" / "noisy", out, "--device", "cpu")
     assert "skipped" in proc.stdout and " 8 (already" in proc.stdout
 
 
@@ -120,9 +133,7 @@ def test_enhance_refuses_wrong_rate_and_handles_long_files(trained: Path, tmp_pa
     sf.write(src / "at48k.wav", 0.1 * rng.standard_normal(48000), 48000)
     sf.write(src / "long.wav", 0.1 * rng.standard_normal(16000 * 9), 16000)
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "tools/enhance.py", "--ckpt", str(trained / "best.pt"), str(src),
-                           str(out), "--chunk-seconds", "4", "--device", "cpu"],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = run_tool("enhance.py", "--ckpt", trained / "best.pt", src, out, "--chunk-seconds", "4", "--device", "cpu")
     assert proc.returncode == 1  # one failure
     assert "at48k.wav" in proc.stdout and "pass `--resample`" in proc.stdout
     assert "resample=True" not in proc.stdout  # the tool's flag, never the API keyword
@@ -160,7 +171,7 @@ def test_existing_out_is_never_overwritten(corpus: Path, tmp_path: Path) -> None
     out = tmp_path / "taken"
     out.mkdir()
     (out / "precious.txt").write_text("keep")
-    proc = _run([*TINY, "--data", str(corpus), "--epochs", "1", "--out", str(out)], check=False)
+    proc = _run([*TINY, "--data", str(corpus), "--epochs", "1", "--out", str(out)], check=False, process=False)
     assert proc.returncode != 0 and "not empty" in proc.stderr
     assert (out / "precious.txt").read_text() == "keep"
 
@@ -168,7 +179,7 @@ def test_existing_out_is_never_overwritten(corpus: Path, tmp_path: Path) -> None
 def test_non_finite_loss_stops_with_a_clear_message(corpus: Path, tmp_path: Path) -> None:
     proc = _run([*TINY, "--data", str(corpus), "--epochs", "1", "--steps-per-epoch", "8", "--batch-size", "2",
                  "--lr", "1e30", "--valid-pesq-files", "0", "--no-test", "--out", str(tmp_path / "nan")],
-                check=False)
+                check=False, process=False)
     assert proc.returncode != 0
     assert "non-finite loss" in proc.stderr and "training stopped" in proc.stderr
 
@@ -177,14 +188,14 @@ def test_amp_training_runs_and_logs_finite_losses(corpus: Path, tmp_path: Path) 
     """--amp: the training forward under bf16 autocast (CPU autocast here; a GPU option)."""
     out = tmp_path / "amp"
     _run([*TINY, "--data", str(corpus), "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2",
-          "--valid-pesq-files", "0", "--no-test", "--amp", "--out", str(out)])
+          "--valid-pesq-files", "0", "--no-test", "--amp", "--out", str(out)], process=False)
     rows = list(csv.DictReader(open(out / "log.csv")))
     assert rows and all(math.isfinite(float(r["train_loss"])) for r in rows)
 
 
 def test_cuda_graphs_off_cuda_is_refused_before_anything_is_written(tmp_path: Path) -> None:
     proc = _run([*TINY, "--cuda-graphs", "--device", "cpu", "--epochs", "1", "--out", str(tmp_path / "cg")],
-                check=False)
+                check=False, process=False)
     assert proc.returncode != 0
     assert "--cuda-graphs needs a single-process CUDA run" in proc.stderr and "on cpu" in proc.stderr
     assert not (tmp_path / "cg").exists()
@@ -212,7 +223,8 @@ def test_48k_data_is_refused_without_resample(tmp_path: Path) -> None:
         for kind in ("clean", "noisy"):
             (root / split / kind).mkdir(parents=True)
             sf.write(root / split / kind / "a.wav", 0.1 * rng.standard_normal(48000 * 2), 48000)
-    proc = _run([*TINY, "--data", str(root), "--epochs", "1", "--out", str(tmp_path / "o")], check=False)
+    proc = _run([*TINY, "--data", str(root), "--epochs", "1", "--out", str(tmp_path / "o")], check=False,
+                process=False)
     assert proc.returncode != 0
     assert "48000" in proc.stderr and "pass `--resample`" in proc.stderr and "resample=True" not in proc.stderr
 
@@ -228,15 +240,16 @@ def test_stereo_data_is_refused_without_downmix(tmp_path: Path) -> None:
         for kind in ("clean", "noisy"):
             (root / split / kind).mkdir(parents=True)
             sf.write(root / split / kind / "a.wav", 0.1 * rng.standard_normal((16000 * 2, 2)), 16000)
-    proc = _run([*TINY, "--data", str(root), "--epochs", "1", "--out", str(tmp_path / "o")], check=False)
+    proc = _run([*TINY, "--data", str(root), "--epochs", "1", "--out", str(tmp_path / "o")], check=False,
+                process=False)
     assert proc.returncode != 0
     assert "a.wav" in proc.stderr and "pass `--downmix`" in proc.stderr and "mono=True" not in proc.stderr
     small = _run([*TINY, "--data", str(root), "--epochs", "1", "--downmix", "--out", str(tmp_path / "b")],
-                 check=False)  # one training file: fewer than one batch, refused before training
+                 check=False, process=False)  # one training file: fewer than one batch, refused before training
     assert small.returncode != 0 and "--batch-size 6" in small.stderr and "1 item(s)" in small.stderr
     assert "Traceback" not in small.stderr
     _run([*TINY, "--data", str(root), "--epochs", "1", "--batch-size", "1", "--no-test", "--downmix",
-          "--out", str(tmp_path / "mixed")])
+          "--out", str(tmp_path / "mixed")], process=False)
     assert (tmp_path / "mixed" / "last.pt").is_file()
 
 
@@ -245,7 +258,7 @@ def test_ddp_two_processes_equal_one_process_with_the_global_batch(corpus: Path,
     common = [*TINY, "--data", str(corpus), "--epochs", "1", "--steps-per-epoch", "2", "--valid-pesq-files", "0",
               "--no-test", "--device", "cpu", "--optimizer", "sgd", "--lr", "0.5", "--float64"]
     single = tmp_path / "single"
-    _run([*common, "--batch-size", "4", "--out", str(single)])
+    _run([*common, "--batch-size", "4", "--out", str(single)], process=False)  # main in this process
     ddp = tmp_path / "ddp"
     _run([*common, "--batch-size", "2", "--out", str(ddp)], torchrun=2)
     a, b = _weights(single / "last.pt"), _weights(ddp / "last.pt")
@@ -256,7 +269,7 @@ def test_ddp_two_processes_equal_one_process_with_the_global_batch(corpus: Path,
         torch.testing.assert_close(a[k], b[k], rtol=1e-10, atol=1e-12, msg=k)
     # not vacuous: one process on one rank's share of the data ends elsewhere
     half = tmp_path / "half"
-    _run([*common, "--batch-size", "2", "--out", str(half)])
+    _run([*common, "--batch-size", "2", "--out", str(half)], process=False)
     c = _weights(half / "last.pt")
     assert max(float((a[k] - c[k]).abs().max()) for k in a) > 1e-3
 
@@ -285,7 +298,7 @@ def test_voicebank_tree_at_48k_with_resample_bsrnn_and_gan(tmp_path: Path) -> No
     out = tmp_path / "run"
     _run(["--model", "bsrnn", "--num-channel", "8", "--num-layer", "1", "--data", str(root), "--resample",
           "--segment", "1.0", "--batch-size", "2", "--epochs", "2", "--steps-per-epoch", "2", "--gan",
-          "--gan-start", "0.5", "--valid-pesq-files", "1", "--out", str(out)])
+          "--gan-start", "0.5", "--valid-pesq-files", "1", "--metric-workers", "0", "--out", str(out)])
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["data"]["kind"] == "VoiceBank-DEMAND"
     assert cfg["data"]["valid"] == 3 and cfg["data"]["train"] == 6 and cfg["data"]["test"] == 2
