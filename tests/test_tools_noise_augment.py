@@ -17,10 +17,20 @@ import torch
 
 import se_data
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib: the helper beside this file
+from _inproc import run_tool  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _run(script: str, args: list, check: bool = True) -> subprocess.CompletedProcess:
+def _run(script: str, args: list, check: bool = True, process: bool = True) -> subprocess.CompletedProcess:
+    """tools/SCRIPT --threads 1 ARGS as a process, or without ``process`` its main in this
+    process (tests/_inproc.py: the same output and status)."""
+    if not process:
+        proc = run_tool(script, "--threads", "1", *args)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{script} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        return proc
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run([sys.executable, f"tools/{script}", "--threads", "1", *map(str, args)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
@@ -51,7 +61,7 @@ def test_bsdt_augmented_resume_equals_a_straight_run(corpus_and_noise, tmp_path)
     common = ["--num-channel", "8", "--num-layer", "1", "--batch-size", "2", "--steps-per-epoch", "2",
               "--no-test", "--valid-pesq-files", "0", "--optimizer", "sgd", "--data", corpus,
               "--noise-dir", noise, "--snr-range", "0", "10"]
-    _run("train_bsdt.py", [*common, "--epochs", "2", "--out", tmp_path / "straight"])
+    _run("train_bsdt.py", [*common, "--epochs", "2", "--out", tmp_path / "straight"], process=False)
     _run("train_bsdt.py", [*common, "--epochs", "1", "--out", tmp_path / "resumed"])
     _run("train_bsdt.py", [*common, "--epochs", "2", "--out", tmp_path / "resumed", "--resume"])
     a, b = _weights(tmp_path / "straight" / "last.pt"), _weights(tmp_path / "resumed" / "last.pt")
@@ -60,7 +70,7 @@ def test_bsdt_augmented_resume_equals_a_straight_run(corpus_and_noise, tmp_path)
     aug = cfg["noise_augmentation"]
     assert aug["snr_range_db"] == [0.0, 10.0] and sorted(aug["noise_classes"]) == ["hiss", "hum"]
     bad = _run("train_bsdt.py", [*common, "--epochs", "1", "--snr-range", "10", "0", "--out", tmp_path / "b"],
-               check=False)
+               check=False, process=False)
     assert bad.returncode == 2 and "--snr-range" in bad.stderr
 
 

@@ -19,13 +19,24 @@ import torch
 
 import se_data
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib: the helper beside this file
+from _inproc import run_tool  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--frames", "32", "--batch-size", "4", "--unet-channels", "4,8", "--encoder-channels", "4,8",
         "--embed-dim", "8", "--threads", "1", "--test-files", "1", "--test-N", "2", "--steps-per-epoch", "2"]
 
 
-def _run(script: str, args: list[str], *, torchrun: int = 0, check: bool = True, timeout: int = 300
-         ) -> subprocess.CompletedProcess:
+def _run(script: str, args: list[str], *, torchrun: int = 0, check: bool = True, timeout: int = 300,
+         process: bool = True) -> subprocess.CompletedProcess:
+    """tools/SCRIPT ARGS as a process (under torchrun with ``torchrun`` processes), or without
+    ``process`` its main in this process (tests/_inproc.py: the same output and status without
+    the seconds of start-up and imports)."""
+    if not process:
+        proc = run_tool(script, *args)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{script} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        return proc
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable]
     if torchrun:
@@ -94,7 +105,7 @@ def test_resume_is_bit_exact(trained: Path, corpus: Path, tmp_path: Path) -> Non
     assert [h["train_loss"] for h in a["history"]] == [h["train_loss"] for h in b["history"]]
     # a mismatched configuration is refused
     bad = _run("train_sgmse.py", ["--data", corpus, "--epochs", "4", *TINY, "--embed-dim", "16", "--out", resumed,
-                                  "--resume"], check=False)
+                                  "--resume"], check=False, process=False)
     assert bad.returncode != 0 and "other settings (embed_dim: 8 -> 16)" in bad.stderr + bad.stdout
 
 
@@ -105,7 +116,7 @@ def test_wrong_sample_rate_is_refused(tmp_path: Path) -> None:
         for kind in ("clean", "noisy"):
             (root / split / kind).mkdir(parents=True)
             sf.write(root / split / kind / "a.wav", 0.1 * rng.standard_normal(24000), 48000)
-    proc = _run("train_sgmse.py", ["--data", root, *TINY, "--out", tmp_path / "o"], check=False)
+    proc = _run("train_sgmse.py", ["--data", root, *TINY, "--out", tmp_path / "o"], check=False, process=False)
     assert proc.returncode != 0
     msg = proc.stderr + proc.stdout
     assert "48000 Hz" in msg and "resample" in msg
@@ -125,7 +136,7 @@ def test_ddp_two_processes_equal_one_process_with_the_global_batch(corpus: Path,
         return ck["model"]
 
     single, ddp, half = tmp_path / "single", tmp_path / "ddp", tmp_path / "half"
-    _run("train_sgmse.py", [*common, "--batch-size", "4", "--out", single])
+    _run("train_sgmse.py", [*common, "--batch-size", "4", "--out", single], process=False)  # main in this process
     _run("train_sgmse.py", [*common, "--batch-size", "2", "--out", ddp], torchrun=2)
     assert (ddp / "model.pt").is_file()
     a, b = weights(single), weights(ddp)
@@ -134,7 +145,7 @@ def test_ddp_two_processes_equal_one_process_with_the_global_batch(corpus: Path,
         assert not a[k].is_floating_point() or a[k].dtype == torch.float64, k
         torch.testing.assert_close(b[k], a[k], rtol=1e-10, atol=1e-12, equal_nan=True, msg=k)  # bank.tau: NaN
     # not vacuous: one process on one rank's share of the data ends elsewhere
-    _run("train_sgmse.py", [*common, "--batch-size", "2", "--out", half])
+    _run("train_sgmse.py", [*common, "--batch-size", "2", "--out", half], process=False)
     c = weights(half)
     assert max(float((a[k] - c[k]).abs().max()) for k in a if a[k].numel()) > 1e-4
 
@@ -216,7 +227,8 @@ def test_other_model_variants(variant: str, corpus: Path, tmp_path: Path) -> Non
         save_audio_encoder(TransformerAudioEncoder(n_mels=32, embed_dim=16, depth=1, heads=2), tmp_path / "enc.pt")
         extra = ["--encoder", "pretrained", "--encoder-ckpt", tmp_path / "enc.pt", "--inject", "xattn",
                  "--backbone", "ncsnpp", "--ncsnpp-preset", "storm_6m", "--num-tokens", "4"]
-    _run("train_sgmse.py", ["--data", corpus, "--epochs", "1", *TINY, "--steps-per-epoch", "1", "--out", out, *extra])
+    _run("train_sgmse.py", ["--data", corpus, "--epochs", "1", *TINY, "--steps-per-epoch", "1", "--out", out, *extra],
+         process=False)
     ck = torch.load(out / "model.pt", map_location="cpu", weights_only=True)
     if variant == "plain":
         assert "noise_cond" not in ck["model_config"] and ck["model_config"]["backbone"] == "SmallUNet"
@@ -271,7 +283,7 @@ def test_voicebank_demand_layout_gives_10_nc_classes(tmp_path: Path) -> None:
     (root / "log_trainset_28spk.txt").write_text("\n".join(log) + "\n")
     out = tmp_path / "run"
     proc = _run("train_sgmse.py", ["--data", root, "--epochs", "1", *TINY, "--steps-per-epoch", "1",
-                                   "--test-files", "0", "--out", out])
+                                   "--test-files", "0", "--out", out], process=False)
     assert "VoiceBank-DEMAND (8 train / 8 valid / 2 test)" in proc.stdout + proc.stderr
     ck = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
     assert ck["class_names"] == noises and ck["model_config"]["noise_cond"]["n_classes"] == 10
