@@ -31,6 +31,9 @@ if str(TOOLS) not in sys.path:
 import _argtypes  # noqa: E402
 from _argtypes import Range  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib: the helper beside this file
+from _inproc import run_tool  # noqa: E402
+
 #: the required arguments that let parsing reach any flag, per tool (none: nothing required)
 BASE_ARGV: dict[str, list[str]] = {
     "train_bsdt": [],
@@ -282,14 +285,19 @@ def _run(args: list[Any], cwd: Path) -> subprocess.CompletedProcess:
                           timeout=300, env=dict(os.environ))
 
 
-@pytest.mark.parametrize("tool_args,flag_name", [
-    (["train_bsdt.py", "--epochs", "-1"], "--epochs"),
-    (["train_bsdt.py", "--batch-size", "-2"], "--batch-size"),
-    (["make_ood_testset.py", "--clean", "C", "--noise", "N", "--snrs", "-200"], "--snrs"),
+@pytest.mark.parametrize("tool_args,flag_name,process", [
+    (["train_bsdt.py", "--epochs", "-1"], "--epochs", True),
+    (["train_bsdt.py", "--batch-size", "-2"], "--batch-size", False),
+    (["make_ood_testset.py", "--clean", "C", "--noise", "N", "--snrs", "-200"], "--snrs", True),
 ])
-def test_a_refused_flag_writes_nothing(tool_args: list[str], flag_name: str, tmp_path: Path) -> None:
+def test_a_refused_flag_writes_nothing(tool_args: list[str], flag_name: str, process: bool, tmp_path: Path) -> None:
+    """A process per tool (the command line end to end); a second flag of the same tool in this
+    process (tests/_inproc.py: the same message and status, from the same folder)."""
     out = tmp_path / "D"
-    r = _run([TOOLS / tool_args[0], *tool_args[1:], "--out", out], cwd=tmp_path)
+    if process:
+        r = _run([TOOLS / tool_args[0], *tool_args[1:], "--out", out], cwd=tmp_path)
+    else:
+        r = run_tool(tool_args[0], *tool_args[1:], "--out", out, cwd=tmp_path)
     assert r.returncode == 2, r.stderr
     assert f"argument {flag_name}: invalid value" in r.stderr
     assert not out.exists()

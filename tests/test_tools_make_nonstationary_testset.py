@@ -13,10 +13,14 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib: the helper beside this file
+from _inproc import run_tool  # noqa: E402
 
 TOOL = "tools/make_nonstationary_testset.py"
 
@@ -90,17 +94,19 @@ def test_synthetic_noise_failures_and_exit_codes(repo_root, tmp_path):
     assert meta["noise_root"] == "synthetic" and set(meta["sources"]["noise"]) <= {"synthetic:white", "synthetic:pink"}
     assert [f["clean_source"] for f in meta["failures"]] == ["silent.wav"]
     assert not (tmp_path / "a" / ".lock").exists()  # the lock is gone after the run
-    r = _run(repo_root, *common, "--out", tmp_path / "b", "--allow-failures")
+    # the tool's main in this process from here on (tests/_inproc.py: the same output, status and
+    # lock release at exit; the run above is the command line end to end)
+    r = run_tool("make_nonstationary_testset.py", *common, "--out", tmp_path / "b", "--allow-failures")
     assert r.returncode == 0, r.stderr
     assert _hashes(tmp_path / "a") == _hashes(tmp_path / "b")  # same seed, same bytes
 
-    r = _run(repo_root, *common, "--out", clean / "inside")  # an output inside an input folder
+    r = run_tool("make_nonstationary_testset.py", *common, "--out", clean / "inside")  # an output inside an input
     assert r.returncode == 2 and "is inside --clean" in r.stderr and not (clean / "inside").exists()
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / ".lock").write_text(json.dumps({"host": os.uname().nodename, "pid": os.getpid(),
                                             "tool": "make_nonstationary_testset", "started": "now"}))
-    r = _run(repo_root, *common, "--out", busy)
+    r = run_tool("make_nonstationary_testset.py", *common, "--out", busy)
     assert r.returncode == 2 and "is in use by make_nonstationary_testset" in r.stderr
     assert sorted(p.name for p in busy.iterdir()) == [".lock"]
 

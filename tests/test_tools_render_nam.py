@@ -14,6 +14,9 @@ import torch
 
 import aa_distill
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib: the helper beside this file
+from _inproc import run_tool  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -44,21 +47,24 @@ def test_builtin_signals_through_teacher_and_student(shared_data, tmp_path):
 
 
 def test_inputs_at_another_rate_or_stereo_are_refused_naming_the_flag(shared_data, tmp_path):
+    """(The tool's main in this process, tests/_inproc.py: the same messages and statuses; the
+    command line end to end is the test above.)"""
     model = shared_data / "nam" / "core_wavenet_tiny.nam"
     src = tmp_path / "in"
     src.mkdir()
     sf.write(src / "di44.wav", 0.1 * np.sin(np.arange(44_100) / 10), 44_100)
     sf.write(src / "stereo.wav", np.zeros((4800, 2)) + 0.1, 48_000)
-    r = _run(src / "di44.wav", src / "stereo.wav", "--model", model, "--out", tmp_path / "o", "--no-plots")
+    r = run_tool("render_nam.py", src / "di44.wav", src / "stereo.wav", "--model", model, "--out", tmp_path / "o",
+                 "--no-plots")
     assert r.returncode == 1
     assert "di44.wav" in r.stderr and "pass `--resample`" in r.stderr and "resample=True" not in r.stderr
     assert "stereo.wav" in r.stderr and "pass `--downmix`" in r.stderr
-    r = _run(src / "di44.wav", src / "stereo.wav", "--model", model, "--out", tmp_path / "o2", "--no-plots",
-             "--resample", "--downmix")
+    r = run_tool("render_nam.py", src / "di44.wav", src / "stereo.wav", "--model", model, "--out", tmp_path / "o2",
+                 "--no-plots", "--resample", "--downmix")
     assert r.returncode == 0, r.stderr
     y, sr = sf.read(tmp_path / "o2" / "core_wavenet_tiny" / "di44.wav")
     assert sr == 48_000 and len(y) == 48_000
-    r = _run("--model", model, "--out", src, src / "di44.wav")
+    r = run_tool("render_nam.py", "--model", model, "--out", src, src / "di44.wav")
     assert r.returncode != 0 and "contains the input" in r.stderr
-    r = _run("--model", tmp_path / "missing.nam", "--out", tmp_path / "o3")
+    r = run_tool("render_nam.py", "--model", tmp_path / "missing.nam", "--out", tmp_path / "o3")
     assert r.returncode != 0 and "missing.nam" in r.stderr and "Traceback" not in r.stderr
