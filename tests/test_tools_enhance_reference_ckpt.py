@@ -17,6 +17,9 @@ import torch
 import bandsplit
 import se_data
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib: the helper beside this file
+from _inproc import run_tool  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 SR = 16000
 
@@ -50,6 +53,6 @@ def test_a_plain_reference_state_dict_enhances_a_folder(tmp_path: Path) -> None:
     other = tmp_path / "bsdt_state_dict.pt"
     torch.save(bandsplit.build_model({"name": "bsdt", "num_channel": 8, "num_layer": 1, "num_heads": 2}).state_dict(),
                other)
-    bad = _run("--ckpt", other, noisy, tmp_path / "out2")
+    bad = run_tool("enhance.py", "--ckpt", other, noisy, tmp_path / "out2", "--device", "cpu")  # main in this process
     assert bad.returncode == 1
     assert "error: --ckpt:" in bad.stderr and "reference BSRNN" in bad.stderr and "lstm_t1.weight_ih_l0" in bad.stderr

@@ -1,6 +1,7 @@
 """tools/make_ood_testset.py end to end (subprocess, as users run it): build from real speech and a
 folder of real noises (one at 48 kHz), rebuild byte-identically from the manifest, refuse an
-existing output folder."""
+existing output folder (the rebuild and the refusal call its main in this process,
+tests/_inproc.py: the same output and status without a second start-up)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,12 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib: the helper beside this file
+from _inproc import run_tool  # noqa: E402
 
 COLUMNS = ["file", "clean_source", "noise_source", "noise_class", "noise_offset", "snr_db", "clean_gain",
            "noise_gain"]
@@ -57,11 +62,11 @@ def test_build_rebuild_and_refuse(repo_root, shared_data, tmp_path):
     assert len(built) == 12
 
     again = tmp_path / "again"
-    r = _run(repo_root, "--from-manifest", out / "manifest.json", "--out", again, "--no-progress")
+    r = run_tool("make_ood_testset.py", "--from-manifest", out / "manifest.json", "--out", again, "--no-progress")
     assert r.returncode == 0, r.stderr
     assert "byte-identical" in r.stdout
     assert _hashes(again) == built  # every wav, bit for bit
 
-    r = _run(repo_root, "--from-manifest", out / "manifest.json", "--out", out, "--no-progress")
+    r = run_tool("make_ood_testset.py", "--from-manifest", out / "manifest.json", "--out", out, "--no-progress")
     assert r.returncode == 2 and "nothing is overwritten" in r.stderr
     assert _hashes(out) == built
