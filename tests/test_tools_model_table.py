@@ -9,6 +9,9 @@ from pathlib import Path
 
 import bandsplit
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib: the helper beside this file
+from _inproc import run_tool  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -38,6 +41,5 @@ def test_parameter_table(tmp_path: Path) -> None:
     for ablation in ("BSDT w/o inter-band", "BSDT w/o multi-scale", "BSDT w/o both"):
         assert table[ablation]["parameters"] < full
     # refuses to overwrite
-    again = subprocess.run([sys.executable, "tools/model_table.py", "--json", str(out)], cwd=REPO,
-                           capture_output=True, text=True, timeout=60)   # refused before any counting
+    again = run_tool("model_table.py", "--json", out)   # refused before any counting (main in this process)
     assert again.returncode != 0 and "nothing is overwritten" in again.stderr
