@@ -10,24 +10,30 @@ its file tiles it), at 16 kHz.
   file; batched sorts the files by length and cuts them into groups of ``--batch-size`` with
   tools/_buckets.py's ``length_buckets`` (as ``enhance.py --batch-size``), each group one
   ``bandsplit.enhance(model, [waves])`` call (a padded batch with per-item masks).
-- SGMSE+ (tools/enhance_sgmse.py): the small official-format NCSN++ / OUVE checkpoint the
-  tests use, written to a temporary folder by ``packages/sgmse_cfg/tests/sgmse_ckpt_recipe.py``
-  from ``data/sgmse_ckpt.json`` (PC sampler, ``--N`` steps). One at a time is
+- SGMSE+ (tools/enhance_sgmse.py): by default the small official-format NCSN++ / OUVE checkpoint
+  the tests use, written to a temporary folder by ``packages/sgmse_cfg/tests/sgmse_ckpt_recipe.py``
+  from ``data/sgmse_ckpt.json``; ``--backbone ncsnpp`` is SGMSE+'s full-size 65.6 M NCSN++
+  (``NCSNpp.preset``, ``ncsnpp:PRESET`` for another) with SGMSE+'s STFT and OUVE SDE and random
+  weights moved off their init (speed does not depend on training). PC sampler, ``--N`` steps;
+  ``--amp``: bf16 autocast around both forms (the spectrogram and sampler state stay float32). One at a time is
   ``sgmse_cfg.enhance(model, wave, generator=seeded)``; batched groups files of one padded frame
   count (``equal_key_buckets`` on ``model.padded_frames``, as ``enhance_sgmse.py
   --batch-size``) into ``sgmse_cfg.enhance_batch`` calls with the same per-file generators.
 
 Each form runs ``--rounds`` times alternately after a warm-up; the best round counts (the
-machine is shared). Printed per model: files/s one at a time, files/s batched, their ratio, and
-the largest absolute difference between the two outputs over all files (float32).
+machine is shared). Printed per model: files/s one at a time, files/s batched, their ratio, the
+real-time factor of each (compute time / seconds of audio), and the largest absolute difference
+between the two outputs over all files.
 
     uv run bench/batched_inference.py                  # ~15 min on the loaded 2-core CPU
     uv run bench/batched_inference.py --device cuda    # on a GPU
+    uv run bench/batched_inference.py --device cuda --models sgmse --backbone ncsnpp --amp --N 30
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -62,6 +68,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--models", default="bsrnn,bsdt,sgmse", help="which of bsrnn, bsdt, sgmse (default all)")
     p.add_argument("--speech-dir", type=Path, default=SPEECH, help="folder of 16 kHz wav files to crop")
+    p.add_argument("--backbone", default="tiny",
+                   help=f"SGMSE+ model: tiny (the small test checkpoint), ncsnpp (SGMSE+'s full-size 65.6 M NCSN++, "
+                        f"random weights) or ncsnpp:PRESET ({', '.join(sgmse_cfg.NCSNPP_PRESETS)}) (default tiny)")
+    p.add_argument("--amp", action="store_true",
+                   help="bf16 autocast for the SGMSE+ rows, one at a time and batched (complex parts stay float32)")
     return p.parse_args()
 
 
@@ -91,10 +102,37 @@ def best_time(fn: Callable[[], list[torch.Tensor]], rounds: int, sync: Callable[
     return best, outs
 
 
-def report(name: str, n: int, t_one: float, t_batch: float, one: list[torch.Tensor], batch: list[torch.Tensor],
-           note: str) -> None:
+def report(name: str, n: int, audio_s: float, t_one: float, t_batch: float, one: list[torch.Tensor],
+           batch: list[torch.Tensor], note: str) -> None:
+    """One table row; ``audio_s``: seconds of audio in the ``n`` files (RTF = time / audio_s)."""
     diff = max(float((a.float().cpu() - b.float().cpu()).abs().max()) for a, b in zip(one, batch))
-    print(f"{name:<28s} {n / t_one:9.2f} {n / t_batch:9.2f} {t_one / t_batch:7.2f}x {diff:11.2e}   {note}", flush=True)
+    print(f"{name:<44s} {n / t_one:9.2f} {n / t_batch:9.2f} {t_one / t_batch:7.2f}x {t_one / audio_s:9.4f} "
+          f"{t_batch / audio_s:9.4f} {diff:11.2e}   {note}", flush=True)
+
+
+def sgmse_model(backbone: str, device: torch.device) -> tuple[sgmse_cfg.ScoreModel, str]:
+    """``(model in eval mode on device, its label)`` for ``--backbone``: the small test checkpoint,
+    or a full-size NCSN++ preset (SGMSE+'s STFT and OUVE SDE) with seeded random weights moved off
+    their init (its output layers start at zero), as ``bench/sampler_speed.py`` builds it."""
+    if backbone == "tiny":
+        config = json.loads((SGMSE_TESTS / "data" / "sgmse_ckpt.json").read_text())["configs"]["ncsnpp_ouve"]
+        with tempfile.TemporaryDirectory(prefix="batched_inference_") as tmp:
+            ckpt = write_checkpoint(Path(tmp) / "sgmse_ncsnpp_ouve.ckpt", config)
+            return sgmse_cfg.load_model(ckpt, map_location=device).eval(), "SGMSE+ NCSN++ (tiny)"
+    name, _, preset = backbone.partition(":")
+    if name != "ncsnpp":
+        raise SystemExit(f"error: --backbone {backbone!r}: use tiny, ncsnpp or ncsnpp:PRESET")
+    try:
+        net = sgmse_cfg.NCSNpp.preset(preset or "sgmse")
+    except ValueError as e:
+        raise SystemExit(f"error: --backbone {backbone!r}: {e}") from None
+    model = sgmse_cfg.ScoreModel(net)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.02 * torch.randn(p.shape, generator=g))
+    n_par = sum(p.numel() for p in net.parameters())
+    return model.to(device).eval(), f"SGMSE+ NCSN++ {preset or 'sgmse'} ({n_par / 1e6:.1f} M)"
 
 
 def main() -> None:
@@ -107,7 +145,8 @@ def main() -> None:
     secs = [w.shape[-1] / SR for w in waves]
     print(f"{len(waves)} files, {min(secs):.2f}-{max(secs):.2f} s ({sum(secs):.1f} s of audio), batch size "
           f"{args.batch_size}, device {device}" + (f", {args.threads} threads" if device.type == "cpu" else ""))
-    print(f"{'model':<28s} {'one f/s':>9s} {'batch f/s':>9s} {'ratio':>8s} {'max |diff|':>11s}")
+    print(f"{'model':<44s} {'one f/s':>9s} {'batch f/s':>9s} {'ratio':>8s} {'RTF one':>9s} {'RTF batch':>9s} "
+          f"{'max |diff|':>11s}")
 
     torch.manual_seed(0)
     chosen = set(args.models.split(","))
@@ -131,14 +170,12 @@ def main() -> None:
         one_at_a_time(), batched()  # warm-up
         t1, o1 = best_time(one_at_a_time, args.rounds, sync)
         tb, ob = best_time(batched, args.rounds, sync)
-        report(label, len(waves), t1, tb, o1, ob, f"{len(groups)} batches")
+        report(label, len(waves), sum(secs), t1, tb, o1, ob, f"{len(groups)} batches")
 
     if "sgmse" not in chosen:
         return
-    config = json.loads((SGMSE_TESTS / "data" / "sgmse_ckpt.json").read_text())["configs"]["ncsnpp_ouve"]
-    with tempfile.TemporaryDirectory(prefix="batched_inference_") as tmp:
-        ckpt = write_checkpoint(Path(tmp) / "sgmse_ncsnpp_ouve.ckpt", config)
-        model = sgmse_cfg.load_model(ckpt, map_location=device).eval()
+    model, label = sgmse_model(args.backbone, device)
+    amp = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if args.amp else contextlib.nullcontext
     # SGMSE+'s own STFT and NCSN++ (hop 128, frames padded to 64) pad to a grid of 8192 samples
     # (0.512 s at 16 kHz); the test checkpoint's grid is 64 samples, where no two crops would
     # share a length. Crops cut down to the 8192-sample grid bucket as they would with SGMSE+.
@@ -152,24 +189,27 @@ def main() -> None:
         return [torch.Generator(device=device).manual_seed(i) for i in range(len(waves))]
 
     def sg_one() -> list[torch.Tensor]:
-        return [sgmse_cfg.enhance(model, w, SR, generator=g, **kw) for w, g in zip(waves, gens())]
+        with amp():
+            return [sgmse_cfg.enhance(model, w, SR, generator=g, **kw) for w, g in zip(waves, gens())]
 
     def sg_batched() -> list[torch.Tensor]:
         out: list[torch.Tensor | None] = [None] * len(waves)
         gs = gens()
-        for grp in groups:
-            ys = sgmse_cfg.enhance_batch(model, [waves[i] for i in grp], SR, generators=[gs[i] for i in grp], **kw)
-            for i, y in zip(grp, ys):
-                out[i] = y
+        with amp():
+            for grp in groups:
+                ys = sgmse_cfg.enhance_batch(model, [waves[i] for i in grp], SR, generators=[gs[i] for i in grp], **kw)
+                for i, y in zip(grp, ys):
+                    out[i] = y
         return out  # type: ignore[return-value]
 
     grp0 = groups[0]  # warm-up: one file alone, one batch
-    sgmse_cfg.enhance(model, waves[grp0[0]], SR, generator=gens()[0], **kw)
-    sgmse_cfg.enhance_batch(model, [waves[i] for i in grp0], SR, generators=[gens()[i] for i in grp0], **kw)
+    with amp():
+        sgmse_cfg.enhance(model, waves[grp0[0]], SR, generator=gens()[0], **kw)
+        sgmse_cfg.enhance_batch(model, [waves[i] for i in grp0], SR, generators=[gens()[i] for i in grp0], **kw)
     t1, o1 = best_time(sg_one, args.rounds, sync)
     tb, ob = best_time(sg_batched, args.rounds, sync)
-    report(f"SGMSE+ NCSN++ (tiny) PC N={args.N}", len(waves), t1, tb, o1, ob,
-           f"{len(groups)} batches (padded frames {sorted(set(keys))})")
+    report(f"{label} PC N={args.N}{' bf16' if args.amp else ''}", len(waves), sum(w.shape[-1] for w in waves) / SR,
+           t1, tb, o1, ob, f"{len(groups)} batches (padded frames {sorted(set(keys))})")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 #
 #   speed    (first)  diffusion sampling: PC N=30 on SGMSE+'s NCSN++ in bf16, eager vs the backbone
 #                     compiled (CUDA graph per padded length), with the output difference and no host
-#                     synchronisation (--check-sync); the training step at the published BSRNN size
+#                     synchronisation (--check-sync); a folder of 1-4 s files one at a time vs batched by
+#                     padded length (RTF, files/s); the training step at the published BSRNN size
 #                     (N=64, L=5, 6 x 2 s): per-band loop vs vectorised, bf16, CUDA graphs, and every
 #                     option's validation PESQ after the same short demo run (bench/train_options.py);
 #                     BSDT's eager step against BSRNN's; a --gan step against a plain one; the
@@ -71,7 +72,7 @@ if [ "${SMOKE:-0}" = 1 ]; then
     SP_STEP=(--quick --models bsrnn,bsdt --num-channel 16 --num-layer 1 --rtf-seconds 1 --no-memory)
     SP_OPTIONS=(--steps 4 --num-channel 16 --num-layer 1 --valid-pesq-files 2)
     SP_GAN=(--steps 2 --warmup 1)
-    SP_BATCH=(--files 4 --batch-size 2 --rounds 1 --models bsrnn,sgmse)
+    SP_BATCH=(--files 4 --batch-size 2 --rounds 1 --models bsrnn,sgmse --backbone ncsnpp:storm_6m --amp --N 1)
     SP_AA=(--quick --batch 4 --measure-tones 2 --epoch-tones 8 --quality-steps 1 --quality-batch 2 --quality-tones 2)
     LIM_AA=900  # a float64 standard-WaveNet teacher and analysis on a (possibly busy) 2-core CPU
     ST_STUDY=(--quick)
@@ -101,7 +102,7 @@ else
     SP_STEP=(--models bsrnn,bsdt --no-memory --warmup 3 --repeats 10 --rtf-seconds 10)
     SP_OPTIONS=(--steps 300 --valid-pesq-files 16)
     SP_GAN=(--steps 8 --warmup 2)
-    SP_BATCH=(--files 32 --batch-size 8 --N 30 --rounds 2)
+    SP_BATCH=(--files 32 --batch-size 8 --N 30 --rounds 1 --backbone ncsnpp --amp)
     SP_AA=(--quality-steps 40 --quality-batch 40 --quality-tones 50)
     LIM_AA=150
     ST_STUDY=(--seeds 3)
@@ -118,7 +119,9 @@ if part speed; then
     # diffusion sampling: eager vs compiled (a CUDA graph per padded length), bf16, and host syncs
     step speed_sampler_compile 240 bench/sampler_speed.py --device "$DEV" --amp --compile "${SP_SAMPLER[@]}"
     step speed_sampler_sync 60 bench/sampler_speed.py --device "$DEV" --amp --check-sync "${SG_SYNC[@]}"
-    step speed_batched 90 bench/batched_inference.py --device "$DEV" "${SP_BATCH[@]}"
+    # a folder's files bucketed by padded length: SGMSE+'s full-size NCSN++, PC N=30, bf16, RTF one at a
+    # time vs batched (the goal: RTF <= 0.05), beside the bandsplit models' batched inference
+    step speed_batched 240 bench/batched_inference.py --device "$DEV" "${SP_BATCH[@]}"
     # the training step at the published BSRNN size: loop vs vectorised in float32 and bf16, CUDA graphs,
     # BSDT's eager step against BSRNN's (same table), then every option's quality after a short run
     step speed_step_fp32 100 bench/bandsplit_speed.py --device "$DEV" "${SP_STEP[@]}"
