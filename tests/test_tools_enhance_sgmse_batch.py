@@ -22,6 +22,7 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parents[1]
 SGMSE_TESTS = REPO / "packages" / "sgmse_cfg" / "tests"
 sys.path.insert(0, str(SGMSE_TESTS))  # the checkpoint recipe (pytest's importlib mode)
+from nc_model_recipe import small_noise_conditioned_model  # noqa: E402
 from sgmse_ckpt_recipe import write_checkpoint  # noqa: E402
 
 SR = 16000
@@ -85,14 +86,7 @@ def test_noise_conditioned_batches_keep_each_files_condition(tmp_path: Path) -> 
 
     import sgmse_cfg
 
-    torch.manual_seed(0)
-    m = sgmse_cfg.build_model(encoder="cnn", unet_channels=(4, 8), encoder_channels=(4, 8), embed_dim=8,
-                              inject="film", n_classes=3)
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(0.2 * torch.randn(p.shape, generator=g))
-    m.fit_bank(torch.randn(16, 8, generator=g))
+    m = small_noise_conditioned_model()
     ckpt = tmp_path / "model.pt"
     torch.save({"format": sgmse_cfg.CHECKPOINT_FORMAT, "tool": "train_sgmse", "config": {},
                 "model_config": m.to_config(), "sample_rate": SR, "class_names": None, "ema": m.state_dict()}, ckpt)

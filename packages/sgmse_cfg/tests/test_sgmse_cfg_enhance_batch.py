@@ -4,11 +4,16 @@ file, each output equal to the file enhanced alone with its generator."""
 from __future__ import annotations
 
 import copy
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 import sgmse_cfg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from nc_model_recipe import small_noise_conditioned_model  # noqa: E402
 
 SR = 16000
 
@@ -62,17 +67,7 @@ def test_padded_frames_and_refusals(models: dict[str, sgmse_cfg.ScoreModel]) -> 
 # ---- noise-conditioned models: a condition per file, guidance per item ---------------------------
 @pytest.fixture(scope="module")
 def nc_model() -> sgmse_cfg.NoiseCondScoreModel:
-    """FiLM-conditioned SmallUNet with an NC head and a fitted k-NN bank, moved off its init so the
-    conditional and null scores differ and each file gets its own adaptive scale."""
-    torch.manual_seed(0)
-    m = sgmse_cfg.build_model(encoder="cnn", unet_channels=(4, 8), encoder_channels=(4, 8), embed_dim=8,
-                              inject="film", n_classes=3)
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(0.2 * torch.randn(p.shape, generator=g))
-    m.fit_bank(torch.randn(16, 8, generator=g))
-    return m.eval()
+    return small_noise_conditioned_model()
 
 
 @pytest.mark.parametrize(("guidance", "w", "batched_cfg"),
