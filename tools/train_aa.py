@@ -49,15 +49,16 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _aa_common  # noqa: E402
+import _aa_outputs  # noqa: E402
 import _argtypes as T  # noqa: E402
 import _cli  # noqa: E402
 import _run_log  # noqa: E402
 import _train  # noqa: E402
 
 from aa_distill import (  # noqa: E402
-    AMP_DTYPES, F0_SAMPLINGS, LINEAR_F0_RANGE_HZ, WAVENET_PRESETS, DistillationLoss, NamWaveNet, SineToneDataset,
-    ToneDataSpec, ToneParams, check_warmup, curriculum_lambda, distillation_metadata, distillation_summary,
-    make_student, midi_to_hz, predict_last_second, save_nam, student_config, validation_metrics,
+    AMP_DTYPES, F0_SAMPLINGS, LINEAR_F0_RANGE_HZ, WAVENET_PRESETS, DistillationLoss, NamWaveNet, ToneDataSpec,
+    check_warmup, curriculum_lambda, distillation_summary, make_student, predict_last_second, student_config,
+    validation_metrics,
 )
 
 TOOL = "train_aa"
@@ -205,31 +206,6 @@ def build_student(args: argparse.Namespace, teacher: _aa_common.Teacher) -> tupl
         raise SystemExit(f"error: --student {args.student} with the teacher {teacher.name}: {e}") from None
 
 
-def build_data(args: argparse.Namespace, teacher: _aa_common.Teacher, spec: ToneDataSpec,
-               params: tuple[ToneParams, ToneParams], out: Path, device: torch.device,
-               info: _train.DistInfo) -> tuple[SineToneDataset, SineToneDataset]:
-    """Training and validation tones with cached bandlimited float64 teacher targets.
-
-    Rank 0 computes them once (unless OUT/targets.pt exists) and saves them atomically; the other
-    ranks then load the file, and every rank refuses a file whose fingerprint differs."""
-    fp, cache, data = spec.fingerprint(teacher.record), out / "targets.pt", None
-    if info.is_main and not cache.exists():
-        data = {"fingerprint": fp}
-        for name, p in zip(("train", "valid"), params):
-            with tqdm(total=len(p), desc=f"teacher targets ({name})", unit="tone", leave=False,
-                      disable=args.no_progress, dynamic_ncols=True) as bar:
-                data[name] = SineToneDataset.from_teacher(teacher.module, p, batch_size=args.batch_size,
-                                                          device=device, store_dtype=spec.store_dtype,
-                                                          progress=bar.update).to_dict()
-        _train.save_checkpoint(cache, data)
-    if info.enabled:
-        dist.barrier()
-    data = data or _train.load_checkpoint(cache)
-    if data["fingerprint"] != fp:
-        raise SystemExit(f"error: {cache} holds targets for other settings ({data['fingerprint']}); use a new --out")
-    return SineToneDataset.from_dict(data["train"]), SineToneDataset.from_dict(data["valid"])
-
-
 def make_loss(args: argparse.Namespace, fs: int, device: torch.device, reduction: str = "pooled"
               ) -> DistillationLoss:
     try:
@@ -269,7 +245,7 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
         check_warmup(params[0], student.receptive_field, "the student")
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
-    train_data, valid_data = build_data(args, teacher, spec, params, out, device, info)
+    train_data, valid_data = _aa_outputs.cached_targets(args, teacher, spec, params, out, device, info)
     loss_fn, valid_loss_fn = make_loss(args, fs, device), make_loss(args, fs, device, reduction="none")
     lr = args.lr if args.lr is not None else (5e-4 if kind == "teacher" else 4e-3)
     opt = torch.optim.Adam(student.parameters(), lr=lr)
@@ -352,34 +328,11 @@ def _run(args: argparse.Namespace, info: _train.DistInfo) -> dict[str, Any]:
 
     result: dict[str, Any] = {"out": str(out), "best": best.state}
     if info.is_main:
-        result["student"] = str(export_student(out, teacher, student, args, log))
+        result["student"] = str(_aa_outputs.export_student(out, teacher, student, args, log, tool=TOOL))
         print("\n" + distillation_summary(best.state["metrics"], teacher=teacher.name, epochs_run=len(history),
                                           best_epoch=best.state["epoch"], student=result["student"]))
         (out / "results.json").write_text(json.dumps(result, indent=2))
     return result
-
-
-def export_student(out: Path, teacher: _aa_common.Teacher, student: NamWaveNet, args: argparse.Namespace,
-                   log: Any) -> Path:
-    """Load the best checkpoint's weights into ``student`` and write it as OUT/student.nam with its teacher
-    record."""
-    if not (out / "best.pt").exists():
-        raise SystemExit(f"error: no finite validation loss in any epoch: {out}/best.pt was never written, "
-                         f"nothing to export")
-    ck = _train.load_checkpoint(out / "best.pt")
-    student.load_state_dict(ck["model"])
-    meta = distillation_metadata(
-        teacher.record, tool=TOOL, epoch=ck["epoch"], valid_loss=ck["best"]["value"],
-        lam=None if args.curriculum else args.lam, curriculum=args.curriculum_range if args.curriculum else None,
-        harmonic_weight=args.harmonic_weight, lowpass_hz=None if args.no_lowpass else args.lowpass_hz,
-        num_tones=args.num_tones, seed=args.seed, f0_sampling=args.f0_sampling,
-        f0_range_hz=args.f0_range_hz if args.f0_sampling == "linear_hz"
-        else [float(midi_to_hz(m)) for m in args.midi_range])
-    path = out / "student.nam"
-    existed = path.exists()
-    save_nam(student, path, metadata=meta, overwrite=True)
-    log(f"{'re-exported' if existed else 'exported'} the best student (epoch {ck['epoch'] + 1}) to {path}")
-    return path
 
 
 if __name__ == "__main__":
