@@ -22,8 +22,9 @@ its file tiles it), at 16 kHz.
 
 Each form runs ``--rounds`` times alternately after a warm-up; the best round counts (the
 machine is shared). Printed per model: files/s one at a time, files/s batched, their ratio, the
-real-time factor of each (compute time / seconds of audio), and the largest absolute difference
-between the two outputs over all files.
+real-time factor of each (compute time / seconds of audio), the largest absolute difference
+between the two outputs over all files, and the largest relative to each file's peak where that
+peak is above 1 (``/ peak``: an untrained model's output can peak far above full scale).
 
     uv run bench/batched_inference.py                  # ~15 min on the loaded 2-core CPU
     uv run bench/batched_inference.py --device cuda    # on a GPU
@@ -105,9 +106,12 @@ def best_time(fn: Callable[[], list[torch.Tensor]], rounds: int, sync: Callable[
 def report(name: str, n: int, audio_s: float, t_one: float, t_batch: float, one: list[torch.Tensor],
            batch: list[torch.Tensor], note: str) -> None:
     """One table row; ``audio_s``: seconds of audio in the ``n`` files (RTF = time / audio_s)."""
-    diff = max(float((a.float().cpu() - b.float().cpu()).abs().max()) for a, b in zip(one, batch))
+    diffs = [float((a.float().cpu() - b.float().cpu()).abs().max()) for a, b in zip(one, batch)]
+    # relative to each file's peak where that is above 1 (an untrained model's output can peak
+    # far above full scale, where 1e-5 absolute is a few float32 steps)
+    rel = max(d / max(1.0, float(a.float().abs().max())) for d, a in zip(diffs, one))
     print(f"{name:<44s} {n / t_one:9.2f} {n / t_batch:9.2f} {t_one / t_batch:7.2f}x {t_one / audio_s:9.4f} "
-          f"{t_batch / audio_s:9.4f} {diff:11.2e}   {note}", flush=True)
+          f"{t_batch / audio_s:9.4f} {max(diffs):11.2e} {rel:11.2e}   {note}", flush=True)
 
 
 def sgmse_model(backbone: str, device: torch.device) -> tuple[sgmse_cfg.ScoreModel, str]:
@@ -146,7 +150,7 @@ def main() -> None:
     print(f"{len(waves)} files, {min(secs):.2f}-{max(secs):.2f} s ({sum(secs):.1f} s of audio), batch size "
           f"{args.batch_size}, device {device}" + (f", {args.threads} threads" if device.type == "cpu" else ""))
     print(f"{'model':<44s} {'one f/s':>9s} {'batch f/s':>9s} {'ratio':>8s} {'RTF one':>9s} {'RTF batch':>9s} "
-          f"{'max |diff|':>11s}")
+          f"{'max |diff|':>11s} {'/ peak':>11s}")
 
     torch.manual_seed(0)
     chosen = set(args.models.split(","))
