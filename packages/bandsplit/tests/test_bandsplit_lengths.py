@@ -186,3 +186,35 @@ def test_enhance_list_real_speech_float32(shared_data) -> None:
         for o, w in zip(out, waves):
             alone = bandsplit.enhance(model, w, SR)
             assert (o - alone).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("name", ["bsdt-dynamic", "bsdt-adaptive", "erb-unet257-adaptive"])
+def test_scale_diversity_loss_of_a_padded_batch_is_the_items_mean(name: str) -> None:
+    """analysis["valid_frames"] as the loss's mask: a padded batch's scale-diversity loss is the
+    mean of its items' losses alone (every item has the same number of gate sequences), and the
+    padded frames would change it without the mask."""
+    from diffattn import ScaleDiversityLoss
+
+    torch.manual_seed(0)
+    model = {"bsdt-dynamic": lambda: bandsplit.BSDT(8, 2, 2, fusion="dynamic", graph="dense"),
+             "bsdt-adaptive": lambda: bandsplit.BSDT(8, 1, 2, fusion="adaptive"),
+             "erb-unet257-adaptive": lambda: bandsplit.ERBUNet257(depth=2, transformer_layers=1, d_model=16,
+                                                                  num_heads=2, attention="adaptive")}[name]()
+    g = torch.Generator().manual_seed(2)
+    with torch.no_grad():  # gates that vary over time (at init they are constant: a loss of 0)
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=g))
+    model = model.double().eval()
+    lengths = [23, 9, 17]
+    x = _padded_batch(lengths)
+    loss = ScaleDiversityLoss()
+    with torch.no_grad():
+        _, an = model(x, return_analysis=True, lengths=lengths)
+        assert an["valid_frames"].shape == (3, 1, 23) and an["valid_frames"].sum().item() == sum(lengths)
+        batched = loss(an["scale_gates"], an["valid_frames"])[0].item()
+        alone = [loss(model(x[i:i + 1, :, :n], return_analysis=True)[1]["scale_gates"])[0].item()
+                 for i, n in enumerate(lengths)]
+        unmasked = loss(an["scale_gates"])[0].item()
+    assert min(alone) > 1e-3
+    assert batched == pytest.approx(sum(alone) / len(alone), rel=1e-10, abs=1e-12)
+    assert abs(unmasked - batched) > 1e-3

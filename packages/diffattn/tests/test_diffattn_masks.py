@@ -12,10 +12,12 @@ from diffattn import (
     BandwiseAttention,
     FrequencyAdaptiveFusionGate,
     MultiScaleDynamicFusionGate,
+    ScaleDiversityLoss,
     combine_masks,
     differential_maps,
     differential_row_stats,
     row_stats_from_maps,
+    scale_diversity_loss,
     sliding_mean,
 )
 
@@ -69,6 +71,39 @@ def test_dynamic_gate_mask(blocks: bool) -> None:
         g = gate(x, mask=mask)
         for i, n in enumerate(LENGTHS):
             torch.testing.assert_close(g[i, :, :n], gate(x[i:i + 1, :, :n])[0], rtol=0, atol=1e-12)
+
+
+def test_diversity_losses_mask() -> None:
+    """Masked, a padded batch's scale-diversity loss (both forms, and the gate's own) is the mean of
+    its items' losses alone (each item has the same number of sequences); the padding would
+    otherwise count."""
+    lengths = [11, 4, 2, 11]  # (a 1-frame item has no time course: its correlations are 0)
+    g = torch.Generator().manual_seed(4)
+    gates = torch.rand(2, 3, 4, 5, 11, dtype=torch.float64, generator=g)  # [L, S, B, K, T]
+    valid = torch.arange(11)[None, :] < torch.tensor(lengths)[:, None]    # [B, T]
+    gates = torch.where(valid[:, None], gates, 1e3 * torch.rand(gates.shape, dtype=torch.float64, generator=g))
+    mask = valid[:, None, :]                                                # [B, 1, T]
+    loss = ScaleDiversityLoss()
+    alone = [loss(gates[:, :, i:i + 1, :, :n])[0] for i, n in enumerate(lengths)]
+    torch.testing.assert_close(loss(gates, mask)[0], torch.stack(alone).mean(), rtol=1e-12, atol=0)
+    assert abs(loss(gates)[0] - torch.stack(alone).mean()).item() > 1e-3
+    alone_fn = [scale_diversity_loss(gates[0, :, i:i + 1, :, :n]) for i, n in enumerate(lengths)]
+    torch.testing.assert_close(scale_diversity_loss(gates[0], mask=mask), torch.stack(alone_fn).mean(),
+                               rtol=1e-12, atol=0)
+    with pytest.raises(TypeError, match="bool"):
+        loss(gates, mask.double())
+    with pytest.raises(ValueError, match="does not broadcast"):
+        loss(gates, mask[:2])
+    # the gate's own loss (return_diversity_loss) with its frame mask
+    torch.manual_seed(0)
+    gate = MultiScaleDynamicFusionGate(5).double()
+    for p in gate.parameters():
+        torch.nn.init.normal_(p, 0.0, 0.5)
+    x, fmask = _padded((4, 3, max(LENGTHS), 5), 3)
+    with torch.no_grad():
+        _, div = gate(x, mask=fmask, return_diversity_loss=True)
+        per_item = [gate(x[i:i + 1, :, :n], return_diversity_loss=True)[1] for i, n in enumerate(LENGTHS)]
+    torch.testing.assert_close(div, torch.stack(per_item).mean(), rtol=1e-12, atol=0)
 
 
 @pytest.mark.parametrize("kind", ["differential", "standard"])

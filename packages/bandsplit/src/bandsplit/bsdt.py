@@ -268,7 +268,9 @@ class BSDT(nn.Module):
     ``[L, B, K, T]`` and, for ``"adaptive"`` / ``"dynamic"``, ``scale_gates`` ``[L, S, B, K, T]``:
     the per-scale gates, *not* detached, for :class:`diffattn.ScaleDiversityLoss`
     (``loss + weight · ScaleDiversityLoss()(analysis["scale_gates"])[0]``). That level is cheap
-    (no attention map is materialised): a training step may ask for it.
+    (no attention map is materialised): a training step may ask for it. With ``lengths=`` it
+    also holds ``valid_frames`` ``[B, 1, T]`` (bool), the ``mask`` that keeps a padded batch's
+    padded frames out of the loss (``ScaleDiversityLoss()(a["scale_gates"], a["valid_frames"])``).
 
     ``forward(x, return_analysis="full")`` (inspection and figures, not training; the temporal
     attention then runs on its explicit path, ``O(B·K·H·T²)`` transient memory) adds:
@@ -392,6 +394,8 @@ class BSDT(nn.Module):
             analysis["frame_gate"] = torch.stack([i["frame_gate"] for i in infos])
             if "scale_gates" in infos[0]:
                 analysis["scale_gates"] = torch.stack([i["scale_gates"] for i in infos])
+        if valid is not None:  # the padded batch's frames, for ScaleDiversityLoss(..., mask=)
+            analysis["valid_frames"] = valid[:, None, :]
         if level >= 2:
             analysis.update(self._full_analysis(infos, analysis))
         return y, analysis

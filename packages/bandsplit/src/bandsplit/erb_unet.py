@@ -249,7 +249,8 @@ class ERBUNet(nn.Module):
     ``alpha = 0.5`` is plain differential attention), ``lambda_eff`` ``[Lb, B, H, T]``,
     ``scale_weights`` ``[Lb, S]`` (the learned weights of the windows ``windows``, 2, 4, 8
     frames) and ``scale_gates`` ``[Lb, S, B, H, T]`` (per-window gates, not detached, for
-    :class:`diffattn.ScaleDiversityLoss`); with ``conv="erb"`` also ``erb_masks_enc`` /
+    :class:`diffattn.ScaleDiversityLoss`; with ``lengths=``, ``valid_frames`` ``[B, 1, T]`` is its
+    ``mask``); with ``conv="erb"`` also ``erb_masks_enc`` /
     ``erb_masks_dec`` (lists over levels of the soft group masks ``[G, F_l]``); and the net's STFT,
     ``hop_length``, ``sample_rate``, ``n_fft`` (ints). T counts this net's frames (its own hop).
     The analysis path materialises the ``T x T`` attention maps of the adaptive bottleneck.
@@ -444,6 +445,8 @@ class ERBUNet(nn.Module):
             x = x * valid[:, None, None, :].to(x.dtype)
             out = self.mask(x, return_analysis, valid=valid)
             m, analysis = out if return_analysis else (out, None)
+            if analysis is not None:  # for ScaleDiversityLoss(..., mask=) on a padded batch
+                analysis["valid_frames"] = valid[:, None, :]
         xr, xi = x[:, 0], x[:, 1]
         mr, mi = m[:, 0], m[:, 1]
         y = torch.stack([mr * xr - mi * xi, mr * xi + mi * xr], dim=1)

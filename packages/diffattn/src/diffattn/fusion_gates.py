@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .losses import flat_frame_mask, masked_centre
+
 
 def odd_kernel(window: int) -> int:
     """Centred odd kernel covering a window of ``window`` frames: ``2·⌊window/2⌋ + 1``."""
@@ -58,20 +60,13 @@ def sliding_mean(x: Tensor, kernel: int, mask: Tensor | None = None) -> Tensor:
     return y.transpose(1, 2).reshape(*lead, t, d)
 
 
-def _flat_mask(mask: Tensor | None, shape: torch.Size, t: int) -> Tensor | None:
-    """A frame mask broadcastable to ``shape`` (``[..., T]``) as bool ``[M, T]`` (or None)."""
-    if mask is None:
-        return None
-    if mask.dtype != torch.bool:
-        raise TypeError(f"mask must be a bool tensor (True = valid frame), got {mask.dtype}")
-    return mask.expand(shape).reshape(-1, t)
-
-
-def scale_diversity_loss(scale_gates: Tensor, eps: float = 1e-8) -> Tensor:
+def scale_diversity_loss(scale_gates: Tensor, eps: float = 1e-8, mask: Tensor | None = None) -> Tensor:
     """Mean absolute Pearson correlation over time between every pair of scale gates.
 
     Args:
         scale_gates: ``[S, ..., T]`` gate values of ``S`` scales.
+        mask: optional bool frame mask (``True`` = valid) broadcastable to ``scale_gates.shape[1:]``:
+            means and correlations over each sequence's valid frames only (a padded batch).
     Returns:
         0-d tensor in ``[0, 1]``: ~0 when the scales' gates are mutually uncorrelated over time
         (maximally diverse), 1 when they are identical (or exactly anti-correlated) and
@@ -81,7 +76,9 @@ def scale_diversity_loss(scale_gates: Tensor, eps: float = 1e-8) -> Tensor:
     s = scale_gates.shape[0]
     if s < 2:
         return scale_gates.new_zeros(())
-    g = scale_gates - scale_gates.mean(-1, keepdim=True)
+    t = scale_gates.shape[-1]
+    fmask = flat_frame_mask(mask, scale_gates.shape[1:])
+    g = masked_centre(scale_gates.reshape(s, -1, t), fmask).reshape(scale_gates.shape)
     g = g / torch.sqrt(g.pow(2).sum(-1, keepdim=True) + eps)
     corr = torch.einsum("a...t,b...t->ab...", g, g)  # [S, S, ...]
     iu = torch.triu_indices(s, s, 1, device=g.device)
@@ -233,7 +230,7 @@ class MultiScaleDynamicFusionGate(nn.Module):
             raise ValueError("MultiScaleDynamicFusionGate needs at least one frame (T >= 1)")
         s = self.num_scales
         flat = stats.reshape(-1, t, self.dim)
-        fmask = _flat_mask(mask, stats.shape[:-1], t)
+        fmask = flat_frame_mask(mask, stats.shape[:-1])
         inference = not (torch.is_grad_enabled() and (
             stats.requires_grad or any(p.requires_grad for p in self.parameters())))
         block = max(1, self.block_elements // (t * self.dim))
@@ -259,7 +256,7 @@ class MultiScaleDynamicFusionGate(nn.Module):
             gate = torch.einsum("s...t,...s->...t", scale_gates, w_out.to(stats.dtype))
         out: list[Any] = [gate]
         if return_diversity_loss:
-            out.append(scale_diversity_loss(scale_gates))
+            out.append(scale_diversity_loss(scale_gates, mask=None if fmask is None else fmask.reshape(*lead, t)))
         if return_analysis:
             out.append({"scale_gates": scale_gates, "scale_weights": w_out,
                         "windows": self.windows, "kernels": self.kernels})

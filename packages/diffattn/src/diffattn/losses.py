@@ -23,12 +23,44 @@ their means are similar, whatever their time courses; minimising it mostly drive
 0 rather than apart. Centring measures the time courses, which is what "scale specialisation"
 means. A constant gate (e.g. at initialisation, where every gate is exactly 0.5) has no time
 course: its ``ρ`` is 0 and so is its gradient, so the loss acts once the gates vary.
+
+Padded batches: with ``mask`` (``True`` = valid frame), the means and sums over ``t`` run over each
+sequence's valid frames only, so a padded batch's loss is the mean of what its sequences give
+alone, whatever the padded frames hold.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+
+
+def masked_centre(g: Tensor, mask: Tensor | None, centred: bool = True) -> Tensor:
+    """``g [..., N, T]`` minus its mean over the valid frames of each sequence (``centred``), with
+    the padded frames set to 0, so sums over ``t`` see valid frames only. ``mask``: bool ``[N, T]``
+    (``True`` = valid) or None (every frame valid)."""
+    if mask is None:
+        return g - g.mean(-1, keepdim=True) if centred else g
+    if mask.dtype != torch.bool or mask.shape != g.shape[-2:]:
+        raise ValueError(f"mask must be bool {tuple(g.shape[-2:])} (sequences, frames), got "
+                         f"{mask.dtype} {tuple(mask.shape)}")
+    m = mask.to(g.dtype)
+    if centred:
+        g = g - (g * m).sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp_min(1.0)
+    return g * m
+
+
+def flat_frame_mask(mask: Tensor | None, seq_shape: torch.Size) -> Tensor | None:
+    """A bool mask broadcastable to ``seq_shape`` (``[..., T]``) as ``[N, T]`` (or None)."""
+    if mask is None:
+        return None
+    if mask.dtype != torch.bool:
+        raise TypeError(f"mask must be a bool tensor (True = valid frame), got {mask.dtype}")
+    try:
+        return mask.expand(seq_shape).reshape(-1, seq_shape[-1])
+    except RuntimeError:
+        raise ValueError(f"mask {tuple(mask.shape)} does not broadcast to the gates' sequence dims and "
+                         f"frames {tuple(seq_shape)}") from None
 
 
 class ScaleDiversityLoss(nn.Module):
@@ -39,26 +71,29 @@ class ScaleDiversityLoss(nn.Module):
             in the research notes' code.
         eps: added to the product of norms.
 
-    ``forward(scale_gates)``: ``scale_gates [L, S, *, T]`` (layers, scales, any sequence dims,
-    frames; e.g. BSDT's ``analysis["scale_gates"]`` ``[L, S, B, K, T]``; one gate: ``[1, S, *, T]``)
-    -> ``(total, {"diversity": total (detached), "per_layer": [L] (detached)})``. ``total`` is
-    0-d, in ``[0, 1]``; it is 0 (with a zero gradient) when ``S < 2``.
+    ``forward(scale_gates, mask=None)``: ``scale_gates [L, S, *, T]`` (layers, scales, any
+    sequence dims, frames; e.g. BSDT's ``analysis["scale_gates"]`` ``[L, S, B, K, T]``; one gate:
+    ``[1, S, *, T]``) -> ``(total, {"diversity": total (detached), "per_layer": [L] (detached)})``.
+    ``total`` is 0-d, in ``[0, 1]``; it is 0 (with a zero gradient) when ``S < 2``. ``mask``:
+    optional bool frame mask (``True`` = valid) broadcastable to ``scale_gates.shape[2:]``, e.g.
+    the models' ``analysis["valid_frames"]`` ``[B, 1, T]`` of a padded batch (``lengths=``): the
+    correlations then use each sequence's valid frames only.
     """
 
     def __init__(self, centred: bool = True, eps: float = 1e-8) -> None:
         super().__init__()
         self.centred, self.eps = bool(centred), float(eps)
 
-    def forward(self, scale_gates: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(self, scale_gates: Tensor, mask: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         if scale_gates.ndim < 3:
             raise ValueError(f"ScaleDiversityLoss expects scale gates [L, S, ..., T], got {tuple(scale_gates.shape)}")
         n_layers, s, t = scale_gates.shape[0], scale_gates.shape[1], scale_gates.shape[-1]
+        fmask = flat_frame_mask(mask, scale_gates.shape[2:])               # [N, T] or None
         g = scale_gates.reshape(n_layers, s, -1, t)                        # [L, S, N, T]
         if s < 2:
             per_layer = g.sum(dim=(1, 2, 3)) * 0.0
         else:
-            if self.centred:
-                g = g - g.mean(-1, keepdim=True)
+            g = masked_centre(g, fmask, self.centred)
             norm = torch.linalg.vector_norm(g, dim=-1)                     # [L, S, N]
             dots = torch.einsum("lant,lbnt->labn", g, g)                   # [L, S, S, N]
             corr = dots / (norm[:, :, None] * norm[:, None, :] + self.eps)
