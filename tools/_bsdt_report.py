@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +17,17 @@ from tqdm import tqdm
 import bandsplit
 from bandsplit import SpectrogramTransform
 from se_data import load_audio, save_audio
+import torch.distributed as dist
+from se_data import iterate_batches
 from se_metrics import DEFAULT_TABLE_METRICS, METRIC_LABELS, format_metric_table, labelled_scores, mean_rows
+from se_metrics import pesq as pesq_fn
+from se_metrics import submit_pairs
 
 import _bsdt_figures as figs
 
+SAMPLE_RATE = 16000
+#: wide-band PESQ of (clean, estimate) rows at SAMPLE_RATE, by reference so that it pickles to pool workers
+PESQ_WB = functools.partial(pesq_fn, sample_rate=SAMPLE_RATE, mode="wb")
 #: the test table's metric columns (se_metrics.labelled_scores' headings)
 COLUMNS = tuple(METRIC_LABELS[m] for m in DEFAULT_TABLE_METRICS)
 
@@ -27,6 +36,37 @@ def format_table(rows: dict[str, dict[str, float]], counts: dict[str, int]) -> s
     """Mean scores per row (``noisy`` / ``enhanced``) and their file counts as the README shows them."""
     return format_metric_table({k: {**v, "files": counts[k]} for k, v in rows.items()}, COLUMNS + ("files",),
                                width=14, widths={"files": 8})
+
+
+@torch.no_grad()
+def validate(model: nn.Module, stft: SpectrogramTransform, criterion: Any, data: Any,
+              args: argparse.Namespace, device: torch.device, info: Any, *,
+              pool: Any = None) -> dict[str, float]:
+    """Validation loss on fixed crops of the validation split, plus PESQ-WB on whole utterances
+    (scored on ``pool`` while the next one is enhanced; None: here, one by one; the same values)."""
+    model.eval()
+    dtype = next(model.parameters()).dtype
+    total, n = 0.0, 0
+    for noisy, clean, _ in iterate_batches(data.valid, epoch=0, seed=args.seed, batch_size=args.batch_size,
+                                        rank=info.rank, world_size=info.world_size, shuffle=False,
+                                        max_batches=args.valid_batches, num_workers=args.num_workers):
+        noisy, clean = noisy.to(device, dtype), clean.to(device, dtype)
+        loss, _ = criterion(model(stft.stft(noisy)), stft.stft(clean))
+        total += float(loss) * noisy.shape[0]
+        n += noisy.shape[0]
+    stats = torch.tensor([total, float(n)], dtype=torch.float64)
+    if info.enabled:
+        dist.all_reduce(stats)
+    row = {"valid_loss": float(stats[0] / max(stats[1], 1))}
+    if args.valid_pesq_files > 0:
+        pending = [submit_pairs(PESQ_WB, [clean.numpy()], [bandsplit.enhance(
+            model, noisy.to(device, dtype), SAMPLE_RATE).cpu().numpy()], pool)
+            for noisy, clean in data.valid_utterances(args.valid_pesq_files)]
+        # an utterance without speech has no PESQ (NaN): left out
+        scores = [s for p in pending for s in p.result() if not math.isnan(s)]
+        row["valid_pesq"] = float(np.mean(scores)) if scores else float("nan")
+    model.train()
+    return row
 
 
 @torch.no_grad()
