@@ -295,7 +295,7 @@ def test_runs_under_torchrun_with_two_processes(repo_root, tmp_path):
     exported student loads."""
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     out = tmp_path / "ddp"
-    r = subprocess.run([torchrun, "--nproc_per_node", "2", "--master-port", "29541", "tools/train_aa.py", *TOY,
+    r = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "tools/train_aa.py", *TOY,
                         "--epochs", "1", "--out", str(out)], cwd=repo_root, capture_output=True, text=True,
                        timeout=300, env=dict(os.environ))
     assert r.returncode == 0, r.stderr[-3000:]

@@ -40,7 +40,7 @@ def _run(script: str, args: list[str], *, torchrun: int = 0, check: bool = True,
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable]
     if torchrun:
-        cmd += ["-m", "torch.distributed.run", "--nproc_per_node", str(torchrun), "--master_port", "29541"]
+        cmd += ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(torchrun)]  # a free port
     cmd += [f"tools/{script}", *map(str, args)]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
