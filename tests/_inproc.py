@@ -26,15 +26,21 @@ REPO = Path(__file__).resolve().parents[1]
 TOOLS = REPO / "tools"
 
 
+def tool_module(tool: str) -> Any:
+    """The module of ``tools/<tool>`` (e.g. "train_aa.py"), imported in this process as running it
+    would (tools/ on ``sys.path``: the tools import their helpers by plain name)."""
+    if str(TOOLS) not in sys.path:
+        sys.path.insert(0, str(TOOLS))
+    return importlib.import_module(Path(tool).stem)
+
+
 def run_tool(tool: str, *args: Any, cwd: Path = REPO) -> subprocess.CompletedProcess:
     """``python tools/<tool> ARGS`` (``tool``: e.g. "enhance.py") in this process, run from the
     folder ``cwd``: returncode, stdout and stderr as the process would give them (``sys.exit``
     with a message: the message on stderr and status 1). The exit handlers the tool's own
     modules (tools/*.py) register run when it returns, as at process exit; torch's thread count
     and global RNG state are restored afterwards, so later tests see the process as before."""
-    if str(TOOLS) not in sys.path:
-        sys.path.insert(0, str(TOOLS))  # the tools import their helpers by plain name
-    module = importlib.import_module(Path(tool).stem)
+    module = tool_module(tool)
     argv = [str(a) for a in args]
     out, err = io.StringIO(), io.StringIO()
     exit_handlers: list[tuple[Any, tuple, dict]] = []
@@ -48,7 +54,7 @@ def run_tool(tool: str, *args: Any, cwd: Path = REPO) -> subprocess.CompletedPro
             return fn
         return real_register(fn, *a, **kw)
 
-    threads, rng, cwd = torch.get_num_threads(), torch.get_rng_state(), os.getcwd()
+    threads, rng, here = torch.get_num_threads(), torch.get_rng_state(), os.getcwd()
     code: int = 0
     try:
         os.chdir(cwd)
@@ -67,7 +73,7 @@ def run_tool(tool: str, *args: Any, cwd: Path = REPO) -> subprocess.CompletedPro
                 for fn, a, kw in reversed(exit_handlers):  # atexit runs them last-in, first-out
                     fn(*a, **kw)
     finally:
-        os.chdir(cwd)
+        os.chdir(here)
         torch.set_num_threads(threads)
         torch.set_rng_state(rng)
     return subprocess.CompletedProcess([sys.executable, f"tools/{tool}", *argv], code, out.getvalue(), err.getvalue())

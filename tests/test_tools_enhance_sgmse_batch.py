@@ -7,7 +7,6 @@ data/sgmse_ckpt.json."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 import subprocess
@@ -22,6 +21,8 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parents[1]
 SGMSE_TESTS = REPO / "packages" / "sgmse_cfg" / "tests"
 sys.path.insert(0, str(SGMSE_TESTS))  # the checkpoint recipe (pytest's importlib mode)
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/_inproc.py
+from _inproc import tool_module  # noqa: E402
 from nc_model_recipe import small_noise_conditioned_model  # noqa: E402
 from sgmse_ckpt_recipe import write_checkpoint  # noqa: E402
 
@@ -32,6 +33,17 @@ def _run(args: list[Any]) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "tools/enhance_sgmse.py", *map(str, args), "--device", "cpu"], cwd=REPO,
                           env=env, capture_output=True, text=True, timeout=600)
+
+
+def _one_and_batched(noisy: Path, common: list[Any], out: Path, n_files: int) -> None:
+    """Enhance ``noisy`` one file at a time into ``out/one`` and in batches of 2 into ``out/many``;
+    both runs succeed on every file and the batched one really batches."""
+    one = _run([noisy, *common, "--out", out / "one"])
+    many = _run([noisy, *common, "--out", out / "many", "--batch-size", "2"])
+    assert "one file at a time" not in many.stdout
+    for r in (one, many):
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        assert f"enhanced {n_files} of {n_files} files" in r.stdout
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +60,7 @@ def test_batches_write_the_one_at_a_time_outputs(ckpt: Path, tmp_path: Path) -> 
     # samples, 158 for 5000 and 5020, 532 for 17000 (alone)
     for name, n in (("a", 9000), ("b", 5000), ("c", 9010), ("d", 17000), ("e", 5020)):
         sf.write(noisy / f"{name}.wav", 0.1 * rng.standard_normal(n), SR, subtype="PCM_16")
-    common = ["--ckpt", ckpt, "--N", "1", "--seed", "7"]
-    one = _run([noisy, *common, "--out", tmp_path / "one"])
-    many = _run([noisy, *common, "--out", tmp_path / "many", "--batch-size", "2"])
-    assert "one file at a time" not in many.stdout
-    for r in (one, many):
-        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-        assert "enhanced 5 of 5 files" in r.stdout
+    _one_and_batched(noisy, ["--ckpt", ckpt, "--N", "1", "--seed", "7"], tmp_path, 5)
     for name in "abcde":
         x1, _ = sf.read(tmp_path / "one" / "enhanced" / f"{name}.wav")
         x3, _ = sf.read(tmp_path / "many" / "enhanced" / f"{name}.wav")
@@ -67,13 +73,8 @@ def test_batches_write_the_one_at_a_time_outputs(ckpt: Path, tmp_path: Path) -> 
 
 
 def test_batch_size_with_sgmse_compat_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    if str(REPO / "tools") not in sys.path:
-        sys.path.insert(0, str(REPO / "tools"))  # the tools import their helpers by plain name
-    spec = importlib.util.spec_from_file_location("enhance_sgmse_tool", REPO / "tools" / "enhance_sgmse.py")
-    tool = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(tool)  # type: ignore[union-attr]
     with pytest.raises(SystemExit) as e:
-        tool.parse_args(["NOISY", "--ckpt", "x.ckpt", "--sgmse-compat", "--batch-size", "2"])
+        tool_module("enhance_sgmse.py").parse_args(["NOISY", "--ckpt", "x.ckpt", "--sgmse-compat", "--batch-size", "2"])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "--batch-size" in err and "--sgmse-compat" in err
 
@@ -98,12 +99,7 @@ def test_noise_conditioned_batches_keep_each_files_condition(tmp_path: Path) -> 
         sf.write(noisy / f"{name}.wav", 0.1 * rng.standard_normal(n), SR, subtype="PCM_16")
         sf.write(refs / f"{name}.wav", 0.05 * rng.standard_normal(4000), SR, subtype="PCM_16")
     common = ["--ckpt", ckpt, "--N", "2", "--seed", "7", "--guidance", "mix", "--w", "2", "--noise-ref", refs]
-    one = _run([noisy, *common, "--out", tmp_path / "one"])
-    many = _run([noisy, *common, "--out", tmp_path / "many", "--batch-size", "2"])
-    assert "one file at a time" not in many.stdout
-    for r in (one, many):
-        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-        assert "enhanced 4 of 4 files" in r.stdout
+    _one_and_batched(noisy, common, tmp_path, 4)
     rows = []
     for out in ("one", "many"):
         with open(tmp_path / out / "enhance.csv") as fh:

@@ -4,8 +4,8 @@ bandsplit alone; refusals for what cannot be exported and for an existing --out.
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,9 @@ import pytest
 import torch
 
 import bandsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/_inproc.py (pytest's importlib mode)
+from _inproc import tool_module  # noqa: E402
 
 pytest.importorskip("onnx", reason="ONNX export needs the onnx package: pip install 'bandsplit[onnx]'")
 pytest.importorskip("onnxruntime", reason="ONNX inference needs onnxruntime: pip install 'bandsplit[onnx]'")
@@ -22,10 +25,7 @@ CFG = {"name": "bsrnn", "num_channel": 8, "num_layer": 1, "causal": True}
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("export_onnx_tool", REPO / "tools" / "export_onnx.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return tool_module("export_onnx.py")
 
 
 def _checkpoint(path: Path) -> Path:

@@ -11,11 +11,15 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from aa_distill import load_nam, nam_sha256, sample_tone_params
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/_inproc.py (pytest's importlib mode)
+from _inproc import tool_module  # noqa: E402
 
 # a toy student (89 weights, receptive field 21) and toy data: every run takes seconds
 TOY = ["--num-tones", "4", "--batch-size", "2", "--valid-notes", "2", "--valid-levels-db", "-6",
@@ -43,15 +47,9 @@ def _run_parallel(repo_root, *arg_lists, timeout=300):
 
 
 @pytest.fixture(scope="module")
-def train_aa(repo_root):
-    """The tool's module, imported in-process for cheap argument / refusal checks (importing it
-    puts tools/ on sys.path, as running it does)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("train_aa_tool", repo_root / "tools" / "train_aa.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def train_aa():
+    """The tool's module, imported in-process for cheap argument / refusal checks."""
+    return tool_module("train_aa.py")
 
 
 def _rows(path):

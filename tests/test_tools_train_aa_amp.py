@@ -9,9 +9,13 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/_inproc.py (pytest's importlib mode)
+from _inproc import tool_module  # noqa: E402
 
 # a toy student (89 weights, receptive field 21) and toy data, as tests/test_tools_train_aa.py
 TOY = ["--num-tones", "4", "--batch-size", "2", "--valid-notes", "2", "--valid-levels-db", "-6",
@@ -25,13 +29,8 @@ BF16_REL = {"train_loss": 5e-2, "train_nmr": 5e-2, "train_esr": 2e-2, "train_dc"
 
 
 @pytest.fixture(scope="module")
-def train_aa(repo_root):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("train_aa_tool_amp", repo_root / "tools" / "train_aa.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def train_aa():
+    return tool_module("train_aa.py")
 
 
 def _row(path):
